@@ -1,0 +1,261 @@
+"""The digit-workbench command. With no arguments it opens the Textual app; subcommands run headless."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from .config import FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad flag or value: one line on stderr and exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per config field; values are checked by the config, so errors read the same everywhere."""
+    g = p.add_argument_group("configuration (overrides the preset)")
+    for key, spec in FIELDS.items():
+        if spec.kind is bool:
+            g.add_argument(flag(key), dest=key, action=argparse.BooleanOptionalAction, default=None, help=spec.help)
+        else:
+            g.add_argument(flag(key), dest=key, metavar=key.upper().replace("_", "-"), default=None,
+                           help=spec.help + (f" ({', '.join(spec.choices)})" if spec.choices else ""))
+    g.add_argument("--name", help="a name for the run (default: the preset's)")
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("batched", "loop"), default="batched",
+                   help="batched: all rounds as one stacked model (default); loop: the reference loop")
+    add_data_flags(p)
+    p.add_argument("--runs-dir", type=Path, default=None, help="where run records go (default: ./runs)")
+    p.add_argument("--no-save", action="store_true", help="do not write run records")
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", choices=("auto", "mnist", "embedded"), default=None,
+                   help="digit source: full MNIST when present (auto), or the embedded 5,000-digit subset")
+    p.add_argument("--data-dir", default=None, help="MNIST root (default: $PYTORCH_DATA_DIR or the user cache)")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="digit-workbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
+
+    run = sub.add_parser("run", help="train one configuration over several rounds")
+    run.add_argument("--preset", help="a preset name (see 'digit-workbench presets') or a .toml file")
+    add_config_flags(run)
+    add_engine_flags(run)
+
+    table = sub.add_parser("table", help="run several presets and print the comparison (default: Table II)")
+    table.add_argument("presets", nargs="*", help="preset names (default: all eight rows of Table II)")
+    add_config_flags(table)
+    add_engine_flags(table)
+
+    sub.add_parser("presets", help="list the presets with the paper's scores")
+
+    export = sub.add_parser("export", help="write every run under runs/ to one CSV")
+    export.add_argument("--out", type=Path, default=Path("runs-export.csv"), help="CSV file (default: runs-export.csv)")
+    export.add_argument("--runs-dir", type=Path, default=None)
+
+    data = sub.add_parser("data", help="the digit sources")
+    data_sub = data.add_subparsers(dest="data_command", parser_class=Parser)
+    download = data_sub.add_parser("download", help="download full MNIST (needs the network)")
+    download.add_argument("--data-dir", default=None)
+    info = data_sub.add_parser("info", help="which digits a run would use")
+    add_data_flags(info)
+
+    return parser
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key) for key in FIELDS if getattr(args, key, None) is not None}
+
+
+def config_from_args(args: argparse.Namespace, preset: Preset | None) -> RunConfig:
+    try:
+        return from_dict(overrides(args), base=preset.config if preset else None)
+    except ConfigError as exc:
+        raise UsageError(f"{flag(exc.key)}: {str(exc).split(': ', 1)[1]}") from None
+
+
+def load_digits(args: argparse.Namespace):
+    from .data import DataError, load_source
+
+    kind = args.data or ("mnist" if args.data_dir else "auto")
+    try:
+        return load_source(kind, args.data_dir)
+    except DataError as exc:
+        raise UsageError(f"--data: {exc}") from None
+
+
+def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argparse.Namespace) -> int:
+    """Train items with a progress bar, save their records, print the comparison; exit status 1 if any failed."""
+    from rich.console import Console
+
+    from .engine import EngineError, run_configs
+    from .engine.base import resolve_device
+    from .runs import runs_dir, save_run, summarize
+    from .report import ProgressDisplay, results_table
+
+    console = Console(stderr=False)
+    source = load_digits(args)
+    configs = [config for _, _, config in items]
+    try:
+        for config in configs:
+            resolve_device(config.device)
+    except EngineError as exc:
+        raise UsageError(f"--{exc}") from None
+    display = ProgressDisplay(console, [name for name, _, _ in items], configs)
+    try:
+        with display:
+            results = run_configs(configs, source, on_epoch=display.on_epoch, cancel=display.cancel,
+                                  engine=args.engine)
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+    summaries = []
+    for (name, preset, _), result in zip(items, results):
+        paper = preset.paper if preset else None
+        if args.no_save:
+            summaries.append(summarize(result, name, preset.name if preset else None, paper))
+        else:
+            summaries.append(save_run(result, name, preset.name if preset else None, paper,
+                                      args.runs_dir or runs_dir()))
+    console.print(results_table(summaries))
+    console.print(f"[dim]digits: {source.name} · device: {results[0].device} · engine: {args.engine}"
+                  + ("" if args.no_save else f" · records: {args.runs_dir or runs_dir()}/") + "[/]")
+    for s in summaries:
+        if s.status == "failed":
+            console.print(f"[red]{s.name} failed:[/] {s.reason}")
+    return 1 if any(s.status == "failed" for s in summaries) else (130 if display.cancel.is_set() else 0)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    preset = find_preset_or_usage(args.preset) if args.preset else None
+    config = config_from_args(args, preset)
+    name = args.name or (preset.name if preset else "custom")
+    if preset and overrides(args) and not args.name:
+        name = f"{preset.name} (edited)"
+    return run_and_report([(name, preset, config)], args)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    names = args.presets or TABLE_II
+    items = []
+    for name in names:
+        preset = find_preset_or_usage(name)
+        config = config_from_args(args, preset)
+        items.append((preset.name + (" (edited)" if overrides(args) else ""), preset, config))
+    return run_and_report(items, args)
+
+
+def find_preset_or_usage(name: str) -> Preset:
+    try:
+        return find_preset(name)
+    except ConfigError as exc:
+        raise UsageError(f"--{exc}" if exc.source is None else str(exc)) from None
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        presets = load_presets()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    table = Table(title="Presets", title_justify="left")
+    for col in ("name", "table", "subnet", "WS", "aux", "settings", "paper"):
+        table.add_column(col)
+    for p in presets.values():
+        c = p.config
+        diff = {k: v for k, v in c.differences().items() if k not in ("subnet", "weight_sharing", "aux_loss")}
+        table.add_row(p.name, p.paper.table if p.paper else "", c.subnet, yes(c.weight_sharing), yes(c.aux_loss),
+                      " ".join(f"{FIELDS[k].label}={v}" for k, v in diff.items()),
+                      p.paper.label() if p.paper else "")
+    Console().print(table)
+    return 0
+
+
+def yes(value: bool) -> str:
+    return "✓" if value else "·"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .runs import export_csv, load_runs, runs_dir
+
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {problem}", file=sys.stderr)
+    try:
+        export_csv(summaries, args.out)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {len(summaries)} runs to {args.out}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import DataError, download_mnist, mnist_root
+
+    if args.data_command == "download":
+        root = mnist_root(args.data_dir)
+        try:
+            source = download_mnist(root)
+        except DataError as exc:
+            print(f"digit-workbench: {exc}", file=sys.stderr)
+            return 1
+        print(f"MNIST ready: {source.name}")
+        return 0
+    if args.data_command == "info":
+        print(load_digits(args).name)
+        return 0
+    raise UsageError("digit-workbench data: choose 'download' or 'info'")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        if not argv:
+            return open_app(parser)
+        args = parser.parse_args(argv)
+        handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
+                   "data": cmd_data}.get(args.command)
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return handler(args)
+    except UsageError as exc:
+        print(f"digit-workbench: error: {str(exc).removeprefix('digit-workbench: ')}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("digit-workbench: interrupted", file=sys.stderr)
+        return 130
+
+
+def open_app(parser: Parser) -> int:
+    try:
+        from .tui.app import run_app
+    except ImportError:
+        parser.print_help()
+        return 0
+    return run_app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

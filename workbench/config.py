@@ -1,0 +1,289 @@
+"""The run configuration: every field the paper names, its default, its bounds, and preset loading.
+
+The paper's vocabulary, said once:
+  HL    units in each hidden layer of a subnet (the basic net's hidden width too)
+  KL    number of hidden layers of a subnet
+  BC    base channel count of the CNN subnet (its second convolution has 2*BC)
+  K     kernel size of both CNN convolutions
+  OC    flattened size after the CNN's convolutions; it follows from BC and K
+  C-HL  units in each hidden layer after the two subnets are combined
+  C-KL  number of those hidden layers (0: the 20 digit logits go straight to the output)
+  alpha weight of the comparison loss in equation 1; the two digit losses share 1 - alpha
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUBNETS = ("basic", "fcn", "cnn")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value, naming the field (and the file, when there is one)."""
+
+    def __init__(self, key: str, message: str, source: str | None = None):
+        self.key = key
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{key}: {message}")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    kind: type
+    label: str
+    help: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    # Fields only some subnets use: the form disables them for the others.
+    subnets: tuple[str, ...] = SUBNETS
+
+
+FIELDS: dict[str, FieldSpec] = {
+    "subnet": FieldSpec(str, "Subnet", "basic net, fully connected (fcn) or convolutional (cnn)", choices=SUBNETS),
+    "weight_sharing": FieldSpec(bool, "Weight sharing", "both images go through one set of subnet weights",
+                                subnets=("fcn", "cnn")),
+    "aux_loss": FieldSpec(bool, "Auxiliary loss", "add the two digit-classification losses (equation 1)",
+                          subnets=("fcn", "cnn")),
+    "alpha": FieldSpec(float, "alpha", "weight of the comparison loss in equation 1", 0.0, 1.0,
+                       subnets=("fcn", "cnn")),
+    "hl": FieldSpec(int, "HL", "units in each hidden layer", 1, 4096),
+    "kl": FieldSpec(int, "KL", "number of hidden layers", 1, 8),
+    "bc": FieldSpec(int, "BC", "base channels of the CNN subnet", 1, 256, subnets=("cnn",)),
+    "k": FieldSpec(int, "K", "kernel size of the CNN subnet", 1, 5, subnets=("cnn",)),
+    "c_hl": FieldSpec(int, "C-HL", "units in each hidden layer after the combination", 1, 4096,
+                      subnets=("fcn", "cnn")),
+    "c_kl": FieldSpec(int, "C-KL", "hidden layers after the combination", 0, 8, subnets=("fcn", "cnn")),
+    "dropout": FieldSpec(float, "Dropout", "fraction of units dropped in training", 0.0, 0.95),
+    "lr": FieldSpec(float, "Learning rate", "Adam's learning rate", 1e-7, 10.0),
+    "lr_decay": FieldSpec(float, "LR decay", "learning rate factor applied after every epoch", 0.01, 1.0),
+    "epochs": FieldSpec(int, "Epochs", "training epochs per round", 1, 1000),
+    "batch_size": FieldSpec(int, "Batch size", "pairs per optimizer step", 1, 10000),
+    "rounds": FieldSpec(int, "Rounds", "independent trainings, each with fresh pairs and weights", 1, 100),
+    "pairs": FieldSpec(int, "Pairs", "pairs in the train set and in the test set", 10, 30000),
+    "seed": FieldSpec(int, "Seed", "seed of round 0; round r uses a seed derived from it", 0, 2**31 - 1),
+    "device": FieldSpec(str, "Device", "auto (CUDA when available), cpu or cuda", choices=DEVICES),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training configuration. Defaults are the paper's Table II settings (protocol.md)."""
+
+    subnet: str = "fcn"
+    weight_sharing: bool = True
+    aux_loss: bool = True
+    alpha: float = 0.5
+    hl: int = 64
+    kl: int = 1
+    bc: int = 4
+    k: int = 3
+    # Not stated for Table II; 1 x 64 mirrors the subnets' own HL=64, KL=1 (README, "Choices").
+    c_hl: int = 64
+    c_kl: int = 1
+    dropout: float = 0.2
+    lr: float = 1e-3
+    lr_decay: float = 0.9
+    epochs: int = 20
+    batch_size: int = 5
+    rounds: int = 10
+    pairs: int = 1000
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key in FIELDS:
+            object.__setattr__(self, key, coerce(key, getattr(self, key)))
+        if self.subnet == "basic":  # the basic net has no subnets to share or to give digit losses
+            object.__setattr__(self, "weight_sharing", False)
+            object.__setattr__(self, "aux_loss", False)
+        if self.batch_size > self.pairs:
+            raise ConfigError("batch_size", f"larger than the {self.pairs} pairs")
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return from_dict(changes, base=self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def is_siamese(self) -> bool:
+        return self.subnet != "basic"
+
+    def architecture_key(self) -> tuple:
+        """Everything but the loss settings: runs that agree here can train in one stack."""
+        d = self.to_dict()
+        for loss_field in ("aux_loss", "alpha"):
+            d.pop(loss_field)
+        return tuple(sorted(d.items()))
+
+    def differences(self, other: RunConfig | None = None) -> dict[str, Any]:
+        """Fields whose value differs from `other` (default: the defaults)."""
+        base = (other or RunConfig()).to_dict()
+        return {k: v for k, v in self.to_dict().items() if base[k] != v}
+
+
+def coerce(key: str, value: Any, source: str | None = None) -> Any:
+    """Check one value against its field: type, bounds, choices. Returns the value in its field's type."""
+    spec = FIELDS.get(key)
+    if spec is None:
+        raise ConfigError(key, f"unknown key (known: {', '.join(FIELDS)})", source)
+    if spec.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return value.strip().lower() in ("true", "yes", "on", "1")
+        raise ConfigError(key, f"expected true or false, got {value!r}", source)
+    if spec.kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(key, f"expected a whole number, got {value!r}", source)
+        try:
+            value = int(value.strip()) if isinstance(value, str) else value
+        except ValueError:
+            raise ConfigError(key, f"expected a whole number, got {value!r}", source) from None
+    elif spec.kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(key, f"expected a number, got {value!r}", source)
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(key, f"expected a number, got {value!r}", source) from None
+        if not math.isfinite(value):
+            raise ConfigError(key, f"expected a finite number, got {value!r}", source)
+    elif spec.kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected text, got {value!r}", source)
+        value = value.strip().lower()
+    if spec.choices is not None and value not in spec.choices:
+        raise ConfigError(key, f"must be one of {', '.join(spec.choices)}, got {value!r}", source)
+    if spec.low is not None and value < spec.low:
+        raise ConfigError(key, f"must be at least {spec.low:g}, got {value!r}", source)
+    if spec.high is not None and value > spec.high:
+        raise ConfigError(key, f"must be at most {spec.high:g}, got {value!r}", source)
+    return value
+
+
+def from_dict(values: dict[str, Any], source: str | None = None, base: RunConfig | None = None) -> RunConfig:
+    """A validated RunConfig from `base` (default: the defaults) with `values` applied; errors name the key."""
+    merged = (base or DEFAULTS).to_dict()
+    for key, value in values.items():
+        merged[key] = coerce(key, value, source)
+    if merged["subnet"] == "basic":
+        for flag in ("weight_sharing", "aux_loss"):
+            if values.get(flag) in (True, "true", "on", "yes", "1"):
+                raise ConfigError(flag, "the basic net has no subnets; it cannot be on", source)
+    try:
+        return RunConfig(**merged)
+    except ConfigError as exc:
+        raise ConfigError(exc.key, str(exc).split(": ", 1)[1], source) from None
+
+
+DEFAULTS = RunConfig()
+
+
+@dataclass(frozen=True)
+class PaperScore:
+    table: str
+    row: str
+    score: float
+    std: float | None = None
+    note: str = ""
+
+    def label(self) -> str:
+        std = f" ± {self.std * 100:.1f}" if self.std is not None else ""
+        return f"{self.score * 100:.1f}{std}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    config: RunConfig
+    paper: PaperScore | None = None
+    path: Path | None = field(default=None, compare=False)
+
+
+PRESET_KEYS = {"title", "config", "paper"}
+PAPER_KEYS = {"table": str, "row": str, "score": float, "std": float, "note": str}
+
+
+def load_preset(path: Path) -> Preset:
+    """Read one preset TOML file; any error names the file and the key."""
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("file", f"cannot read: {exc.strerror or exc}", source) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("file", f"not valid TOML: {exc}", source) from None
+    for key in data:
+        if key not in PRESET_KEYS:
+            raise ConfigError(key, f"unknown key (known: {', '.join(sorted(PRESET_KEYS))})", source)
+    config_values = data.get("config", {})
+    if not isinstance(config_values, dict):
+        raise ConfigError("config", "must be a table of settings", source)
+    config = from_dict({k: v for k, v in config_values.items()}, source)
+    paper = None
+    if "paper" in data:
+        paper_values = data["paper"]
+        if not isinstance(paper_values, dict):
+            raise ConfigError("paper", "must be a table", source)
+        for key, value in paper_values.items():
+            want = PAPER_KEYS.get(key)
+            if want is None:
+                raise ConfigError(f"paper.{key}", f"unknown key (known: {', '.join(PAPER_KEYS)})", source)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else isinstance(value, want)
+            if not ok:
+                raise ConfigError(f"paper.{key}", f"expected {want.__name__}, got {value!r}", source)
+        if "score" not in paper_values:
+            raise ConfigError("paper.score", "missing", source)
+        for key in ("score", "std"):
+            if key in paper_values and not 0.0 <= paper_values[key] <= 1.0:
+                raise ConfigError(f"paper.{key}", f"must be a fraction in [0, 1], got {paper_values[key]!r}", source)
+        paper = PaperScore(
+            table=paper_values.get("table", ""),
+            row=paper_values.get("row", ""),
+            score=float(paper_values["score"]),
+            std=float(paper_values["std"]) if "std" in paper_values else None,
+            note=paper_values.get("note", ""),
+        )
+    title = data.get("title", path.stem)
+    if not isinstance(title, str):
+        raise ConfigError("title", f"expected text, got {title!r}", source)
+    return Preset(name=path.stem, title=title, config=config, paper=paper, path=path)
+
+
+def presets_dir() -> Path:
+    """presets/ at the project root; the package ships a copy for installs outside the checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "presets", here / "presets"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "presets"
+
+
+def load_presets(directory: Path | None = None) -> dict[str, Preset]:
+    directory = directory or presets_dir()
+    return {p.stem: load_preset(p) for p in sorted(directory.glob("*.toml"))}
+
+
+def find_preset(name: str, directory: Path | None = None) -> Preset:
+    directory = directory or presets_dir()
+    path = Path(name)
+    if path.suffix == ".toml" and path.exists():
+        return load_preset(path)
+    candidate = directory / f"{name}.toml"
+    if not candidate.exists():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
+        raise ConfigError("preset", f"no preset named {name!r} (known: {known})")
+    return load_preset(candidate)
+
+
+TABLE_II = [f"table2-{net}-{tag}" for net in ("fcn", "cnn") for tag in ("plain", "aux", "ws", "ws-aux")]

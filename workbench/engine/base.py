@@ -1,0 +1,133 @@
+"""The contract every engine honours: what it reports per epoch, how it is cancelled, what it returns."""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+
+from ..config import RunConfig
+
+
+class EngineError(RuntimeError):
+    """A run cannot start (bad device, missing data): a message for the user, not a traceback."""
+
+
+@dataclass
+class EpochRecord:
+    """One round's metrics after one epoch. `run` indexes the configs handed to the engine."""
+
+    run: int
+    round: int
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    test_acc: float
+    digit_acc: float | None  # test-set digit accuracy of the subnets; None for the basic net
+    lr: float
+    seconds: float  # wall time of this epoch (shared by the rounds trained together)
+
+
+@dataclass
+class RoundResult:
+    round: int
+    seed: int
+    status: str  # done, cancelled, failed
+    test_acc: float | None = None
+    train_acc: float | None = None
+    digit_acc: float | None = None
+    train_loss: float | None = None
+    epochs: int = 0
+    reason: str = ""
+
+
+@dataclass
+class RunResult:
+    status: str  # done, cancelled, failed
+    config: RunConfig
+    rounds: list[RoundResult]
+    history: list[EpochRecord]
+    data_source: str
+    device: str
+    engine: str
+    seed: int
+    wall_time: float
+    reason: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    def test_accuracies(self) -> list[float]:
+        return [r.test_acc for r in self.rounds if r.status == "done" and r.test_acc is not None]
+
+    def mean_std(self) -> tuple[float | None, float | None]:
+        """Mean and sample standard deviation of the finished rounds' test accuracy."""
+        accs = self.test_accuracies()
+        if not accs:
+            return None, None
+        return statistics.fmean(accs), (statistics.stdev(accs) if len(accs) > 1 else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"] = self.config.to_dict()
+        return d
+
+
+OnEpoch = Callable[[EpochRecord], None]
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class NeverCancel:
+    def is_set(self) -> bool:
+        return False
+
+
+def make_cancel() -> threading.Event:
+    return threading.Event()
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when available; cuda where there is none is an EngineError with the reason."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if name == "auto":
+            return torch.device("cpu")
+        raise EngineError(f"device: cuda is not available ({cuda_unavailable_reason()})")
+    raise EngineError(f"device: unknown device {name!r} (auto, cpu, cuda)")
+
+
+def cuda_unavailable_reason() -> str:
+    if torch.version.cuda is None:
+        return "this torch build has no CUDA support"
+    try:
+        count = torch.cuda.device_count()
+    except Exception as exc:  # driver problems surface here
+        return f"CUDA driver error: {exc}"
+    return "no CUDA device found" if count == 0 else "CUDA could not be initialised"
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+
+
+def finite(value: float) -> bool:
+    return value is not None and math.isfinite(value)

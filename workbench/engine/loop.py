@@ -1,0 +1,118 @@
+"""The reference engine: one round, one model, one plain PyTorch training loop at a time."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..config import RunConfig
+from ..data import DigitSource, PairSet, derive_seed, round_pairs
+from ..models import build_model, pair_loss
+from .base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
+                   finite, library_versions, resolve_device)
+
+
+def init_model(config: RunConfig, round_index: int) -> torch.nn.Module:
+    """The round's initial weights, fixed by (seed, round): both engines start from these."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, round_index, "weights"))
+        return build_model(config)
+
+
+def batch_order(config: RunConfig, round_index: int, epoch: int, n: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(derive_seed(config.seed, round_index, "batches", epoch))
+    return torch.randperm(n, generator=gen)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, pairs: PairSet) -> tuple[float, float | None]:
+    """(comparison accuracy, digit accuracy of both subnets or None) in eval mode."""
+    model.eval()
+    out, digits = model(pairs.input)
+    acc = ((out > 0).float() == pairs.target).float().mean().item()
+    if digits is None:
+        return acc, None
+    left, right = digits
+    hits = (left.argmax(1) == pairs.classes[:, 0]).float().mean() + (right.argmax(1) == pairs.classes[:, 1]).float().mean()
+    return acc, (hits / 2).item()
+
+
+def train_round(config: RunConfig, source: DigitSource, round_index: int, device: torch.device, run: int,
+                on_epoch: OnEpoch, cancel: CancelFlag) -> RoundResult:
+    train, test = (p.to(device) for p in round_pairs(source, config.pairs, config.seed, round_index))
+    model = init_model(config, round_index).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    result = RoundResult(round=round_index, seed=derive_seed(config.seed, round_index, "weights"), status="done")
+    torch.manual_seed(derive_seed(config.seed, round_index, "dropout"))
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        order = batch_order(config, round_index, epoch, len(train)).to(device)
+        loss_sum = torch.zeros((), device=device)
+        steps = 0
+        for start in range(0, len(train), config.batch_size):
+            if cancel.is_set():
+                result.status = "cancelled"
+                return result
+            idx = order[start:start + config.batch_size]
+            out, digits = model(train.input[idx])
+            loss = pair_loss(out, digits, train.target[idx], train.classes[idx], config.aux_loss, config.alpha)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+            steps += 1
+        schedule.step()
+        train_loss = (loss_sum / steps).item()
+        if not finite(train_loss):
+            result.status, result.reason = "failed", f"round {round_index}: loss became {train_loss} in epoch {epoch}"
+            return result
+        train_acc, _ = evaluate(model, train)
+        test_acc, digit_acc = evaluate(model, test)
+        result.epochs = epoch
+        result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc
+        on_epoch(EpochRecord(run, round_index, epoch, train_loss, train_acc, test_acc, digit_acc, lr,
+                             time.perf_counter() - started))
+    return result
+
+
+def run_loop(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
+             cancel: CancelFlag | None = None) -> list[RunResult]:
+    """Train each config's rounds one after another."""
+    cancel = cancel or NeverCancel()
+    results = []
+    for run, config in enumerate(configs):
+        results.append(_run_one(run, config, source, on_epoch, cancel))
+    return results
+
+
+def _run_one(run: int, config: RunConfig, source: DigitSource, on_epoch: OnEpoch | None,
+             cancel: CancelFlag) -> RunResult:
+    device = resolve_device(config.device)
+    history: list[EpochRecord] = []
+
+    def record(rec: EpochRecord) -> None:
+        history.append(rec)
+        if on_epoch:
+            on_epoch(rec)
+
+    started = time.time()
+    clock = time.perf_counter()
+    rounds: list[RoundResult] = []
+    status, reason = "done", ""
+    with torch.random.fork_rng(devices=[]):
+        for r in range(config.rounds):
+            if cancel.is_set():
+                status = "cancelled"
+                break
+            rr = train_round(config, source, r, device, run, record, cancel)
+            rounds.append(rr)
+            if rr.status != "done":
+                status, reason = rr.status, rr.reason
+                break
+    return RunResult(status=status, reason=reason, config=config, rounds=rounds, history=history,
+                     data_source=source.name, device=device_label(device), engine="loop", seed=config.seed,
+                     wall_time=time.perf_counter() - clock, versions=library_versions(), started_at=started)

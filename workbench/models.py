@@ -1,0 +1,110 @@
+"""The paper's networks (section III, Table I) as plain PyTorch modules.
+
+Every network maps a pair input (N, 2, 14, 14) to (output logit (N,), digit logits or None).
+The digit logits are a pair (left (N, 10), right (N, 10)) for the Siamese nets.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import RunConfig
+
+
+def hidden_stack(n_in: int, width: int, depth: int, dropout: float) -> list[nn.Module]:
+    """`depth` blocks of Linear -> LeakyReLU -> Dropout, the first taking `n_in` features."""
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(n_in if i == 0 else width, width), nn.LeakyReLU(), nn.Dropout(dropout)]
+    return layers
+
+
+class BasicNet(nn.Module):
+    """Both images flattened (392) -> KL x [Linear HL, LeakyReLU, Dropout] -> Linear 1."""
+
+    def __init__(self, hl: int = 512, kl: int = 1, dropout: float = 0.2):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), *hidden_stack(2 * 14 * 14, hl, kl, dropout), nn.Linear(hl, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.body(x).squeeze(-1), None
+
+
+class FcnSubnet(nn.Module):
+    """One 14x14 image -> Linear 196 x HL ... (KL hidden layers) -> Linear HL x 10."""
+
+    def __init__(self, hl: int, kl: int, dropout: float):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), *hidden_stack(14 * 14, hl, kl, dropout), nn.Linear(hl, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, 14, 14) -> (N, 10)
+        return self.body(x)
+
+
+def cnn_side(k: int) -> int:
+    """Side of the feature map after conv K, max-pool 2, conv K (no padding)."""
+    return (14 - k + 1) // 2 - k + 1
+
+
+def cnn_oc(bc: int, k: int) -> int:
+    """OC of Table I: the flattened size of the second convolution's output."""
+    return 2 * bc * cnn_side(k) ** 2
+
+
+class CnnSubnet(nn.Module):
+    """Conv BC x K, LeakyReLU, MaxPool 2, Dropout; Conv 2BC x K, LeakyReLU, Dropout; then the FCN head on OC."""
+
+    def __init__(self, bc: int, k: int, hl: int, kl: int, dropout: float):
+        super().__init__()
+        if cnn_side(k) < 1:
+            raise ValueError(f"K={k} leaves no feature map on a 14x14 image")
+        self.features = nn.Sequential(
+            nn.Conv2d(1, bc, k), nn.LeakyReLU(), nn.MaxPool2d(2), nn.Dropout(dropout),
+            nn.Conv2d(bc, 2 * bc, k), nn.LeakyReLU(), nn.Dropout(dropout),
+        )
+        self.head = nn.Sequential(nn.Flatten(), *hidden_stack(cnn_oc(bc, k), hl, kl, dropout), nn.Linear(hl, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, 14, 14) -> (N, 10)
+        return self.head(self.features(x))
+
+
+class SiameseNet(nn.Module):
+    """Two subnets (one shared set of weights, or two), their 20 logits -> C-KL x [Linear C-HL] -> 1 logit."""
+
+    def __init__(self, make_subnet, weight_sharing: bool, c_hl: int, c_kl: int, dropout: float):
+        super().__init__()
+        self.left = make_subnet()
+        self.right = self.left if weight_sharing else make_subnet()
+        width = c_hl if c_kl > 0 else 20
+        self.combiner = nn.Sequential(*hidden_stack(20, c_hl, c_kl, dropout), nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        left = self.left(x[:, 0:1])
+        right = self.right(x[:, 1:2])
+        out = self.combiner(torch.cat([left, right], dim=1)).squeeze(-1)
+        return out, (left, right)
+
+
+def build_model(config: RunConfig) -> nn.Module:
+    if config.subnet == "basic":
+        return BasicNet(config.hl, config.kl, config.dropout)
+    if config.subnet == "fcn":
+        def make_subnet():
+            return FcnSubnet(config.hl, config.kl, config.dropout)
+    else:
+        def make_subnet():
+            return CnnSubnet(config.bc, config.k, config.hl, config.kl, config.dropout)
+    return SiameseNet(make_subnet, config.weight_sharing, config.c_hl, config.c_kl, config.dropout)
+
+
+def pair_loss(out: torch.Tensor, digits, target: torch.Tensor, classes: torch.Tensor,
+              aux_loss: bool, alpha: float) -> torch.Tensor:
+    """BCE on the output logit; with the auxiliary loss, equation 1:
+    alpha * BCE + (1 - alpha) / 2 * (CE_left + CE_right)."""
+    bce = F.binary_cross_entropy_with_logits(out, target)
+    if not aux_loss or digits is None:
+        return bce
+    left, right = digits
+    return alpha * bce + (1 - alpha) / 2 * (F.cross_entropy(left, classes[:, 0]) + F.cross_entropy(right, classes[:, 1]))

@@ -1,0 +1,204 @@
+"""Run records on disk, their summaries, and CSV export.
+
+runs/<id>/config.json   the full configuration, with name and preset
+runs/<id>/history.csv   one row per round and epoch
+runs/<id>/summary.json  status, per-round results, mean and std, paper score, device, data source, versions
+
+Every file is written whole (temporary file, then rename); a run directory is claimed with mkdir, so two processes
+never write into the same one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import FIELDS, ConfigError, PaperScore, RunConfig, from_dict
+from .fsutil import atomic_write_text
+
+HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
+
+
+def runs_dir() -> Path:
+    """DIGIT_WORKBENCH_RUNS, else ./runs."""
+    return Path(os.environ.get("DIGIT_WORKBENCH_RUNS", "runs"))
+
+
+@dataclass
+class RunSummary:
+    """What a results table, a comparison or an export needs of one run."""
+
+    id: str
+    name: str
+    preset: str | None
+    status: str
+    reason: str
+    config: RunConfig
+    round_acc: list[float]
+    mean: float | None
+    std: float | None
+    paper: PaperScore | None
+    wall_time: float
+    device: str
+    data_source: str
+    engine: str
+    started_at: float
+    versions: dict[str, str] = field(default_factory=dict)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def difference(self) -> float | None:
+        if self.mean is None or self.paper is None:
+            return None
+        return self.mean - self.paper.score
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "preset": self.preset, "status": self.status, "reason": self.reason,
+            "config": self.config.to_dict(), "round_acc": self.round_acc, "mean": self.mean, "std": self.std,
+            "paper": None if self.paper is None else vars(self.paper),
+            "wall_time": self.wall_time, "device": self.device, "data_source": self.data_source,
+            "engine": self.engine, "started_at": self.started_at, "versions": self.versions, "rounds": self.rounds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], path: Path | None = None) -> RunSummary:
+        paper = d.get("paper")
+        return cls(
+            id=str(d["id"]), name=str(d.get("name") or d["id"]), preset=d.get("preset"), status=str(d["status"]),
+            reason=str(d.get("reason", "")), config=from_dict(d["config"], str(path) if path else None),
+            round_acc=[float(a) for a in d.get("round_acc", [])], mean=d.get("mean"), std=d.get("std"),
+            paper=PaperScore(**paper) if paper else None, wall_time=float(d.get("wall_time", 0.0)),
+            device=str(d.get("device", "")), data_source=str(d.get("data_source", "")),
+            engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
+            versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])), path=path)
+
+
+def summarize(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
+              run_id: str = "") -> RunSummary:
+    """A RunSummary of an engine RunResult."""
+    mean, std = result.mean_std()
+    return RunSummary(
+        id=run_id, name=name, preset=preset, status=result.status, reason=result.reason, config=result.config,
+        round_acc=result.test_accuracies(), mean=mean, std=std, paper=paper, wall_time=result.wall_time,
+        device=result.device, data_source=result.data_source, engine=result.engine, started_at=result.started_at,
+        versions=result.versions, rounds=[vars(r) for r in result.rounds])
+
+
+def new_run_dir(root: Path) -> tuple[str, Path]:
+    """Claim a fresh run directory; mkdir is atomic, so concurrent writers never share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        path = root / run_id
+        try:
+            path.mkdir()
+            return run_id, path
+        except FileExistsError:
+            continue
+
+
+def history_csv(history) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_FIELDS)
+    for rec in history:
+        writer.writerow([getattr(rec, f) if not isinstance(rec, dict) else rec.get(f) for f in HISTORY_FIELDS])
+    return buffer.getvalue()
+
+
+def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
+             root: Path | None = None) -> RunSummary:
+    """Write a run's config, history and summary; the summary goes last, so a listed run is a whole run."""
+    run_id, path = new_run_dir(root or runs_dir())
+    summary = summarize(result, name, preset, paper, run_id)
+    summary.path = path
+    atomic_write_text(path / "config.json", json.dumps({"name": name, "preset": preset,
+                                                        **result.config.to_dict()}, indent=2) + "\n")
+    atomic_write_text(path / "history.csv", history_csv(result.history))
+    atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def load_history(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with open(path / "history.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            rows.append({k: (None if v in ("", "None") else float(v)) for k, v in row.items()})
+    return rows
+
+
+def load_runs(root: Path | None = None) -> tuple[list[RunSummary], list[str]]:
+    """Every complete run under root, oldest first, and a message for each run that cannot be read."""
+    root = root or runs_dir()
+    summaries, problems = [], []
+    if not root.is_dir():
+        return summaries, problems
+    for path in sorted(p for p in root.iterdir() if p.is_dir()):
+        file = path / "summary.json"
+        if not file.exists():
+            continue  # still being written, or killed before its summary: not a run yet
+        try:
+            summaries.append(RunSummary.from_dict(json.loads(file.read_text(encoding="utf-8")), path))
+        except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
+            problems.append(f"{file}: cannot be read ({exc})")
+    summaries.sort(key=lambda s: (s.started_at, s.id))
+    return summaries, problems
+
+
+# ------------------------------------------------------------------ export
+
+HYPERPARAMETERS = [k for k in FIELDS if k != "device"]  # the device a run used is its own column
+
+
+def neutralise(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def export_columns(max_rounds: int) -> list[str]:
+    return (["id", "name", "preset"] + HYPERPARAMETERS + ["test_acc_mean", "test_acc_std"]
+            + [f"round_{i}_acc" for i in range(max_rounds)]
+            + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
+               "engine", "status", "reason"])
+
+
+def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]]:
+    max_rounds = max((len(s.round_acc) for s in summaries), default=0)
+    columns = export_columns(max_rounds)
+    rows = []
+    for s in summaries:
+        cfg = s.config.to_dict()
+        accs = s.round_acc + [None] * (max_rounds - len(s.round_acc))
+        row = ([s.id, s.name, s.preset or ""] + [cfg[k] for k in HYPERPARAMETERS]
+               + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
+               + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
+                  _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])
+        rows.append([neutralise(v) for v in row])
+    return columns, rows
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def export_csv(summaries: list[RunSummary], out: Path) -> Path:
+    """One row per run, written whole or not at all."""
+    columns, rows = export_rows(summaries)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    atomic_write_text(out, buffer.getvalue())
+    return out
