@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     preset = find_preset_or_usage(args.preset) if args.preset else None
     config = config_from_args(args, preset)
     name = args.name or (preset.name if preset else "custom")
-    if preset and overrides(args) and not args.name:
+    if preset and config != preset.config and not args.name:
         name = f"{preset.name} (edited)"
     return run_and_report([(name, preset, config)], args)
 
@@ -159,7 +159,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     for name in names:
         preset = find_preset_or_usage(name)
         config = config_from_args(args, preset)
-        items.append((preset.name + (" (edited)" if overrides(args) else ""), preset, config))
+        items.append((args.name or preset.name + (" (edited)" if config != preset.config else ""), preset, config))
     return run_and_report(items, args)
 
 
@@ -203,8 +203,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"digit-workbench: skipped {problem}", file=sys.stderr)
     try:
         export_csv(summaries, args.out)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out: cannot write {args.out}: {getattr(exc, 'strerror', None) or exc}") from None
     print(f"wrote {len(summaries)} runs to {args.out}")
     return 0
 

@@ -98,9 +98,8 @@ def mnist_root(data_dir: str | os.PathLike | None = None) -> Path:
 
 
 def mnist_present(root: Path) -> bool:
-    raw = root / "mnist" / "MNIST" / "raw"
-    return all((raw / f"{stem}-ubyte").exists() or (raw / f"{stem}-ubyte.gz").exists()
-               for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"))
+    raw = root / "mnist" / "MNIST" / "raw"  # torchvision reads the unpacked idx files
+    return all((raw / f"{stem}-ubyte").exists() for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"))
 
 
 def load_mnist(root: Path) -> DigitSource:

@@ -52,6 +52,7 @@ class RunSummary:
     started_at: float
     versions: dict[str, str] = field(default_factory=dict)
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    saved_at: float = 0.0
     path: Path | None = None
 
     @property
@@ -67,6 +68,7 @@ class RunSummary:
             "paper": None if self.paper is None else vars(self.paper),
             "wall_time": self.wall_time, "device": self.device, "data_source": self.data_source,
             "engine": self.engine, "started_at": self.started_at, "versions": self.versions, "rounds": self.rounds,
+            "saved_at": self.saved_at,
         }
 
     @classmethod
@@ -79,7 +81,8 @@ class RunSummary:
             paper=PaperScore(**paper) if paper else None, wall_time=float(d.get("wall_time", 0.0)),
             device=str(d.get("device", "")), data_source=str(d.get("data_source", "")),
             engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
-            versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])), path=path)
+            versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])),
+            saved_at=float(d.get("saved_at", 0.0)), path=path)
 
 
 def summarize(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
@@ -120,7 +123,7 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
     """Write a run's config, history and summary; the summary goes last, so a listed run is a whole run."""
     run_id, path = new_run_dir(root or runs_dir())
     summary = summarize(result, name, preset, paper, run_id)
-    summary.path = path
+    summary.path, summary.saved_at = path, time.time()
     atomic_write_text(path / "config.json", json.dumps({"name": name, "preset": preset,
                                                         **result.config.to_dict()}, indent=2) + "\n")
     atomic_write_text(path / "history.csv", history_csv(result.history))
@@ -150,7 +153,7 @@ def load_runs(root: Path | None = None) -> tuple[list[RunSummary], list[str]]:
             summaries.append(RunSummary.from_dict(json.loads(file.read_text(encoding="utf-8")), path))
         except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
             problems.append(f"{file}: cannot be read ({exc})")
-    summaries.sort(key=lambda s: (s.started_at, s.id))
+    summaries.sort(key=lambda s: (s.started_at, s.saved_at, s.id))
     return summaries, problems
 
 

@@ -26,9 +26,9 @@ class EpochRecord:
     run: int
     round: int
     epoch: int  # 1-based
-    train_loss: float
-    train_acc: float
-    test_acc: float
+    train_loss: float  # mean loss of the epoch's batches
+    train_acc: float  # accuracy on the epoch's batches as they were trained (dropout on)
+    test_acc: float  # accuracy on the test pairs after the epoch (eval mode)
     digit_acc: float | None  # test-set digit accuracy of the subnets; None for the basic net
     lr: float
     seconds: float  # wall time of this epoch (shared by the rounds trained together)
@@ -120,7 +120,7 @@ def cuda_unavailable_reason() -> str:
 def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({platform.machine()})"
 
 
 def library_versions() -> dict[str, str]:

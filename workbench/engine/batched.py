@@ -10,6 +10,8 @@ Layouts inside a stack of S slots: images (S, N, 14, 14); features (S, N, F); co
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 
 import torch
@@ -22,6 +24,7 @@ from .base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, R
                    library_versions, resolve_device)
 from .loop import batch_order, init_model
 
+INIT_LOCK = threading.Lock()
 EVAL_CHUNK = 250  # pairs per evaluation forward: bounds the memory of wide CNN stacks
 
 
@@ -57,13 +60,14 @@ class StackedSequential:
                 self.ops.append(("flatten",))
             else:
                 raise TypeError(f"no stacked form for {type(first).__name__}")
+        self.ops = pool_before_activation(self.ops)
 
     def _param(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
         p = tensor.clone().to(device).requires_grad_(True)
         self.params.append(p)
         return p
 
-    def forward(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
         """x: images (S, N, ...) or features (S, N, F) -> features (S, N, F_out)."""
         conv_layout = False  # True while x is (N, S*C, H, W)
         for op in self.ops:
@@ -72,13 +76,15 @@ class StackedSequential:
                 x = torch.baddbmm(op[2], x, op[1])
             elif kind == "conv":
                 if not conv_layout:  # (S, N, H, W), one input channel -> (N, S, H, W)
-                    x = x.transpose(0, 1)
+                    # channels-last puts the slots innermost: pooling and grouped convolution vectorise over them
+                    x = x.transpose(0, 1).contiguous(memory_format=torch.channels_last)
                     conv_layout = True
                 x = F.conv2d(x, op[1], op[2], groups=self.slots)
             elif kind == "leaky_relu":
                 x = F.leaky_relu(x, op[1])
             elif kind == "dropout":
-                x = F.dropout(x, op[1], training)
+                if training and op[1] > 0:
+                    x = x * dropout_mask(x, op[1], generator)
             elif kind == "max_pool":
                 x = F.max_pool2d(x, op[1])
             elif kind == "flatten":
@@ -101,6 +107,23 @@ class StackedSequential:
         return out
 
 
+def pool_before_activation(ops: list[tuple]) -> list[tuple]:
+    """LeakyReLU then max-pool equals max-pool then LeakyReLU (the activation is increasing): pooling first
+    runs the activation on a quarter of the values."""
+    ops = list(ops)
+    for i in range(len(ops) - 1):
+        if ops[i][0] == "leaky_relu" and ops[i + 1][0] == "max_pool":
+            ops[i], ops[i + 1] = ops[i + 1], ops[i]
+    return ops
+
+
+def dropout_mask(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Keep each unit with probability 1 - p, scaled by 1 / (1 - p), from the stack's own generator:
+    stacks trained side by side in threads stay reproducible."""
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).ge_(p)
+    return keep.mul_(1.0 / (1.0 - p))
+
+
 class StackedNet:
     """R reference models (same config but for the loss settings) as one stacked network."""
 
@@ -120,20 +143,20 @@ class StackedNet:
     def parameters(self) -> list[torch.Tensor]:
         return [p for part in self.parts for p in part.params]
 
-    def forward(self, x: torch.Tensor, training: bool):
+    def forward(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None):
         """x (R, B, 2, 14, 14) -> output logits (R, B), digit logits (R, B, 10) x 2 or None."""
         R, B = x.shape[:2]
         if not self.siamese:
-            return self.body.forward(x, training).squeeze(-1), None
+            return self.body.forward(x, training, generator).squeeze(-1), None
         if self.shared:
-            digits = self.subnet.forward(x.reshape(R, B * 2, 14, 14), training).view(R, B, 2, 10)
+            digits = self.subnet.forward(x.reshape(R, B * 2, 14, 14), training, generator).view(R, B, 2, 10)
             left, right = digits[:, :, 0], digits[:, :, 1]
             combined = digits.view(R, B, 20)
         else:  # slots 0..R-1 are the left subnets, R..2R-1 the right ones
-            digits = self.subnet.forward(x.permute(2, 0, 1, 3, 4).reshape(2 * R, B, 14, 14), training)
+            digits = self.subnet.forward(x.permute(2, 0, 1, 3, 4).reshape(2 * R, B, 14, 14), training, generator)
             left, right = digits[:R], digits[R:]
             combined = torch.cat([left, right], dim=2)
-        return self.combiner.forward(combined, training).squeeze(-1), (left, right)
+        return self.combiner.forward(combined, training, generator).squeeze(-1), (left, right)
 
     def replica_parameters(self, r: int) -> list[torch.Tensor]:
         """Replica r's weights in the order of the reference model's parameters()."""
@@ -199,71 +222,74 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
     train = stack_pairs([pair_cache[(c.seed, r)][0] for _, c, r in replicas], device)
     test = stack_pairs([pair_cache[(c.seed, r)][1] for _, c, r in replicas], device)
 
-    with torch.random.fork_rng(devices=[]):
+    with INIT_LOCK:  # initialisation draws from the global generator: one stack at a time
         net = StackedNet(first, [init_model(c, r) for _, c, r in replicas], device)
-        torch.manual_seed(derive_seed(first.seed, "stack", tuple((c.aux_loss, c.alpha) for _, c in runs)))
-        w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for _, c, _ in replicas], device=device)
-        w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for _, c, _ in replicas], device=device)
-        any_aux = any(c.aux_loss for _, c, _ in replicas)
-        optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=device.type == "cpu" or None)
-        schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=first.lr_decay)
+    generator = torch.Generator(device).manual_seed(
+        derive_seed(first.seed, "dropout", tuple((c.aux_loss, c.alpha) for _, c in runs)))
+    w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for _, c, _ in replicas], device=device)
+    w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for _, c, _ in replicas], device=device)
+    any_aux = any(c.aux_loss for _, c, _ in replicas)
+    optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=device.type == "cpu" or None)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=first.lr_decay)
 
-        results = [RoundResult(round=r, seed=derive_seed(c.seed, r, "weights"), status="done") for _, c, r in replicas]
-        histories: list[list[EpochRecord]] = [[] for _ in runs]
-        alive = torch.ones(R, dtype=torch.bool, device=device)
-        alive_host = [True] * R
-        arange = torch.arange(R, device=device).unsqueeze(1)
-        n, batch = first.pairs, first.batch_size
-        cancelled = False
-        for epoch in range(1, first.epochs + 1):
-            epoch_started = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in replicas]).to(device)  # (R, n)
-            x_epoch, t_epoch, c_epoch = train.input[arange, order], train.target[arange, order], train.classes[arange, order]
-            loss_sum = torch.zeros(R, device=device)
-            steps = 0
-            for start in range(0, n, batch):
-                if cancel.is_set():
-                    cancelled = True
-                    break
-                part = slice(start, start + batch)
-                out, digits = net.forward(x_epoch[:, part], training=True)
-                losses = replica_losses(out, digits, t_epoch[:, part], c_epoch[:, part], w_bce, w_aux, any_aux)
-                # A failed replica's slice keeps its own (non-finite) weights; its loss no longer counts.
-                losses = torch.where(alive, losses, torch.zeros_like(losses))
-                optimizer.zero_grad(set_to_none=True)
-                losses.sum().backward()
-                optimizer.step()
-                loss_sum += losses.detach()
-                steps += 1
-            if cancelled:
+    results = [RoundResult(round=r, seed=derive_seed(c.seed, r, "weights"), status="done") for _, c, r in replicas]
+    histories: list[list[EpochRecord]] = [[] for _ in runs]
+    alive = torch.ones(R, dtype=torch.bool, device=device)
+    alive_host = [True] * R
+    arange = torch.arange(R, device=device).unsqueeze(1)
+    n, batch = first.pairs, first.batch_size
+    cancelled = False
+    for epoch in range(1, first.epochs + 1):
+        epoch_started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in replicas]).to(device)  # (R, n)
+        x_epoch, t_epoch, c_epoch = train.input[arange, order], train.target[arange, order], train.classes[arange, order]
+        loss_sum = torch.zeros(R, device=device)
+        hits = torch.zeros(R, device=device)
+        steps = 0
+        for start in range(0, n, batch):
+            if cancel.is_set():
+                cancelled = True
                 break
-            schedule.step()
-            train_loss = (loss_sum / steps).tolist()
-            train_acc = evaluate_stack(net, train)[0].tolist()
-            test_acc, digit_acc = evaluate_stack(net, test)
-            test_acc = test_acc.tolist()
-            digit_acc = digit_acc.tolist() if digit_acc is not None else [None] * R
-            seconds = time.perf_counter() - epoch_started
-            for k, (i, config, r) in enumerate(replicas):
-                if not alive_host[k]:
-                    continue
-                if not torch.isfinite(torch.tensor(train_loss[k])):
-                    alive_host[k] = False
-                    results[k].status = "failed"
-                    results[k].reason = f"round {r}: loss became {train_loss[k]} in epoch {epoch}"
-                    continue
-                rec = EpochRecord(runs[i][0], r, epoch, train_loss[k], train_acc[k], test_acc[k], digit_acc[k], lr,
-                                  seconds)
-                histories[i].append(rec)
-                res = results[k]
-                res.epochs, res.train_loss, res.train_acc, res.test_acc, res.digit_acc = (
-                    epoch, train_loss[k], train_acc[k], test_acc[k], digit_acc[k])
-                if on_epoch:
-                    on_epoch(rec)
-            alive = torch.tensor(alive_host, device=device)
-            if not any(alive_host):
-                break
+            part = slice(start, start + batch)
+            out, digits = net.forward(x_epoch[:, part], training=True, generator=generator)
+            losses = replica_losses(out, digits, t_epoch[:, part], c_epoch[:, part], w_bce, w_aux, any_aux)
+            # A failed replica's slice keeps its own (non-finite) weights; its loss no longer counts.
+            losses = torch.where(alive, losses, torch.zeros_like(losses))
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            loss_sum += losses.detach()
+            hits += ((out.detach() > 0).float() == t_epoch[:, part]).sum(1)
+            steps += 1
+        if cancelled:
+            break
+        schedule.step()
+        train_loss = (loss_sum / steps).tolist()
+        train_acc = (hits / n).tolist()
+        test_acc, digit_acc = evaluate_stack(net, test)
+        test_acc = test_acc.tolist()
+        digit_acc = digit_acc.tolist() if digit_acc is not None else [None] * R
+        seconds = time.perf_counter() - epoch_started
+        for k, (i, config, r) in enumerate(replicas):
+            if not alive_host[k]:
+                continue
+            if not math.isfinite(train_loss[k]):
+                alive_host[k] = False
+                results[k].status = "failed"
+                results[k].reason = f"round {r}: loss became {train_loss[k]} in epoch {epoch}"
+                continue
+            rec = EpochRecord(runs[i][0], r, epoch, train_loss[k], train_acc[k], test_acc[k], digit_acc[k], lr,
+                              seconds)
+            histories[i].append(rec)
+            res = results[k]
+            res.epochs, res.train_loss, res.train_acc, res.test_acc, res.digit_acc = (
+                epoch, train_loss[k], train_acc[k], test_acc[k], digit_acc[k])
+            if on_epoch:
+                on_epoch(rec)
+        alive = torch.tensor(alive_host, device=device)
+        if not any(alive_host):
+            break
 
     wall = time.perf_counter() - clock
     out_results = []

@@ -52,6 +52,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         model.train()
         order = batch_order(config, round_index, epoch, len(train)).to(device)
         loss_sum = torch.zeros((), device=device)
+        hits = torch.zeros((), device=device)
         steps = 0
         for start in range(0, len(train), config.batch_size):
             if cancel.is_set():
@@ -64,13 +65,14 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach()
+            hits += ((out.detach() > 0).float() == train.target[idx]).sum()
             steps += 1
         schedule.step()
         train_loss = (loss_sum / steps).item()
         if not finite(train_loss):
             result.status, result.reason = "failed", f"round {round_index}: loss became {train_loss} in epoch {epoch}"
             return result
-        train_acc, _ = evaluate(model, train)
+        train_acc = hits.item() / len(train)
         test_acc, digit_acc = evaluate(model, test)
         result.epochs = epoch
         result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc

@@ -1,0 +1,161 @@
+"""The batched engine is R independent trainings: exactly, step for step, and in its statistics."""
+
+import statistics
+
+import pytest
+import torch
+
+from workbench.config import RunConfig
+from workbench.engine import run_configs, stack_groups
+from workbench.engine.batched import StackedNet, replica_losses
+from workbench.engine.loop import init_model
+from workbench.models import pair_loss
+
+R, B = 3, 5
+
+
+def reference_steps(models, batches, config_per_replica, steps):
+    """R plain models, each with its own Adam, trained on its own batches."""
+    out = []
+    for r, model in enumerate(models):
+        cfg = config_per_replica[r]
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for x, classes, target in batches[:steps]:
+            o, digits = model(x[r])
+            loss = pair_loss(o, digits, target[r], classes[r], cfg.aux_loss, cfg.alpha)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        out.append([p.detach().clone() for p in model.parameters()])
+    return out
+
+
+def stacked_steps(net, batches, config_per_replica, steps):
+    w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c in config_per_replica])
+    w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c in config_per_replica])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    for x, classes, target in batches[:steps]:
+        o, digits = net.forward(x, training=True)
+        loss = replica_losses(o, digits, target, classes, w_bce, w_aux, any(c.aux_loss for c in config_per_replica))
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+    return [[p.detach().clone() for p in net.replica_parameters(r)] for r in range(R)]
+
+
+def make_batches(n_steps, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n_steps):
+        classes = torch.randint(0, 10, (R, B, 2), generator=g)
+        x = torch.rand(R, B, 2, 14, 14, generator=g) * 255
+        batches.append((x, classes, (classes[..., 0] <= classes[..., 1]).float()))
+    return batches
+
+
+@pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
+@pytest.mark.parametrize("weight_sharing", [True, False])
+@pytest.mark.parametrize("aux", ["off", "on", "mixed"])
+@pytest.mark.parametrize("steps", [1, 4])
+def test_batched_steps_equal_independent_models(subnet, weight_sharing, aux, steps):
+    if subnet == "basic" and (weight_sharing or aux != "off"):
+        pytest.skip("the basic net has no subnets")
+    base = RunConfig(subnet=subnet, weight_sharing=weight_sharing, dropout=0.0, hl=24, kl=2, c_hl=12, c_kl=1,
+                     bc=3, k=3, device="cpu")
+    configs = [base.replace(aux_loss=(aux == "on" or (aux == "mixed" and r % 2 == 0)), alpha=0.3 + 0.2 * r)
+               for r in range(R)]
+    reference = [init_model(configs[r], r) for r in range(R)]
+    net = StackedNet(base, [init_model(configs[r], r) for r in range(R)], torch.device("cpu"))
+    for r in range(R):  # the stack starts from exactly the reference weights
+        for mine, theirs in zip(net.replica_parameters(r), reference[r].parameters()):
+            assert torch.equal(mine, theirs)
+    batches = make_batches(steps)
+    expected = reference_steps(reference, batches, configs, steps)
+    got = stacked_steps(net, batches, configs, steps)
+    for r in range(R):
+        assert len(got[r]) == len(expected[r])
+        for mine, theirs in zip(got[r], expected[r]):
+            assert mine.shape == theirs.shape
+            # Adam divides by sqrt(v): float noise on a near-zero gradient moves a weight by up to a
+            # small fraction of one step (lr = 1e-3), so the tolerance is 2% of a step.
+            torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=2e-5)
+        moved = any(not torch.equal(a, b) for a, b in zip(got[r], [p.detach() for p in init_model(configs[r], r).parameters()]))
+        assert moved
+
+
+def test_batched_forward_equals_reference_in_eval_mode():
+    base = RunConfig(subnet="cnn", weight_sharing=False, device="cpu")
+    models = [init_model(base, r) for r in range(R)]
+    net = StackedNet(base, models, torch.device("cpu"))
+    x = torch.rand(R, 7, 2, 14, 14) * 255
+    out, (left, right) = net.forward(x, training=False)
+    for r, model in enumerate(models):
+        model.eval()
+        o, (l, rr) = model(x[r])
+        torch.testing.assert_close(out[r], o, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(left[r], l, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(right[r], rr, rtol=1e-4, atol=1e-4)
+
+
+def test_without_dropout_both_engines_train_the_same_rounds(source):
+    """Same initial weights, pair sets and batch order: with dropout off the engines agree round by round."""
+    config = RunConfig(subnet="fcn", dropout=0.0, rounds=3, epochs=2, pairs=300, batch_size=10, device="cpu")
+    loop = run_configs([config], source, engine="loop")[0]
+    batched = run_configs([config], source, engine="batched")[0]
+    for a, b in zip(loop.rounds, batched.rounds):
+        assert a.test_acc == pytest.approx(b.test_acc, abs=0.01)
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-3)
+
+
+def test_both_engines_agree_within_their_noise(source):
+    config = RunConfig(subnet="fcn", rounds=6, epochs=2, pairs=600, batch_size=10, device="cpu")
+    loop = run_configs([config], source, engine="loop")[0].test_accuracies()
+    batched = run_configs([config.replace(seed=100)], source, engine="batched")[0].test_accuracies()
+    spread = (statistics.stdev(loop) ** 2 / len(loop) + statistics.stdev(batched) ** 2 / len(batched)) ** 0.5
+    assert abs(statistics.fmean(loop) - statistics.fmean(batched)) < 3 * spread + 0.01
+
+
+def test_loss_variants_share_a_stack_and_keep_their_own_losses(source, tiny):
+    tiny = tiny.replace(dropout=0.0)
+    configs = [tiny.replace(aux_loss=False), tiny, tiny.replace(alpha=0.1), tiny.replace(weight_sharing=False)]
+    assert stack_groups(configs) == [[0, 1, 2], [3]]
+    records = []
+    results = run_configs(configs, source, on_epoch=records.append)
+    assert [r.config for r in results] == configs
+    assert {rec.run for rec in records} == {0, 1, 2, 3}
+    alone = run_configs([tiny.replace(alpha=0.1)], source)[0]
+    # stacked with others or alone, a config's rounds see the same data and initial weights
+    assert results[2].rounds[0].test_acc == pytest.approx(alone.rounds[0].test_acc, abs=0.006)
+    assert results[0].rounds[0].digit_acc < results[1].rounds[0].digit_acc  # only the aux loss teaches digits
+
+
+def test_stacks_side_by_side_in_processes_match_one_at_a_time(source, tiny, monkeypatch):
+    configs = [tiny, tiny.replace(weight_sharing=False), tiny.replace(subnet="cnn", bc=2)]
+    records = []
+    parallel = run_configs(configs, source, on_epoch=records.append)
+    assert sorted((r.run, r.round, r.epoch) for r in records) == [
+        (i, r, e) for i in range(3) for r in range(2) for e in (1, 2)]
+    monkeypatch.setenv("DIGIT_WORKBENCH_PROCESSES", "1")
+    serial = run_configs(configs, source)
+    for a, b in zip(parallel, serial):
+        assert a.status == b.status == "done"
+        assert a.test_accuracies() == pytest.approx(b.test_accuracies(), abs=0.011)
+
+
+def test_cancel_reaches_stacks_in_processes(source):
+    import threading
+    import time
+
+    configs = [RunConfig(subnet="cnn", rounds=2, epochs=100, device="cpu"),
+               RunConfig(subnet="fcn", rounds=2, epochs=100, device="cpu")]
+    cancel = threading.Event()
+    set_at = {}
+
+    def on_epoch(rec):
+        if not cancel.is_set():
+            set_at["t"] = time.monotonic()
+            cancel.set()
+
+    results = run_configs(configs, source, on_epoch=on_epoch, cancel=cancel)
+    assert time.monotonic() - set_at["t"] < 1.5  # within a second, plus the workers' shutdown
+    assert [r.status for r in results] == ["cancelled", "cancelled"]

@@ -1,0 +1,82 @@
+import csv
+from pathlib import Path
+
+import pytest
+
+from workbench.config import (FIELDS, TABLE_II, ConfigError, RunConfig, find_preset, from_dict, load_preset,
+                              load_presets)
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "paper_results.csv"
+
+
+def test_defaults_are_the_papers():
+    c = RunConfig()
+    assert (c.lr, c.lr_decay, c.dropout, c.epochs, c.batch_size, c.rounds, c.pairs) == (1e-3, 0.9, 0.2, 20, 5, 10, 1000)
+    assert (c.hl, c.kl, c.bc, c.k, c.alpha) == (64, 1, 4, 3, 0.5)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("hl", "abc", "whole number"), ("hl", 0, "at least"), ("alpha", 1.5, "at most"), ("alpha", "nan", "finite"),
+    ("subnet", "rnn", "one of"), ("weight_sharing", "maybe", "true or false"), ("k", 6, "at most"),
+    ("nonsense", 1, "unknown key"),
+])
+def test_bad_values_name_the_field(key, value, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        from_dict({key: value})
+    assert err.value.key == key
+
+
+def test_basic_net_refuses_subnet_features():
+    with pytest.raises(ConfigError, match="aux_loss"):
+        from_dict({"subnet": "basic", "aux_loss": True})
+    assert not from_dict({"subnet": "basic"}).weight_sharing
+
+
+def test_every_shipped_preset_loads_and_table_ii_is_complete():
+    presets = load_presets()
+    assert set(TABLE_II) <= set(presets)
+    assert {"basic", "table3-fcn-best", "table4-cnn-best"} <= set(presets)
+    assert all(p.paper is not None for p in presets.values())
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference is beside the checkout")
+def test_presets_carry_the_papers_numbers():
+    presets = load_presets()
+    by_row = {(p.paper.table, p.paper.row, p.config.subnet): p for p in presets.values()}
+    with open(REFERENCE, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["table"] != "II":
+                continue
+            p = by_row[("II", row["row"], row["subnet"])]
+            assert p.paper.score == float(row["score"]) and p.paper.std == float(row["std"])
+            assert p.config.weight_sharing == (row["weight_sharing"] == "yes")
+            assert p.config.aux_loss == (row["aux_loss"] == "yes")
+
+
+@pytest.mark.parametrize("body, key", [
+    ('[config]\nsubnet = "fcn"\nwidth = 3\n', "width"),
+    ('[config]\nhl = "big"\n', "hl"),
+    ('[config]\nalpha = 2.0\n', "alpha"),
+    ('[config]\nkl = 0\n', "kl"),
+    ('extra = 1\n[config]\n', "extra"),
+    ('[config]\n[paper]\nscore = "high"\n', "paper.score"),
+    ('[config]\n[paper]\nscore = 1.7\n', "paper.score"),
+    ('[config\n', "file"),
+])
+def test_preset_errors_name_the_file_and_the_key(tmp_path, body, key):
+    path = tmp_path / "broken.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        load_preset(path)
+    assert err.value.key == key
+    assert str(path) in str(err.value) and key in str(err.value)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="table2-fcn-ws-aux"):
+        find_preset("table9")
+
+
+def test_every_field_has_a_flag_label_and_help():
+    for key, spec in FIELDS.items():
+        assert spec.label and spec.help

@@ -1,0 +1,116 @@
+import struct
+import urllib.error
+
+import pytest
+import torch
+
+from workbench import data
+from workbench.data import DataError, DigitSet, load_source, make_pairs, round_pairs
+
+
+def labelled_digits(n=100):
+    """Digits whose first pixel is their own index, so every drawn image can be traced back."""
+    images = torch.zeros(n, 14, 14)
+    images[:, 0, 0] = torch.arange(n, dtype=torch.float)
+    return DigitSet(images, torch.arange(n) % 10)
+
+
+def test_pairs_have_the_protocol_shapes_and_target_rule():
+    digits = labelled_digits()
+    pairs = make_pairs(digits, 40, torch.Generator().manual_seed(1))
+    assert pairs.input.shape == (40, 2, 14, 14) and pairs.input.dtype == torch.float32
+    assert pairs.classes.shape == (40, 2) and pairs.target.shape == (40,)
+    expected = (pairs.classes[:, 0] <= pairs.classes[:, 1]).float()
+    assert torch.equal(pairs.target, expected)
+    # the labels are those of the images drawn
+    ids = pairs.input[:, :, 0, 0].long()
+    assert torch.equal(digits.labels[ids], pairs.classes)
+
+
+def test_no_image_is_drawn_twice_within_a_set():
+    pairs = make_pairs(labelled_digits(100), 50, torch.Generator().manual_seed(3))
+    ids = pairs.input[:, :, 0, 0].flatten()
+    assert len(ids.unique()) == 100
+
+
+def test_too_many_pairs_for_a_split_is_refused():
+    with pytest.raises(DataError, match="distinct"):
+        make_pairs(labelled_digits(10), 6, torch.Generator())
+
+
+def test_embedded_source_pools_are_disjoint_pooled_digits(source):
+    assert len(source.train) == 3000 and len(source.test) == 2000
+    assert source.train.images.shape[1:] == (14, 14)
+    assert source.train.images.max() <= 255 and source.train.images.max() > 200  # not normalised
+    for split in (source.train, source.test):
+        assert torch.bincount(split.labels, minlength=10).tolist() == [len(split) // 10] * 10
+    train_keys = {hash(img.numpy().tobytes()) for img in source.train.images}
+    test_keys = {hash(img.numpy().tobytes()) for img in source.test.images}
+    assert not train_keys & test_keys
+
+
+def test_round_pairs_are_fixed_by_seed_and_round(source):
+    a_train, a_test = round_pairs(source, 1000, seed=7, round_index=2)
+    b_train, b_test = round_pairs(source, 1000, seed=7, round_index=2)
+    c_train, _ = round_pairs(source, 1000, seed=7, round_index=3)
+    assert torch.equal(a_train.input, b_train.input) and torch.equal(a_test.classes, b_test.classes)
+    assert not torch.equal(a_train.input, c_train.input)
+    assert a_train.input.shape == (1000, 2, 14, 14)
+
+
+def test_embedded_cache_is_reused(tmp_path, monkeypatch):
+    first = data.load_embedded(cache_dir=tmp_path)
+    monkeypatch.setattr(data, "parse_embedded", lambda path: pytest.fail("parsed the CSV again"))
+    second = data.load_embedded(cache_dir=tmp_path)
+    assert torch.equal(first.train.images, second.train.images)
+
+
+def test_damaged_cache_is_rebuilt(tmp_path):
+    data.load_embedded(cache_dir=tmp_path)
+    for cached in tmp_path.glob("*.pt"):
+        cached.write_bytes(b"not a tensor file")
+    assert len(data.load_embedded(cache_dir=tmp_path).train) == 3000
+
+
+def write_idx(path, array_bytes, dims, magic):
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + array_bytes)
+
+
+def fake_mnist(root, n_train=60, n_test=40):
+    raw = root / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        pixels = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", pixels.numpy().tobytes(), (n, 28, 28), 2051)
+        labels = (torch.arange(n) % 10).to(torch.uint8)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels.numpy().tobytes(), (n,), 2049)
+
+
+def test_full_mnist_is_used_when_present(tmp_path, monkeypatch):
+    fake_mnist(tmp_path)
+    monkeypatch.setenv("PYTORCH_DATA_DIR", str(tmp_path))
+    source = load_source("auto")
+    assert source.name.startswith("MNIST 60/40")
+    assert source.train.images.shape == (60, 14, 14)
+
+
+def test_auto_falls_back_to_the_embedded_digits(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTORCH_DATA_DIR", str(tmp_path))
+    assert load_source("auto").name.startswith("embedded")
+
+
+def test_asking_for_missing_mnist_names_the_path(tmp_path):
+    with pytest.raises(DataError, match="download"):
+        load_source("mnist", tmp_path)
+
+
+def test_download_without_network_is_a_clear_error(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(DataError, match="network"):
+        data.download_mnist(tmp_path)

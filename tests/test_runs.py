@@ -1,0 +1,96 @@
+import csv
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from workbench import fsutil
+from workbench.config import PaperScore, RunConfig
+from workbench.engine import run_configs
+from workbench.runs import export_csv, load_history, load_runs, save_run
+
+
+@pytest.fixture(scope="module")
+def trained(source):
+    config = RunConfig(subnet="fcn", hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
+    return run_configs([config], source)[0]
+
+
+def test_a_run_is_written_whole(tmp_path, trained):
+    paper = PaperScore("II", "4", 0.892, 0.006)
+    summary = save_run(trained, "my run", "table2-fcn-ws-aux", paper, tmp_path)
+    files = sorted(p.name for p in summary.path.iterdir())
+    assert files == ["config.json", "history.csv", "summary.json"]
+    assert json.loads((summary.path / "config.json").read_text())["hl"] == 16
+    history = load_history(summary.path)
+    assert [(h["round"], h["epoch"]) for h in history] == [(0, 1), (1, 1)]
+    loaded, problems = load_runs(tmp_path)
+    assert problems == [] and len(loaded) == 1
+    run = loaded[0]
+    assert run.name == "my run" and run.paper == paper and run.config == trained.config
+    assert run.round_acc == trained.test_accuracies() and run.data_source == trained.data_source
+
+
+def test_a_killed_write_leaves_no_file(tmp_path, monkeypatch):
+    target = tmp_path / "summary.json"
+    target.write_text("old and whole")
+
+    def crash(*args):
+        raise KeyboardInterrupt  # killed between writing and renaming
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.atomic_write_text(target, "new")
+    assert target.read_text() == "old and whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_runs_without_summary_and_broken_summaries_are_reported_not_fatal(tmp_path, trained):
+    save_run(trained, "good", root=tmp_path)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "summary.json").write_text("{not json")
+    loaded, problems = load_runs(tmp_path)
+    assert [r.name for r in loaded] == ["good"]
+    assert len(problems) == 1 and "broken" in problems[0]
+
+
+def write_runs(args):
+    root, count = args
+    from workbench.engine.base import RunResult
+
+    for i in range(count):
+        result = RunResult(status="done", config=RunConfig(), rounds=[], history=[], data_source="x", device="cpu",
+                           engine="loop", seed=0, wall_time=0.0)
+        save_run(result, f"run {os.getpid()} {i}", root=root)
+    return os.getpid()
+
+
+def test_two_processes_never_clobber_each_others_runs(tmp_path):
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(write_runs, [(tmp_path, 15), (tmp_path, 15)])
+    loaded, problems = load_runs(tmp_path)
+    assert not problems and len(loaded) == 30 and len({r.id for r in loaded}) == 30
+
+
+def test_export_has_one_row_per_run_with_every_column(tmp_path, trained):
+    save_run(trained, "=HYPERLINK(\"http://x\")", "table2-fcn-ws-aux", PaperScore("II", "4", 0.892, 0.006), tmp_path)
+    save_run(trained, "plain", None, None, tmp_path)
+    runs, _ = load_runs(tmp_path)
+    out = export_csv(runs, tmp_path / "out.csv")
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2
+    first = rows[0]
+    for column in ("id", "preset", "subnet", "weight_sharing", "aux_loss", "alpha", "hl", "kl", "bc", "k", "c_hl",
+                   "c_kl", "dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed",
+                   "test_acc_mean", "test_acc_std", "round_0_acc", "round_1_acc", "paper_score", "wall_time_s",
+                   "device", "data_source", "status"):
+        assert column in first
+    assert first["name"].startswith("'=")  # a formula is neutralised
+    assert float(first["test_acc_mean"]) == pytest.approx(trained.mean_std()[0], abs=1e-6)
+    assert float(first["round_1_acc"]) == pytest.approx(trained.test_accuracies()[1], abs=1e-6)
+    assert float(first["paper_score"]) == 0.892
+    assert float(first["difference"]) == pytest.approx(trained.mean_std()[0] - 0.892, abs=1e-6)
+    assert rows[1]["paper_score"] == ""
