@@ -249,11 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def open_app(parser: Parser) -> int:
-    try:
-        from .tui.app import run_app
-    except ImportError:
+    if not sys.stdout.isatty():
         parser.print_help()
         return 0
+    from .tui.app import run_app
+
     return run_app()
 
 

@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make run` sets up and starts the workbench, `make test` sets up and tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,postgres]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/digit-workbench
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/batched_vs_loop.py
+	$(BIN)/python benchmarks/table2.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

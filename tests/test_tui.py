@@ -1,0 +1,294 @@
+"""The Textual workbench, driven headless with Pilot: every behaviour the issue names."""
+
+import asyncio
+import csv
+import subprocess
+import sys
+import time
+
+import pytest
+from textual.widgets import DataTable, Input, Select, Switch
+
+from workbench.tui.app import WorkbenchApp
+from workbench.tui.details import Confirm, RunDetails
+from workbench.tui.form import ConfigForm
+from workbench.tui.live import LiveView
+from workbench.tui.results import ResultsTable
+
+TINY = {"epochs": "2", "rounds": "2", "pairs": "100", "batch_size": "20", "hl": "16", "c_hl": "8"}
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    def make(**kwargs):
+        return WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "export.csv", **kwargs)
+
+    return make
+
+
+def set_fields(app, **values):
+    form = app.query_one(ConfigForm)
+    for key, value in values.items():
+        form.query_one(f"#f-{key}", Input).value = str(value)
+    form.refresh_state()
+
+
+async def wait_until(pilot, condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+async def wait_idle(pilot, app, timeout=60.0):
+    await wait_until(pilot, lambda: app.current is None and not app.queue, timeout)
+    await pilot.pause(0.1)
+
+
+async def test_preset_fills_the_form_and_edits_are_shown(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        form.query_one("#preset", Select).value = "table2-cnn-plain"
+        await pilot.pause()
+        assert form.query_one("#f-subnet", Select).value == "cnn"
+        assert form.query_one("#f-weight_sharing", Switch).value is False
+        assert form.query_one("#f-aux_loss", Switch).value is False
+        assert form.query_one("#f-bc", Input).value == "4"
+        status = str(form.query_one("#preset-status").render())
+        assert "table2-cnn-plain" in status and "edited" not in status and "83.3" in status
+        await pilot.click("#f-hl")
+        await pilot.press("end", "ctrl+u", *"128")
+        await pilot.pause()
+        status = str(form.query_one("#preset-status").render())
+        assert "edited" in status and "HL 128" in status
+        config, errors = form.read()
+        assert errors == {} and config.hl == 128 and config.subnet == "cnn"
+
+
+async def test_switches_enable_and_disable_fields(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        assert form.query_one("#f-bc").disabled and form.query_one("#f-k").disabled  # fcn by default
+        form.query_one("#f-subnet", Select).value = "cnn"
+        await pilot.pause()
+        assert not form.query_one("#f-bc").disabled
+        form.query_one("#f-aux_loss", Switch).value = False
+        await pilot.pause()
+        assert form.query_one("#f-alpha").disabled
+        form.query_one("#f-aux_loss", Switch).value = True
+        await pilot.pause()
+        assert not form.query_one("#f-alpha").disabled
+        form.query_one("#f-subnet", Select).value = "basic"
+        await pilot.pause()
+        for key in ("weight_sharing", "aux_loss", "alpha", "c_hl", "c_kl", "bc", "k"):
+            assert form.query_one(f"#f-{key}").disabled, key
+        assert not form.query_one("#f-hl").disabled
+
+
+async def test_invalid_input_is_marked_and_run_is_refused_naming_the_field(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.click("#f-hl")
+        await pilot.press("end", "ctrl+u", *"abc")
+        await pilot.pause()
+        form = app.query_one(ConfigForm)
+        assert form.query_one("#f-hl").has_class("-bad")
+        assert "whole number" in str(form.query_one("#e-hl").render())
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.current is None and not app.queue
+        assert any("hl" in n.message and "Cannot run" in (n.title or "") for n in app._notifications)
+        # a field that is off does not block a run
+        form.query_one("#f-subnet", Select).value = "cnn"
+        await pilot.pause()
+        set_fields(app, hl="32", bc="0")
+        assert "bc" in form.read()[1]
+        form.query_one("#f-subnet", Select).value = "fcn"
+        await pilot.pause()
+        assert form.read()[1] == {}
+
+
+async def test_a_run_adds_a_row_a_curve_and_a_record(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **TINY)
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        table = app.query_one(ResultsTable)
+        assert table.row_count == 1
+        (summary,) = table.summaries.values()
+        assert summary.status == "done" and len(summary.round_acc) == 2
+        assert len(app.query_one(LiveView).curves) == 4  # 2 rounds x 2 epochs drawn
+        assert (tmp_path / "runs" / summary.id / "summary.json").exists()
+
+
+async def test_runs_on_disk_appear_at_start_and_sort(make_app, tmp_path, source):
+    from workbench.config import RunConfig
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    config = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
+    for name, cfg in (("b-run", config), ("a-run", config.replace(seed=3))):
+        save_run(run_configs([cfg], source)[0], name, root=tmp_path / "runs")
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(ResultsTable)
+        assert [s.name for s in table.shown()] == ["b-run", "a-run"]
+        table.sort_column = "run"
+        table.apply_sort()
+        await pilot.pause()
+        assert [s.name for s in table.shown()] == ["a-run", "b-run"]
+
+
+async def test_the_queue_runs_in_order(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **TINY)
+        for seed in ("1", "2", "3"):
+            set_fields(app, seed=seed)
+            app.action_run()  # three queued before the first can finish
+        assert app.current is not None and len(app.queue) == 2
+        app.update_queue_bar()
+        assert "queued (2)" in str(app.query_one("#queue").render())
+        await wait_idle(pilot, app)
+        seeds = [s.config.seed for s in app.query_one(ResultsTable).shown()]
+        assert seeds == [1, 2, 3]
+
+
+async def test_cancel_records_a_cancelled_run_and_clear_empties_the_queue(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, epochs="500", rounds="2")
+        await pilot.press("ctrl+r", "ctrl+r")
+        await wait_until(pilot, lambda: len(app.query_one(LiveView).curves) > 0)
+        await pilot.press("ctrl+l")
+        assert not app.queue
+        started = time.monotonic()
+        await pilot.press("ctrl+b")
+        await wait_idle(pilot, app)
+        assert time.monotonic() - started < 2.0
+        (summary,) = app.query_one(ResultsTable).summaries.values()
+        assert summary.status == "cancelled"
+        assert summary.path is not None and (summary.path / "history.csv").read_text().count("\n") > 1
+
+
+async def test_a_failing_run_is_a_failed_row_and_the_app_goes_on(make_app, monkeypatch):
+    import workbench.engine.batched as batched
+
+    real = batched.replica_losses
+    monkeypatch.setattr(batched, "replica_losses", lambda *a, **k: real(*a, **k) * float("nan"))
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **TINY)
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        (summary,) = app.query_one(ResultsTable).summaries.values()
+        assert summary.status == "failed" and "nan" in summary.reason
+        assert any(n.severity == "error" for n in app._notifications)
+        monkeypatch.setattr(batched, "replica_losses", real)
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        assert sorted(s.status for s in app.query_one(ResultsTable).summaries.values()) == ["done", "failed"]
+
+
+async def test_unavailable_cuda_is_shown_and_refused(make_app, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        form = app.query_one(ConfigForm)
+        labels = [str(option[0]) for option in form.query_one("#f-device", Select)._options]
+        assert any("unavailable" in label for label in labels)
+        form.query_one("#f-device", Select).value = "cuda"
+        await pilot.pause()
+        assert "device" in form.read()[1]
+        await pilot.press("ctrl+r")
+        assert app.current is None
+
+
+async def test_export_writes_the_rows_shown(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **TINY)
+        await pilot.press("ctrl+r", "ctrl+r")
+        await wait_idle(pilot, app)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        rows = list(csv.DictReader((tmp_path / "export.csv").open()))
+        assert [r["id"] for r in rows] == [s.id for s in app.query_one(ResultsTable).shown()]
+        assert any(str(tmp_path / "export.csv") in n.message for n in app._notifications)
+
+
+async def test_details_show_rounds_and_load_the_config(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **TINY, seed="9")
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        set_fields(app, hl="99")
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetails)
+        assert app.screen.query_one("#details-rounds", DataTable).row_count == 2
+        await pilot.press("l")
+        await pilot.pause()
+        config, _ = app.query_one(ConfigForm).read()
+        assert config.hl == 16 and config.seed == 9
+
+
+async def test_quit_during_a_run_confirms_then_stops_within_two_seconds(make_app, tmp_path):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, epochs="500")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: len(app.query_one(LiveView).curves) > 0)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        started = time.monotonic()
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not app.is_running, timeout=3)
+        assert time.monotonic() - started < 2.0
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "summary.json"]
+    assert '"status": "cancelled"' in (run / "summary.json").read_text()
+
+
+async def test_command_palette_offers_every_action(make_app):
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ("Run", "Cancel run", "Run all of Table II", "Export runs to CSV", "Clear queue",
+                      "Load preset: table2-fcn-ws-aux"):
+            assert title in titles
+
+
+async def test_usable_at_80_by_24(make_app):
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.screen.has_class("-narrow")
+        assert app.query_one("#form").region.width >= 30
+        assert app.query_one("#liveview").region.width >= 40
+
+
+def test_the_first_screen_needs_no_torch():
+    code = ("import sys, asyncio\n"
+            "from workbench.tui.app import WorkbenchApp\n"
+            "async def main():\n"
+            "    app = WorkbenchApp(load_digits_at_start=False)\n"
+            "    async with app.run_test(size=(120, 40)) as pilot:\n"
+            "        await pilot.pause()\n"
+            "        assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "asyncio.run(main())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,345 @@
+"""The digit-workbench Textual app: configure, queue and train runs, watch them, compare and export."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.clock import Clock
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
+from ..runs import RunSummary, export_csv, load_runs, runs_dir
+from .details import Confirm, RunDetails
+from .form import ConfigForm
+from .live import LiveView
+from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress
+from .results import ResultsTable
+
+PROGRESS_EVERY_S = 0.2  # the thread batches epoch records into a message at most this often
+
+
+@dataclass
+class QueueItem:
+    id: int
+    name: str
+    config: RunConfig
+    preset: Preset | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class WorkbenchApp(App):
+    CSS_PATH = "workbench.tcss"
+    TITLE = "digit-workbench"
+    SUB_TITLE = "digits: loading…"
+    BINDINGS = [
+        Binding("ctrl+r", "run", "Run", priority=True, tooltip="Queue the form's configuration"),
+        Binding("ctrl+t", "run_table2", "Table II", priority=True, tooltip="Queue the eight rows of Table II"),
+        Binding("ctrl+b", "cancel", "Cancel", priority=True, tooltip="Stop the current run (it is kept)"),
+        Binding("ctrl+l", "clear_queue", "Clear queue", priority=True),
+        Binding("ctrl+o", "export", "Export", priority=True, tooltip="Write the results table to CSV"),
+        Binding("f2", "show_tab('live')", "Live"),
+        Binding("f3", "show_tab('results')", "Results"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, runs_root: Path | None = None, export_path: Path | None = None, engine: str = "batched",
+                 load_digits_at_start: bool = True, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.runs_root = runs_root or runs_dir()
+        self.export_path = export_path or Path("runs-export.csv")
+        self.engine = engine
+        self.load_digits_at_start = load_digits_at_start
+        self.presets: dict[str, Preset] = {}
+        self.preset_problem = ""
+        try:
+            self.presets = load_presets()
+        except ConfigError as exc:
+            self.preset_problem = str(exc)
+        self.queue: list[QueueItem] = []
+        self.current: QueueItem | None = None
+        self.next_id = 1
+        self.quitting = False
+        self._source = None
+        self._source_lock = threading.Lock()
+        self.source_name = ""
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield ConfigForm(self.presets, id="form")
+                yield Static("", id="digits")
+            with TabbedContent(id="tabs", initial="live"):
+                with TabPane("Live", id="live"):
+                    yield LiveView(clock=self.clock, id="liveview")
+                with TabPane("Results", id="results"):
+                    yield ResultsTable(id="results-table")
+        yield Static("", id="queue")
+        yield Footer()
+
+    def on_resize(self, event) -> None:
+        self.screen.set_class(event.size.width < 100, "-narrow")
+
+    def on_mount(self) -> None:
+        self.screen.set_class(self.size.width < 100, "-narrow")
+        if self.preset_problem:
+            self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
+        summaries, problems = load_runs(self.runs_root)
+        table = self.query_one(ResultsTable)
+        for s in summaries:
+            table.put(s)
+        for problem in problems:
+            self.notify(problem, title="Skipped a run record", severity="warning")
+        self.query_one("#digits", Static).update("digits: loading…")
+        self.update_queue_bar()
+        if self.load_digits_at_start:
+            self.prepare()
+
+    # ------------------------------------------------------------------ digits and torch, off the UI thread
+
+    def digits(self):
+        """The digit source, loaded once (it imports torch: never on the UI thread)."""
+        with self._source_lock:
+            if self._source is None:
+                from ..data import load_source
+
+                self._source = load_source("auto")
+            return self._source
+
+    @work(thread=True, group="prepare", exit_on_error=False)
+    def prepare(self) -> None:
+        try:
+            source = self.digits()
+            from ..engine.base import cuda_unavailable_reason
+            import torch
+
+            available = torch.cuda.is_available()
+            self.post_message(DigitsReady(source.name, available, "" if available else cuda_unavailable_reason()))
+        except Exception as exc:  # missing package, damaged file: say so, keep the app
+            self.post_message(DigitsFailed(f"{type(exc).__name__}: {exc}"))
+
+    def on_digits_ready(self, message: DigitsReady) -> None:
+        self.source_name = message.source_name
+        self.sub_title = f"digits: {message.source_name}"
+        self.query_one("#digits", Static).update(f"digits: {message.source_name}")
+        self.query_one(ConfigForm).set_cuda(message.cuda_available, message.cuda_reason)
+
+    def on_digits_failed(self, message: DigitsFailed) -> None:
+        self.query_one("#digits", Static).update(f"[red]digits unavailable:[/] {message.reason}")
+        self.notify(message.reason, title="Digits", severity="error", timeout=10)
+
+    # ------------------------------------------------------------------ the queue
+
+    def enqueue(self, name: str, config: RunConfig, preset: Preset | None) -> QueueItem:
+        item = QueueItem(self.next_id, name, config, preset)
+        self.next_id += 1
+        self.queue.append(item)
+        self.start_next()
+        self.update_queue_bar()
+        return item
+
+    def start_next(self) -> None:
+        if self.current is not None or not self.queue or self.quitting:
+            return
+        self.current = self.queue.pop(0)
+        item = self.current
+        self.query_one(LiveView).start(item.name, item.config.rounds * item.config.epochs)
+        self.train(item)
+        self.update_queue_bar()
+
+    def update_queue_bar(self) -> None:
+        parts = []
+        if self.current is not None:
+            parts.append(f"[b]running[/b] {self.current.name}")
+        if self.queue:
+            names = ", ".join(item.name for item in self.queue[:4]) + ("…" if len(self.queue) > 4 else "")
+            parts.append(f"[b]queued ({len(self.queue)})[/b] {names}")
+        self.query_one("#queue", Static).update(" · ".join(parts) if parts else "queue empty")
+
+    @work(thread=True, group="training", exit_on_error=False)
+    def train(self, item: QueueItem) -> None:
+        """Runs in a thread: trains, writes the record, and reports only through messages."""
+        from ..engine import EngineError, run_configs
+        from ..engine.base import RunResult, library_versions
+        from ..runs import save_run
+
+        pending: list = []
+        last_post = [0.0]
+
+        def on_epoch(rec) -> None:
+            pending.append(rec)
+            now = time.monotonic()
+            if now - last_post[0] >= PROGRESS_EVERY_S:
+                last_post[0] = now
+                self.post_message(RunProgress(item.id, pending[:]))
+                pending.clear()
+
+        paper = item.preset.paper if item.preset else None
+        preset_name = item.preset.name if item.preset else None
+        try:
+            try:
+                source = self.digits()
+                result = run_configs([item.config], source, on_epoch=on_epoch, cancel=item.cancel,
+                                     engine=self.engine)[0]
+            except Exception as exc:  # no digits, no device: a failed run, recorded like any other
+                reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+                result = RunResult(status="failed", reason=reason, config=item.config, rounds=[], history=[],
+                                   data_source=self.source_name, device=item.config.device, engine=self.engine,
+                                   seed=item.config.seed, wall_time=0.0, versions=library_versions())
+            if pending:
+                self.post_message(RunProgress(item.id, pending[:]))
+            summary = save_run(result, item.name, preset_name, paper, self.runs_root)
+            self.post_message(RunFinished(item.id, summary))
+        except Exception as exc:  # the record could not be written (disk full, permissions)
+            self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
+
+    def on_run_progress(self, message: RunProgress) -> None:
+        if self.current is not None and message.item_id == self.current.id:
+            self.query_one(LiveView).add(message.records)
+
+    def on_run_finished(self, message: RunFinished) -> None:
+        live = self.query_one(LiveView)
+        summary: RunSummary | None = message.summary
+        if summary is None:
+            live.finish("failed", message.error)
+            self.notify(message.error, title="Run failed", severity="error", timeout=10)
+        else:
+            self.query_one(ResultsTable).put(summary)
+            from ..report import mean_std_label
+
+            line = f"test {mean_std_label(summary.mean, summary.std)} %"
+            if summary.paper:
+                line += f" · paper {summary.paper.label()} %"
+            live.finish(summary.status, line + (f" · {summary.reason}" if summary.reason else ""))
+            if summary.status == "failed":
+                self.notify(f"{summary.name}: {summary.reason}", title="Run failed", severity="error", timeout=10)
+            elif summary.status == "cancelled":
+                self.notify(f"{summary.name} cancelled; its partial history is kept", title="Cancelled")
+            else:
+                self.notify(f"{summary.name}: {line}", title="Run finished")
+        self.current = None
+        if self.quitting:
+            self.exit()
+            return
+        self.start_next()
+        self.update_queue_bar()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_run(self) -> None:
+        form = self.query_one(ConfigForm)
+        form.refresh_state()
+        config, errors = form.read()
+        if config is None:
+            names = ", ".join(sorted(errors))
+            self.notify(f"fix {names} first: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+                        title="Cannot run", severity="error", timeout=8)
+            return
+        preset = form.preset
+        if preset is not None and form.is_preset_unchanged(config):
+            name = preset.name
+        elif preset is not None:
+            name = f"{preset.name} (edited)"
+        else:
+            name = f"{config.subnet}{' WS' if config.weight_sharing else ''}{' aux' if config.aux_loss else ''}"
+        self.enqueue(name, config, preset)
+        self.notify(f"queued {name}")
+
+    def action_run_table2(self) -> None:
+        missing = [name for name in TABLE_II if name not in self.presets]
+        if missing:
+            self.notify(f"missing presets: {', '.join(missing)}", severity="error")
+            return
+        for name in TABLE_II:
+            self.enqueue(name, self.presets[name].config, self.presets[name])
+        self.notify("queued the eight rows of Table II")
+
+    def action_cancel(self) -> None:
+        if self.current is None:
+            self.notify("nothing is running")
+            return
+        self.current.cancel.set()
+        self.notify(f"cancelling {self.current.name}…")
+
+    def action_clear_queue(self) -> None:
+        count = len(self.queue)
+        self.queue.clear()
+        self.update_queue_bar()
+        self.notify(f"cleared {count} queued run{'s' if count != 1 else ''}")
+
+    def action_export(self) -> None:
+        summaries = self.query_one(ResultsTable).shown()
+        try:
+            path = export_csv(summaries, self.export_path)
+        except (OSError, ValueError) as exc:
+            self.notify(f"cannot write {self.export_path}: {exc}", title="Export", severity="error")
+            return
+        self.notify(f"{len(summaries)} runs written to {path.resolve()}", title="Exported")
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "results":
+            self.query_one(ResultsTable).focus()
+
+    def action_load_preset(self, name: str) -> None:
+        self.query_one(ConfigForm).load_preset(name)
+        self.notify(f"loaded preset {name}")
+
+    async def action_quit(self) -> None:
+        if self.current is None:
+            self.exit()
+            return
+
+        def answer(stop: bool | None) -> None:
+            if stop and self.current is not None:
+                self.quitting = True
+                self.queue.clear()
+                self.current.cancel.set()
+                self.set_timer(2.0, self.exit)  # the run stops within a second; never hang on it
+            elif stop:
+                self.exit()
+
+        self.push_screen(Confirm(f"{self.current.name} is running. Stop it and quit?"), answer)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if not isinstance(event.data_table, ResultsTable):
+            return
+        summary = event.data_table.summaries.get(event.row_key.value)
+        if summary is None:
+            return
+
+        def load(answer: str | None) -> None:
+            if answer == "load":
+                preset = self.presets.get(summary.preset or "")
+                self.query_one(ConfigForm).set_config(summary.config, preset)
+                self.notify(f"form loaded from {summary.name}")
+
+        self.push_screen(RunDetails(summary), load)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Run", "Queue the form's configuration (ctrl+r)", self.action_run)
+        yield SystemCommand("Run all of Table II", "Queue the eight rows of Table II (ctrl+t)", self.action_run_table2)
+        yield SystemCommand("Cancel run", "Stop the current run; it is kept as cancelled (ctrl+b)", self.action_cancel)
+        yield SystemCommand("Clear queue", "Drop the runs waiting in the queue (ctrl+l)", self.action_clear_queue)
+        yield SystemCommand("Export runs to CSV", f"Write the results table to {self.export_path} (ctrl+o)",
+                            self.action_export)
+        for name, preset in self.presets.items():
+            yield SystemCommand(f"Load preset: {name}", preset.title, lambda n=name: self.action_load_preset(n))
+
+
+def run_app() -> int:
+    WorkbenchApp().run()
+    return 0

@@ -1,0 +1,206 @@
+"""The configuration form: every field of the paper, validated as typed, presets, and what was edited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static, Switch
+
+from ..config import FIELDS, ConfigError, Preset, RunConfig, coerce, from_dict
+
+TEXT_FIELDS = ["alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl", "dropout", "lr", "lr_decay", "epochs", "batch_size",
+               "rounds", "pairs", "seed"]
+SWITCH_FIELDS = ["weight_sharing", "aux_loss"]
+SECTIONS = {"alpha": "Siamese net", "hl": "Subnet", "c_hl": "After the combination", "dropout": "Training"}
+
+
+def field_text(key: str, value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class ConfigForm(VerticalScroll):
+    """Edits a RunConfig. Posts ConfigForm.Changed whenever the values it would run change."""
+
+    class Changed(Message):
+        def __init__(self, form: ConfigForm) -> None:
+            super().__init__()
+            self.form = form
+
+    def __init__(self, presets: dict[str, Preset], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.presets = presets
+        self.preset: Preset | None = None
+        self.errors: dict[str, str] = {}
+        self._filling = False
+        self.cuda_note = ""
+
+    def compose(self) -> ComposeResult:
+        options = [(f"{name}  ({p.paper.label()})" if p.paper else name, name) for name, p in self.presets.items()]
+        yield Label("Preset", classes="section")
+        yield Select(options, prompt="choose a preset…", id="preset", allow_blank=True, compact=True)
+        yield Static("custom configuration", id="preset-status")
+        yield Label("Network", classes="section")
+        with Horizontal(classes="field"):
+            yield Label(FIELDS["subnet"].label, classes="field-label")
+            yield Select([("basic net", "basic"), ("FCN subnet", "fcn"), ("CNN subnet", "cnn")], value="fcn",
+                         allow_blank=False, id="f-subnet", compact=True)
+        for key in SWITCH_FIELDS:
+            with Horizontal(classes="field", id=f"row-{key}"):
+                yield Label(FIELDS[key].label, classes="field-label")
+                yield Switch(id=f"f-{key}", tooltip=FIELDS[key].help)
+                yield Label("", id=f"s-{key}", classes="switch-state")
+        for key in TEXT_FIELDS:
+            if key in SECTIONS:
+                yield Label(SECTIONS[key], classes="section")
+            spec = FIELDS[key]
+            with Horizontal(classes="field", id=f"row-{key}"):
+                yield Label(spec.label, classes="field-label")
+                yield Input(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
+            yield Static("", id=f"e-{key}", classes="field-error")
+        with Horizontal(classes="field"):
+            yield Label(FIELDS["device"].label, classes="field-label")
+            yield Select([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], value="auto", allow_blank=False,
+                         id="f-device", compact=True)
+        yield Static("", id="e-device", classes="field-error")
+
+    def on_mount(self) -> None:
+        self.set_config(RunConfig())
+
+    # ------------------------------------------------------------------ filling
+
+    def set_config(self, config: RunConfig, preset: Preset | None = None) -> None:
+        self._filling = True
+        try:
+            self.query_one("#f-subnet", Select).value = config.subnet
+            self.query_one("#f-device", Select).value = config.device
+            for key in SWITCH_FIELDS:
+                self.query_one(f"#f-{key}", Switch).value = getattr(config, key)
+            for key in TEXT_FIELDS:
+                self.query_one(f"#f-{key}", Input).value = field_text(key, getattr(config, key))
+            self.preset = preset
+            if preset is None:
+                self.query_one("#preset", Select).clear()
+        finally:
+            self._filling = False
+        self.refresh_state()
+
+    def load_preset(self, name: str) -> None:
+        preset = self.presets[name]
+        self.set_config(preset.config, preset)
+        select = self.query_one("#preset", Select)
+        if select.value != name:
+            self._filling = True
+            select.value = name
+            self._filling = False
+
+    # ------------------------------------------------------------------ reading
+
+    def raw_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "subnet": self.query_one("#f-subnet", Select).value,
+            "device": self.query_one("#f-device", Select).value,
+        }
+        for key in SWITCH_FIELDS:
+            values[key] = self.query_one(f"#f-{key}", Switch).value
+        for key in TEXT_FIELDS:
+            values[key] = self.query_one(f"#f-{key}", Input).value
+        return values
+
+    def enabled(self, key: str, values: dict[str, Any]) -> bool:
+        subnet = values["subnet"]
+        if subnet not in FIELDS[key].subnets:
+            return False
+        return not (key == "alpha" and not values["aux_loss"])
+
+    def read(self) -> tuple[RunConfig | None, dict[str, str]]:
+        """The config the form would run, or None, and each bad field's reason (fields in use only)."""
+        values = self.raw_values()
+        base = self.preset.config if self.preset else RunConfig()
+        errors: dict[str, str] = {}
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            if not self.enabled(key, values):
+                continue
+            try:
+                clean[key] = coerce(key, value)
+            except ConfigError as exc:
+                errors[key] = str(exc).split(": ", 1)[1]
+        if values["device"] == "cuda" and self.cuda_note:
+            errors["device"] = self.cuda_note
+        if errors:
+            return None, errors
+        try:
+            return from_dict(clean, base=base), {}
+        except ConfigError as exc:
+            return None, {exc.key: str(exc).split(": ", 1)[1]}
+
+    # ------------------------------------------------------------------ state
+
+    def refresh_state(self) -> None:
+        """Enable what the subnet uses, mark bad fields with their reason, say how the form differs from the preset."""
+        values = self.raw_values()
+        for key in [*SWITCH_FIELDS, *TEXT_FIELDS]:
+            on = self.enabled(key, values)
+            self.query_one(f"#row-{key}").set_class(not on, "-off")
+            self.query_one(f"#f-{key}").disabled = not on
+        for key in SWITCH_FIELDS:
+            state = "on" if values[key] else "off"
+            self.query_one(f"#s-{key}", Label).update(state if self.enabled(key, values) else f"{state} (n/a)")
+        config, errors = self.read()
+        self.errors = errors
+        for key in [*TEXT_FIELDS, "device"]:
+            message = errors.get(key, "")
+            self.query_one(f"#e-{key}", Static).update(message)
+            self.query_one(f"#e-{key}").display = bool(message)
+            if key != "device":
+                self.query_one(f"#f-{key}", Input).set_class(bool(message), "-bad")
+        self.query_one("#preset-status", Static).update(self.preset_status(config))
+        self.post_message(self.Changed(self))
+
+    def preset_status(self, config: RunConfig | None) -> str:
+        if self.preset is None:
+            return "custom configuration"
+        paper = f" · paper {self.preset.paper.label()}" if self.preset.paper else ""
+        if config is None:
+            return f"[b]{self.preset.name}[/b], edited (has errors){paper}"
+        changed = config.differences(self.preset.config)
+        if not changed:
+            return f"[b]{self.preset.name}[/b]{paper}"
+        listed = ", ".join(f"{FIELDS[k].label} {field_text(k, v)}" for k, v in list(changed.items())[:4])
+        more = "…" if len(changed) > 4 else ""
+        return f"[b]{self.preset.name}[/b] [yellow]edited[/yellow]: {listed}{more}{paper}"
+
+    def is_preset_unchanged(self, config: RunConfig) -> bool:
+        return self.preset is not None and config == self.preset.config
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if not self._filling:
+            self.refresh_state()
+
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        if not self._filling:
+            self.refresh_state()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if self._filling:
+            return
+        if event.select.id == "preset":
+            if isinstance(event.value, str):
+                self.load_preset(event.value)
+            return
+        self.refresh_state()
+
+    def set_cuda(self, available: bool, reason: str) -> None:
+        select = self.query_one("#f-device", Select)
+        label = "cuda" if available else f"cuda (unavailable: {reason})"
+        current = select.value
+        self._filling = True
+        select.set_options([("auto", "auto"), ("cpu", "cpu"), (label, "cuda")])
+        select.value = current
+        self._filling = False
+        self.cuda_note = "" if available else f"CUDA is unavailable: {reason}"
+        self.refresh_state()
