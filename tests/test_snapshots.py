@@ -64,6 +64,7 @@ def test_main_screen_during_a_run(snap_compare, tmp_path):
         live = app.query_one(LiveView)
         live.start("table2-fcn-ws-aux", 30)
         live.add(fake_records())
+        live.update_text(force=True)
         live.redraw(force=True)
         await pilot.pause()
 

@@ -37,7 +37,7 @@ class QueueItem:
 
 
 class WorkbenchApp(App):
-    CSS_PATH = "workbench.tcss"
+    CSS_PATH = str(Path(__file__).with_name("workbench.tcss"))
     TITLE = "digit-workbench"
     SUB_TITLE = "digits: loading…"
     BINDINGS = [
@@ -105,7 +105,8 @@ class WorkbenchApp(App):
         self.query_one("#digits", Static).update("digits: loading…")
         self.update_queue_bar()
         if self.load_digits_at_start:
-            self.prepare()
+            # after the first screen is drawn: importing torch holds the interpreter for seconds
+            self.call_after_refresh(self.prepare)
 
     # ------------------------------------------------------------------ digits and torch, off the UI thread
 
