@@ -112,6 +112,9 @@ _worker: dict = {}
 
 
 def _worker_init(records, stop, source) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent cancels for us
     torch.set_num_threads(1)
     _worker.update(records=records, stop=stop, source=source)
 

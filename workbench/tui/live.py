@@ -110,9 +110,8 @@ class LiveView(Vertical):
         self.started = 0.0
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="live-head"):
-            yield StatusLine(id="live-title")
-            yield ProgressBar(id="live-progress", show_eta=True, clock=self.clock)
+        yield StatusLine(id="live-title")
+        yield ProgressBar(id="live-progress", show_eta=True, clock=self.clock)
         yield StatusLine(id="live-status")
         with Horizontal(id="live-plots"):
             yield PlotextPlot(id="loss-plot")
