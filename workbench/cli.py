@@ -72,6 +72,19 @@ def build_parser() -> Parser:
     export.add_argument("--out", type=Path, default=Path("runs-export.csv"), help="CSV file (default: runs-export.csv)")
     export.add_argument("--runs-dir", type=Path, default=None)
 
+    sweep = sub.add_parser("sweep", help="run a grid search from presets/sweeps (Tables III and IV)")
+    sweep.add_argument("spec", nargs="?", help="a spec name (presets/sweeps/NAME.toml) or a .toml file")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    sweep.add_argument("--storage", default=None,
+                       help="a database URL (postgresql://...) that workers on several machines share; "
+                            "default: a journal file runs/sweeps/STUDY.journal")
+    sweep.add_argument("--study", default=None, help="the study's name (default: the spec's name)")
+    sweep.add_argument("--show", metavar="STUDY", default=None, help="print a study's trials and best configs")
+    sweep.add_argument("--out", type=Path, default=None, help="CSV of all trials (default: runs/sweeps/STUDY-trials.csv)")
+    sweep.add_argument("--no-final", action="store_true",
+                       help="skip measuring the chosen configs on the test pairs afterwards")
+    add_data_flags(sweep)
+
     data = sub.add_parser("data", help="the digit sources")
     data_sub = data.add_subparsers(dest="data_command", parser_class=Parser)
     download = data_sub.add_parser("download", help="download full MNIST (needs the network)")
@@ -227,6 +240,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     raise UsageError("digit-workbench data: choose 'download' or 'info'")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweepcli import run_sweep_command
+
+    return run_sweep_command(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -235,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return open_app(parser)
         args = parser.parse_args(argv)
         handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
-                   "data": cmd_data}.get(args.command)
+                   "data": cmd_data, "sweep": cmd_sweep}.get(args.command)
         if handler is None:
             parser.print_help()
             return EXIT_USAGE

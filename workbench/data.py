@@ -60,11 +60,21 @@ def pool(images: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(images.float().unsqueeze(1), kernel_size=2).squeeze(1)
 
 
-def make_pairs(digits: DigitSet, n: int, generator: torch.Generator) -> PairSet:
-    """Draw `n` pairs of distinct images by one permutation of the whole split."""
-    if 2 * n > len(digits):
-        raise DataError(f"{n} pairs need {2 * n} distinct digits; this split has {len(digits)}")
-    index = torch.randperm(len(digits), generator=generator)[: 2 * n].view(n, 2)
+def make_pairs(digits: DigitSet, n: int, generator: torch.Generator, validation: int = 0):
+    """Draw `n` pairs of distinct images by one permutation of the whole split. With `validation` > 0, also
+    that many pairs from the next images of the same permutation (never in the `n` pairs): (pairs, validation)."""
+    need = 2 * (n + validation)
+    if need > len(digits):
+        what = f"{n} pairs" + (f" and {validation} validation pairs" if validation else "")
+        raise DataError(f"{what} need {need} distinct digits; this split has {len(digits)}")
+    order = torch.randperm(len(digits), generator=generator)
+    pairs = pairs_of(digits, order[: 2 * n].view(n, 2))
+    if not validation:
+        return pairs
+    return pairs, pairs_of(digits, order[2 * n: need].view(validation, 2))
+
+
+def pairs_of(digits: DigitSet, index: torch.Tensor) -> PairSet:
     classes = digits.labels[index]
     return PairSet(
         input=digits.images[index],  # (n, 2, 14, 14)
@@ -79,11 +89,16 @@ def derive_seed(seed: int, *stream: object) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def round_pairs(source: DigitSource, pairs: int, seed: int, round_index: int) -> tuple[PairSet, PairSet]:
-    """The train and test pair sets of one round: fixed by (seed, round)."""
+def round_pairs(source: DigitSource, pairs: int, seed: int, round_index: int, validation: int = 0):
+    """The train and test pair sets of one round, fixed by (seed, round); with `validation` > 0, a third set of
+    validation pairs from training digits that the round's train pairs do not use (the train pairs stay the same)."""
     train_gen = torch.Generator().manual_seed(derive_seed(seed, round_index, "train-pairs"))
     test_gen = torch.Generator().manual_seed(derive_seed(seed, round_index, "test-pairs"))
-    return make_pairs(source.train, pairs, train_gen), make_pairs(source.test, pairs, test_gen)
+    test = make_pairs(source.test, pairs, test_gen)
+    if not validation:
+        return make_pairs(source.train, pairs, train_gen), test
+    train, val = make_pairs(source.train, pairs, train_gen, validation)
+    return train, test, val
 
 
 # ---------------------------------------------------------------- full MNIST

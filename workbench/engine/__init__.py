@@ -38,9 +38,10 @@ def failed_result(config: RunConfig, source: DigitSource, engine: str, reason: s
 
 
 def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
-                cancel: CancelFlag | None = None, engine: str = "batched") -> list[RunResult]:
+                cancel: CancelFlag | None = None, engine: str = "batched", validation: int = 0) -> list[RunResult]:
     """Train every config; results come back in the order given. A device that cannot be had raises
-    EngineError before anything trains; any failure during training becomes a failed RunResult."""
+    EngineError before anything trains; any failure during training becomes a failed RunResult.
+    With `validation` > 0 each round also scores that many validation pairs drawn from training digits."""
     if engine not in ENGINES:
         raise EngineError(f"engine: unknown engine {engine!r} ({', '.join(ENGINES)})")
     for config in configs:
@@ -49,18 +50,18 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
     results: list[RunResult | None] = [None] * len(configs)
     workers = side_by_side(configs, groups) if engine == "batched" else 1
     if workers > 1:
-        for group, done in _train_in_processes(configs, groups, source, on_epoch, cancel, workers):
+        for group, done in _train_in_processes(configs, groups, source, on_epoch, cancel, workers, validation):
             for i, result in zip(group, done):
                 results[i] = result
     else:
         for group in groups:
-            for i, result in zip(group, train_group(configs, group, source, on_epoch, cancel, engine)):
+            for i, result in zip(group, train_group(configs, group, source, on_epoch, cancel, engine, validation)):
                 results[i] = result
     return results  # type: ignore[return-value]
 
 
 def train_group(configs: list[RunConfig], group: list[int], source: DigitSource, on_epoch: OnEpoch | None,
-                cancel: CancelFlag | None, engine: str) -> list[RunResult]:
+                cancel: CancelFlag | None, engine: str, validation: int = 0) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
     from .batched import run_stack
     from .loop import run_loop
@@ -69,8 +70,8 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
         return [cancelled_result(configs[i], source, engine) for i in group]
     try:
         if engine == "batched":
-            return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel)
-        return [run_loop([configs[i]], source, _reindex(on_epoch, i), cancel)[0] for i in group]
+            return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel, validation)
+        return [run_loop([configs[i]], source, _reindex(on_epoch, i), cancel, validation)[0] for i in group]
     except Exception as exc:  # out of memory, a driver error: the run fails, the caller goes on
         reason = f"{type(exc).__name__}: {exc}".strip()
         if not isinstance(exc, RuntimeError):
@@ -119,11 +120,12 @@ def _worker_init(records, stop, source) -> None:
     _worker.update(records=records, stop=stop, source=source)
 
 
-def _worker_train(configs: list[RunConfig], group: list[int]) -> list[RunResult]:
-    return train_group(configs, group, _worker["source"], _worker["records"].put, _worker["stop"], "batched")
+def _worker_train(configs: list[RunConfig], group: list[int], validation: int) -> list[RunResult]:
+    return train_group(configs, group, _worker["source"], _worker["records"].put, _worker["stop"], "batched",
+                       validation)
 
 
-def _train_in_processes(configs, groups, source, on_epoch, cancel, workers):
+def _train_in_processes(configs, groups, source, on_epoch, cancel, workers, validation):
     import multiprocessing
     import queue
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -144,7 +146,7 @@ def _train_in_processes(configs, groups, source, on_epoch, cancel, workers):
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(records, stop, source)) as pool:
         ordered = sorted(groups, key=lambda g: -stack_cost(configs, g))
-        pending = {pool.submit(_worker_train, configs, group): group for group in ordered}
+        pending = {pool.submit(_worker_train, configs, group, validation): group for group in ordered}
         while pending:
             drain(0.05)
             if cancel is not None and cancel.is_set():

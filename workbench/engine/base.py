@@ -45,6 +45,7 @@ class RoundResult:
     train_loss: float | None = None
     epochs: int = 0
     reason: str = ""
+    val_acc: float | None = None  # on validation pairs from training digits, when asked for (sweeps)
 
 
 @dataclass
@@ -67,10 +68,16 @@ class RunResult:
 
     def mean_std(self) -> tuple[float | None, float | None]:
         """Mean and sample standard deviation of the finished rounds' test accuracy."""
-        accs = self.test_accuracies()
-        if not accs:
-            return None, None
-        return statistics.fmean(accs), (statistics.stdev(accs) if len(accs) > 1 else None)
+        return mean_std(self.test_accuracies())
+
+    def val_mean_std(self) -> tuple[float | None, float | None]:
+        return mean_std([r.val_acc for r in self.rounds if r.status == "done" and r.val_acc is not None])
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -204,7 +204,7 @@ def evaluate_stack(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch
 
 
 def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: OnEpoch | None = None,
-              cancel: CancelFlag | None = None) -> list[RunResult]:
+              cancel: CancelFlag | None = None, validation: int = 0) -> list[RunResult]:
     """Train every round of every (run index, config) in one stack; the configs differ at most in their loss."""
     cancel = cancel or NeverCancel()
     first = runs[0][1]
@@ -215,12 +215,12 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
     replicas = [(i, config, r) for i, (_, config) in enumerate(runs) for r in range(rounds)]
     R = len(replicas)
 
-    pair_cache: dict[tuple[int, int], tuple[PairSet, PairSet]] = {}
+    pair_cache: dict[tuple[int, int], tuple[PairSet, ...]] = {}
     for _, config, r in replicas:
         if (config.seed, r) not in pair_cache:
-            pair_cache[(config.seed, r)] = round_pairs(source, config.pairs, config.seed, r)
-    train = stack_pairs([pair_cache[(c.seed, r)][0] for _, c, r in replicas], device)
-    test = stack_pairs([pair_cache[(c.seed, r)][1] for _, c, r in replicas], device)
+            pair_cache[(config.seed, r)] = round_pairs(source, config.pairs, config.seed, r, validation)
+    train, test, *val = (stack_pairs([pair_cache[(c.seed, r)][k] for _, c, r in replicas], device)
+                         for k in range(3 if validation else 2))
 
     with INIT_LOCK:  # initialisation draws from the global generator: one stack at a time
         net = StackedNet(first, [init_model(c, r) for _, c, r in replicas], device)
@@ -291,6 +291,11 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
         if not any(alive_host):
             break
 
+    if val and not cancelled:
+        val_acc = evaluate_stack(net, val[0])[0].tolist()
+        for k, res in enumerate(results):
+            if res.status == "done":
+                res.val_acc = val_acc[k]
     wall = time.perf_counter() - clock
     out_results = []
     for i, (_, config) in enumerate(runs):

@@ -39,8 +39,9 @@ def evaluate(model: torch.nn.Module, pairs: PairSet) -> tuple[float, float | Non
 
 
 def train_round(config: RunConfig, source: DigitSource, round_index: int, device: torch.device, run: int,
-                on_epoch: OnEpoch, cancel: CancelFlag) -> RoundResult:
-    train, test = (p.to(device) for p in round_pairs(source, config.pairs, config.seed, round_index))
+                on_epoch: OnEpoch, cancel: CancelFlag, validation: int = 0) -> RoundResult:
+    sets = [p.to(device) for p in round_pairs(source, config.pairs, config.seed, round_index, validation)]
+    train, test = sets[0], sets[1]
     model = init_model(config, round_index).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
@@ -78,21 +79,23 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc
         on_epoch(EpochRecord(run, round_index, epoch, train_loss, train_acc, test_acc, digit_acc, lr,
                              time.perf_counter() - started))
+    if validation:
+        result.val_acc = evaluate(model, sets[2])[0]
     return result
 
 
 def run_loop(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
-             cancel: CancelFlag | None = None) -> list[RunResult]:
+             cancel: CancelFlag | None = None, validation: int = 0) -> list[RunResult]:
     """Train each config's rounds one after another."""
     cancel = cancel or NeverCancel()
     results = []
     for run, config in enumerate(configs):
-        results.append(_run_one(run, config, source, on_epoch, cancel))
+        results.append(_run_one(run, config, source, on_epoch, cancel, validation))
     return results
 
 
 def _run_one(run: int, config: RunConfig, source: DigitSource, on_epoch: OnEpoch | None,
-             cancel: CancelFlag) -> RunResult:
+             cancel: CancelFlag, validation: int) -> RunResult:
     device = resolve_device(config.device)
     history: list[EpochRecord] = []
 
@@ -110,7 +113,7 @@ def _run_one(run: int, config: RunConfig, source: DigitSource, on_epoch: OnEpoch
             if cancel.is_set():
                 status = "cancelled"
                 break
-            rr = train_round(config, source, r, device, run, record, cancel)
+            rr = train_round(config, source, r, device, run, record, cancel, validation)
             rounds.append(rr)
             if rr.status != "done":
                 status, reason = rr.status, rr.reason

@@ -1,0 +1,174 @@
+"""Sweeps: spec errors, every grid point once, workers sharing a journal, resuming, retrying a dead worker's trial."""
+
+import multiprocessing
+import os
+import socket
+import threading
+import uuid
+
+import optuna
+import pytest
+
+from workbench.cli import main
+from workbench.config import ConfigError
+from workbench.sweep import (all_trials, best_params, find_spec, load_spec, open_storage, point_key, run_worker,
+                             stage_study_name, start_workers)
+
+TINY_SPEC = """
+title = "tiny"
+validation_pairs = 40
+final_rounds = 2
+
+[base]
+subnet = "fcn"
+hl = 8
+c_hl = 4
+rounds = 2
+epochs = 1
+pairs = 100
+batch_size = 20
+device = "cpu"
+
+[[stage]]
+name = "widths"
+grid = { hl = [8, 16], c_hl = [4, 8] }
+
+[[stage]]
+name = "alpha"
+range = { alpha = [0.1, 0.9] }
+trials = 2
+"""
+
+
+@pytest.fixture
+def tiny_spec(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_SPEC)
+    return load_spec(path)
+
+
+def counted(trials, stage):
+    return [t for t in trials if t.stage == stage and t.state == "complete"]
+
+
+def test_shipped_specs_follow_the_papers_stages():
+    fcn = load_spec(find_spec("table3-fcn"))
+    assert [sorted(s.grid or s.ranges) for s in fcn.stages] == [["hl", "kl"], ["c_hl", "c_kl"], ["alpha"]]
+    assert fcn.stages[0].grid["hl"] == [32, 64, 128, 256, 512] and fcn.paper.score == 0.9282
+    cnn = load_spec(find_spec("table4-cnn"))
+    assert [sorted(s.grid or s.ranges) for s in cnn.stages] == [["hl", "kl"], ["bc"], ["c_hl", "c_kl", "k"], ["alpha"]]
+    assert cnn.stages[1].grid["bc"] == [4, 8, 16, 24, 48]
+
+
+@pytest.mark.parametrize("change, key", [
+    (('grid = { hl = [8, 16], c_hl = [4, 8] }', 'grid = { width = [1] }'), "stage[0].grid.width"),
+    (('grid = { hl = [8, 16], c_hl = [4, 8] }', 'grid = { hl = [] }'), "stage[0].grid.hl"),
+    (('grid = { hl = [8, 16], c_hl = [4, 8] }', 'grid = { hl = [8, 0] }'), "stage[0].grid.hl"),
+    (('grid = { hl = [8, 16], c_hl = [4, 8] }', 'grid = { bc = [4] }'), "stage[0].grid.bc"),
+    (('range = { alpha = [0.1, 0.9] }', 'range = { alpha = [0.1, 1.9] }'), "stage[1].range.alpha"),
+    (('range = { alpha = [0.1, 0.9] }', 'range = { hl = [1.0, 9.0] }'), "stage[1].range.hl"),
+    (('trials = 2', ''), "stage[1].trials"),
+    (('validation_pairs = 40', 'validation_pairs = "many"'), "validation_pairs"),
+    (('[base]', '[bases]'), "bases"),
+])
+def test_bad_specs_name_the_file_and_the_key(tmp_path, change, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY_SPEC.replace(*change))
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    assert err.value.key == key and str(path) in str(err.value)
+
+
+def test_a_tiny_sweep_runs_every_point_once_and_carries_the_best_on(tiny_spec, tmp_path, source):
+    storage_url = str(tmp_path / "s.journal")
+    run_worker(tiny_spec, storage_url, "t1", source=source)
+    trials = all_trials(tiny_spec, open_storage(storage_url), "t1")
+    grid = counted(trials, 0)
+    assert sorted(point_key(t.params) for t in grid) == sorted(
+        point_key({"hl": h, "c_hl": c}) for h in (8, 16) for c in (4, 8))
+    assert all(t.val_mean is not None and t.test_mean is not None for t in grid)
+    assert len(counted(trials, 1)) == 2
+    # stage 2 trained on stage 1's winner
+    best = best_params(grid)
+    study = optuna.load_study(study_name=stage_study_name("t1", 1, tiny_spec.stages[1]),
+                              storage=open_storage(storage_url))
+    assert all(0.1 <= t.params["alpha"] <= 0.9 for t in study.trials) and best is not None
+
+
+def test_resuming_continues_without_repeating(tiny_spec, tmp_path, source):
+    storage_url = str(tmp_path / "s.journal")
+    cancel = threading.Event()
+    seen = []
+
+    def on_trial(trial):
+        seen.append(trial)
+        if len(seen) == 2:
+            cancel.set()
+
+    run_worker(tiny_spec, storage_url, "t2", source=source, cancel=cancel, on_trial=on_trial)
+    assert len(counted(all_trials(tiny_spec, open_storage(storage_url), "t2"), 0)) == 2
+    run_worker(tiny_spec, storage_url, "t2", source=source)
+    trials = all_trials(tiny_spec, open_storage(storage_url), "t2")
+    grid = counted(trials, 0)
+    assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
+
+
+def test_a_dead_workers_trial_is_failed_and_retried(tiny_spec, tmp_path, source):
+    storage_url = str(tmp_path / "s.journal")
+    storage = open_storage(storage_url)
+    stage = tiny_spec.stages[0]
+    sampler = optuna.samplers.GridSampler(stage.grid, seed=0)
+    study = optuna.create_study(study_name=stage_study_name("t3", 0, stage), storage=storage,
+                                direction="maximize", sampler=sampler)
+    trial = study.ask()
+    params = {p: trial.suggest_categorical(p, v) for p, v in stage.grid.items()}
+    dead = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    dead.start()
+    dead.join()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{dead.pid}")  # it died mid-trial
+    run_worker(tiny_spec, storage_url, "t3", source=source)
+    trials = all_trials(tiny_spec, open_storage(storage_url), "t3")
+    same = [t for t in trials if t.stage == 0 and t.params == params]
+    assert sorted(t.state for t in same) == ["complete", "fail"]
+    assert len(counted(trials, 0)) == 4
+
+
+def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path):
+    storage_url = str(tmp_path / "s.journal")
+    procs = start_workers(tiny_spec, storage_url, "t4", 2)
+    for p in procs:
+        p.join(240)
+    assert [p.exitcode for p in procs] == [0, 0]
+    trials = all_trials(tiny_spec, open_storage(storage_url), "t4")
+    grid = counted(trials, 0)
+    assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
+    assert len(counted(trials, 1)) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("DIGIT_WORKBENCH_TEST_PG"), reason="no PostgreSQL (.ci/run starts one)")
+def test_two_workers_against_postgresql(tiny_spec):
+    url = os.environ["DIGIT_WORKBENCH_TEST_PG"]
+    study = f"pg-{uuid.uuid4().hex[:8]}"
+    procs = start_workers(tiny_spec, url, study, 2)
+    for p in procs:
+        p.join(300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    trials = all_trials(tiny_spec, open_storage(url), study)
+    grid = counted(trials, 0)
+    assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
+    assert len(counted(trials, 1)) == 2
+
+
+def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "trials.csv"
+    assert main(["sweep", str(tiny_spec.path), "--study", "cli", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "chosen on validation" in text
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("stage,stage_name,trial,state") and len(rows) == 1 + 6
+    assert main(["sweep", "--show", "cli"]) == 0
+    assert "widths" in capsys.readouterr().out
+    assert main(["sweep", "--show", "nothing-here"]) == 2
+    assert main(["sweep", str(tiny_spec.path), "--workers", "0"]) == 2
