@@ -4,7 +4,7 @@ from textual.clock import MockClock
 
 from workbench.config import PaperScore, RunConfig
 from workbench.engine.base import EpochRecord
-from workbench.runs import RunSummary
+from workbench.runs import RunSummary, history_csv
 from workbench.tui.app import QueueItem, WorkbenchApp
 from workbench.tui.details import RunDetails
 from workbench.tui.live import LiveView
@@ -72,9 +72,29 @@ def test_main_screen_during_a_run(snap_compare, tmp_path):
 
 
 def test_run_details(snap_compare, tmp_path):
+    summary = fake_summary()
+    summary.path = tmp_path / summary.id
+    summary.path.mkdir()
+    (summary.path / "history.csv").write_text(history_csv(fake_records(epochs=20)))
+
     async def open_details(pilot):
         await settle(pilot)
-        pilot.app.push_screen(RunDetails(fake_summary()))
+        pilot.app.push_screen(RunDetails(summary))
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=open_details)
+
+
+def test_main_screen_during_a_run_light_theme(snap_compare, tmp_path):
+    async def light(pilot):
+        pilot.app.theme = "textual-light"
+        await pilot.pause()
+        await settle(pilot)
+        live = pilot.app.query_one(LiveView)
+        live.start("table2-fcn-ws-aux", 30)
+        live.add(fake_records())
+        live.update_text(force=True)
+        live.redraw(force=True)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=light)

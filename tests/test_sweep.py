@@ -172,3 +172,35 @@ def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monke
     assert "widths" in capsys.readouterr().out
     assert main(["sweep", "--show", "nothing-here"]) == 2
     assert main(["sweep", str(tiny_spec.path), "--workers", "0"]) == 2
+
+
+async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monkeypatch):
+    import time as clock
+
+    from textual.widgets import DataTable, Select
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.sweeps import SweepScreen
+
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        screen.query_one("#sweep-spec", Select).value = str(tiny_spec.path)
+        await pilot.pause()
+        assert screen.query_one("#sweep-stages", DataTable).row_count == 2
+        await pilot.click("#sweep-start")
+        deadline = clock.monotonic() + 240
+        while clock.monotonic() < deadline:
+            await pilot.pause(0.2)
+            if screen.procs and not any(p.is_alive() for p in screen.procs) and not app.workers:
+                break
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.2)
+        assert screen.query_one("#sweep-trials", DataTable).row_count == 6
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        assert (tmp_path / "runs" / "sweeps" / "tiny-trials.csv").exists()

@@ -48,12 +48,15 @@ class WorkbenchApp(App):
         Binding("ctrl+o", "export", "Export", priority=True, tooltip="Write the results table to CSV"),
         Binding("f2", "show_tab('live')", "Live"),
         Binding("f3", "show_tab('results')", "Results"),
+        Binding("f4", "sweeps", "Sweeps"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
     def __init__(self, runs_root: Path | None = None, export_path: Path | None = None, engine: str = "batched",
-                 load_digits_at_start: bool = True, clock: Clock | None = None) -> None:
+                 load_digits_at_start: bool = True, clock: Clock | None = None,
+                 sweep_specs: Path | None = None) -> None:
         super().__init__()
+        self.sweep_specs = sweep_specs
         self.clock = clock
         self.runs_root = runs_root or runs_dir()
         self.export_path = export_path or Path("runs-export.csv")
@@ -163,10 +166,10 @@ class WorkbenchApp(App):
     def update_queue_bar(self) -> None:
         parts = []
         if self.current is not None:
-            parts.append(f"[b]running[/b] {self.current.name}")
+            parts.append(f"[b]running:[/b] {self.current.name}")
         if self.queue:
             names = ", ".join(item.name for item in self.queue[:4]) + ("…" if len(self.queue) > 4 else "")
-            parts.append(f"[b]queued ({len(self.queue)})[/b] {names}")
+            parts.append(f"[b]queued ({len(self.queue)}):[/b] {names}")
         self.query_one("#queue", Static).update(" · ".join(parts) if parts else "queue empty")
 
     @work(thread=True, group="training", exit_on_error=False)
@@ -294,6 +297,13 @@ class WorkbenchApp(App):
         if tab == "results":
             self.query_one(ResultsTable).focus()
 
+    def action_sweeps(self) -> None:
+        from ..sweep import sweeps_dir
+        from .sweeps import SweepScreen
+
+        if not isinstance(self.screen, SweepScreen):
+            self.push_screen(SweepScreen(self.sweep_specs or sweeps_dir()))
+
     def action_load_preset(self, name: str) -> None:
         self.query_one(ConfigForm).load_preset(name)
         self.notify(f"loaded preset {name}")
@@ -335,6 +345,7 @@ class WorkbenchApp(App):
         yield SystemCommand("Run all of Table II", "Queue the eight rows of Table II (ctrl+t)", self.action_run_table2)
         yield SystemCommand("Cancel run", "Stop the current run; it is kept as cancelled (ctrl+b)", self.action_cancel)
         yield SystemCommand("Clear queue", "Drop the runs waiting in the queue (ctrl+l)", self.action_clear_queue)
+        yield SystemCommand("Sweeps", "Run the paper's grid searches (f4)", self.action_sweeps)
         yield SystemCommand("Export runs to CSV", f"Write the results table to {self.export_path} (ctrl+o)",
                             self.action_export)
         for name, preset in self.presets.items():

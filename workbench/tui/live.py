@@ -12,7 +12,10 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar
 from textual_plotext import PlotextPlot
 
-FAINT = (110, 110, 130)
+FAINT = (110, 110, 130)  # every round's own curve; legible on light and dark backgrounds
+TRAIN_COLOR = (230, 140, 20)
+TEST_COLOR = (40, 170, 90)
+MEAN_COLOR = (30, 150, 220)
 # Drawing competes with training for the interpreter and the cores: text and bar twice a second,
 # the plots once (a redraw of both plots costs about 0.1 s of CPU here).
 TEXT_EVERY_S = 0.5
@@ -66,7 +69,7 @@ def draw_curves(loss_plot: PlotextPlot, acc_plot: PlotextPlot, curves: Curves, t
             plt.plot(epochs, [series[e] for e in epochs], color=FAINT, marker="dot")
     epochs, means = Curves.mean(curves.loss)
     if epochs:
-        plt.plot(epochs, means, color="cyan+", marker="braille", label="mean")
+        plt.plot(epochs, means, color=MEAN_COLOR, marker="braille", label="mean")
         plt.xticks(epoch_ticks(epochs))
     loss_plot.refresh()
 
@@ -79,7 +82,7 @@ def draw_curves(loss_plot: PlotextPlot, acc_plot: PlotextPlot, curves: Curves, t
         epochs = sorted(series)
         if epochs:
             plt.plot(epochs, [series[e] * 100 for e in epochs], color=FAINT, marker="dot")
-    for series, color, label in ((curves.train_acc, "orange+", "train"), (curves.test_acc, "green+", "test")):
+    for series, color, label in ((curves.train_acc, TRAIN_COLOR, "train"), (curves.test_acc, TEST_COLOR, "test")):
         epochs, means = Curves.mean(series)
         if epochs:
             plt.plot(epochs, [m * 100 for m in means], color=color, marker="braille", label=label)
