@@ -40,7 +40,7 @@ class PssSampler(threading.Thread):
     """Samples the proportional set size (shared library pages split between the processes that map them)
     of this process and its descendants: the memory the whole run really holds. Linux only."""
 
-    def __init__(self, every_s: float = 0.5):
+    def __init__(self, every_s: float = 3.0):  # reading smaps is costly: the peak is flat anyway
         super().__init__(daemon=True)
         self.every_s, self.peak, self.running = every_s, 0.0, True
 

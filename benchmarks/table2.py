@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import platform
 import sys
 import time
@@ -39,8 +40,7 @@ def main() -> int:
     presets = [find_preset(name) for name in TABLE_II + ["basic"]]
     configs = [p.config.replace(rounds=args.rounds, epochs=args.epochs, device=args.device) for p in presets]
     started = time.perf_counter()
-    results = run_configs(configs, source, engine=args.engine,
-                          on_epoch=lambda rec: None)
+    results = run_configs(configs, source, engine=args.engine)
     wall = time.perf_counter() - started
 
     lines = [f"| preset | subnet | WS | aux | ours (mean ± std) | paper | Δ points | within 3 |",
@@ -65,10 +65,11 @@ def main() -> int:
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out, text)
-    with open(args.out.with_suffix(".csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["preset", "mean", "std", "paper", "paper_std", "difference", "status", "wall_time_s"])
-        writer.writerows(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["preset", "mean", "std", "paper", "paper_std", "difference", "status", "wall_time_s"])
+    writer.writerows(rows)
+    atomic_write_text(args.out.with_suffix(".csv"), buffer.getvalue())
     return 0
 
 

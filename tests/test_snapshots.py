@@ -41,6 +41,15 @@ def make_app(tmp_path):
                         clock=MockClock())
 
 
+async def show_fake_run(pilot):
+    live = pilot.app.query_one(LiveView)
+    live.start("table2-fcn-ws-aux", 30)
+    live.add(fake_records())
+    live.update_text(force=True)
+    live.redraw(force=True)
+    await pilot.pause()
+
+
 async def settle(pilot):
     app = pilot.app
     app.post_message(DigitsReady(DIGITS, False, "no CUDA device found"))
@@ -61,12 +70,7 @@ def test_main_screen_during_a_run(snap_compare, tmp_path):
         app.current = QueueItem(1, "table2-fcn-ws-aux", RunConfig(rounds=3, epochs=10))
         app.queue.append(QueueItem(2, "table2-cnn-ws-aux", RunConfig(subnet="cnn")))
         app.update_queue_bar()
-        live = app.query_one(LiveView)
-        live.start("table2-fcn-ws-aux", 30)
-        live.add(fake_records())
-        live.update_text(force=True)
-        live.redraw(force=True)
-        await pilot.pause()
+        await show_fake_run(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=during_a_run)
 
@@ -90,11 +94,6 @@ def test_main_screen_during_a_run_light_theme(snap_compare, tmp_path):
         pilot.app.theme = "textual-light"
         await pilot.pause()
         await settle(pilot)
-        live = pilot.app.query_one(LiveView)
-        live.start("table2-fcn-ws-aux", 30)
-        live.add(fake_records())
-        live.update_text(force=True)
-        live.redraw(force=True)
-        await pilot.pause()
+        await show_fake_run(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=light)

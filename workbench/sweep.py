@@ -192,6 +192,7 @@ def open_storage(storage: str):
 
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables say what happens
     if is_database(storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

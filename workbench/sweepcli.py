@@ -45,8 +45,8 @@ def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float
     for t in sorted(trials, key=lambda t: (t.stage, t.number))[-last:]:
         recent.add_row(str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean),
                        pct(t.test_mean), "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
-    return Group(stages, recent, f"[dim]{elapsed:.0f} s elapsed · validation pairs from training digits; "
-                                 f"test accuracy shown only beside[/]")
+    return Group(stages, recent, f"[dim]{elapsed:.0f} s elapsed · trials are chosen on validation pairs from "
+                                 f"training digits; test accuracy is shown, never used to choose[/]\n")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -126,10 +126,11 @@ def measure_final(spec: SweepSpec, storage, study: str, args, console: Console) 
                   title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("after stage", "config", "validation %", "test %"):
         table.add_column(col)
-    for (label, config, val), result in zip(chosen, results):
+    searched: dict = {}
+    for stage, (label, config, val), result in zip(spec.stages, chosen, results):
         save_run(result, label, None, spec.paper, runs_dir())
-        diff = config.differences(spec.base.replace(rounds=config.rounds))
-        table.add_row(label.split(" after ", 1)[1], params_text(diff), pct(val), mean_std_label(*result.mean_std()))
+        searched.update({p: getattr(config, p) for p in [*stage.grid, *stage.ranges]})
+        table.add_row(label.split(" after ", 1)[1], params_text(searched), pct(val), mean_std_label(*result.mean_std()))
     if spec.paper:
         table.caption = f"paper: {spec.paper.score * 100:.2f} % ({spec.paper.note})"
     console.print(table)

@@ -186,7 +186,7 @@ def stack_pairs(sets: list[PairSet], device: torch.device) -> PairSet:
                    torch.stack([p.target for p in sets]).to(device))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_stack(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per replica (R,): comparison accuracy and the subnets' digit accuracy (None for the basic net)."""
     hits = torch.zeros(pairs.target.shape[0], device=pairs.target.device)
@@ -236,6 +236,7 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
     histories: list[list[EpochRecord]] = [[] for _ in runs]
     alive = torch.ones(R, dtype=torch.bool, device=device)
     alive_host = [True] * R
+    all_alive = True
     arange = torch.arange(R, device=device).unsqueeze(1)
     n, batch = first.pairs, first.batch_size
     cancelled = False
@@ -254,8 +255,8 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
             part = slice(start, start + batch)
             out, digits = net.forward(x_epoch[:, part], training=True, generator=generator)
             losses = replica_losses(out, digits, t_epoch[:, part], c_epoch[:, part], w_bce, w_aux, any_aux)
-            # A failed replica's slice keeps its own (non-finite) weights; its loss no longer counts.
-            losses = torch.where(alive, losses, torch.zeros_like(losses))
+            if not all_alive:  # a failed replica keeps its own (non-finite) weights; its loss no longer counts
+                losses = torch.where(alive, losses, torch.zeros_like(losses))
             optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
             optimizer.step()
@@ -288,6 +289,7 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
             if on_epoch:
                 on_epoch(rec)
         alive = torch.tensor(alive_host, device=device)
+        all_alive = all(alive_host)
         if not any(alive_host):
             break
 
