@@ -16,7 +16,7 @@ run: setup
 	$(BIN)/digit-workbench
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 bench: setup
 	$(BIN)/python benchmarks/batched_vs_loop.py

@@ -53,13 +53,13 @@ def make_batches(n_steps, seed=0):
     return batches
 
 
-@pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
-@pytest.mark.parametrize("weight_sharing", [True, False])
-@pytest.mark.parametrize("aux", ["off", "on", "mixed"])
+NETWORKS = [("basic", False, "off")] + [(subnet, ws, aux) for subnet in ("fcn", "cnn") for ws in (True, False)
+                                        for aux in ("off", "on", "mixed")]  # the basic net has no subnets
+
+
+@pytest.mark.parametrize("subnet, weight_sharing, aux", NETWORKS)
 @pytest.mark.parametrize("steps", [1, 4])
 def test_batched_steps_equal_independent_models(subnet, weight_sharing, aux, steps):
-    if subnet == "basic" and (weight_sharing or aux != "off"):
-        pytest.skip("the basic net has no subnets")
     base = RunConfig(subnet=subnet, weight_sharing=weight_sharing, dropout=0.0, hl=24, kl=2, c_hl=12, c_kl=1,
                      bc=3, k=3, device="cpu")
     configs = [base.replace(aux_loss=(aux == "on" or (aux == "mixed" and r % 2 == 0)), alpha=0.3 + 0.2 * r)
