@@ -266,6 +266,30 @@ def stage_trials(storage, study: str, index: int, stage: Stage) -> list[Trial]:
     return out
 
 
+def params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+@dataclass
+class StageSummary:
+    index: int
+    stage: Stage
+    done: int
+    running: int
+    best: Trial | None
+
+
+def stage_summaries(spec: SweepSpec, trials: list[Trial]) -> list[StageSummary]:
+    """Per stage: finished and running trials, and the best by validation score."""
+    out = []
+    for i, stage in enumerate(spec.stages):
+        mine = [t for t in trials if t.stage == i]
+        done = [t for t in mine if t.state == "complete" and t.val_mean is not None]
+        best = max(done, key=lambda t: t.val_mean) if done else None
+        out.append(StageSummary(i, stage, len(done), sum(t.state == "running" for t in mine), best))
+    return out
+
+
 def best_params(trials: list[Trial]) -> dict[str, Any] | None:
     done = [t for t in trials if t.state == "complete" and t.val_mean is not None]
     if not done:

@@ -15,27 +15,21 @@ from .config import ConfigError
 from .runs import runs_dir
 from .report import mean_std_label, pct
 from .sweep import (SweepSpec, Trial, all_trials, default_storage, export_trials, final_runs, find_spec, load_spec,
-                    open_storage, record_spec, recorded_spec, start_workers)
+                    open_storage, params_text, record_spec, recorded_spec, stage_summaries, start_workers)
 
 
 class SweepUsage(Exception):
     pass
 
 
-def params_text(params: dict) -> str:
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
 def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float, last: int = 8) -> Group:
     stages = Table(title=f"sweep {study}: {spec.title}", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("stage", "trials", "best (validation %)", "test % there", "params"):
         stages.add_column(col)
-    for i, stage in enumerate(spec.stages):
-        mine = [t for t in trials if t.stage == i]
-        done = [t for t in mine if t.state == "complete" and t.val_mean is not None]
-        running = sum(t.state == "running" for t in mine)
-        best = max(done, key=lambda t: t.val_mean) if done else None
-        stages.add_row(f"{i + 1}. {stage.name}", f"{len(done)}/{stage.size()}" + (f" (+{running} running)" if running else ""),
+    for s in stage_summaries(spec, trials):
+        best = s.best
+        stages.add_row(f"{s.index + 1}. {s.stage.name}",
+                       f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if s.running else ""),
                        mean_std_label(best.val_mean, best.val_std) if best else "—",
                        mean_std_label(best.test_mean, best.test_std) if best else "—",
                        params_text(best.params) if best else "")

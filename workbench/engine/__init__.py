@@ -19,7 +19,7 @@ from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, R
 
 ENGINES = ("batched", "loop")
 
-__all__ = ["ENGINES", "CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "make_cancel",
+__all__ = ["ENGINES", "CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "failed_result", "make_cancel",
            "run_configs", "stack_groups"]
 
 
@@ -31,9 +31,10 @@ def stack_groups(configs: list[RunConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
-def failed_result(config: RunConfig, source: DigitSource, engine: str, reason: str) -> RunResult:
+def failed_result(config: RunConfig, data_source: str, engine: str, reason: str) -> RunResult:
+    """A run that could not train (no digits, no device, a crash): recorded like any other."""
     return RunResult(status="failed", reason=reason, config=config, rounds=[], history=[],
-                     data_source=source.name, device=config.device, engine=engine, seed=config.seed,
+                     data_source=data_source, device=config.device, engine=engine, seed=config.seed,
                      wall_time=0.0, versions=library_versions(), started_at=time.time())
 
 
@@ -76,11 +77,11 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
         reason = f"{type(exc).__name__}: {exc}".strip()
         if not isinstance(exc, RuntimeError):
             reason += " | " + traceback.format_exc(limit=3).replace("\n", " ")
-        return [failed_result(configs[i], source, engine, reason) for i in group]
+        return [failed_result(configs[i], source.name, engine, reason) for i in group]
 
 
 def cancelled_result(config: RunConfig, source: DigitSource, engine: str) -> RunResult:
-    result = failed_result(config, source, engine, "")
+    result = failed_result(config, source.name, engine, "")
     result.status = "cancelled"
     return result
 
@@ -157,7 +158,7 @@ def _train_in_processes(configs, groups, source, on_epoch, cancel, workers, vali
                 try:
                     done = future.result()
                 except Exception as exc:  # a worker that died (killed, out of memory)
-                    done = [failed_result(configs[i], source, "batched", f"worker process failed: {exc}")
+                    done = [failed_result(configs[i], source.name, "batched", f"worker process failed: {exc}")
                             for i in group]
                 yield group, done
         drain(0.0)

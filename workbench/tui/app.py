@@ -175,8 +175,7 @@ class WorkbenchApp(App):
     @work(thread=True, group="training", exit_on_error=False)
     def train(self, item: QueueItem) -> None:
         """Runs in a thread: trains, writes the record, and reports only through messages."""
-        from ..engine import EngineError, run_configs
-        from ..engine.base import RunResult, library_versions
+        from ..engine import EngineError, failed_result, run_configs
         from ..runs import save_run
 
         pending: list = []
@@ -199,9 +198,7 @@ class WorkbenchApp(App):
                                      engine=self.engine)[0]
             except Exception as exc:  # no digits, no device: a failed run, recorded like any other
                 reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
-                result = RunResult(status="failed", reason=reason, config=item.config, rounds=[], history=[],
-                                   data_source=self.source_name, device=item.config.device, engine=self.engine,
-                                   seed=item.config.seed, wall_time=0.0, versions=library_versions())
+                result = failed_result(item.config, self.source_name, self.engine, reason)
             if pending:
                 self.post_message(RunProgress(item.id, pending[:]))
             summary = save_run(result, item.name, preset_name, paper, self.runs_root)

@@ -15,8 +15,8 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from ..config import ConfigError
 from ..report import mean_std_label, pct
-from ..sweep import SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage, \
-    record_spec, start_workers
+from ..sweep import (SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
+                     params_text, record_spec, stage_summaries, start_workers)
 
 POLL_S = 1.0
 
@@ -27,10 +27,6 @@ class SweepUpdate(Message):
         self.trials = trials
         self.running = running
         self.note = note
-
-
-def params_text(params: dict) -> str:
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 class SweepScreen(Screen):
@@ -158,10 +154,9 @@ class SweepScreen(Screen):
             return
         stages = self.query_one("#sweep-stages", DataTable)
         stages.clear()
-        for i, stage in enumerate(self.spec.stages):
-            done = [t for t in trials if t.stage == i and t.state == "complete" and t.val_mean is not None]
-            best = max(done, key=lambda t: t.val_mean) if done else None
-            stages.add_row(f"{i + 1}. {stage.name}", f"{len(done)}/{stage.size()}",
+        for s in stage_summaries(self.spec, trials):
+            best = s.best
+            stages.add_row(f"{s.index + 1}. {s.stage.name}", f"{s.done}/{s.stage.size()}",
                            mean_std_label(best.val_mean, best.val_std) if best else "—",
                            mean_std_label(best.test_mean, best.test_std) if best else "—",
                            params_text(best.params) if best else "")
