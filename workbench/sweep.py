@@ -181,6 +181,13 @@ def default_storage(study: str) -> str:
     return str(runs_dir() / "sweeps" / f"{study}.journal")
 
 
+def trials_csv_path(study: str, storage: str) -> Path:
+    """Beside the journal file; under runs/sweeps/ for a database."""
+    if is_database(storage):
+        return runs_dir() / "sweeps" / f"{study}-trials.csv"
+    return Path(storage).with_name(f"{study}-trials.csv")
+
+
 def is_database(storage: str) -> bool:
     return "://" in storage
 

@@ -15,7 +15,8 @@ from .config import ConfigError
 from .runs import runs_dir
 from .report import mean_std_label, pct
 from .sweep import (SweepSpec, Trial, all_trials, default_storage, export_trials, final_runs, find_spec, load_spec,
-                    open_storage, params_text, record_spec, recorded_spec, stage_summaries, start_workers)
+                    open_storage, params_text, record_spec, recorded_spec, stage_summaries, start_workers,
+                    trials_csv_path)
 
 
 class SweepUsage(Exception):
@@ -86,12 +87,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         for p in procs:
             p.join(5)
         console.print("[yellow]stopped; run the same command again to continue the study[/]")
-    if args.out:
-        out = args.out
-    elif "://" in storage_url:
-        out = runs_dir() / "sweeps" / f"{study}-trials.csv"
-    else:
-        out = Path(storage_url).with_name(f"{study}-trials.csv")
+    out = args.out or trials_csv_path(study, storage_url)
     export_trials(spec, storage, study, out)
     console.print(f"trials written to {out}")
     if interrupted:

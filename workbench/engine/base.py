@@ -7,8 +7,8 @@ import platform
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import torch
 
@@ -78,11 +78,6 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = self.config.to_dict()
-        return d
 
 
 OnEpoch = Callable[[EpochRecord], None]

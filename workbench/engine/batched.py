@@ -118,8 +118,8 @@ def pool_before_activation(ops: list[tuple]) -> list[tuple]:
 
 
 def dropout_mask(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Keep each unit with probability 1 - p, scaled by 1 / (1 - p), from the stack's own generator:
-    stacks trained side by side in threads stay reproducible."""
+    """Keep each unit with probability 1 - p, scaled by 1 / (1 - p), from the stack's own generator: its masks
+    do not depend on whatever else draws from the global one (the app's threads, other stacks)."""
     keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).ge_(p)
     return keep.mul_(1.0 / (1.0 - p))
 

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
+from ..report import mean_std_label
 from ..runs import RunSummary, export_csv, load_runs, runs_dir
 from .details import Confirm, RunDetails
 from .form import ConfigForm
@@ -218,8 +219,6 @@ class WorkbenchApp(App):
             self.notify(message.error, title="Run failed", severity="error", timeout=10)
         else:
             self.query_one(ResultsTable).put(summary)
-            from ..report import mean_std_label
-
             line = f"test {mean_std_label(summary.mean, summary.std)} %"
             if summary.paper:
                 line += f" · paper {summary.paper.label()} %"

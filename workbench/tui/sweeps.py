@@ -16,7 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from ..config import ConfigError
 from ..report import mean_std_label, pct
 from ..sweep import (SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
-                     params_text, record_spec, stage_summaries, start_workers)
+                     params_text, record_spec, stage_summaries, start_workers, trials_csv_path)
 
 POLL_S = 1.0
 
@@ -179,8 +179,7 @@ class SweepScreen(Screen):
             self.notify("choose a sweep spec first", severity="error")
             return
         url = self.storage_choice()
-        out = (Path(url).with_name(f"{self.study}-trials.csv") if "://" not in url
-               else Path("runs") / "sweeps" / f"{self.study}-trials.csv")
+        out = trials_csv_path(self.study, url)
         try:
             export_trials(self.spec, open_storage(url), self.study, out)
         except Exception as exc:
