@@ -1,17 +1,23 @@
 """The batched engine is R independent trainings: exactly, step for step, and in its statistics."""
 
+import os
 import statistics
+import threading
 
 import pytest
 import torch
 
 from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
-from workbench.engine.batched import StackedNet, replica_losses
+from workbench.engine.batched import StackedNet, train_step
 from workbench.engine.loop import init_model
 from workbench.models import pair_loss
 
 R, B = 3, 5
+# The exactness tests run on CPU here; on a GPU machine, DIGIT_WORKBENCH_TEST_DEVICE=cuda runs them there.
+DEVICE = torch.device(os.environ.get("DIGIT_WORKBENCH_TEST_DEVICE", "cpu"))
+if DEVICE.type == "cuda":
+    torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions round differently per algorithm
 
 
 def reference_steps(models, batches, config_per_replica, steps):
@@ -31,15 +37,11 @@ def reference_steps(models, batches, config_per_replica, steps):
 
 
 def stacked_steps(net, batches, config_per_replica, steps):
-    w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c in config_per_replica])
-    w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c in config_per_replica])
+    w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c in config_per_replica], device=DEVICE)
+    w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c in config_per_replica], device=DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     for x, classes, target in batches[:steps]:
-        o, digits = net.forward(x, training=True)
-        loss = replica_losses(o, digits, target, classes, w_bce, w_aux, any(c.aux_loss for c in config_per_replica))
-        opt.zero_grad()
-        loss.sum().backward()
-        opt.step()
+        train_step(net, opt, x, target, classes, w_bce, w_aux, any(c.aux_loss for c in config_per_replica))
     return [[p.detach().clone() for p in net.replica_parameters(r)] for r in range(R)]
 
 
@@ -49,7 +51,7 @@ def make_batches(n_steps, seed=0):
     for _ in range(n_steps):
         classes = torch.randint(0, 10, (R, B, 2), generator=g)
         x = torch.rand(R, B, 2, 14, 14, generator=g) * 255
-        batches.append((x, classes, (classes[..., 0] <= classes[..., 1]).float()))
+        batches.append((x.to(DEVICE), classes.to(DEVICE), (classes[..., 0] <= classes[..., 1]).float().to(DEVICE)))
     return batches
 
 
@@ -64,8 +66,8 @@ def test_batched_steps_equal_independent_models(subnet, weight_sharing, aux, ste
                      bc=3, k=3, device="cpu")
     configs = [base.replace(aux_loss=(aux == "on" or (aux == "mixed" and r % 2 == 0)), alpha=0.3 + 0.2 * r)
                for r in range(R)]
-    reference = [init_model(configs[r], r) for r in range(R)]
-    net = StackedNet(base, [init_model(configs[r], r) for r in range(R)], torch.device("cpu"))
+    reference = [init_model(configs[r], r).to(DEVICE) for r in range(R)]
+    net = StackedNet(base, [init_model(configs[r], r) for r in range(R)], DEVICE)
     for r in range(R):  # the stack starts from exactly the reference weights
         for mine, theirs in zip(net.replica_parameters(r), reference[r].parameters()):
             assert torch.equal(mine, theirs)
@@ -79,22 +81,23 @@ def test_batched_steps_equal_independent_models(subnet, weight_sharing, aux, ste
             # Adam divides by sqrt(v): float noise on a near-zero gradient moves a weight by up to a
             # small fraction of one step (lr = 1e-3), so the tolerance is 2% of a step.
             torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=2e-5)
-        moved = any(not torch.equal(a, b) for a, b in zip(got[r], [p.detach() for p in init_model(configs[r], r).parameters()]))
+        initial = [p.detach().to(DEVICE) for p in init_model(configs[r], r).parameters()]
+        moved = any(not torch.equal(a, b) for a, b in zip(got[r], initial))
         assert moved
 
 
 def test_batched_forward_equals_reference_in_eval_mode():
     base = RunConfig(subnet="cnn", weight_sharing=False, device="cpu")
-    models = [init_model(base, r) for r in range(R)]
-    net = StackedNet(base, models, torch.device("cpu"))
-    x = torch.rand(R, 7, 2, 14, 14) * 255
-    out, (left, right) = net.forward(x, training=False)
+    models = [init_model(base, r).to(DEVICE) for r in range(R)]
+    net = StackedNet(base, models, DEVICE)
+    x = torch.rand(R, 7, 2, 14, 14, device=DEVICE) * 255
+    out, digits = net.forward(x, training=False)
     for r, model in enumerate(models):
         model.eval()
         o, (l, rr) = model(x[r])
         torch.testing.assert_close(out[r], o, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(left[r], l, rtol=1e-4, atol=1e-4)
-        torch.testing.assert_close(right[r], rr, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(digits[r, :, 0], l, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(digits[r, :, 1], rr, rtol=1e-4, atol=1e-4)
 
 
 def test_without_dropout_both_engines_train_the_same_rounds(source):
@@ -131,10 +134,18 @@ def test_loss_variants_share_a_stack_and_keep_their_own_losses(source, tiny):
 
 def test_stacks_side_by_side_in_processes_match_one_at_a_time(source, tiny, monkeypatch):
     configs = [tiny, tiny.replace(weight_sharing=False), tiny.replace(subnet="cnn", bc=2)]
-    records = []
-    parallel = run_configs(configs, source, on_epoch=records.append)
+    records, threads = [], []
+
+    def on_epoch(rec):  # the calling thread trains a stack too: records come from two threads, one at a time
+        threads.append(threading.current_thread().name)
+        records.append(rec)
+
+    torch_threads = torch.get_num_threads()
+    parallel = run_configs(configs, source, on_epoch=on_epoch)
     assert sorted((r.run, r.round, r.epoch) for r in records) == [
         (i, r, e) for i in range(3) for r in range(2) for e in (1, 2)]
+    assert threading.current_thread().name in threads and "stack-dispatch" in threads
+    assert torch.get_num_threads() == torch_threads  # the caller's thread count is given back
     monkeypatch.setenv("DIGIT_WORKBENCH_PROCESSES", "1")
     serial = run_configs(configs, source)
     for a, b in zip(parallel, serial):
@@ -159,3 +170,35 @@ def test_cancel_reaches_stacks_in_processes(source):
     results = run_configs(configs, source, on_epoch=on_epoch, cancel=cancel)
     assert time.monotonic() - set_at["t"] < 1.5  # within a second, plus the workers' shutdown
     assert [r.status for r in results] == ["cancelled", "cancelled"]
+
+
+def test_dropout_masks_keep_one_minus_p_scaled_in_the_inputs_memory_order():
+    from workbench.engine.batched import dropout_mask
+
+    x = torch.randn(8, 160, 6, 6).contiguous(memory_format=torch.channels_last)
+    for p in (0.2, 0.5):
+        g = torch.Generator().manual_seed(1)
+        mask = dropout_mask(x, p, g)
+        assert mask.shape == x.shape and mask.stride() == x.stride()
+        kept = mask > 0
+        assert kept.float().mean().item() == pytest.approx(1 - p, abs=0.01)
+        assert torch.unique(mask[kept]).tolist() == [pytest.approx(1 / (1 - p), rel=1e-4)]
+        assert (mask * x).mean().item() == pytest.approx(x.mean().item(), abs=0.02)  # unbiased
+        again = dropout_mask(x, p, torch.Generator().manual_seed(1))
+        assert torch.equal(mask, again)  # the stack's generator alone decides
+        assert not torch.equal(mask, dropout_mask(x, p, g))  # and each step draws anew
+    odd = dropout_mask(torch.ones(3, 7), 0.2, torch.Generator().manual_seed(0))  # numel not a multiple of 4
+    assert odd.shape == (3, 7)
+
+
+def test_the_longest_stacks_are_estimated_longest():
+    from workbench.config import TABLE_II, find_preset
+    from workbench.engine import stack_cost
+
+    configs = [find_preset(name).config for name in TABLE_II]
+    cost = {TABLE_II[g[0]]: stack_cost(configs, g) for g in stack_groups(configs)}
+    # measured on one core: CNN without sharing > CNN shared > FCN without sharing > FCN shared
+    assert cost["table2-cnn-plain"] > cost["table2-cnn-ws"] > cost["table2-fcn-plain"] > cost["table2-fcn-ws"]
+    wide = [configs[0].replace(hl=512)]
+    assert stack_cost(wide, [0]) > stack_cost(configs[:1], [0])
+    assert stack_cost([configs[0].replace(rounds=20)], [0]) > stack_cost(configs[:1], [0])

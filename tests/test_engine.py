@@ -104,9 +104,10 @@ def test_batched_nan_in_one_replica_keeps_the_others(source, tiny, monkeypatch):
 
     real = batched.replica_losses
 
-    def poisoned(*args, **kwargs):
-        losses = real(*args, **kwargs)
-        return losses * torch.tensor([1.0, float("nan")])  # round 1 diverges
+    def poisoned(*args, **kwargs):  # round 1 diverges: its loss and gradients become NaN
+        losses, g_out, g_digits = real(*args, **kwargs)
+        nan = torch.tensor([1.0, float("nan")])
+        return losses * nan, g_out * nan[:, None], None if g_digits is None else g_digits * nan.view(-1, 1, 1, 1)
 
     monkeypatch.setattr(batched, "replica_losses", poisoned)
     result = run_configs([tiny], source, engine="batched")[0]

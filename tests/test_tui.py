@@ -179,7 +179,7 @@ async def test_a_failing_run_is_a_failed_row_and_the_app_goes_on(make_app, monke
     import workbench.engine.batched as batched
 
     real = batched.replica_losses
-    monkeypatch.setattr(batched, "replica_losses", lambda *a, **k: real(*a, **k) * float("nan"))
+    monkeypatch.setattr(batched, "replica_losses", lambda *a, **k: [None if t is None else t * float("nan") for t in real(*a, **k)])
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         set_fields(app, **TINY)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import traceback
@@ -96,19 +97,26 @@ def side_by_side(configs: list[RunConfig], groups: list[list[int]]) -> int:
 
 
 def stack_cost(configs: list[RunConfig], group: list[int]) -> float:
-    """A rough relative cost, to start the longest stacks first."""
+    """Estimated CPU seconds of one stack, to start the longest stacks first. A step costs a fixed overhead
+    (one dispatch per operation), time per weight (Adam and the weight traffic of batch-5 products), and for
+    CNNs time per convolution group and per multiply-add; constants fitted to one thread of a 2-core x86 CPU."""
+    from ..models import build_model, cnn_side
+
     c = configs[group[0]]
+    replicas = len(group) * c.rounds
+    slots = replicas * (2 if c.is_siamese and not c.weight_sharing else 1)
+    weights = replicas * sum(p.numel() for p in build_model(c).parameters())
+    step_us = (900 if c.subnet == "cnn" else 500) + 0.0013 * weights
     if c.subnet == "cnn":
-        per_image = 150 * c.bc * (1 + c.bc * c.k * c.k / 10) + c.hl * (c.hl * (c.kl - 1) + 100)
-    else:
-        per_image = c.hl * (c.hl * (c.kl - 1) + 196)
-    sides = 1 if c.weight_sharing or c.subnet == "basic" else 2
-    return per_image * sides * len(group) * c.rounds * c.epochs * c.pairs
+        conv_macs = c.bc * (15 - c.k) ** 2 * c.k ** 2 + 2 * c.bc * cnn_side(c.k) ** 2 * c.bc * c.k ** 2
+        step_us += 28 * slots + 0.00054 * conv_macs * 2 * c.batch_size * replicas
+    return step_us * 1e-6 * c.epochs * math.ceil(c.pairs / c.batch_size)
 
 
 # --------------------------------------------------------------- stacks side by side, one process per core
 # Small stacks are bound by per-operation overhead, not arithmetic. Threads share one interpreter lock and
-# barely overlap; processes with one thread each do, at the cost of starting them (about 2 s).
+# barely overlap; processes with one thread each do. The calling thread trains too: it has torch loaded
+# already, so the first stack starts at once and one process fewer is started and held in memory.
 
 _worker: dict = {}
 
@@ -122,46 +130,101 @@ def _worker_init(records, stop, source) -> None:
 
 
 def _worker_train(configs: list[RunConfig], group: list[int], validation: int) -> list[RunResult]:
+    _worker["records"].put(("started", group[0]))  # a cancel waits for started stacks only
     return train_group(configs, group, _worker["source"], _worker["records"].put, _worker["stop"], "batched",
                        validation)
 
 
 def _train_in_processes(configs, groups, source, on_epoch, cancel, workers, validation):
+    """Trains the groups on `workers` cores: this thread and workers - 1 processes take the longest stack
+    left whenever they are free. Returns (group, results) pairs as they finished."""
     import multiprocessing
     import queue
+    import threading
+    from collections import deque
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    todo = deque(sorted(groups, key=lambda g: -stack_cost(configs, g)))
+    finished: list = []
+    lock = threading.Lock()  # guards todo and finished, and hands records to on_epoch one at a time
+    here_done = threading.Event()
+
+    def report(rec: EpochRecord) -> None:
+        if on_epoch:
+            with lock:
+                on_epoch(rec)
+
+    def take():
+        with lock:
+            return todo.popleft() if todo else None
 
     ctx = multiprocessing.get_context("spawn")  # fork would copy the OpenMP and UI threads' state
     records, stop = ctx.Queue(), ctx.Event()
 
-    def drain(block_s: float) -> None:
-        try:
-            rec = records.get(timeout=block_s)
-            while True:
-                if on_epoch:
-                    on_epoch(rec)
-                rec = records.get_nowait()
-        except queue.Empty:
-            pass
+    started: set[int] = set()
+    abandoned = threading.Event()
 
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(records, stop, source)) as pool:
-        ordered = sorted(groups, key=lambda g: -stack_cost(configs, g))
-        pending = {pool.submit(_worker_train, configs, group, validation): group for group in ordered}
-        while pending:
-            drain(0.05)
+    def receive(item) -> None:
+        if isinstance(item, tuple):
+            started.add(item[1])
+        else:
+            report(item)
+
+    def dispatch(pool) -> None:
+        """Keeps each process busy, passes its records on, and forwards a cancel."""
+        pending: dict = {}
+        while True:
+            while len(pending) < workers - 1 and (group := take()) is not None:
+                pending[pool.submit(_worker_train, configs, group, validation)] = group
+            if not pending and not todo and here_done.is_set():
+                break
+            try:
+                receive(records.get(timeout=0.05))
+                while True:
+                    receive(records.get_nowait())
+            except queue.Empty:
+                pass
             if cancel is not None and cancel.is_set():
                 stop.set()
-            finished, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
-            for future in finished:
+                for future, group in list(pending.items()):
+                    if group[0] not in started:  # still starting up: nothing to wait for
+                        del pending[future]
+                        abandoned.set()
+                        with lock:
+                            finished.append((group, [cancelled_result(configs[i], source, "batched") for i in group]))
+            done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
+            for future in done:
                 group = pending.pop(future)
                 try:
-                    done = future.result()
+                    results = future.result()
                 except Exception as exc:  # a worker that died (killed, out of memory)
-                    done = [failed_result(configs[i], source.name, "batched", f"worker process failed: {exc}")
-                            for i in group]
-                yield group, done
-        drain(0.0)
+                    results = [failed_result(configs[i], source.name, "batched", f"worker process failed: {exc}")
+                               for i in group]
+                with lock:
+                    finished.append((group, results))
+
+    threads = torch.get_num_threads()
+    pool = ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_worker_init, initargs=(records, stop, source))
+    dispatcher = threading.Thread(target=dispatch, args=(pool,), name="stack-dispatch", daemon=True)
+    dispatcher.start()
+    torch.set_num_threads(1)  # this thread is one of the workers: leave the other cores to the processes
+    try:
+        while (group := take()) is not None:
+            results = train_group(configs, group, source, report, cancel, "batched", validation)
+            with lock:
+                finished.append((group, results))
+    finally:
+        torch.set_num_threads(threads)
+        here_done.set()
+        dispatcher.join()
+        # a process abandoned while starting sees the stop at once and exits on its own
+        pool.shutdown(wait=not abandoned.is_set(), cancel_futures=True)
+    try:  # records a process put just before it returned
+        while True:
+            receive(records.get_nowait())
+    except queue.Empty:
+        pass
+    return finished
 
 
 def _reindex(on_epoch: OnEpoch | None, run: int) -> OnEpoch | None:

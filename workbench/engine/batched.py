@@ -5,7 +5,13 @@ grouped convolutions. Each replica keeps its own pair sets, batch order, initial
 is summed over replicas, so each replica's gradient is its own; Adam is element-wise, so one Adam over the stacked
 weights is R independent Adams.
 
-Layouts inside a stack of S slots: images (S, N, 14, 14); features (S, N, F); convolution maps (N, S*C, H, W).
+The networks are a fixed handful of layer kinds, so the stack computes its own gradients: a step is a forward pass
+that keeps what each layer's gradient needs, then the layers' backward formulas in reverse. At batch size 5 a step
+is a few hundred tiny operations and autograd's bookkeeping per operation costs as much as the arithmetic. All
+weights live in one flat tensor (and their gradients in another), so Adam is one fused call per step.
+
+Layouts inside a stack of S slots: images (S, N, 14, 14); features (S, N, F); convolution maps (N, S*C, H, W)
+in channels-last memory order.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from .base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, R
 from .loop import batch_order, init_model
 
 INIT_LOCK = threading.Lock()
-EVAL_CHUNK = 250  # pairs per evaluation forward: bounds the memory of wide CNN stacks
+EVAL_CHUNK = 100  # pairs per evaluation forward: small enough to stay in cache (measured best)
 
 
 def leaf_layers(module: nn.Module) -> list[nn.Module]:
@@ -33,95 +39,235 @@ def leaf_layers(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if not list(m.children())]
 
 
-class StackedSequential:
-    """S copies of one sequential network (Linear, Conv2d, LeakyReLU, Dropout, MaxPool2d, Flatten) as one."""
+# ------------------------------------------------------------------------------------- layers of a stack
+# Each layer: forward(x, training, generator, tape) appends what its backward needs to `tape` (a list) when
+# training; backward(g, saved, need_input) writes its weights' gradients and returns the input's gradient.
 
-    def __init__(self, slots: list[list[nn.Module]], device: torch.device):
-        self.slots = len(slots)
-        self.ops: list[tuple] = []
-        self.params: list[torch.Tensor] = []
-        for layers in zip(*slots):
-            first = layers[0]
-            if isinstance(first, nn.Linear):
-                weight = torch.stack([m.weight.detach().t() for m in layers])  # (S, in, out)
-                bias = torch.stack([m.bias.detach() for m in layers]).unsqueeze(1)  # (S, 1, out)
-                self.ops.append(("linear", self._param(weight, device), self._param(bias, device)))
-            elif isinstance(first, nn.Conv2d):
-                weight = torch.cat([m.weight.detach() for m in layers])  # (S*out, in, K, K)
-                bias = torch.cat([m.bias.detach() for m in layers])  # (S*out,)
-                self.ops.append(("conv", self._param(weight, device), self._param(bias, device), first.out_channels))
-            elif isinstance(first, nn.LeakyReLU):
-                self.ops.append(("leaky_relu", first.negative_slope))
-            elif isinstance(first, nn.Dropout):
-                self.ops.append(("dropout", first.p))
-            elif isinstance(first, nn.MaxPool2d):
-                self.ops.append(("max_pool", first.kernel_size))
-            elif isinstance(first, nn.Flatten):
-                self.ops.append(("flatten",))
+
+class StackedLinear:
+    params = ("weight", "bias")
+
+    def __init__(self, layers: list[nn.Linear]):
+        self.weight = torch.stack([m.weight.detach().t() for m in layers])  # (S, in, out)
+        self.bias = torch.stack([m.bias.detach() for m in layers]).unsqueeze(1)  # (S, 1, out)
+
+    def forward(self, x, training, generator, tape):
+        if tape is not None:
+            tape.append((self, x))
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def backward(self, g, x, need_input):
+        torch.bmm(x.transpose(1, 2), g, out=self.weight_grad)
+        torch.sum(g, 1, keepdim=True, out=self.bias_grad)
+        return torch.bmm(g, self.weight.transpose(1, 2)) if need_input else None
+
+    def slot(self, s: int) -> list[torch.Tensor]:
+        return [self.weight[s].t(), self.bias[s, 0]]
+
+
+class StackedConv:
+    """S convolutions as one grouped convolution over (N, S*C_in, H, W)."""
+
+    params = ("weight", "bias")
+
+    def __init__(self, layers: list[nn.Conv2d], groups: int):
+        self.weight = torch.cat([m.weight.detach() for m in layers])  # (S*out, in, K, K)
+        self.bias = torch.cat([m.bias.detach() for m in layers])  # (S*out,)
+        self.out_channels, self.groups = layers[0].out_channels, groups
+
+    def forward(self, x, training, generator, tape):
+        if tape is not None:
+            tape.append((self, x))
+        return F.conv2d(x, self.weight, self.bias, groups=self.groups)
+
+    def backward(self, g, x, need_input):
+        g_in, g_weight, g_bias = torch.ops.aten.convolution_backward(
+            g, x, self.weight, [self.weight.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], self.groups,
+            [need_input, True, True])
+        self.weight_grad.copy_(g_weight)
+        self.bias_grad.copy_(g_bias)
+        return g_in
+
+    def slot(self, s: int) -> list[torch.Tensor]:
+        c = self.out_channels
+        return [self.weight[s * c:(s + 1) * c], self.bias[s * c:(s + 1) * c]]
+
+
+class StackedActivation:
+    """LeakyReLU (slope) and/or the dropout that follows it (p), as one layer: one mask, one backward."""
+
+    params = ()
+
+    def __init__(self, slope: float | None, p: float):
+        self.slope, self.p = slope, p
+
+    def forward(self, x, training, generator, tape):
+        y = F.leaky_relu(x, self.slope) if self.slope is not None else x
+        mask = None
+        if training and self.p > 0:
+            mask = dropout_mask(x, self.p, generator)
+            y = y * mask
+        if tape is not None:
+            tape.append((self, (x, mask)))
+        return y
+
+    def backward(self, g, saved, need_input):
+        x, mask = saved
+        if mask is not None:
+            g = g * mask
+        if self.slope is not None:
+            g = torch.ops.aten.leaky_relu_backward(g, x, self.slope, False)
+        return g
+
+
+class StackedMaxPool:
+    params = ()
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def forward(self, x, training, generator, tape):
+        if tape is None:
+            return F.max_pool2d(x, self.size)
+        y, indices = F.max_pool2d(x, self.size, return_indices=True)
+        tape.append((self, (x, indices)))
+        return y
+
+    def backward(self, g, saved, need_input):
+        x, indices = saved
+        k = [self.size, self.size]
+        return torch.ops.aten.max_pool2d_with_indices_backward(g, x, k, k, [0, 0], [1, 1], False, indices)
+
+
+class StackedToMaps:
+    """Images (S, N, H, W) -> maps (N, S*repeat, H, W) in channels-last order (the slots innermost: pooling and
+    the grouped convolutions vectorise over them). A first convolution with one input channel and C outputs
+    per slot runs faster as a depthwise one over each image repeated C times than as S groups of 1 -> C."""
+
+    params = ()
+
+    def __init__(self, repeat: int):
+        self.repeat = repeat
+
+    def forward(self, x, training, generator, tape):
+        if tape is not None:
+            tape.append((self, None))
+        if self.repeat == 1:
+            return x.transpose(0, 1).contiguous(memory_format=torch.channels_last)
+        S, N, H, W = x.shape
+        maps = x.permute(1, 2, 3, 0).unsqueeze(4).expand(N, H, W, S, self.repeat).reshape(N, H, W, S * self.repeat)
+        return maps.permute(0, 3, 1, 2)
+
+    def backward(self, g, saved, need_input):
+        if not need_input:
+            return None
+        N, C, H, W = g.shape
+        return g.reshape(N, C // self.repeat, self.repeat, H, W).sum(2).transpose(0, 1)
+
+
+class StackedFlatten:
+    """Maps (N, S*C, H, W) -> features (S, N, C*H*W), per slot in nn.Flatten's order; or (S, N, ...) -> (S, N, F)."""
+
+    params = ()
+
+    def __init__(self, slots: int, from_maps: bool):
+        self.slots, self.from_maps = slots, from_maps
+
+    def forward(self, x, training, generator, tape):
+        if tape is not None:
+            tape.append((self, x.shape))
+        if self.from_maps:
+            return x.reshape(x.shape[0], self.slots, -1).transpose(0, 1)
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
+    def backward(self, g, shape, need_input):
+        if not need_input:
+            return None
+        if self.from_maps:
+            maps = torch.empty(shape, device=g.device, dtype=g.dtype, memory_format=torch.channels_last)
+            return maps.copy_(g.transpose(0, 1).reshape(shape))
+        return g.reshape(shape)
+
+
+def stacked_layers(slots: list[list[nn.Module]]) -> list:
+    """The stack's layers for S copies of one sequential network (Linear, Conv2d, LeakyReLU, Dropout, MaxPool2d,
+    Flatten). LeakyReLU then max-pool equals max-pool then LeakyReLU (the activation is increasing): pooling
+    first runs the activation on a quarter of the values. A dropout after an activation joins it."""
+    S = len(slots)
+    layers: list = []
+    maps = False  # True while values are convolution maps (N, S*C, H, W)
+    for group in zip(*slots):
+        first = group[0]
+        previous = layers[-1] if layers else None
+        if isinstance(first, nn.Linear):
+            layers.append(StackedLinear(list(group)))
+        elif isinstance(first, nn.Conv2d):
+            depthwise = not maps and first.in_channels == 1
+            if not maps:
+                layers.append(StackedToMaps(first.out_channels if depthwise else 1))
+                maps = True
+            layers.append(StackedConv(list(group), S * first.out_channels if depthwise else S))
+        elif isinstance(first, nn.LeakyReLU):
+            layers.append(StackedActivation(first.negative_slope, 0.0))
+        elif isinstance(first, nn.Dropout):
+            if isinstance(previous, StackedActivation) and previous.p == 0:
+                previous.p = first.p
             else:
-                raise TypeError(f"no stacked form for {type(first).__name__}")
-        self.ops = pool_before_activation(self.ops)
-
-    def _param(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-        p = tensor.clone().to(device).requires_grad_(True)
-        self.params.append(p)
-        return p
-
-    def forward(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-        """x: images (S, N, ...) or features (S, N, F) -> features (S, N, F_out)."""
-        conv_layout = False  # True while x is (N, S*C, H, W)
-        for op in self.ops:
-            kind = op[0]
-            if kind == "linear":
-                x = torch.baddbmm(op[2], x, op[1])
-            elif kind == "conv":
-                if not conv_layout:  # (S, N, H, W), one input channel -> (N, S, H, W)
-                    # channels-last puts the slots innermost: pooling and grouped convolution vectorise over them
-                    x = x.transpose(0, 1).contiguous(memory_format=torch.channels_last)
-                    conv_layout = True
-                x = F.conv2d(x, op[1], op[2], groups=self.slots)
-            elif kind == "leaky_relu":
-                x = F.leaky_relu(x, op[1])
-            elif kind == "dropout":
-                if training and op[1] > 0:
-                    x = x * dropout_mask(x, op[1], generator)
-            elif kind == "max_pool":
-                x = F.max_pool2d(x, op[1])
-            elif kind == "flatten":
-                if conv_layout:  # (N, S*C, H, W) -> (S, N, C*H*W): per slot, the order nn.Flatten gives
-                    x = x.reshape(x.shape[0], self.slots, -1).transpose(0, 1)
-                    conv_layout = False
-                else:
-                    x = x.reshape(x.shape[0], x.shape[1], -1)
-        return x
-
-    def slot_parameters(self, s: int) -> list[torch.Tensor]:
-        """Slot s's weights as views, in the order and shapes of the reference module's parameters()."""
-        out = []
-        for op in self.ops:
-            if op[0] == "linear":
-                out += [op[1][s].t(), op[2][s, 0]]
-            elif op[0] == "conv":
-                c = op[3]
-                out += [op[1][s * c:(s + 1) * c], op[2][s * c:(s + 1) * c]]
-        return out
-
-
-def pool_before_activation(ops: list[tuple]) -> list[tuple]:
-    """LeakyReLU then max-pool equals max-pool then LeakyReLU (the activation is increasing): pooling first
-    runs the activation on a quarter of the values."""
-    ops = list(ops)
-    for i in range(len(ops) - 1):
-        if ops[i][0] == "leaky_relu" and ops[i + 1][0] == "max_pool":
-            ops[i], ops[i + 1] = ops[i + 1], ops[i]
-    return ops
+                layers.append(StackedActivation(None, first.p))
+        elif isinstance(first, nn.MaxPool2d):
+            pool = StackedMaxPool(first.kernel_size)
+            if isinstance(previous, StackedActivation) and previous.p == 0 and previous.slope is not None:
+                layers.insert(len(layers) - 1, pool)
+            else:
+                layers.append(pool)
+        elif isinstance(first, nn.Flatten):
+            layers.append(StackedFlatten(S, maps))
+            maps = False
+        else:
+            raise TypeError(f"no stacked form for {type(first).__name__}")
+    return layers
 
 
 def dropout_mask(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Keep each unit with probability 1 - p, scaled by 1 / (1 - p), from the stack's own generator: its masks
-    do not depend on whatever else draws from the global one (the app's threads, other stacks)."""
-    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).ge_(p)
-    return keep.mul_(1.0 / (1.0 - p))
+    """Keep each unit with probability 1 - p (p rounded to a multiple of 2^-16), scaled by 1 / (1 - p), from
+    the stack's own generator: its masks do not depend on whatever else draws from the global one (the app's
+    threads, other stacks). Each 64 random bits make four masks: drawing them is most of dropout's cost."""
+    levels = round(p * 65536)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device)
+    bits = words.random_(-2 ** 63, None, generator=generator).view(torch.int16)[:x.numel()]
+    keep = bits >= levels - 32768  # int16 is uniform on [-32768, 32767]
+    mask = torch.where(keep, 65536 / (65536 - levels), 0.0).to(x.dtype)
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return mask.view(x.shape)
+    return mask.as_strided(x.shape, x.stride())  # x's memory order: element-wise products stay vectorised
+
+
+class StackedSequential:
+    """S copies of one sequential network as one; forward keeps a tape, backward replays it in reverse."""
+
+    def __init__(self, slots: list[list[nn.Module]]):
+        self.slots = len(slots)
+        self.layers = stacked_layers(slots)
+        self.first_weighted = next(i for i, layer in enumerate(self.layers) if layer.params)
+
+    def forward(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None,
+                tape: list | None = None) -> torch.Tensor:
+        """x: images (S, N, ...) or features (S, N, F) -> features (S, N, F_out)."""
+        for layer in self.layers:
+            x = layer.forward(x, training, generator, tape)
+        return x
+
+    def backward(self, g: torch.Tensor, tape: list, need_input: bool) -> torch.Tensor | None:
+        """Writes every weight's gradient; returns the input's gradient when `need_input`."""
+        last = 0 if need_input else self.first_weighted
+        for i in range(len(tape) - 1, last - 1, -1):
+            layer, saved = tape[i]
+            g = layer.backward(g, saved, need_input or i > last)
+        return g if need_input else None
+
+    def slot_parameters(self, s: int) -> list[torch.Tensor]:
+        """Slot s's weights as views, in the order and shapes of the reference module's parameters()."""
+        return [t for layer in self.layers if layer.params for t in layer.slot(s)]
 
 
 class StackedNet:
@@ -132,31 +278,70 @@ class StackedNet:
         self.siamese = config.is_siamese
         self.shared = config.weight_sharing
         if not self.siamese:
-            self.body = StackedSequential([leaf_layers(m.body) for m in models], device)
+            self.body = StackedSequential([leaf_layers(m.body) for m in models])
             self.parts = [self.body]
-            return
-        subnets = [m.left for m in models] + ([] if self.shared else [m.right for m in models])
-        self.subnet = StackedSequential([leaf_layers(s) for s in subnets], device)
-        self.combiner = StackedSequential([leaf_layers(m.combiner) for m in models], device)
-        self.parts = [self.subnet, self.combiner]
+        else:
+            subnets = [m.left for m in models] + ([] if self.shared else [m.right for m in models])
+            self.subnet = StackedSequential([leaf_layers(s) for s in subnets])
+            self.combiner = StackedSequential([leaf_layers(m.combiner) for m in models])
+            self.parts = [self.subnet, self.combiner]
+        self.flat, self.flat_grad = self._gather_weights(device)
+
+    def _gather_weights(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Moves every weight into one flat tensor and gives each layer views of it and of a flat gradient."""
+        owners = [(layer, name) for part in self.parts for layer in part.layers for name in layer.params]
+        total = sum(getattr(layer, name).numel() for layer, name in owners)
+        flat = torch.empty(total, device=device)
+        flat.grad = torch.zeros(total, device=device)
+        offset = 0
+        for layer, name in owners:
+            tensor = getattr(layer, name)
+            n = tensor.numel()
+            view = flat[offset:offset + n].view(tensor.shape)
+            view.copy_(tensor)
+            setattr(layer, name, view)
+            setattr(layer, f"{name}_grad", flat.grad[offset:offset + n].view(tensor.shape))
+            offset += n
+        return flat, flat.grad
 
     def parameters(self) -> list[torch.Tensor]:
-        return [p for part in self.parts for p in part.params]
+        """One tensor holding every weight, its gradient in .grad: what the optimizer steps."""
+        return [self.flat]
 
-    def forward(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None):
-        """x (R, B, 2, 14, 14) -> output logits (R, B), digit logits (R, B, 10) x 2 or None."""
+    def forward(self, x: torch.Tensor, training: bool, generator: torch.Generator | None = None,
+                tape: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (R, B, 2, 14, 14) -> output logits (R, B), digit logits (R, B, 2, 10) (left, right) or None.
+        With `tape` (a dict), keeps what backward() needs."""
         R, B = x.shape[:2]
+        tapes = {part: [] for part in ("body", "subnet", "combiner")} if tape is not None else {}
+        if tape is not None:
+            tape.update(tapes)
         if not self.siamese:
-            return self.body.forward(x, training, generator).squeeze(-1), None
-        if self.shared:
-            digits = self.subnet.forward(x.reshape(R, B * 2, 14, 14), training, generator).view(R, B, 2, 10)
-            left, right = digits[:, :, 0], digits[:, :, 1]
-            combined = digits.view(R, B, 20)
+            return self.body.forward(x, training, generator, tapes.get("body")).squeeze(-1), None
+        if self.shared:  # each slot sees both images of its pairs: (R, 2B)
+            digits = self.subnet.forward(x.reshape(R, B * 2, 14, 14), training, generator, tapes.get("subnet"))
+            digits = digits.view(R, B, 2, 10)
         else:  # slots 0..R-1 are the left subnets, R..2R-1 the right ones
-            digits = self.subnet.forward(x.permute(2, 0, 1, 3, 4).reshape(2 * R, B, 14, 14), training, generator)
-            left, right = digits[:R], digits[R:]
-            combined = torch.cat([left, right], dim=2)
-        return self.combiner.forward(combined, training, generator).squeeze(-1), (left, right)
+            digits = self.subnet.forward(x.permute(2, 0, 1, 3, 4).reshape(2 * R, B, 14, 14), training, generator,
+                                         tapes.get("subnet"))
+            digits = digits.view(2, R, B, 10).permute(1, 2, 0, 3)
+        out = self.combiner.forward(digits.reshape(R, B, 20), training, generator, tapes.get("combiner"))
+        return out.squeeze(-1), digits
+
+    def backward(self, tape: dict, g_out: torch.Tensor, g_digits: torch.Tensor | None) -> None:
+        """Writes every weight's gradient into .flat_grad, from the gradients of the outputs of forward()."""
+        R, B = g_out.shape
+        if not self.siamese:
+            self.body.backward(g_out.unsqueeze(-1), tape["body"], need_input=False)
+            return
+        g = self.combiner.backward(g_out.unsqueeze(-1), tape["combiner"], need_input=True).view(R, B, 2, 10)
+        if g_digits is not None:
+            g = g + g_digits
+        if self.shared:
+            g = g.reshape(R, 2 * B, 10)
+        else:
+            g = g.permute(2, 0, 1, 3).reshape(2 * R, B, 10)
+        self.subnet.backward(g, tape["subnet"], need_input=False)
 
     def replica_parameters(self, r: int) -> list[torch.Tensor]:
         """Replica r's weights in the order of the reference model's parameters()."""
@@ -168,19 +353,39 @@ class StackedNet:
         return own + self.combiner.slot_parameters(r)
 
 
-def replica_losses(out: torch.Tensor, digits, target: torch.Tensor, classes: torch.Tensor,
-                   w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool) -> torch.Tensor:
-    """Each replica's loss (R,): w_bce * BCE + w_aux * (CE_left + CE_right), equation 1 with per-replica weights."""
-    R, B = out.shape
-    loss = w_bce * F.binary_cross_entropy_with_logits(out, target, reduction="none").mean(1)
-    if any_aux and digits is not None:
-        left, right = digits
-        ce = (F.cross_entropy(left.reshape(R * B, 10), classes[:, :, 0].reshape(-1), reduction="none")
-              + F.cross_entropy(right.reshape(R * B, 10), classes[:, :, 1].reshape(-1), reduction="none"))
-        loss = loss + w_aux * ce.view(R, B).mean(1)
-    return loss
+def replica_losses(out: torch.Tensor, digits: torch.Tensor | None, target: torch.Tensor, classes: torch.Tensor,
+                   w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Each replica's loss (R,), w_bce * BCE + w_aux * (CE_left + CE_right) (equation 1 with per-replica
+    weights), and the gradients of their sum with respect to the output logits (R, B) and digit logits
+    (R, B, 2, 10) (None without an auxiliary loss in the stack)."""
+    B = out.shape[1]
+    bce = F.binary_cross_entropy_with_logits(out, target, reduction="none")
+    loss = w_bce * bce.mean(1)
+    g_out = (torch.sigmoid(out) - target).mul_((w_bce / B).unsqueeze(1))
+    if not any_aux or digits is None:
+        return loss, g_out, None
+    shifted = digits - digits.amax(3, keepdim=True)
+    log_p = shifted - shifted.exp().sum(3, keepdim=True).log_()
+    picked = log_p.gather(3, classes.unsqueeze(3))  # (R, B, 2, 1)
+    loss = loss - w_aux * picked.sum((1, 2, 3)) / B
+    g_digits = log_p.exp_()
+    g_digits.scatter_add_(3, classes.unsqueeze(3), torch.full_like(picked, -1.0))
+    g_digits.mul_((w_aux / B).view(-1, 1, 1, 1))
+    return loss, g_out, g_digits
 
 
+@torch.no_grad()
+def train_step(net: StackedNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor,
+               classes: torch.Tensor, w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Adam step of every replica on its own batch: (each replica's loss (R,), output logits (R, B))."""
+    tape: dict = {}
+    out, digits = net.forward(x, training=True, generator=generator, tape=tape)
+    losses, g_out, g_digits = replica_losses(out, digits, target, classes, w_bce, w_aux, any_aux)
+    net.backward(tape, g_out, g_digits)
+    optimizer.step()
+    return losses, out
 def stack_pairs(sets: list[PairSet], device: torch.device) -> PairSet:
     return PairSet(torch.stack([p.input for p in sets]).to(device), torch.stack([p.classes for p in sets]).to(device),
                    torch.stack([p.target for p in sets]).to(device))
@@ -197,9 +402,7 @@ def evaluate_stack(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch
         out, digits = net.forward(pairs.input[:, part], training=False)
         hits += ((out > 0).float() == pairs.target[:, part]).float().sum(1)
         if digits is not None:
-            classes = pairs.classes[:, part]
-            digit_hits += (digits[0].argmax(2) == classes[:, :, 0]).float().sum(1)
-            digit_hits += (digits[1].argmax(2) == classes[:, :, 1]).float().sum(1)
+            digit_hits += (digits.argmax(3) == pairs.classes[:, part]).float().sum((1, 2))
     return hits / n, (digit_hits / (2 * n) if net.siamese else None)
 
 
@@ -229,14 +432,12 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
     w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for _, c, _ in replicas], device=device)
     w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for _, c, _ in replicas], device=device)
     any_aux = any(c.aux_loss for _, c, _ in replicas)
-    optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=device.type == "cpu" or None)
+    optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=True)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=first.lr_decay)
 
     results = [RoundResult(round=r, seed=derive_seed(c.seed, r, "weights"), status="done") for _, c, r in replicas]
     histories: list[list[EpochRecord]] = [[] for _ in runs]
-    alive = torch.ones(R, dtype=torch.bool, device=device)
-    alive_host = [True] * R
-    all_alive = True
+    alive_host = [True] * R  # a replica whose loss went non-finite keeps training its own slots, unreported
     arange = torch.arange(R, device=device).unsqueeze(1)
     n, batch = first.pairs, first.batch_size
     cancelled = False
@@ -246,28 +447,23 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
         order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in replicas]).to(device)  # (R, n)
         x_epoch, t_epoch, c_epoch = train.input[arange, order], train.target[arange, order], train.classes[arange, order]
         loss_sum = torch.zeros(R, device=device)
-        hits = torch.zeros(R, device=device)
+        out_epoch = torch.zeros(R, n, device=device)  # output logits as trained: the epoch's train accuracy
         steps = 0
         for start in range(0, n, batch):
             if cancel.is_set():
                 cancelled = True
                 break
             part = slice(start, start + batch)
-            out, digits = net.forward(x_epoch[:, part], training=True, generator=generator)
-            losses = replica_losses(out, digits, t_epoch[:, part], c_epoch[:, part], w_bce, w_aux, any_aux)
-            if not all_alive:  # a failed replica keeps its own (non-finite) weights; its loss no longer counts
-                losses = torch.where(alive, losses, torch.zeros_like(losses))
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            optimizer.step()
-            loss_sum += losses.detach()
-            hits += ((out.detach() > 0).float() == t_epoch[:, part]).sum(1)
+            losses, out = train_step(net, optimizer, x_epoch[:, part], t_epoch[:, part], c_epoch[:, part], w_bce,
+                                     w_aux, any_aux, generator)
+            loss_sum += losses
+            out_epoch[:, part] = out
             steps += 1
         if cancelled:
             break
         schedule.step()
         train_loss = (loss_sum / steps).tolist()
-        train_acc = (hits / n).tolist()
+        train_acc = ((out_epoch > 0).float() == t_epoch).float().mean(1).tolist()
         test_acc, digit_acc = evaluate_stack(net, test)
         test_acc = test_acc.tolist()
         digit_acc = digit_acc.tolist() if digit_acc is not None else [None] * R
@@ -288,8 +484,6 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
                 epoch, train_loss[k], train_acc[k], test_acc[k], digit_acc[k])
             if on_epoch:
                 on_epoch(rec)
-        alive = torch.tensor(alive_host, device=device)
-        all_alive = all(alive_host)
         if not any(alive_host):
             break
 
