@@ -204,15 +204,17 @@ def _train_in_processes(configs, groups, source, on_epoch, cancel, workers, vali
                     finished.append((group, results))
 
     threads = torch.get_num_threads()
+    group = take()  # the longest stack starts here, at once: the processes take a few seconds to start
     pool = ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_worker_init, initargs=(records, stop, source))
     dispatcher = threading.Thread(target=dispatch, args=(pool,), name="stack-dispatch", daemon=True)
     dispatcher.start()
     torch.set_num_threads(1)  # this thread is one of the workers: leave the other cores to the processes
     try:
-        while (group := take()) is not None:
+        while group is not None:
             results = train_group(configs, group, source, report, cancel, "batched", validation)
             with lock:
                 finished.append((group, results))
+            group = take()
     finally:
         torch.set_num_threads(threads)
         here_done.set()
@@ -224,6 +226,8 @@ def _train_in_processes(configs, groups, source, on_epoch, cancel, workers, vali
             receive(records.get_nowait())
     except queue.Empty:
         pass
+    records.close()
+    records.join_thread()
     return finished
 
 
