@@ -6,10 +6,11 @@ import threading
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
-from workbench.engine.batched import StackedNet, train_step
+from workbench.engine.batched import StackedNet, replica_losses, step_scales, train_step
 from workbench.engine.loop import init_model
 from workbench.models import pair_loss
 
@@ -40,8 +41,9 @@ def stacked_steps(net, batches, config_per_replica, steps):
     w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c in config_per_replica], device=DEVICE)
     w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c in config_per_replica], device=DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    scales = step_scales(w_bce, w_aux, any(c.aux_loss for c in config_per_replica), B)
     for x, classes, target in batches[:steps]:
-        train_step(net, opt, x, target, classes, w_bce, w_aux, any(c.aux_loss for c in config_per_replica))
+        train_step(net, opt, x, target, F.one_hot(classes, 10).float(), *scales)
     return [[p.detach().clone() for p in net.replica_parameters(r)] for r in range(R)]
 
 
@@ -202,3 +204,45 @@ def test_the_longest_stacks_are_estimated_longest():
     wide = [configs[0].replace(hl=512)]
     assert stack_cost(wide, [0]) > stack_cost(configs[:1], [0])
     assert stack_cost([configs[0].replace(rounds=20)], [0]) > stack_cost(configs[:1], [0])
+
+
+def test_epoch_losses_are_equation_1_averaged_over_the_batches():
+    """The per-epoch loss each replica reports equals the mean over its batches of the reference loss."""
+    g = torch.Generator().manual_seed(3)
+    n, batch = 13, 5  # a short last batch
+    out = torch.randn(2, n, generator=g)
+    digits = torch.randn(2, n, 2, 10, generator=g)
+    classes = torch.randint(0, 10, (2, n, 2), generator=g)
+    target = (classes[..., 0] <= classes[..., 1]).float()
+    alphas, aux = [0.3, 1.0], [True, False]
+    w_bce = torch.tensor([a if x else 1.0 for a, x in zip(alphas, aux)])
+    w_aux = torch.tensor([(1 - a) / 2 if x else 0.0 for a, x in zip(alphas, aux)])
+    got = replica_losses(out, digits, target, classes, w_bce, w_aux, batch)
+    for r in range(2):
+        per_batch = [pair_loss(out[r, s:s + batch], (digits[r, s:s + batch, 0], digits[r, s:s + batch, 1]),
+                               target[r, s:s + batch], classes[r, s:s + batch], aux[r], alphas[r])
+                     for s in range(0, n, batch)]
+        assert got[r].item() == pytest.approx(torch.stack(per_batch).mean().item(), rel=1e-5)
+
+
+def test_the_digits_are_shared_before_any_process_starts(source, tiny, monkeypatch):
+    """Sending tensors to a process moves them into shared memory and frees the old buffers; the calling
+    thread trains meanwhile, so the move must be done before, not while it reads them."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from workbench.data import DigitSet, DigitSource
+
+    source = DigitSource(source.name, *(DigitSet(part.images.clone(), part.labels.clone())
+                                        for part in (source.train, source.test)))  # not shared yet
+    assert not source.train.images.is_shared()
+    seen = []
+    real_init = ProcessPoolExecutor.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(all(t.is_shared() for t in (source.train.images, source.train.labels,
+                                                 source.test.images, source.test.labels)))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "__init__", spy)
+    results = run_configs([tiny, tiny.replace(weight_sharing=False)], source)
+    assert seen == [True] and [r.status for r in results] == ["done", "done"]

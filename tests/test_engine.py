@@ -102,14 +102,14 @@ def test_loop_nan_loss_fails_the_run_with_the_reason(source, tiny, monkeypatch):
 def test_batched_nan_in_one_replica_keeps_the_others(source, tiny, monkeypatch):
     import workbench.engine.batched as batched
 
-    real = batched.replica_losses
+    real = batched.loss_gradients
 
-    def poisoned(*args, **kwargs):  # round 1 diverges: its loss and gradients become NaN
-        losses, g_out, g_digits = real(*args, **kwargs)
+    def poisoned(*args, **kwargs):  # round 1 diverges: its gradients, then its weights and loss become NaN
+        g_out, g_digits = real(*args, **kwargs)
         nan = torch.tensor([1.0, float("nan")])
-        return losses * nan, g_out * nan[:, None], None if g_digits is None else g_digits * nan.view(-1, 1, 1, 1)
+        return g_out * nan[:, None], None if g_digits is None else g_digits * nan.view(-1, 1, 1, 1)
 
-    monkeypatch.setattr(batched, "replica_losses", poisoned)
+    monkeypatch.setattr(batched, "loss_gradients", poisoned)
     result = run_configs([tiny], source, engine="batched")[0]
     assert result.status == "failed" and "round 1" in result.reason and "nan" in result.reason
     done = [r for r in result.rounds if r.status == "done"]
@@ -131,7 +131,7 @@ def test_an_exception_during_training_becomes_a_failed_run(source, tiny, monkeyp
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(batched, "replica_losses", out_of_memory)
+    monkeypatch.setattr(batched, "loss_gradients", out_of_memory)
     results = run_configs([tiny, tiny.replace(aux_loss=False)], source)
     assert [r.status for r in results] == ["failed", "failed"]
     assert "out of memory" in results[0].reason

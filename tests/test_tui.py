@@ -178,8 +178,8 @@ async def test_cancel_records_a_cancelled_run_and_clear_empties_the_queue(make_a
 async def test_a_failing_run_is_a_failed_row_and_the_app_goes_on(make_app, monkeypatch):
     import workbench.engine.batched as batched
 
-    real = batched.replica_losses
-    monkeypatch.setattr(batched, "replica_losses", lambda *a, **k: [None if t is None else t * float("nan") for t in real(*a, **k)])
+    real = batched.loss_gradients
+    monkeypatch.setattr(batched, "loss_gradients", lambda *a, **k: [None if t is None else t * float("nan") for t in real(*a, **k)])
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         set_fields(app, **TINY)
@@ -188,7 +188,7 @@ async def test_a_failing_run_is_a_failed_row_and_the_app_goes_on(make_app, monke
         (summary,) = app.query_one(ResultsTable).summaries.values()
         assert summary.status == "failed" and "nan" in summary.reason
         assert any(n.severity == "error" for n in app._notifications)
-        monkeypatch.setattr(batched, "replica_losses", real)
+        monkeypatch.setattr(batched, "loss_gradients", real)
         await pilot.press("ctrl+r")
         await wait_idle(pilot, app)
         assert sorted(s.status for s in app.query_one(ResultsTable).summaries.values()) == ["done", "failed"]

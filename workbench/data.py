@@ -39,6 +39,14 @@ class DigitSource:
     train: DigitSet
     test: DigitSet
 
+    def share_memory(self) -> DigitSource:
+        """Moves the digits into shared memory, as sending them to a worker process would: done once, up
+        front, because that move frees the old buffers under any thread still reading them."""
+        for part in (self.train, self.test):
+            part.images.share_memory_()
+            part.labels.share_memory_()
+        return self
+
 
 @dataclass
 class PairSet:

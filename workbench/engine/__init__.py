@@ -160,6 +160,7 @@ def _train_in_processes(configs, groups, source, on_epoch, cancel, workers, vali
 
     ctx = multiprocessing.get_context("spawn")  # fork would copy the OpenMP and UI threads' state
     records, stop = ctx.Queue(), ctx.Event()
+    source.share_memory()  # before this thread trains on it: starting a process would move it meanwhile
 
     started: set[int] = set()
     abandoned = threading.Event()

@@ -231,12 +231,14 @@ def stacked_layers(slots: list[list[nn.Module]]) -> list:
 def dropout_mask(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
     """Keep each unit with probability 1 - p (p rounded to a multiple of 2^-16), scaled by 1 / (1 - p), from
     the stack's own generator: its masks do not depend on whatever else draws from the global one (the app's
-    threads, other stacks). Each 64 random bits make four masks: drawing them is most of dropout's cost."""
+    threads, other stacks). Drawing is most of dropout's cost: each 64 random bits make four 16-bit draws, and
+    the mask is made with float arithmetic, which vectorises (comparisons and selects on a CPU do not)."""
     levels = round(p * 65536)
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device)
-    bits = words.random_(-2 ** 63, None, generator=generator).view(torch.int16)[:x.numel()]
-    keep = bits >= levels - 32768  # int16 is uniform on [-32768, 32767]
-    mask = torch.where(keep, 65536 / (65536 - levels), 0.0).to(x.dtype)
+    n = x.numel()
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+    draws = words.random_(-2 ** 63, None, generator=generator).view(torch.int16)[:n]  # uniform on [-2^15, 2^15)
+    # kept (draw >= levels - 2^15) -> 1, dropped -> 0: exact for integers of this size
+    mask = draws.to(x.dtype).sub_(levels - 32769).clamp_(0, 1).mul_(65536 / (65536 - levels))
     if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
         return mask.view(x.shape)
     return mask.as_strided(x.shape, x.stride())  # x's memory order: element-wise products stay vectorised
@@ -353,39 +355,58 @@ class StackedNet:
         return own + self.combiner.slot_parameters(r)
 
 
+def loss_gradients(out: torch.Tensor, digits: torch.Tensor | None, target: torch.Tensor,
+                   onehot: torch.Tensor | None, bce_scale: torch.Tensor, aux_scale: torch.Tensor | None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradients of the summed replica losses (equation 1 with per-replica weights) with respect to the output
+    logits (R, B) and the digit logits (R, B, 2, 10). bce_scale (R, 1) is w_bce / B; aux_scale (R, 1, 1, 1) is
+    w_aux / B, or None when no replica of the stack has the auxiliary loss. The loss values themselves are only
+    reported per epoch, so a step does not compute them (replica_losses does, once an epoch)."""
+    g_out = torch.sigmoid(out).sub_(target).mul_(bce_scale)
+    if aux_scale is None or digits is None:
+        return g_out, None
+    g_digits = (digits - digits.amax(3, keepdim=True)).exp_()
+    g_digits.div_(g_digits.sum(3, keepdim=True)).sub_(onehot).mul_(aux_scale)  # softmax - onehot
+    return g_out, g_digits
+
+
 def replica_losses(out: torch.Tensor, digits: torch.Tensor | None, target: torch.Tensor, classes: torch.Tensor,
-                   w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Each replica's loss (R,), w_bce * BCE + w_aux * (CE_left + CE_right) (equation 1 with per-replica
-    weights), and the gradients of their sum with respect to the output logits (R, B) and digit logits
-    (R, B, 2, 10) (None without an auxiliary loss in the stack)."""
-    B = out.shape[1]
-    bce = F.binary_cross_entropy_with_logits(out, target, reduction="none")
-    loss = w_bce * bce.mean(1)
-    g_out = (torch.sigmoid(out) - target).mul_((w_bce / B).unsqueeze(1))
-    if not any_aux or digits is None:
-        return loss, g_out, None
-    shifted = digits - digits.amax(3, keepdim=True)
-    log_p = shifted - shifted.exp().sum(3, keepdim=True).log_()
-    picked = log_p.gather(3, classes.unsqueeze(3))  # (R, B, 2, 1)
-    loss = loss - w_aux * picked.sum((1, 2, 3)) / B
-    g_digits = log_p.exp_()
-    g_digits.scatter_add_(3, classes.unsqueeze(3), torch.full_like(picked, -1.0))
-    g_digits.mul_((w_aux / B).view(-1, 1, 1, 1))
-    return loss, g_out, g_digits
+                   w_bce: torch.Tensor, w_aux: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Each replica's training loss (R,) over an epoch, from the logits each pair had when it was trained:
+    equation 1 per batch, averaged over the epoch's batches (as the loop engine reports it)."""
+    R, n = out.shape
+    per_pair = w_bce.unsqueeze(1) * F.binary_cross_entropy_with_logits(out, target, reduction="none")
+    if digits is not None:
+        shifted = digits - digits.amax(3, keepdim=True)
+        log_p = shifted - shifted.exp().sum(3, keepdim=True).log_()
+        per_pair = per_pair - w_aux.unsqueeze(1) * log_p.gather(3, classes.unsqueeze(3)).sum((2, 3))
+    steps = math.ceil(n / batch_size)
+    sums = torch.zeros(R, steps, device=out.device).index_add_(1, torch.arange(n, device=out.device) // batch_size,
+                                                                per_pair)
+    sizes = torch.full((steps,), float(batch_size), device=out.device)
+    sizes[-1] = n - batch_size * (steps - 1)
+    return (sums / sizes).mean(1)
 
 
 @torch.no_grad()
 def train_step(net: StackedNet, optimizer: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor,
-               classes: torch.Tensor, w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Adam step of every replica on its own batch: (each replica's loss (R,), output logits (R, B))."""
+               onehot: torch.Tensor | None, bce_scale: torch.Tensor, aux_scale: torch.Tensor | None,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One Adam step of every replica on its own batch (see loss_gradients for the scales); returns the
+    output logits (R, B) and digit logits (R, B, 2, 10) or None, as computed before the step."""
     tape: dict = {}
     out, digits = net.forward(x, training=True, generator=generator, tape=tape)
-    losses, g_out, g_digits = replica_losses(out, digits, target, classes, w_bce, w_aux, any_aux)
+    g_out, g_digits = loss_gradients(out, digits, target, onehot, bce_scale, aux_scale)
     net.backward(tape, g_out, g_digits)
     optimizer.step()
-    return losses, out
+    return out, digits
+
+
+def step_scales(w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool, batch: int):
+    """(w_bce / B as (R, 1), w_aux / B as (R, 1, 1, 1) or None) for a batch of B pairs."""
+    return w_bce.view(-1, 1) / batch, (w_aux.view(-1, 1, 1, 1) / batch if any_aux else None)
+
+
 def stack_pairs(sets: list[PairSet], device: torch.device) -> PairSet:
     return PairSet(torch.stack([p.input for p in sets]).to(device), torch.stack([p.classes for p in sets]).to(device),
                    torch.stack([p.target for p in sets]).to(device))
@@ -432,6 +453,7 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
     w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for _, c, _ in replicas], device=device)
     w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for _, c, _ in replicas], device=device)
     any_aux = any(c.aux_loss for _, c, _ in replicas)
+    scales: dict[int, tuple] = {}  # batch size -> step_scales
     optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=True)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=first.lr_decay)
 
@@ -446,23 +468,26 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
         lr = optimizer.param_groups[0]["lr"]
         order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in replicas]).to(device)  # (R, n)
         x_epoch, t_epoch, c_epoch = train.input[arange, order], train.target[arange, order], train.classes[arange, order]
-        loss_sum = torch.zeros(R, device=device)
-        out_epoch = torch.zeros(R, n, device=device)  # output logits as trained: the epoch's train accuracy
-        steps = 0
+        onehot = F.one_hot(c_epoch, 10).to(x_epoch.dtype) if any_aux else None
+        out_epoch = torch.zeros(R, n, device=device)  # logits as trained: the epoch's loss and train accuracy
+        digits_epoch = torch.zeros(R, n, 2, 10, device=device) if any_aux else None
         for start in range(0, n, batch):
             if cancel.is_set():
                 cancelled = True
                 break
             part = slice(start, start + batch)
-            losses, out = train_step(net, optimizer, x_epoch[:, part], t_epoch[:, part], c_epoch[:, part], w_bce,
-                                     w_aux, any_aux, generator)
-            loss_sum += losses
+            b = min(batch, n - start)
+            if b not in scales:
+                scales[b] = step_scales(w_bce, w_aux, any_aux, b)
+            out, digits = train_step(net, optimizer, x_epoch[:, part], t_epoch[:, part],
+                                     onehot[:, part] if any_aux else None, *scales[b], generator)
             out_epoch[:, part] = out
-            steps += 1
+            if any_aux:
+                digits_epoch[:, part] = digits
         if cancelled:
             break
         schedule.step()
-        train_loss = (loss_sum / steps).tolist()
+        train_loss = replica_losses(out_epoch, digits_epoch, t_epoch, c_epoch, w_bce, w_aux, batch).tolist()
         train_acc = ((out_epoch > 0).float() == t_epoch).float().mean(1).tolist()
         test_acc, digit_acc = evaluate_stack(net, test)
         test_acc = test_acc.tolist()
