@@ -3,12 +3,15 @@
     python benchmarks/cuda_check.py
 
 For each Table II stack (20 replicas): trains steps with PyTorch's sync debug mode set to "error", so any
-host synchronisation inside the step loop raises; then times steps (mean of 200, after warm-up).
+host synchronisation inside the step loop raises; then times steps (mean of 200, after warm-up), launched one
+by one and as a replayed CUDA graph. Then trains one small config with and without CUDA graphs and compares
+the rounds (dropout off: the same numbers up to float rounding).
 The exactness tests run on the GPU with DIGIT_WORKBENCH_TEST_DEVICE=cuda pytest tests/test_batched.py.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,9 +21,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.config import TABLE_II, find_preset  # noqa: E402
-from workbench.engine import stack_groups  # noqa: E402
-from workbench.engine.batched import StackedNet, step_scales, train_step  # noqa: E402
+from workbench.config import TABLE_II, RunConfig, find_preset  # noqa: E402
+from workbench.data import load_source  # noqa: E402
+from workbench.engine import run_configs, stack_groups  # noqa: E402
+from workbench.engine.batched import StackedNet, StepGraph, step_scales, train_step  # noqa: E402
 from workbench.engine.loop import init_model  # noqa: E402
 
 
@@ -36,7 +40,7 @@ def main() -> int:
         replicas = [(c, r) for c in runs for r in range(c.rounds)]
         R, B = len(replicas), runs[0].batch_size
         net = StackedNet(runs[0], [init_model(c, r) for c, r in replicas], device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=runs[0].lr, fused=True)
+        optimizer = torch.optim.Adam(net.parameters(), lr=runs[0].lr, fused=True, capturable=True)
         generator = torch.Generator(device).manual_seed(0)
         w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c, _ in replicas], device=device)
         w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c, _ in replicas], device=device)
@@ -66,9 +70,34 @@ def main() -> int:
             step()
         torch.cuda.synchronize()
         per_step = (time.perf_counter() - started) / 200
+        graph = StepGraph.capture(net, optimizer, (x, target, onehot), scales, generator)
+        if graph is None:
+            graphed = "capture failed"
+        else:
+            for _ in range(20):
+                graph.replay((x, target, onehot))
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for _ in range(200):
+                graph.replay((x, target, onehot))
+            torch.cuda.synchronize()
+            graphed = f"{(time.perf_counter() - started) / 200 * 1e3:.3f} ms per step as a graph"
         name = TABLE_II[group[0]].replace("-plain", "")
         print(f"{name:<16} R={R}: no host sync in 50 steps; outputs finite: {finite}; "
-              f"{per_step * 1e3:.3f} ms per step (all {R} replicas)")
+              f"{per_step * 1e3:.3f} ms per step launched one by one, {graphed}")
+
+    source = load_source("auto")
+    for dropout in (0.0, 0.2):
+        config = RunConfig(subnet="cnn", dropout=dropout, rounds=4, epochs=3, pairs=300, batch_size=5, device="cuda")
+        found = {}
+        for graphs in ("0", "1"):
+            os.environ["DIGIT_WORKBENCH_CUDA_GRAPHS"] = graphs
+            found[graphs] = run_configs([config], source)[0]
+        eager, graphed = found["0"], found["1"]
+        print(f"dropout {dropout}: eager   test acc {[round(r.test_acc, 4) for r in eager.rounds]} "
+              f"train loss {[round(r.train_loss, 5) for r in eager.rounds]} ({eager.wall_time:.1f} s)")
+        print(f"dropout {dropout}: graphed test acc {[round(r.test_acc, 4) for r in graphed.rounds]} "
+              f"train loss {[round(r.train_loss, 5) for r in graphed.rounds]} ({graphed.wall_time:.1f} s)")
     return 0
 
 

@@ -17,6 +17,7 @@ in channels-last memory order.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 
@@ -407,6 +408,37 @@ def step_scales(w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool, batch: 
     return w_bce.view(-1, 1) / batch, (w_aux.view(-1, 1, 1, 1) / batch if any_aux else None)
 
 
+class StepGraph:
+    """One training step captured as a CUDA graph: a step is a few hundred tiny kernels, and launching them
+    one by one from Python costs more than running them; a replay launches them all at once. Inputs are
+    copied into the graph's own tensors; dropout draws from the stack's generator, registered with the graph
+    so each replay draws anew. The first steps run eagerly (Adam's state and the libraries' handles must
+    exist before a capture); a step that cannot be captured (an older torch) leaves the stack eager."""
+
+    def __init__(self, graph, inputs, outputs):
+        self.graph, self.inputs, self.outputs = graph, inputs, outputs
+
+    @classmethod
+    def capture(cls, net, optimizer, inputs, scales, generator) -> StepGraph | None:
+        static = tuple(None if t is None else t.clone() for t in inputs)
+        try:
+            graph = torch.cuda.CUDAGraph()
+            graph.register_generator_state(generator)
+            with torch.cuda.graph(graph):
+                outputs = train_step(net, optimizer, *static, *scales, generator)
+        except Exception:  # capture not supported here: train eagerly
+            torch.cuda.synchronize()
+            return None
+        return cls(graph, static, outputs)
+
+    def replay(self, inputs):
+        for mine, new in zip(self.inputs, inputs):
+            if mine is not None:
+                mine.copy_(new)
+        self.graph.replay()  # a capture only records: this runs the step being captured as well
+        return self.outputs
+
+
 def stack_pairs(sets: list[PairSet], device: torch.device) -> PairSet:
     return PairSet(torch.stack([p.input for p in sets]).to(device), torch.stack([p.classes for p in sets]).to(device),
                    torch.stack([p.target for p in sets]).to(device))
@@ -454,7 +486,8 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
     w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for _, c, _ in replicas], device=device)
     any_aux = any(c.aux_loss for _, c, _ in replicas)
     scales: dict[int, tuple] = {}  # batch size -> step_scales
-    optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=True)
+    graphs = device.type == "cuda" and os.environ.get("DIGIT_WORKBENCH_CUDA_GRAPHS", "1") != "0"
+    optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=True, capturable=graphs)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=first.lr_decay)
 
     results = [RoundResult(round=r, seed=derive_seed(c.seed, r, "weights"), status="done") for _, c, r in replicas]
@@ -471,6 +504,7 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
         onehot = F.one_hot(c_epoch, 10).to(x_epoch.dtype) if any_aux else None
         out_epoch = torch.zeros(R, n, device=device)  # logits as trained: the epoch's loss and train accuracy
         digits_epoch = torch.zeros(R, n, 2, 10, device=device) if any_aux else None
+        step_graph = None  # captured afresh each epoch: the learning rate is a constant of the captured step
         for start in range(0, n, batch):
             if cancel.is_set():
                 cancelled = True
@@ -479,8 +513,14 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
             b = min(batch, n - start)
             if b not in scales:
                 scales[b] = step_scales(w_bce, w_aux, any_aux, b)
-            out, digits = train_step(net, optimizer, x_epoch[:, part], t_epoch[:, part],
-                                     onehot[:, part] if any_aux else None, *scales[b], generator)
+            inputs = (x_epoch[:, part], t_epoch[:, part], onehot[:, part] if any_aux else None)
+            if graphs and step_graph is None and b == batch and (epoch > 1 or start >= 3 * batch):
+                step_graph = StepGraph.capture(net, optimizer, inputs, scales[b], generator)
+                graphs = step_graph is not None  # a step that cannot be captured trains as it is
+            if step_graph is not None and b == batch:
+                out, digits = step_graph.replay(inputs)
+            else:
+                out, digits = train_step(net, optimizer, *inputs, *scales[b], generator)
             out_epoch[:, part] = out
             if any_aux:
                 digits_epoch[:, part] = digits
