@@ -246,3 +246,13 @@ def test_the_digits_are_shared_before_any_process_starts(source, tiny, monkeypat
     monkeypatch.setattr(ProcessPoolExecutor, "__init__", spy)
     results = run_configs([tiny, tiny.replace(weight_sharing=False)], source)
     assert seen == [True] and [r.status for r in results] == ["done", "done"]
+
+
+@pytest.mark.parametrize("k, batch_size", [(5, 1), (3, 7)])
+def test_edge_shapes_train(source, k, batch_size):
+    """1 x 1 feature maps (K = 5), single-pair batches, and a short last batch (203 pairs) train and score."""
+    config = RunConfig(subnet="cnn", weight_sharing=False, k=k, bc=2, hl=16, c_hl=8, dropout=0.5, rounds=2,
+                       epochs=1, pairs=203, batch_size=batch_size, device="cpu")
+    (result,) = run_configs([config], source)
+    assert result.status == "done", result.reason
+    assert all(0.0 <= r.test_acc <= 1.0 and r.train_loss > 0 for r in result.rounds)
