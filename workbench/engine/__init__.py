@@ -105,7 +105,8 @@ def stack_cost(configs: list[RunConfig], group: list[int]) -> float:
     c = configs[group[0]]
     replicas = len(group) * c.rounds
     slots = replicas * (2 if c.is_siamese and not c.weight_sharing else 1)
-    weights = replicas * sum(p.numel() for p in build_model(c).parameters())
+    with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
+        weights = replicas * sum(p.numel() for p in build_model(c).parameters())
     step_us = (900 if c.subnet == "cnn" else 500) + 0.0013 * weights
     if c.subnet == "cnn":
         conv_macs = c.bc * (15 - c.k) ** 2 * c.k ** 2 + 2 * c.bc * cnn_side(c.k) ** 2 * c.bc * c.k ** 2

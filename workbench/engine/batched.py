@@ -184,9 +184,12 @@ class StackedFlatten:
     def backward(self, g, shape, need_input):
         if not need_input:
             return None
-        if self.from_maps:
+        if self.from_maps:  # one copy, straight into channels-last order (its channel axis splits into S x C)
+            N, SC, H, W = shape
             maps = torch.empty(shape, device=g.device, dtype=g.dtype, memory_format=torch.channels_last)
-            return maps.copy_(g.transpose(0, 1).reshape(shape))
+            maps.view(N, self.slots, SC // self.slots, H, W).copy_(
+                g.reshape(self.slots, N, SC // self.slots, H, W).transpose(0, 1))
+            return maps
         return g.reshape(shape)
 
 
