@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from workbench.config import TABLE_II, RunConfig, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs, stack_groups  # noqa: E402
-from workbench.engine.batched import StackedNet, StepGraph, step_scales, train_step  # noqa: E402
+from workbench.engine.batched import StackedNet, StepGraph, loss_weights, step_scales, train_step  # noqa: E402
 from workbench.engine.loop import init_model  # noqa: E402
 
 
@@ -42,8 +42,7 @@ def main() -> int:
         net = StackedNet(runs[0], [init_model(c, r) for c, r in replicas], device)
         optimizer = torch.optim.Adam(net.parameters(), lr=runs[0].lr, fused=True, capturable=True)
         generator = torch.Generator(device).manual_seed(0)
-        w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c, _ in replicas], device=device)
-        w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c, _ in replicas], device=device)
+        w_bce, w_aux = loss_weights([c for c, _ in replicas], device)
         x = torch.rand(R, B, 2, 14, 14, device=device) * 255
         classes = torch.randint(0, 10, (R, B, 2), device=device)
         target = (classes[..., 0] <= classes[..., 1]).float()

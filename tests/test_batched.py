@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
-from workbench.engine.batched import StackedNet, replica_losses, step_scales, train_step
+from workbench.engine.batched import StackedNet, loss_weights, replica_losses, step_scales, train_step
 from workbench.engine.loop import init_model
 from workbench.models import pair_loss
 
@@ -38,8 +38,7 @@ def reference_steps(models, batches, config_per_replica, steps):
 
 
 def stacked_steps(net, batches, config_per_replica, steps):
-    w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for c in config_per_replica], device=DEVICE)
-    w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c in config_per_replica], device=DEVICE)
+    w_bce, w_aux = loss_weights(config_per_replica, DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     scales = step_scales(w_bce, w_aux, any(c.aux_loss for c in config_per_replica), B)
     for x, classes, target in batches[:steps]:

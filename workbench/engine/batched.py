@@ -252,7 +252,6 @@ class StackedSequential:
     """S copies of one sequential network as one; forward keeps a tape, backward replays it in reverse."""
 
     def __init__(self, slots: list[list[nn.Module]]):
-        self.slots = len(slots)
         self.layers = stacked_layers(slots)
         self.first_weighted = next(i for i, layer in enumerate(self.layers) if layer.params)
 
@@ -291,10 +290,10 @@ class StackedNet:
             self.subnet = StackedSequential([leaf_layers(s) for s in subnets])
             self.combiner = StackedSequential([leaf_layers(m.combiner) for m in models])
             self.parts = [self.subnet, self.combiner]
-        self.flat, self.flat_grad = self._gather_weights(device)
+        self.flat = self._gather_weights(device)
 
-    def _gather_weights(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Moves every weight into one flat tensor and gives each layer views of it and of a flat gradient."""
+    def _gather_weights(self, device: torch.device) -> torch.Tensor:
+        """Moves every weight into one flat tensor (its gradient in .grad) and gives each layer views of both."""
         owners = [(layer, name) for part in self.parts for layer in part.layers for name in layer.params]
         total = sum(getattr(layer, name).numel() for layer, name in owners)
         flat = torch.empty(total, device=device)
@@ -308,7 +307,7 @@ class StackedNet:
             setattr(layer, name, view)
             setattr(layer, f"{name}_grad", flat.grad[offset:offset + n].view(tensor.shape))
             offset += n
-        return flat, flat.grad
+        return flat
 
     def parameters(self) -> list[torch.Tensor]:
         """One tensor holding every weight, its gradient in .grad: what the optimizer steps."""
@@ -335,7 +334,7 @@ class StackedNet:
         return out.squeeze(-1), digits
 
     def backward(self, tape: dict, g_out: torch.Tensor, g_digits: torch.Tensor | None) -> None:
-        """Writes every weight's gradient into .flat_grad, from the gradients of the outputs of forward()."""
+        """Writes every weight's gradient into .flat.grad, from the gradients of the outputs of forward()."""
         R, B = g_out.shape
         if not self.siamese:
             self.body.backward(g_out.unsqueeze(-1), tape["body"], need_input=False)
@@ -404,6 +403,12 @@ def train_step(net: StackedNet, optimizer: torch.optim.Optimizer, x: torch.Tenso
     net.backward(tape, g_out, g_digits)
     optimizer.step()
     return out, digits
+
+
+def loss_weights(configs: list[RunConfig], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per replica, equation 1's weights: (alpha, (1 - alpha) / 2) with the auxiliary loss, else (1, 0)."""
+    return (torch.tensor([c.alpha if c.aux_loss else 1.0 for c in configs], device=device),
+            torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for c in configs], device=device))
 
 
 def step_scales(w_bce: torch.Tensor, w_aux: torch.Tensor, any_aux: bool, batch: int):
@@ -485,8 +490,7 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
         net = StackedNet(first, [init_model(c, r) for _, c, r in replicas], device)
     generator = torch.Generator(device).manual_seed(
         derive_seed(first.seed, "dropout", tuple((c.aux_loss, c.alpha) for _, c in runs)))
-    w_bce = torch.tensor([c.alpha if c.aux_loss else 1.0 for _, c, _ in replicas], device=device)
-    w_aux = torch.tensor([(1 - c.alpha) / 2 if c.aux_loss else 0.0 for _, c, _ in replicas], device=device)
+    w_bce, w_aux = loss_weights([c for _, c, _ in replicas], device)
     any_aux = any(c.aux_loss for _, c, _ in replicas)
     scales: dict[int, tuple] = {}  # batch size -> step_scales
     graphs = device.type == "cuda" and os.environ.get("DIGIT_WORKBENCH_CUDA_GRAPHS", "1") != "0"
