@@ -24,8 +24,9 @@ sys.path.insert(0, str(ROOT))
 from workbench.config import TABLE_II, RunConfig, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs, stack_groups  # noqa: E402
-from workbench.engine.batched import StackedNet, StepGraph, loss_weights, step_scales, train_step  # noqa: E402
-from workbench.engine.loop import init_model  # noqa: E402
+from workbench.engine.cuda_graph import StepGraph  # noqa: E402
+from workbench.engine.randomness import DropoutStream, init_model  # noqa: E402
+from workbench.engine.stacked import StackedNet, loss_weights, step_scales, train_step  # noqa: E402
 
 
 def main() -> int:
@@ -39,9 +40,11 @@ def main() -> int:
         runs = [configs[i] for i in group]
         replicas = [(c, r) for c in runs for r in range(c.rounds)]
         R, B = len(replicas), runs[0].batch_size
-        net = StackedNet(runs[0], [init_model(c, r) for c, r in replicas], device)
+        net = StackedNet([init_model(c, r) for c, r in replicas], device, B)
         optimizer = torch.optim.Adam(net.parameters(), lr=runs[0].lr, fused=True, capturable=True)
-        generator = torch.Generator(device).manual_seed(0)
+        stream = DropoutStream([(c.seed, r) for c, r in replicas], net.dropout_layout, device)
+        stream.start_epoch(1)
+        draws = stream.step(0)
         w_bce, w_aux = loss_weights([c for c, _ in replicas], device)
         x = torch.rand(R, B, 2, 14, 14, device=device) * 255
         classes = torch.randint(0, 10, (R, B, 2), device=device)
@@ -51,7 +54,7 @@ def main() -> int:
         scales = step_scales(w_bce, w_aux, True, B)
 
         def step():
-            return train_step(net, optimizer, x, target, onehot, *scales, generator)
+            return train_step(net, optimizer, x, target, onehot, draws, *scales)
 
         for _ in range(20):
             step()
@@ -69,16 +72,16 @@ def main() -> int:
             step()
         torch.cuda.synchronize()
         per_step = (time.perf_counter() - started) / 200
-        graph = StepGraph.capture(net, optimizer, (x, target, onehot), scales, generator)
+        graph = StepGraph.capture(net, optimizer, (x, target, onehot, draws), scales)
         if graph is None:
             graphed = "capture failed"
         else:
             for _ in range(20):
-                graph.replay((x, target, onehot))
+                graph.replay((x, target, onehot, draws))
             torch.cuda.synchronize()
             started = time.perf_counter()
             for _ in range(200):
-                graph.replay((x, target, onehot))
+                graph.replay((x, target, onehot, draws))
             torch.cuda.synchronize()
             graphed = f"{(time.perf_counter() - started) / 200 * 1e3:.3f} ms per step as a graph"
         name = TABLE_II[group[0]].replace("-plain", "")

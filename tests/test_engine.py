@@ -100,7 +100,7 @@ def test_loop_nan_loss_fails_the_run_with_the_reason(source, tiny, monkeypatch):
 
 
 def test_batched_nan_in_one_replica_keeps_the_others(source, tiny, monkeypatch):
-    import workbench.engine.batched as batched
+    import workbench.engine.stacked as batched
 
     real = batched.loss_gradients
 
@@ -126,7 +126,7 @@ def test_asking_for_cuda_without_it_is_a_clear_error(source, tiny, monkeypatch):
 
 
 def test_an_exception_during_training_becomes_a_failed_run(source, tiny, monkeypatch):
-    import workbench.engine.batched as batched
+    import workbench.engine.stacked as batched
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

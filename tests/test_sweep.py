@@ -133,7 +133,9 @@ def test_a_dead_workers_trial_is_failed_and_retried(tiny_spec, tmp_path, source)
     assert len(counted(trials, 0)) == 4
 
 
-def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path):
+def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path, source):
+    from workbench.engine import run_configs
+
     storage_url = str(tmp_path / "s.journal")
     procs = start_workers(tiny_spec, storage_url, "t4", 2)
     for p in procs:
@@ -143,6 +145,11 @@ def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_
     grid = counted(trials, 0)
     assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
     assert len(counted(trials, 1)) == 2
+    # a trial scores, under --workers 2, what its config scores trained here alone
+    for trial in grid:
+        alone = run_configs([tiny_spec.base.replace(**trial.params)], source,
+                            validation=tiny_spec.validation_pairs)[0]
+        assert (trial.val_mean, trial.test_mean) == (alone.val_mean_std()[0], alone.mean_std()[0])
 
 
 @pytest.mark.postgres

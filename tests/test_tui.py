@@ -125,6 +125,29 @@ async def test_a_run_adds_a_row_a_curve_and_a_record(make_app, tmp_path):
         assert (tmp_path / "runs" / summary.id / "summary.json").exists()
 
 
+async def test_the_apps_queue_gives_the_numbers_the_engine_gives_alone(make_app, source):
+    """Table II through the app's queue (one config at a time, in a worker thread) against each config trained
+    alone and all eight trained together by the engine: the same per-round accuracies, bit for bit."""
+    from workbench.config import TABLE_II, find_preset
+    from workbench.engine import run_configs
+
+    import dataclasses
+
+    short = {"epochs": 1, "rounds": 2, "pairs": 100, "batch_size": 20, "device": "cpu"}
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for name in TABLE_II:  # the paper's rows, shortened
+            app.presets[name] = dataclasses.replace(app.presets[name], config=app.presets[name].config.replace(**short))
+        app.action_run_table2()
+        await wait_idle(pilot, app, timeout=120)
+        by_preset = {s.preset: s for s in app.query_one(ResultsTable).summaries.values()}
+    configs = [find_preset(name).config.replace(**short) for name in TABLE_II]
+    together = run_configs(configs, source)
+    for name, config, joint in zip(TABLE_II, configs, together):
+        alone = run_configs([config], source)[0]
+        assert by_preset[name].round_acc == alone.test_accuracies() == joint.test_accuracies(), name
+
+
 async def test_runs_on_disk_appear_at_start_and_sort(make_app, tmp_path, source):
     from workbench.config import RunConfig
     from workbench.engine import run_configs
@@ -176,7 +199,7 @@ async def test_cancel_records_a_cancelled_run_and_clear_empties_the_queue(make_a
 
 
 async def test_a_failing_run_is_a_failed_row_and_the_app_goes_on(make_app, monkeypatch):
-    import workbench.engine.batched as batched
+    import workbench.engine.stacked as batched
 
     real = batched.loss_gradients
     monkeypatch.setattr(batched, "loss_gradients", lambda *a, **k: [None if t is None else t * float("nan") for t in real(*a, **k)])

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from .config import FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
+from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
 
 EXIT_USAGE = 2
 
@@ -39,7 +39,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", choices=("batched", "loop"), default="batched",
+    p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                    help="batched: all rounds as one stacked model (default); loop: the reference loop")
     add_data_flags(p)
     p.add_argument("--runs-dir", type=Path, default=None, help="where run records go (default: ./runs)")
@@ -47,7 +47,7 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", choices=("auto", "mnist", "embedded"), default=None,
+    p.add_argument("--data", choices=DATA_SOURCES, default=None,
                    help="digit source: full MNIST when present (auto), or the embedded 5,000-digit subset")
     p.add_argument("--data-dir", default=None, help="MNIST root (default: $PYTORCH_DATA_DIR or the user cache)")
 

@@ -20,18 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The choices, said once: the CLI's flags, the form and the engine read them from here.
 SUBNETS = ("basic", "fcn", "cnn")
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("batched", "loop")  # batched: every round as one stacked model; loop: the reference loop
+DATA_SOURCES = ("auto", "mnist", "embedded")  # auto: full MNIST when present, else the embedded subset
 
 
 class ConfigError(ValueError):
     """A bad configuration value, naming the field (and the file, when there is one)."""
 
     def __init__(self, key: str, message: str, source: str | None = None):
-        self.key = key
-        self.source = source
+        self.key, self.message, self.source = key, message, source
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{key}: {message}")
+
+    def at(self, key: str | None = None, source: str | None = None) -> ConfigError:
+        """The same complaint, said of another key (a sweep's `stage.grid.hl`) or file."""
+        return ConfigError(key or self.key, self.message, source or self.source)
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,8 @@ class FieldSpec:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
-    # Fields only some subnets use: the form disables them for the others.
+    # Fields only some subnets use. For the others a field is ignored (the form greys it out) and a switch
+    # (weight sharing, the auxiliary loss: the basic net has no subnets) is off; asked for on, it is refused.
     subnets: tuple[str, ...] = SUBNETS
 
 
@@ -75,7 +82,7 @@ FIELDS: dict[str, FieldSpec] = {
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One training configuration. Defaults are the paper's Table II settings (protocol.md)."""
+    """One training configuration. Defaults are the paper's Table II settings (docs/protocol.md)."""
 
     subnet: str = "fcn"
     weight_sharing: bool = True
@@ -101,9 +108,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         for key in FIELDS:
             object.__setattr__(self, key, coerce(key, getattr(self, key)))
-        if self.subnet == "basic":  # the basic net has no subnets to share or to give digit losses
-            object.__setattr__(self, "weight_sharing", False)
-            object.__setattr__(self, "aux_loss", False)
+        for key, spec in FIELDS.items():
+            if spec.kind is bool and self.subnet not in spec.subnets:
+                object.__setattr__(self, key, False)
         if self.batch_size > self.pairs:
             raise ConfigError("batch_size", f"larger than the {self.pairs} pairs")
 
@@ -175,14 +182,13 @@ def from_dict(values: dict[str, Any], source: str | None = None, base: RunConfig
     merged = (base or DEFAULTS).to_dict()
     for key, value in values.items():
         merged[key] = coerce(key, value, source)
-    if merged["subnet"] == "basic":
-        for flag in ("weight_sharing", "aux_loss"):
-            if values.get(flag) in (True, "true", "on", "yes", "1"):
-                raise ConfigError(flag, "the basic net has no subnets; it cannot be on", source)
+    for key, spec in FIELDS.items():  # asked for explicitly, a switch the subnet lacks is refused
+        if spec.kind is bool and merged["subnet"] not in spec.subnets and key in values and merged[key]:
+            raise ConfigError(key, f"the {merged['subnet']} net has no subnets; it cannot be on", source)
     try:
         return RunConfig(**merged)
     except ConfigError as exc:
-        raise ConfigError(exc.key, str(exc).split(": ", 1)[1], source) from None
+        raise exc.at(source=source) from None
 
 
 DEFAULTS = RunConfig()

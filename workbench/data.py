@@ -1,4 +1,4 @@
-"""Digit sources (full MNIST, the embedded 5,000-digit subset) and the pair protocol of protocol.md."""
+"""Digit sources (full MNIST, the embedded 5,000-digit subset) and the pair protocol of docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .config import DATA_SOURCES
 from .fsutil import atomic_write_bytes, user_cache_dir
 
 EMBEDDED_TRAIN_PER_CLASS = 300  # 3,000 train digits, 2,000 test digits: 1000 test pairs need 2000 distinct images
@@ -64,7 +65,7 @@ class PairSet:
 
 
 def pool(images: torch.Tensor) -> torch.Tensor:
-    """(n, 28, 28) pixels 0..255 -> (n, 14, 14) float, 2x2 average, not normalised (protocol.md)."""
+    """(n, 28, 28) pixels 0..255 -> (n, 14, 14) float, 2x2 average, not normalised (docs/protocol.md)."""
     return F.avg_pool2d(images.float().unsqueeze(1), kernel_size=2).squeeze(1)
 
 
@@ -218,8 +219,8 @@ def load_embedded(cache_dir: Path | None = None) -> DigitSource:
 
 def load_source(kind: str = "auto", data_dir: str | os.PathLike | None = None) -> DigitSource:
     """auto: full MNIST when it is present, else the embedded subset."""
-    if kind not in ("auto", "mnist", "embedded"):
-        raise DataError(f"unknown data source {kind!r} (auto, mnist, embedded)")
+    if kind not in DATA_SOURCES:
+        raise DataError(f"unknown data source {kind!r} ({', '.join(DATA_SOURCES)})")
     root = mnist_root(data_dir)
     if kind == "mnist" or (kind == "auto" and mnist_present(root)):
         if not mnist_present(root):

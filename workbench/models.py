@@ -1,7 +1,8 @@
-"""The paper's networks (section III, Table I) as plain PyTorch modules.
+"""The paper's networks (section III, Table I) as plain PyTorch modules, their loss (equation 1) and dropout.
 
 Every network maps a pair input (N, 2, 14, 14) to (output logit (N,), digit logits or None).
-The digit logits are a pair (left (N, 10), right (N, 10)) for the Siamese nets.
+The digit logits are a pair (left (N, 10), right (N, 10)) for the Siamese nets. Weight sharing is one aliasing:
+`right is left`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,39 @@ from torch import nn
 from .config import RunConfig
 
 
+DRAW_LEVELS = 65536  # dropout draws are 16-bit integers: p is rounded to a multiple of 1 / 65536
+
+
+def mask_from_draws(draws: torch.Tensor, p: float, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The dropout mask of uniform 16-bit draws (int16, on [-2^15, 2^15)): a unit is kept when its draw is at
+    least levels - 2^15, with levels = round(p * 2^16), and a kept unit carries 1 / (1 - levels / 2^16), so the
+    mask stays unbiased. Float arithmetic instead of compare/select: it vectorises. Written into `out` (any
+    layout) when given. Both engines make their masks here, so equal draws give bit-equal masks."""
+    levels = round(p * DRAW_LEVELS)
+    if out is None:
+        out = torch.empty(draws.shape, dtype=torch.float32, device=draws.device)
+    out.copy_(draws)  # exact: integers of this size are exact in float32
+    return out.sub_(levels - DRAW_LEVELS // 2 - 1).clamp_(0, 1).mul_(DRAW_LEVELS / (DRAW_LEVELS - levels))
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout that takes its masks from `draws` (a StepDraws the engine attaches) while training: each
+    replica's masks then come from its own (seed, round) stream, whatever else trains. Without draws attached
+    it is plain nn.Dropout."""
+
+    draws = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or self.draws is None:
+            return super().forward(x)
+        return x * self.draws.mask(x, self.p)
+
+
 def hidden_stack(n_in: int, width: int, depth: int, dropout: float) -> list[nn.Module]:
     """`depth` blocks of Linear -> LeakyReLU -> Dropout, the first taking `n_in` features."""
     layers: list[nn.Module] = []
     for i in range(depth):
-        layers += [nn.Linear(n_in if i == 0 else width, width), nn.LeakyReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(n_in if i == 0 else width, width), nn.LeakyReLU(), Dropout(dropout)]
     return layers
 
 
@@ -61,8 +90,8 @@ class CnnSubnet(nn.Module):
         if cnn_side(k) < 1:
             raise ValueError(f"K={k} leaves no feature map on a 14x14 image")
         self.features = nn.Sequential(
-            nn.Conv2d(1, bc, k), nn.LeakyReLU(), nn.MaxPool2d(2), nn.Dropout(dropout),
-            nn.Conv2d(bc, 2 * bc, k), nn.LeakyReLU(), nn.Dropout(dropout),
+            nn.Conv2d(1, bc, k), nn.LeakyReLU(), nn.MaxPool2d(2), Dropout(dropout),
+            nn.Conv2d(bc, 2 * bc, k), nn.LeakyReLU(), Dropout(dropout),
         )
         self.head = nn.Sequential(nn.Flatten(), *hidden_stack(cnn_oc(bc, k), hl, kl, dropout), nn.Linear(hl, 10))
 
@@ -99,12 +128,41 @@ def build_model(config: RunConfig) -> nn.Module:
     return SiameseNet(make_subnet, config.weight_sharing, config.c_hl, config.c_kl, config.dropout)
 
 
+def is_weight_shared(model: nn.Module) -> bool:
+    """Weight sharing, read from the model itself: both sides are one module."""
+    return isinstance(model, SiameseNet) and model.right is model.left
+
+
+def dropout_units(model: nn.Module) -> list[int]:
+    """Units per pair of every dropout call of one forward pass, in call order (left subnet, right subnet,
+    combiner): the layout of a step's dropout draws. Empty when dropout is off."""
+    units: list[int] = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: units.append(args[0][0].numel()))
+             for m in model.modules() if isinstance(m, nn.Dropout) and m.p > 0]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(torch.zeros(1, 2, 14, 14, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return units
+
+
+def equation1_weights(aux_loss: bool, alpha: float) -> tuple[float, float]:
+    """Equation 1 as weights (w_bce, w_aux): loss = w_bce * BCE + w_aux * (CE_left + CE_right), i.e.
+    (alpha, (1 - alpha) / 2) with the auxiliary loss and (1, 0) without. Both engines' losses use these."""
+    return (alpha, (1 - alpha) / 2) if aux_loss else (1.0, 0.0)
+
+
 def pair_loss(out: torch.Tensor, digits, target: torch.Tensor, classes: torch.Tensor,
               aux_loss: bool, alpha: float) -> torch.Tensor:
-    """BCE on the output logit; with the auxiliary loss, equation 1:
-    alpha * BCE + (1 - alpha) / 2 * (CE_left + CE_right)."""
+    """Equation 1: BCE on the output logit plus, with the auxiliary loss, the two digit cross-entropies."""
     bce = F.binary_cross_entropy_with_logits(out, target)
     if not aux_loss or digits is None:
         return bce
+    w_bce, w_aux = equation1_weights(aux_loss, alpha)
     left, right = digits
-    return alpha * bce + (1 - alpha) / 2 * (F.cross_entropy(left, classes[:, 0]) + F.cross_entropy(right, classes[:, 1]))
+    return w_bce * bce + w_aux * (F.cross_entropy(left, classes[:, 0]) + F.cross_entropy(right, classes[:, 1]))

@@ -142,7 +142,7 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
         try:
             stage.grid[param] = [coerce(param, v) for v in values]
         except ConfigError as exc:
-            raise ConfigError(key, str(exc).split(": ", 1)[1], source) from None
+            raise exc.at(key, source) from None
         if len(set(stage.grid[param])) != len(stage.grid[param]):
             raise ConfigError(key, "lists a value twice", source)
     for param, bounds in ranges.items():
@@ -155,7 +155,7 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
         try:
             low, high = (coerce(param, b) for b in bounds)
         except ConfigError as exc:
-            raise ConfigError(key, str(exc).split(": ", 1)[1], source) from None
+            raise exc.at(key, source) from None
         if not low < high:
             raise ConfigError(key, f"low must be below high, got [{low}, {high}]", source)
         stage.ranges[param] = (low, high)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import platform
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
@@ -90,10 +89,6 @@ class CancelFlag(Protocol):
 class NeverCancel:
     def is_set(self) -> bool:
         return False
-
-
-def make_cancel() -> threading.Event:
-    return threading.Event()
 
 
 def resolve_device(name: str) -> torch.device:

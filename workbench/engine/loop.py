@@ -8,21 +8,10 @@ import torch
 
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
-from ..models import build_model, pair_loss
+from ..models import pair_loss
 from .base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, library_versions, resolve_device)
-
-
-def init_model(config: RunConfig, round_index: int) -> torch.nn.Module:
-    """The round's initial weights, fixed by (seed, round): both engines start from these."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(config.seed, round_index, "weights"))
-        return build_model(config)
-
-
-def batch_order(config: RunConfig, round_index: int, epoch: int, n: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(derive_seed(config.seed, round_index, "batches", epoch))
-    return torch.randperm(n, generator=gen)
+from .randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model
 
 
 @torch.no_grad()
@@ -46,19 +35,26 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     result = RoundResult(round=round_index, seed=derive_seed(config.seed, round_index, "weights"), status="done")
-    torch.manual_seed(derive_seed(config.seed, round_index, "dropout"))
+    layout = DropoutLayout.of(model, config.batch_size)
+    stream = DropoutStream([(config.seed, round_index)], layout, device)
+    step_draws = StepDraws(layout)
+    attach_draws(model, step_draws)
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         model.train()
         order = batch_order(config, round_index, epoch, len(train)).to(device)
+        stream.start_epoch(epoch)
         loss_sum = torch.zeros((), device=device)
         hits = torch.zeros((), device=device)
         steps = 0
-        for start in range(0, len(train), config.batch_size):
+        for step, start in enumerate(range(0, len(train), config.batch_size)):
             if cancel.is_set():
                 result.status = "cancelled"
                 return result
+            draws = stream.step(step)
+            if draws is not None:
+                step_draws.start(draws[0])
             idx = order[start:start + config.batch_size]
             out, digits = model(train.input[idx])
             loss = pair_loss(out, digits, train.target[idx], train.classes[idx], config.aux_loss, config.alpha)
@@ -84,18 +80,10 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
     return result
 
 
-def run_loop(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
-             cancel: CancelFlag | None = None, validation: int = 0) -> list[RunResult]:
-    """Train each config's rounds one after another."""
+def run_loop(config: RunConfig, run: int, source: DigitSource, on_epoch: OnEpoch | None = None,
+             cancel: CancelFlag | None = None, validation: int = 0) -> RunResult:
+    """Train one config's rounds one after another; records carry `run`, the config's index in the caller's list."""
     cancel = cancel or NeverCancel()
-    results = []
-    for run, config in enumerate(configs):
-        results.append(_run_one(run, config, source, on_epoch, cancel, validation))
-    return results
-
-
-def _run_one(run: int, config: RunConfig, source: DigitSource, on_epoch: OnEpoch | None,
-             cancel: CancelFlag, validation: int) -> RunResult:
     device = resolve_device(config.device)
     history: list[EpochRecord] = []
 
@@ -108,16 +96,15 @@ def _run_one(run: int, config: RunConfig, source: DigitSource, on_epoch: OnEpoch
     clock = time.perf_counter()
     rounds: list[RoundResult] = []
     status, reason = "done", ""
-    with torch.random.fork_rng(devices=[]):
-        for r in range(config.rounds):
-            if cancel.is_set():
-                status = "cancelled"
-                break
-            rr = train_round(config, source, r, device, run, record, cancel, validation)
-            rounds.append(rr)
-            if rr.status != "done":
-                status, reason = rr.status, rr.reason
-                break
+    for r in range(config.rounds):
+        if cancel.is_set():
+            status = "cancelled"
+            break
+        rr = train_round(config, source, r, device, run, record, cancel, validation)
+        rounds.append(rr)
+        if rr.status != "done":
+            status, reason = rr.status, rr.reason
+            break
     return RunResult(status=status, reason=reason, config=config, rounds=rounds, history=history,
                      data_source=source.name, device=device_label(device), engine="loop", seed=config.seed,
                      wall_time=time.perf_counter() - clock, versions=library_versions(), started_at=started)

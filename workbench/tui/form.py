@@ -127,7 +127,7 @@ class ConfigForm(VerticalScroll):
             try:
                 clean[key] = coerce(key, value)
             except ConfigError as exc:
-                errors[key] = str(exc).split(": ", 1)[1]
+                errors[key] = exc.message
         if values["device"] == "cuda" and self.cuda_note:
             errors["device"] = self.cuda_note
         if errors:
@@ -135,7 +135,7 @@ class ConfigForm(VerticalScroll):
         try:
             return from_dict(clean, base=base), {}
         except ConfigError as exc:
-            return None, {exc.key: str(exc).split(": ", 1)[1]}
+            return None, {exc.key: exc.message}
 
     # ------------------------------------------------------------------ state
 

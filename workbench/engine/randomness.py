@@ -1,0 +1,105 @@
+"""Every random draw of a round, derived from (seed, round) alone: initial weights, batch order, dropout draws.
+
+Pairs come from data.round_pairs on the same rule. Nothing here depends on what else trains: a replica's
+draws are its own, so a config's numbers do not move with its stack-mates, the worker count or the caller.
+
+Dropout draws. Each step of each round draws D = B * sum(units) 16-bit integers, laid out in the order the
+reference model calls its dropout layers (left subnet, right subnet, combiner; `models.dropout_units`), each
+layer's block as (pair, unit) with room for the full batch B (a short last batch uses the first pairs). They
+come from one generator per (seed, round, epoch), drawn BLOCK_STEPS steps at a time as 64-bit words (four
+draws a word): the loop engine takes row 0 of a one-replica stream, the batched engine all rows at once, and
+both draw the same words in the same calls, so they see the same bits on any device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..data import derive_seed
+from ..models import Dropout, build_model, dropout_units, mask_from_draws
+
+BLOCK_STEPS = 16  # steps drawn per generator call: few calls, and a few MB at most for a large stack
+
+
+def init_model(config: RunConfig, round_index: int) -> nn.Module:
+    """The round's initial weights, fixed by (seed, round): both engines start from these."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, round_index, "weights"))
+        return build_model(config)
+
+
+def batch_order(config: RunConfig, round_index: int, epoch: int, n: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(derive_seed(config.seed, round_index, "batches", epoch))
+    return torch.randperm(n, generator=gen)
+
+
+@dataclass(frozen=True)
+class DropoutLayout:
+    """Where each dropout call of a step finds its draws: `units` per pair, in call order, for batches of B."""
+
+    units: tuple[int, ...]
+    batch: int
+
+    @classmethod
+    def of(cls, model: nn.Module, batch: int) -> DropoutLayout:
+        return cls(tuple(dropout_units(model)), batch)
+
+    @property
+    def per_step(self) -> int:
+        return self.batch * sum(self.units)
+
+    def offset(self, call: int) -> int:
+        return self.batch * sum(self.units[:call])
+
+
+class DropoutStream:
+    """The dropout draws of R replicas, replica k from its own generator seeded by (seed_k, round_k, epoch)."""
+
+    def __init__(self, rounds: list[tuple[int, int]], layout: DropoutLayout, device: torch.device):
+        self.rounds, self.layout, self.device = rounds, layout, device
+        self.words = -(-layout.per_step // 4)
+        self.generators = [torch.Generator(device) for _ in rounds]
+        self.block = torch.empty(len(rounds), BLOCK_STEPS, self.words, dtype=torch.int64, device=device)
+
+    def start_epoch(self, epoch: int) -> None:
+        for gen, (seed, round_index) in zip(self.generators, self.rounds):
+            gen.manual_seed(derive_seed(seed, round_index, "dropout", epoch))
+
+    def step(self, step: int) -> torch.Tensor | None:
+        """Step `step` (0-based, within the epoch) of every replica: int16 (R, D), uniform on [-2^15, 2^15);
+        None when dropout is off."""
+        if not self.words:
+            return None
+        t = step % BLOCK_STEPS
+        if t == 0:
+            for k, gen in enumerate(self.generators):
+                self.block[k].random_(-2 ** 63, None, generator=gen)
+        return self.block[:, t].view(torch.int16)[:, :self.layout.per_step]
+
+
+class StepDraws:
+    """One replica's draws of one step, handed to the reference model's Dropout layers in their call order."""
+
+    def __init__(self, layout: DropoutLayout):
+        self.layout = layout
+        self.draws: torch.Tensor | None = None
+        self.position = 0
+
+    def start(self, draws: torch.Tensor) -> None:
+        self.draws, self.position = draws, 0
+
+    def mask(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        pairs, units = x.shape[0], x[0].numel()
+        block = self.draws[self.position:self.position + self.layout.batch * units]
+        self.position += self.layout.batch * units
+        return mask_from_draws(block.view(self.layout.batch, units)[:pairs].reshape(x.shape), p)
+
+
+def attach_draws(model: nn.Module, draws: StepDraws | None) -> None:
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            module.draws = draws
