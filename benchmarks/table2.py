@@ -24,7 +24,7 @@ from workbench.config import TABLE_II, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs  # noqa: E402
 from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.report import mean_std_label, signed_points  # noqa: E402
+from workbench.format import mean_std_label, signed_points  # noqa: E402
 
 
 def main() -> int:

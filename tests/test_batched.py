@@ -1,7 +1,6 @@
 """The batched engine is R independent trainings: exactly, step for step, and in its statistics."""
 
 import os
-import statistics
 import threading
 
 import pytest
@@ -180,7 +179,7 @@ def test_dropout_streams_are_per_round_and_per_epoch():
     mates = DropoutStream([(0, 0), (7, 3), (0, 1)], layout, DEVICE)
     for stream in (alone, mates):
         stream.start_epoch(2)
-    rows = [(alone.step(t)[0].clone(), *(m := mates.step(t))[[2, 0]].clone()) for t in range(40)]
+    rows = [(alone.step(t)[0].clone(), *mates.step(t)[[2, 0]].clone()) for t in range(40)]
     assert all(torch.equal(a, b) for a, b, _ in rows)  # a round's draws do not depend on what draws beside it
     assert not torch.equal(rows[0][0], rows[0][2])  # another round draws otherwise
     assert not torch.equal(rows[0][0], rows[1][0]) and not torch.equal(rows[0][0], rows[16][0])  # each step anew

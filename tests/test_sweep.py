@@ -203,11 +203,18 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         deadline = clock.monotonic() + 240
         while clock.monotonic() < deadline:
             await pilot.pause(0.2)
-            if screen.procs and not any(p.is_alive() for p in screen.procs) and not app.workers:
+            if screen.sweep is not None and not screen.busy and not app.workers:
                 break
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)
         assert screen.query_one("#sweep-trials", DataTable).row_count == 6
+        # the chosen configs were measured on test, saved, and joined the results table, as the command does
+        from workbench.tui.results import ResultsTable
+
+        finals = [s for s in app.query_one(ResultsTable).summaries.values() if s.name.startswith("tiny after")]
+        assert sorted(s.name for s in finals) == ["tiny after alpha", "tiny after widths"]
+        assert all(s.status == "done" and len(s.round_acc) == 2 for s in finals)
+        assert "chosen configs on test" in str(screen.query_one("#sweep-status").render())
         await pilot.press("ctrl+e")
         await pilot.pause()
         assert (tmp_path / "runs" / "sweeps" / "tiny-trials.csv").exists()

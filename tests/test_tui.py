@@ -1,6 +1,5 @@
 """The Textual workbench, driven headless with Pilot: every behaviour the issue names."""
 
-import asyncio
 import csv
 import subprocess
 import sys
@@ -10,7 +9,8 @@ import pytest
 from textual.widgets import DataTable, Input, Select, Switch
 
 from workbench.tui.app import WorkbenchApp
-from workbench.tui.details import Confirm, RunDetails
+from workbench.tui.confirm import Confirm
+from workbench.tui.details import RunDetails
 from workbench.tui.form import ConfigForm
 from workbench.tui.live import LiveView
 from workbench.tui.results import ResultsTable
@@ -42,7 +42,7 @@ async def wait_until(pilot, condition, timeout=60.0):
 
 
 async def wait_idle(pilot, app, timeout=60.0):
-    await wait_until(pilot, lambda: app.current is None and not app.queue, timeout)
+    await wait_until(pilot, lambda: app.runs.idle, timeout)
     await pilot.pause(0.1)
 
 
@@ -99,7 +99,7 @@ async def test_invalid_input_is_marked_and_run_is_refused_naming_the_field(make_
         assert "whole number" in str(form.query_one("#e-hl").render())
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert app.current is None and not app.queue
+        assert app.runs.idle
         assert any("hl" in n.message and "Cannot run" in (n.title or "") for n in app._notifications)
         # a field that is off does not block a run
         form.query_one("#f-subnet", Select).value = "cnn"
@@ -173,7 +173,7 @@ async def test_the_queue_runs_in_order(make_app):
         for seed in ("1", "2", "3"):
             set_fields(app, seed=seed)
             app.action_run()  # three queued before the first can finish
-        assert app.current is not None and len(app.queue) == 2
+        assert app.runs.current is not None and len(app.runs.waiting) == 2
         app.update_queue_bar()
         assert "queued (2)" in str(app.query_one("#queue").render())
         await wait_idle(pilot, app)
@@ -188,7 +188,7 @@ async def test_cancel_records_a_cancelled_run_and_clear_empties_the_queue(make_a
         await pilot.press("ctrl+r", "ctrl+r")
         await wait_until(pilot, lambda: len(app.query_one(LiveView).curves) > 0)
         await pilot.press("ctrl+l")
-        assert not app.queue
+        assert not app.runs.waiting
         started = time.monotonic()
         await pilot.press("ctrl+b")
         await wait_idle(pilot, app)
@@ -232,7 +232,7 @@ async def test_unavailable_cuda_is_shown_and_refused(make_app, monkeypatch):
         await pilot.pause()
         assert "device" in form.read()[1]
         await pilot.press("ctrl+r")
-        assert app.current is None
+        assert app.runs.current is None
 
 
 async def test_export_writes_the_rows_shown(make_app, tmp_path):

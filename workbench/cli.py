@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from .format import mark, run_name
+from .usage import UsageError, flag, load_digits
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
 
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """A bad flag or value: one line on stderr and exit status 2."""
-
-
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
-
-
-def flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -103,17 +96,7 @@ def config_from_args(args: argparse.Namespace, preset: Preset | None) -> RunConf
     try:
         return from_dict(overrides(args), base=preset.config if preset else None)
     except ConfigError as exc:
-        raise UsageError(f"{flag(exc.key)}: {str(exc).split(': ', 1)[1]}") from None
-
-
-def load_digits(args: argparse.Namespace):
-    from .data import DataError, load_source
-
-    kind = args.data or ("mnist" if args.data_dir else "auto")
-    try:
-        return load_source(kind, args.data_dir)
-    except DataError as exc:
-        raise UsageError(f"--data: {exc}") from None
+        raise UsageError(f"{flag(exc.key)}: {exc.message}") from None
 
 
 def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argparse.Namespace) -> int:
@@ -126,7 +109,7 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
     from .report import ProgressDisplay, results_table
 
     console = Console(stderr=False)
-    source = load_digits(args)
+    source = load_digits(args.data, args.data_dir)
     configs = [config for _, _, config in items]
     try:
         for config in configs:
@@ -160,9 +143,7 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
 def cmd_run(args: argparse.Namespace) -> int:
     preset = find_preset_or_usage(args.preset) if args.preset else None
     config = config_from_args(args, preset)
-    name = args.name or (preset.name if preset else "custom")
-    if preset and config != preset.config and not args.name:
-        name = f"{preset.name} (edited)"
+    name = args.name or (run_name(preset.name, config != preset.config) if preset else "custom")
     return run_and_report([(name, preset, config)], args)
 
 
@@ -172,7 +153,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     for name in names:
         preset = find_preset_or_usage(name)
         config = config_from_args(args, preset)
-        items.append((args.name or preset.name + (" (edited)" if config != preset.config else ""), preset, config))
+        items.append((args.name or run_name(preset.name, config != preset.config), preset, config))
     return run_and_report(items, args)
 
 
@@ -197,15 +178,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
     for p in presets.values():
         c = p.config
         diff = {k: v for k, v in c.differences().items() if k not in ("subnet", "weight_sharing", "aux_loss")}
-        table.add_row(p.name, p.paper.table if p.paper else "", c.subnet, yes(c.weight_sharing), yes(c.aux_loss),
+        table.add_row(p.name, p.paper.table if p.paper else "", c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
                       " ".join(f"{FIELDS[k].label}={v}" for k, v in diff.items()),
                       p.paper.label() if p.paper else "")
     Console().print(table)
     return 0
-
-
-def yes(value: bool) -> str:
-    return "✓" if value else "·"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -235,13 +212,13 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"MNIST ready: {source.name}")
         return 0
     if args.data_command == "info":
-        print(load_digits(args).name)
+        print(load_digits(args.data, args.data_dir).name)
         return 0
     raise UsageError("digit-workbench data: choose 'download' or 'info'")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweepcli import run_sweep_command
+    from .sweep.command import run_sweep_command
 
     return run_sweep_command(args)
 

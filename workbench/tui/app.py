@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -17,24 +16,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
 from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
-from ..report import mean_std_label
+from ..format import config_name, mean_std_label, run_name
 from ..runs import RunSummary, export_csv, load_runs, runs_dir
-from .details import Confirm, RunDetails
+from .confirm import Confirm
+from .details import RunDetails
 from .form import ConfigForm
 from .live import LiveView
 from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress
+from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
 
 PROGRESS_EVERY_S = 0.2  # the thread batches epoch records into a message at most this often
-
-
-@dataclass
-class QueueItem:
-    id: int
-    name: str
-    config: RunConfig
-    preset: Preset | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 class WorkbenchApp(App):
@@ -69,9 +61,7 @@ class WorkbenchApp(App):
             self.presets = load_presets()
         except ConfigError as exc:
             self.preset_problem = str(exc)
-        self.queue: list[QueueItem] = []
-        self.current: QueueItem | None = None
-        self.next_id = 1
+        self.runs = RunQueue()
         self.quitting = False
         self._source = None
         self._source_lock = threading.Lock()
@@ -148,30 +138,20 @@ class WorkbenchApp(App):
     # ------------------------------------------------------------------ the queue
 
     def enqueue(self, name: str, config: RunConfig, preset: Preset | None) -> QueueItem:
-        item = QueueItem(self.next_id, name, config, preset)
-        self.next_id += 1
-        self.queue.append(item)
+        item = self.runs.add(name, config, preset)
         self.start_next()
         self.update_queue_bar()
         return item
 
     def start_next(self) -> None:
-        if self.current is not None or not self.queue or self.quitting:
+        if self.quitting or (item := self.runs.start_next()) is None:
             return
-        self.current = self.queue.pop(0)
-        item = self.current
         self.query_one(LiveView).start(item.name, item.config.rounds * item.config.epochs)
         self.train(item)
         self.update_queue_bar()
 
     def update_queue_bar(self) -> None:
-        parts = []
-        if self.current is not None:
-            parts.append(f"[b]running:[/b] {self.current.name}")
-        if self.queue:
-            names = ", ".join(item.name for item in self.queue[:4]) + ("…" if len(self.queue) > 4 else "")
-            parts.append(f"[b]queued ({len(self.queue)}):[/b] {names}")
-        self.query_one("#queue", Static).update(" · ".join(parts) if parts else "queue empty")
+        self.query_one("#queue", Static).update(self.runs.status_line())
 
     @work(thread=True, group="training", exit_on_error=False)
     def train(self, item: QueueItem) -> None:
@@ -208,7 +188,7 @@ class WorkbenchApp(App):
             self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
 
     def on_run_progress(self, message: RunProgress) -> None:
-        if self.current is not None and message.item_id == self.current.id:
+        if self.runs.is_current(message.item_id):
             self.query_one(LiveView).add(message.records)
 
     def on_run_finished(self, message: RunFinished) -> None:
@@ -229,7 +209,7 @@ class WorkbenchApp(App):
                 self.notify(f"{summary.name} cancelled; its partial history is kept", title="Cancelled")
             else:
                 self.notify(f"{summary.name}: {line}", title="Run finished")
-        self.current = None
+        self.runs.finished()
         if self.quitting:
             self.exit()
             return
@@ -248,12 +228,10 @@ class WorkbenchApp(App):
                         title="Cannot run", severity="error", timeout=8)
             return
         preset = form.preset
-        if preset is not None and form.is_preset_unchanged(config):
-            name = preset.name
-        elif preset is not None:
-            name = f"{preset.name} (edited)"
+        if preset is not None:
+            name = run_name(preset.name, not form.is_preset_unchanged(config))
         else:
-            name = f"{config.subnet}{' WS' if config.weight_sharing else ''}{' aux' if config.aux_loss else ''}"
+            name = config_name(config.subnet, config.weight_sharing, config.aux_loss)
         self.enqueue(name, config, preset)
         self.notify(f"queued {name}")
 
@@ -267,15 +245,14 @@ class WorkbenchApp(App):
         self.notify("queued the eight rows of Table II")
 
     def action_cancel(self) -> None:
-        if self.current is None:
+        item = self.runs.cancel_current()
+        if item is None:
             self.notify("nothing is running")
             return
-        self.current.cancel.set()
-        self.notify(f"cancelling {self.current.name}…")
+        self.notify(f"cancelling {item.name}…")
 
     def action_clear_queue(self) -> None:
-        count = len(self.queue)
-        self.queue.clear()
+        count = self.runs.clear()
         self.update_queue_bar()
         self.notify(f"cleared {count} queued run{'s' if count != 1 else ''}")
 
@@ -287,6 +264,12 @@ class WorkbenchApp(App):
             self.notify(f"cannot write {self.export_path}: {exc}", title="Export", severity="error")
             return
         self.notify(f"{len(summaries)} runs written to {path.resolve()}", title="Exported")
+
+    def add_summaries(self, summaries: list[RunSummary]) -> None:
+        """Runs saved elsewhere in the app (a sweep's final measurements) join the results table."""
+        table = self.query_one(ResultsTable)
+        for summary in summaries:
+            table.put(summary)
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -305,20 +288,20 @@ class WorkbenchApp(App):
         self.notify(f"loaded preset {name}")
 
     async def action_quit(self) -> None:
-        if self.current is None:
+        if self.runs.current is None:
             self.exit()
             return
 
         def answer(stop: bool | None) -> None:
-            if stop and self.current is not None:
+            if stop and self.runs.current is not None:
                 self.quitting = True
-                self.queue.clear()
-                self.current.cancel.set()
+                self.runs.clear()
+                self.runs.cancel_current()
                 self.set_timer(2.0, self.exit)  # the run stops within a second; never hang on it
             elif stop:
                 self.exit()
 
-        self.push_screen(Confirm(f"{self.current.name} is running. Stop it and quit?"), answer)
+        self.push_screen(Confirm(f"{self.runs.current.name} is running. Stop it and quit?"), answer)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if not isinstance(event.data_table, ResultsTable):

@@ -10,7 +10,7 @@ from textual.widgets import Button, DataTable, Label, Static
 from textual_plotext import PlotextPlot
 
 from ..config import FIELDS
-from ..report import duration, mean_std_label, pct
+from ..format import duration, mean_std_label, pct
 from ..runs import RunSummary, load_history
 from .live import Curves, draw_curves
 
@@ -72,27 +72,3 @@ class RunDetails(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
-
-
-class Confirm(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "no", "No"), Binding("y", "yes", "Yes"), Binding("n", "no", "No")]
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="confirm"):
-            yield Label(self.question)
-            with Horizontal():
-                yield Button("Yes (y)", id="yes", variant="error")
-                yield Button("No (n)", id="no", variant="primary")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    def action_no(self) -> None:
-        self.dismiss(False)

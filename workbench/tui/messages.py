@@ -1,40 +1,54 @@
-"""Messages from the training thread to the app: the thread never touches a widget."""
+"""Messages from the app's worker threads to the app: a thread never touches a widget."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from textual.message import Message
 
 
+@dataclass
 class DigitsReady(Message):
     """torch is loaded and the digit source is known."""
 
-    def __init__(self, source_name: str, cuda_available: bool, cuda_reason: str) -> None:
-        super().__init__()
-        self.source_name = source_name
-        self.cuda_available = cuda_available
-        self.cuda_reason = cuda_reason
+    source_name: str
+    cuda_available: bool
+    cuda_reason: str
 
 
+@dataclass
 class DigitsFailed(Message):
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
+    reason: str
 
 
+@dataclass
 class RunProgress(Message):
     """Epoch records of the current run, batched by the thread (a few messages a second at most)."""
 
-    def __init__(self, item_id: int, records: list) -> None:
-        super().__init__()
-        self.item_id = item_id
-        self.records = records
+    item_id: int
+    records: list
 
 
+@dataclass
 class RunFinished(Message):
     """A queued run ended: done, cancelled or failed. `summary` is None when nothing could be recorded."""
 
-    def __init__(self, item_id: int, summary, error: str = "") -> None:
-        super().__init__()
-        self.item_id = item_id
-        self.summary = summary
-        self.error = error
+    item_id: int
+    summary: object  # runs.RunSummary | None
+    error: str = ""
+
+
+@dataclass
+class SweepUpdate(Message):
+    """The sweep's trials as read from its storage, and a line on where it stands."""
+
+    trials: list
+    running: bool
+    note: str = ""
+
+
+@dataclass
+class SweepFinals(Message):
+    """The configs a sweep chose, measured on test and saved: rows for the results table."""
+
+    summaries: list

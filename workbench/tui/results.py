@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from ..config import FIELDS
-from ..report import STATUS_STYLE, duration, mean_std_label, signed_points
+from ..format import STATUS_STYLE, duration, mark, mean_std_label, signed_points
 from ..runs import RunSummary
 
 COLUMNS = [("run", "run"), ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("acc", "test acc %"),
@@ -26,7 +26,7 @@ def cells(summary: RunSummary) -> list:
     style = STATUS_STYLE.get(summary.status, "")
     diff = summary.difference
     return [
-        summary.name, c.subnet, "✓" if c.weight_sharing else "·", "✓" if c.aux_loss else "·",
+        summary.name, c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
         f"{c.alpha:g}" if c.aux_loss else "—",
         Text(mean_std_label(summary.mean, summary.std), justify="right"),
         Text(summary.paper.label() if summary.paper else "—", justify="right"),
@@ -92,12 +92,6 @@ class ResultsTable(DataTable):
         self.sort_reverse = not self.sort_reverse if self.sort_column == column else column in ("acc", "diff")
         self.sort_column = column
         self.apply_sort()
-
-    def selected_summary(self) -> RunSummary | None:
-        if not self.row_count:
-            return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        return self.summaries.get(key)
 
     def shown(self) -> list[RunSummary]:
         """The runs in the order the table shows them."""

@@ -1,7 +1,9 @@
-"""The sweep screen: pick a spec, start and cancel its workers, watch the trials and the best score evolve."""
+"""The sweep screen: pick a spec, start and cancel its workers, watch the trials and the best score evolve; at
+the end the config chosen after each stage is measured on the test pairs and joins the results table."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -9,24 +11,16 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ..config import ConfigError
-from ..report import mean_std_label, pct
-from ..sweep import (SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
-                     params_text, record_spec, stage_summaries, start_workers, trials_csv_path)
+from ..format import mean_std_label, pct
+from .messages import SweepFinals, SweepUpdate
+from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
+                     params_text, stage_summaries, trials_csv_path)
 
 POLL_S = 1.0
-
-
-class SweepUpdate(Message):
-    def __init__(self, trials: list[Trial], running: bool, note: str = "") -> None:
-        super().__init__()
-        self.trials = trials
-        self.running = running
-        self.note = note
 
 
 class SweepScreen(Screen):
@@ -39,8 +33,9 @@ class SweepScreen(Screen):
         self.spec: SweepSpec | None = None
         self.study = ""
         self.storage_url = ""
-        self.procs: list = []
-        self.stop = False
+        self.sweep: SweepRun | None = None
+        self.stop = threading.Event()
+        self.busy = False  # from start until the chosen configs are measured
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,7 +100,7 @@ class SweepScreen(Screen):
         if self.spec is None:
             self.notify("choose a sweep spec first", severity="error")
             return
-        if self.procs and any(p.is_alive() for p in self.procs):
+        if self.busy:
             self.notify("this sweep is already running")
             return
         raw = self.query_one("#sweep-workers", Input).value.strip()
@@ -113,36 +108,48 @@ class SweepScreen(Screen):
             self.notify(f"Workers: a whole number in 1..64, got {raw!r}", title="Cannot start", severity="error")
             return
         self.storage_url = self.storage_choice()
-        self.stop = False
-        self.run_sweep(int(raw))
+        self.stop.clear()
+        self.busy = True
+        self.sweep = SweepRun(self.spec, self.study, self.storage_url)  # the app's digits: full MNIST if present
+        self.run_sweep(self.sweep, int(raw))
 
     @work(thread=True, group="sweep", exclusive=True, exit_on_error=False)
-    def run_sweep(self, workers: int) -> None:
-        """Starts the worker processes and watches the storage; never touches a widget."""
-        spec, study, url = self.spec, self.study, self.storage_url
+    def run_sweep(self, sweep: SweepRun, workers: int) -> None:
+        """Starts the worker processes, watches the storage, then measures the chosen configs; never touches a
+        widget."""
         try:
-            storage = open_storage(url)
-            record_spec(storage, study, spec)
-            self.procs = start_workers(spec, url, study, workers)
+            self.watch_sweep(sweep, workers)
+        finally:
+            self.busy = False
+
+    def watch_sweep(self, sweep: SweepRun, workers: int) -> None:
+        try:
+            sweep.start(workers)
         except Exception as exc:
             self.post_message(SweepUpdate([], False, f"cannot start: {type(exc).__name__}: {exc}"))
             return
-        started = time.monotonic()
-        while any(p.is_alive() for p in self.procs):
-            if self.stop:
-                for p in self.procs:
-                    p.terminate()
-                for p in self.procs:
-                    p.join(5)
-                self.post_message(SweepUpdate(all_trials(spec, storage, study), False,
-                                              "cancelled: start again to continue the study"))
+        while sweep.running:
+            if self.stop.is_set():
+                sweep.stop()
+                self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"))
                 return
-            self.post_message(SweepUpdate(all_trials(spec, storage, study), True,
-                                          f"running {workers} worker(s) · {time.monotonic() - started:.0f} s"))
+            self.post_message(SweepUpdate(sweep.trials(), True,
+                                          f"running {workers} worker(s) · {sweep.elapsed:.0f} s"))
             time.sleep(POLL_S)
-        failed = [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
-        note = f"{len(failed)} worker(s) failed" if failed else f"finished in {time.monotonic() - started:.0f} s"
-        self.post_message(SweepUpdate(all_trials(spec, storage, study), False, note))
+        failed = sweep.failed_workers()
+        if failed:
+            self.post_message(SweepUpdate(sweep.trials(), False, f"{len(failed)} worker(s) failed (exit {failed})"))
+            return
+        searched = f"searched in {sweep.elapsed:.0f} s"
+        self.post_message(SweepUpdate(sweep.trials(), True, f"{searched}; measuring the chosen configs on test…"))
+        finals = sweep.measure_final(self.app.digits(), self.app.runs_root, cancel=self.stop)
+        self.post_message(SweepFinals([f.summary for f in finals]))
+        done = "; ".join(f"{f.label.split(' after ', 1)[1]}: test {mean_std_label(*f.result.mean_std())} %"
+                         for f in finals)
+        self.post_message(SweepUpdate(sweep.trials(), False, f"{searched}; chosen configs on test: {done}"))
+
+    def on_sweep_finals(self, message: SweepFinals) -> None:
+        self.app.add_summaries(message.summaries)
 
     def on_sweep_update(self, message: SweepUpdate) -> None:
         self.show(message.trials, message.running, message.note)
@@ -168,10 +175,10 @@ class SweepScreen(Screen):
         self.query_one("#sweep-status", Static).update(note or ("running" if running else ""))
 
     def action_cancel(self) -> None:
-        if not self.procs or not any(p.is_alive() for p in self.procs):
+        if not self.busy:
             self.notify("no sweep is running")
             return
-        self.stop = True
+        self.stop.set()
         self.notify("stopping the sweep's workers…")
 
     def action_export(self) -> None:
@@ -188,4 +195,4 @@ class SweepScreen(Screen):
         self.notify(f"trials written to {out.resolve()}", title="Exported")
 
     def on_unmount(self) -> None:
-        self.stop = True
+        self.stop.set()

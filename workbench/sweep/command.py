@@ -1,0 +1,115 @@
+"""`digit-workbench sweep`: start workers, watch the trials live, export them, measure the chosen configs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from ..config import ConfigError
+from ..format import mean_std_label, pct
+from ..usage import UsageError, load_digits
+from .spec import SweepSpec, find_spec, load_spec
+from .storage import Trial, all_trials, default_storage, open_storage, params_text, recorded_spec, stage_summaries
+from .supervisor import FinalRun, SweepRun
+
+
+def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float, last: int = 8) -> Group:
+    stages = Table(title=f"sweep {study}: {spec.title}", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("stage", "trials", "best (validation %)", "test % there", "params"):
+        stages.add_column(col)
+    for s in stage_summaries(spec, trials):
+        best = s.best
+        stages.add_row(f"{s.index + 1}. {s.stage.name}",
+                       f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if s.running else ""),
+                       mean_std_label(best.val_mean, best.val_std) if best else "—",
+                       mean_std_label(best.test_mean, best.test_std) if best else "—",
+                       params_text(best.params) if best else "")
+    recent = Table(title="latest trials", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("stage", "#", "state", "params", "val %", "test %", "s", "worker"):
+        recent.add_column(col)
+    for t in sorted(trials, key=lambda t: (t.stage, t.number))[-last:]:
+        recent.add_row(str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean),
+                       pct(t.test_mean), "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
+    return Group(stages, recent, f"[dim]{elapsed:.0f} s elapsed · trials are chosen on validation pairs from "
+                                 f"training digits; test accuracy is shown, never used to choose[/]\n")
+
+
+def finals_table(spec: SweepSpec, study: str, finals: list[FinalRun]) -> Table:
+    table = Table(title=f"{study}: chosen on validation, measured on test ({spec.final_rounds} rounds)",
+                  title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("after stage", "config", "validation %", "test %"):
+        table.add_column(col)
+    searched: dict = {}
+    for stage, final in zip(spec.stages, finals):
+        searched.update({p: getattr(final.config, p) for p in [*stage.grid, *stage.ranges]})
+        table.add_row(final.label.split(" after ", 1)[1], params_text(searched), pct(final.val_mean),
+                      mean_std_label(*final.result.mean_std()))
+    if spec.paper:
+        table.caption = f"paper: {spec.paper.score * 100:.2f} % ({spec.paper.note})"
+    return table
+
+
+def show_study(args: argparse.Namespace, console: Console) -> int:
+    study = args.show
+    storage_url = args.storage or default_storage(study)
+    if "://" not in storage_url and not Path(storage_url).exists():
+        raise UsageError(f"--show: no sweep storage at {storage_url}")
+    storage = open_storage(storage_url)
+    spec = recorded_spec(storage, study)
+    console.print(trials_view(spec, all_trials(spec, storage, study), study, 0.0, last=10_000))
+    return 0
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from ..data import source_kind
+    from ..runs import runs_dir
+
+    console = Console()
+    if args.workers < 1:
+        raise UsageError("--workers: at least 1")
+    try:
+        if args.show:
+            return show_study(args, console)
+        if not args.spec:
+            raise UsageError("sweep: name a spec (see presets/sweeps/) or use --show STUDY")
+        spec = load_spec(find_spec(args.spec))
+    except ConfigError as exc:
+        raise UsageError(str(exc) if exc.source else f"--{exc}") from None
+    source = load_digits(args.data, args.data_dir)  # checked before any worker starts; the workers load the same digits
+    sweep = SweepRun(spec, args.study, args.storage, source_kind(args.data, args.data_dir), args.data_dir)
+    try:
+        sweep.open()
+    except Exception as exc:  # a database that cannot be reached, a journal that cannot be written
+        raise UsageError(f"--storage: cannot open {sweep.storage_url}: {exc}") from None
+
+    sweep.start(args.workers)
+    interrupted = False
+    try:
+        with Live(console=console, refresh_per_second=2) as live:
+            while sweep.running:
+                live.update(trials_view(spec, sweep.trials(), sweep.study, sweep.elapsed))
+                time.sleep(1.0)
+            live.update(trials_view(spec, sweep.trials(), sweep.study, sweep.elapsed))
+    except KeyboardInterrupt:
+        interrupted = True
+        sweep.stop()
+        console.print("[yellow]stopped; run the same command again to continue the study[/]")
+    out = sweep.export(args.out)
+    console.print(f"trials written to {out}")
+    if interrupted:
+        return 130
+    failed_workers = sweep.failed_workers()
+    if failed_workers:
+        console.print(f"[red]{len(failed_workers)} worker(s) ended with an error (exit {failed_workers})[/]")
+        return 1
+    if not args.no_final:
+        finals = sweep.measure_final(source, runs_dir())
+        if finals:
+            console.print(finals_table(spec, sweep.study, finals))
+    return 0

@@ -1,0 +1,167 @@
+"""Sweep specs: a base config and the stages of a staged search, read from presets/sweeps/*.toml.
+
+A spec (presets/sweeps/*.toml) has a base config and stages run in order; each stage searches a few parameters
+(an exact grid, or ranges for a model-based search) and the best of a stage is the base of the next, as the paper
+tuned one group of parameters at a time. Trials are scored on validation pairs drawn from training digits the
+trial's train pairs do not use, never on the test pairs; test accuracy is recorded beside, to show the gap.
+
+Engine: Optuna. One study per stage, named "<study>/<stage number>-<stage name>". Storage: a journal file under
+runs/sweeps/ (no server), shared by the worker processes of one machine; or a database URL (PostgreSQL) that
+workers on several machines join.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_dict
+
+SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "epochs", "pairs")}
+SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
+STAGE_KEYS = {"name", "grid", "range", "trials"}
+
+
+@dataclass
+class Stage:
+    name: str
+    grid: dict[str, list] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    trials: int = 0  # for ranges: how many trials the model-based search gets
+
+    @property
+    def is_grid(self) -> bool:
+        return bool(self.grid)
+
+    def size(self) -> int:
+        if self.is_grid:
+            n = 1
+            for values in self.grid.values():
+                n *= len(values)
+            return n
+        return self.trials
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    title: str
+    base: RunConfig
+    stages: list[Stage]
+    validation_pairs: int = 500
+    final_rounds: int = 10
+    paper: PaperScore | None = None
+    path: Path | None = None
+
+
+def sweeps_dir() -> Path:
+    from ..config import presets_dir
+
+    return presets_dir() / "sweeps"
+
+
+def find_spec(name: str) -> Path:
+    path = Path(name)
+    if path.suffix == ".toml" and path.exists():
+        return path
+    candidate = sweeps_dir() / f"{name}.toml"
+    if not candidate.exists():
+        known = ", ".join(sorted(p.stem for p in sweeps_dir().glob("*.toml")))
+        raise ConfigError("spec", f"no sweep spec named {name!r} (known: {known})")
+    return candidate
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read a sweep spec; every error names the file and the key."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("file", f"cannot read: {getattr(exc, 'strerror', None) or exc}", str(path)) from None
+    return parse_spec(text, Path(path))
+
+
+def parse_spec(text: str, path: Path) -> SweepSpec:
+    source = str(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("file", f"not valid TOML: {exc}", source) from None
+    for key in data:
+        if key not in SPEC_KEYS:
+            raise ConfigError(key, f"unknown key (known: {', '.join(sorted(SPEC_KEYS))})", source)
+    base = from_dict(data.get("base", {}), source)
+    stages_data = data.get("stage", [])
+    if not isinstance(stages_data, list) or not stages_data:
+        raise ConfigError("stage", "a sweep needs at least one [[stage]]", source)
+    stages = [parse_stage(i, s, base, source) for i, s in enumerate(stages_data)]
+    paper = None
+    if "paper" in data:
+        p = data["paper"]
+        if not isinstance(p, dict) or not isinstance(p.get("score"), (int, float)):
+            raise ConfigError("paper.score", "a number is needed", source)
+        paper = PaperScore(str(p.get("table", "")), str(p.get("row", "")), float(p["score"]), None,
+                           str(p.get("note", "")))
+    validation = data.get("validation_pairs", 500)
+    if isinstance(validation, bool) or not isinstance(validation, int) or validation < 10:
+        raise ConfigError("validation_pairs", f"a whole number of at least 10, got {validation!r}", source)
+    final_rounds = data.get("final_rounds", 10)
+    if isinstance(final_rounds, bool) or not isinstance(final_rounds, int) or not 1 <= final_rounds <= 100:
+        raise ConfigError("final_rounds", f"a whole number in 1..100, got {final_rounds!r}", source)
+    title = data.get("title", Path(path).stem)
+    return SweepSpec(Path(path).stem, str(title), base, stages, validation, final_rounds, paper, Path(path))
+
+
+def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
+    where = f"stage[{index}]"
+    if not isinstance(data, dict):
+        raise ConfigError(where, "must be a table", source)
+    for key in data:
+        if key not in STAGE_KEYS:
+            raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(STAGE_KEYS))})", source)
+    stage = Stage(name=str(data.get("name", f"stage {index + 1}")))
+    grid, ranges = data.get("grid", {}), data.get("range", {})
+    if not grid and not ranges:
+        raise ConfigError(where, "needs a grid or a range", source)
+    if grid and ranges:
+        raise ConfigError(where, "has both a grid and a range: one kind of search per stage", source)
+    for param, values in grid.items():
+        key = f"{where}.grid.{param}"
+        check_param(param, key, base, source)
+        if not isinstance(values, list) or not values:
+            raise ConfigError(key, "an empty grid: list at least one value", source)
+        try:
+            stage.grid[param] = [coerce(param, v) for v in values]
+        except ConfigError as exc:
+            raise exc.at(key, source) from None
+        if len(set(stage.grid[param])) != len(stage.grid[param]):
+            raise ConfigError(key, "lists a value twice", source)
+    for param, bounds in ranges.items():
+        key = f"{where}.range.{param}"
+        check_param(param, key, base, source)
+        if FIELDS[param].kind is not float:
+            raise ConfigError(key, "ranges are for real-valued parameters; use a grid", source)
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise ConfigError(key, "a range is [low, high]", source)
+        try:
+            low, high = (coerce(param, b) for b in bounds)
+        except ConfigError as exc:
+            raise exc.at(key, source) from None
+        if not low < high:
+            raise ConfigError(key, f"low must be below high, got [{low}, {high}]", source)
+        stage.ranges[param] = (low, high)
+    if ranges:
+        trials = data.get("trials")
+        if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 10000:
+            raise ConfigError(f"{where}.trials", f"a range search needs trials = 1..10000, got {trials!r}", source)
+        stage.trials = trials
+    return stage
+
+
+def check_param(param: str, key: str, base: RunConfig, source: str) -> None:
+    if param not in SWEEPABLE:
+        raise ConfigError(key, f"unknown or unsweepable parameter (sweepable: {', '.join(sorted(SWEEPABLE))})",
+                          source)
+    if base.subnet not in FIELDS[param].subnets:
+        raise ConfigError(key, f"the {base.subnet} subnet has no {param}", source)

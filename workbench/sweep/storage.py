@@ -1,0 +1,193 @@
+"""Where a sweep lives: Optuna storage (a journal file, or a database several machines share), one study per
+stage, the spec kept beside, and the trials read back, summarised, chosen from and exported."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, RunConfig
+from ..fsutil import atomic_write_text
+from ..runs import runs_dir
+from .spec import Stage, SweepSpec, parse_spec
+
+MAX_RETRIES = 2  # a trial whose worker died is tried again at most this often
+
+
+def default_storage(study: str) -> str:
+    return str(runs_dir() / "sweeps" / f"{study}.journal")
+
+
+def trials_csv_path(study: str, storage: str) -> Path:
+    """Beside the journal file; under runs/sweeps/ for a database."""
+    if is_database(storage):
+        return runs_dir() / "sweeps" / f"{study}-trials.csv"
+    return Path(storage).with_name(f"{study}-trials.csv")
+
+
+def is_database(storage: str) -> bool:
+    return "://" in storage
+
+
+def open_storage(storage: str):
+    """A database URL gets Optuna's RDB storage with heartbeats (a dead worker's trial fails and is retried);
+    anything else is a journal file, locked for the processes of one machine."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables say what happens
+    if is_database(storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                storage, heartbeat_interval=5, grace_period=20,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRIES))
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = Path(storage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def stage_study_name(study: str, index: int, stage: Stage) -> str:
+    return f"{study}/{index + 1}-{stage.name}"
+
+
+def record_spec(storage, study: str, spec: SweepSpec) -> None:
+    """Keep the spec's text with the study, so `sweep --show` needs only the study's name."""
+    import optuna
+
+    meta = optuna.create_study(study_name=f"{study}/spec", storage=storage, load_if_exists=True)
+    if "spec_text" not in meta.user_attrs:
+        meta.set_user_attr("spec_text", spec.path.read_text(encoding="utf-8"))
+        meta.set_user_attr("spec_path", str(spec.path))
+
+
+def recorded_spec(storage, study: str) -> SweepSpec:
+    import optuna
+
+    try:
+        meta = optuna.load_study(study_name=f"{study}/spec", storage=storage)
+    except KeyError:
+        raise ConfigError("study", f"no sweep named {study!r} in this storage") from None
+    spec = parse_spec(meta.user_attrs["spec_text"], Path(meta.user_attrs.get("spec_path", study)))
+    return spec
+
+
+# ------------------------------------------------------------------ results
+
+@dataclass
+class Trial:
+    stage: int
+    number: int
+    state: str
+    params: dict[str, Any]
+    val_mean: float | None
+    val_std: float | None
+    test_mean: float | None
+    test_std: float | None
+    seconds: float | None
+    worker: str
+
+
+def stage_trials(storage, study: str, index: int, stage: Stage) -> list[Trial]:
+    """A stage's trials, each grid point once: duplicates pruned, a retried point counted by its finished try."""
+    import optuna
+
+    try:
+        s = optuna.load_study(study_name=stage_study_name(study, index, stage), storage=storage)
+    except KeyError:
+        return []
+    out = []
+    for t in s.get_trials(deepcopy=False):
+        if t.user_attrs.get("duplicate_of") is not None:
+            continue
+        out.append(Trial(index, t.number, t.state.name.lower(), dict(t.params), t.user_attrs.get("val_mean"),
+                         t.user_attrs.get("val_std"), t.user_attrs.get("test_mean"), t.user_attrs.get("test_std"),
+                         t.user_attrs.get("seconds"), str(t.user_attrs.get("worker", ""))))
+    return out
+
+
+def params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+@dataclass
+class StageSummary:
+    index: int
+    stage: Stage
+    done: int
+    running: int
+    best: Trial | None
+
+
+def stage_summaries(spec: SweepSpec, trials: list[Trial]) -> list[StageSummary]:
+    """Per stage: finished and running trials, and the best by validation score."""
+    out = []
+    for i, stage in enumerate(spec.stages):
+        mine = [t for t in trials if t.stage == i]
+        done = [t for t in mine if t.state == "complete" and t.val_mean is not None]
+        best = max(done, key=lambda t: t.val_mean) if done else None
+        out.append(StageSummary(i, stage, len(done), sum(t.state == "running" for t in mine), best))
+    return out
+
+
+def best_params(trials: list[Trial]) -> dict[str, Any] | None:
+    done = [t for t in trials if t.state == "complete" and t.val_mean is not None]
+    if not done:
+        return None
+    return max(done, key=lambda t: (t.val_mean, -t.number)).params
+
+
+def stage_base(spec: SweepSpec, storage, study: str, index: int) -> RunConfig:
+    """The spec's base with the best params of every earlier stage."""
+    config = spec.base
+    for k in range(index):
+        best = best_params(stage_trials(storage, study, k, spec.stages[k]))
+        if best is None:
+            raise RuntimeError(f"stage {k + 1} ({spec.stages[k].name}) has no finished trial")
+        config = config.replace(**best)
+    return config
+
+
+def trials_csv(spec: SweepSpec, trials: list[Trial]) -> str:
+    params = sorted({p for t in trials for p in t.params})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["stage", "stage_name", "trial", "state", *params, "val_mean", "val_std", "test_mean",
+                     "test_std", "seconds", "worker"])
+    for t in trials:
+        writer.writerow([t.stage + 1, spec.stages[t.stage].name, t.number, t.state,
+                         *[t.params.get(p, "") for p in params],
+                         *["" if v is None else round(v, 6) for v in (t.val_mean, t.val_std, t.test_mean, t.test_std)],
+                         "" if t.seconds is None else round(t.seconds, 2), t.worker])
+    return buffer.getvalue()
+
+
+def all_trials(spec: SweepSpec, storage, study: str) -> list[Trial]:
+    return [t for i, stage in enumerate(spec.stages) for t in stage_trials(storage, study, i, stage)]
+
+
+def export_trials(spec: SweepSpec, storage, study: str, out: Path) -> Path:
+    atomic_write_text(out, trials_csv(spec, all_trials(spec, storage, study)))
+    return out
+
+
+def final_runs(spec: SweepSpec, storage, study: str) -> list[tuple[str, RunConfig, float | None]]:
+    """The validation-selected config after each stage, at the protocol's rounds: (label, config, val mean)."""
+    out = []
+    config = spec.base
+    for i, stage in enumerate(spec.stages):
+        trials = stage_trials(storage, study, i, stage)
+        best = best_params(trials)
+        if best is None:
+            break
+        config = config.replace(**best)
+        val = max(t.val_mean for t in trials if t.state == "complete" and t.val_mean is not None)
+        out.append((f"{study} after {stage.name}", config.replace(rounds=spec.final_rounds), val))
+    return out

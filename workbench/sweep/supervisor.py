@@ -1,0 +1,87 @@
+"""One sweep on this machine, supervised: its storage, its worker processes, how they ended, and the final
+measurement of the configs chosen on validation. The sweep command and the app's sweep screen both drive this
+class, so they start, stop and finish a sweep the same way."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import RunConfig
+from .spec import SweepSpec
+from .storage import all_trials, default_storage, export_trials, final_runs, open_storage, record_spec, trials_csv_path
+from .worker import start_workers
+
+
+@dataclass
+class FinalRun:
+    """The config chosen on validation after one stage, measured on the test pairs over the spec's final rounds."""
+
+    label: str
+    config: RunConfig
+    val_mean: float | None
+    result: object  # engine.RunResult
+    summary: object  # runs.RunSummary, as saved
+
+
+class SweepRun:
+    def __init__(self, spec: SweepSpec, study: str | None = None, storage_url: str | None = None,
+                 data: str = "auto", data_dir: str | None = None):
+        self.spec = spec
+        self.study = study or spec.name
+        self.storage_url = storage_url or default_storage(self.study)
+        self.data, self.data_dir = data, data_dir
+        self.storage = None
+        self.procs: list = []
+        self.started = 0.0
+
+    def open(self) -> None:
+        """Opens (or creates) the storage and keeps the spec with the study; raises what the storage raises."""
+        self.storage = open_storage(self.storage_url)
+        record_spec(self.storage, self.study, self.spec)
+
+    def start(self, workers: int) -> None:
+        if self.storage is None:
+            self.open()
+        self.started = time.monotonic()
+        self.procs = start_workers(self.spec, self.storage_url, self.study, workers, self.data, self.data_dir)
+
+    @property
+    def running(self) -> bool:
+        return any(p.is_alive() for p in self.procs)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started if self.started else 0.0
+
+    def trials(self):
+        return all_trials(self.spec, self.storage, self.study)
+
+    def stop(self) -> None:
+        """Stops the workers (a trial in flight is lost; running the sweep again continues the study)."""
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.join(5)
+
+    def failed_workers(self) -> list[int]:
+        """Exit codes of the workers that ended with an error."""
+        return [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
+
+    def export(self, out: Path | None = None) -> Path:
+        return export_trials(self.spec, self.storage, self.study, out or trials_csv_path(self.study, self.storage_url))
+
+    def measure_final(self, source, runs_root: Path, on_epoch=None, cancel=None) -> list[FinalRun]:
+        """Trains the config chosen after each stage on the test pairs and saves each as a run."""
+        from ..engine import run_configs
+        from ..runs import save_run
+
+        chosen = final_runs(self.spec, self.storage, self.study)
+        if not chosen:
+            return []
+        results = run_configs([config for _, config, _ in chosen], source, on_epoch=on_epoch, cancel=cancel)
+        finals = []
+        for (label, config, val), result in zip(chosen, results):
+            finals.append(FinalRun(label, config, val, result, save_run(result, label, None, self.spec.paper, runs_root)))
+        return finals
