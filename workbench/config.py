@@ -22,6 +22,7 @@ from typing import Any
 
 # The choices, said once: the CLI's flags, the form and the engine read them from here.
 SUBNETS = ("basic", "fcn", "cnn")
+SUBNET_LABELS = {"basic": "basic net", "fcn": "FCN subnet", "cnn": "CNN subnet"}
 DEVICES = ("auto", "cpu", "cuda")
 ENGINES = ("batched", "loop")  # batched: every round as one stacked model; loop: the reference loop
 DATA_SOURCES = ("auto", "mnist", "embedded")  # auto: full MNIST when present, else the embedded subset

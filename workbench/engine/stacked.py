@@ -120,7 +120,6 @@ class StackedConv(StackedLayer):
         self.weight = torch.cat([m.weight.detach() for m in layers])  # (S*out, in, K, K)
         self.bias = torch.cat([m.bias.detach() for m in layers])  # (S*out,)
         self.out_channels, self.groups = layers[0].out_channels, groups
-        self.ones: torch.Tensor | None = None
 
     def forward(self, x, draws, tape):
         if tape is not None:
@@ -128,16 +127,11 @@ class StackedConv(StackedLayer):
         return F.conv2d(x, self.weight, self.bias, groups=self.groups)
 
     def backward(self, g, x, need_input):
-        g_in, g_weight, _ = torch.ops.aten.convolution_backward(
+        g_in, g_weight, g_bias = torch.ops.aten.convolution_backward(
             g, x, self.weight, [self.weight.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], self.groups,
-            [need_input, True, False])
+            [need_input, True, True])
         self.grads["weight"].copy_(g_weight)
-        # The bias gradient as a matrix-vector product: the convolution's own sum splits its work by the
-        # stack's size and thread count and rounds differently with each; this product does not (tested).
-        rows = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1])  # (N*H*W, S*C), a view for channels-last g
-        if self.ones is None or self.ones.shape[0] != rows.shape[0]:
-            self.ones = torch.ones(rows.shape[0], device=g.device, dtype=g.dtype)
-        torch.mv(rows.t(), self.ones, out=self.grads["bias"])
+        self.grads["bias"].copy_(g_bias)
         return g_in
 
     def slot(self, s: int) -> list[torch.Tensor]:
@@ -229,17 +223,27 @@ class StackedMaxPool(StackedLayer):
 
 
 class StackedToMaps(StackedLayer):
-    """Images (S, N, H, W) -> maps (N, S, H, W) in channels-last order (the slots innermost: pooling and the
-    grouped convolutions vectorise over them). A depthwise first convolution (each image repeated C times) was
-    faster, but its weight gradient rounds differently with the stack's size."""
+    """Images (S, N, H, W) -> maps (N, S*repeat, H, W) in channels-last order (the slots innermost: pooling and
+    the grouped convolutions vectorise over them). A first convolution with one input channel and C outputs
+    per slot runs faster as a depthwise one over each image repeated C times than as S groups of 1 -> C."""
+
+    def __init__(self, repeat: int):
+        self.repeat = repeat
 
     def forward(self, x, draws, tape):
         if tape is not None:
             tape.append((self, None))
-        return x.transpose(0, 1).contiguous(memory_format=torch.channels_last)
+        if self.repeat == 1:
+            return x.transpose(0, 1).contiguous(memory_format=torch.channels_last)
+        S, N, H, W = x.shape
+        maps = x.permute(1, 2, 3, 0).unsqueeze(4).expand(N, H, W, S, self.repeat).reshape(N, H, W, S * self.repeat)
+        return maps.permute(0, 3, 1, 2)
 
     def backward(self, g, saved, need_input):
-        return g.transpose(0, 1) if need_input else None
+        if not need_input:
+            return None
+        N, C, H, W = g.shape
+        return g.reshape(N, C // self.repeat, self.repeat, H, W).sum(2).transpose(0, 1)
 
 
 class StackedFlatten(StackedLayer):
@@ -280,10 +284,11 @@ def stacked_layers(slots: list[list[nn.Module]]) -> list[StackedLayer]:
         if isinstance(first, nn.Linear):
             layers.append(StackedLinear(list(group)))
         elif isinstance(first, nn.Conv2d):
+            depthwise = not maps and first.in_channels == 1
             if not maps:
-                layers.append(StackedToMaps())
+                layers.append(StackedToMaps(first.out_channels if depthwise else 1))
                 maps = True
-            layers.append(StackedConv(list(group), S))
+            layers.append(StackedConv(list(group), S * first.out_channels if depthwise else S))
         elif isinstance(first, nn.LeakyReLU):
             layers.append(StackedActivation(first.negative_slope, 0.0))
         elif isinstance(first, nn.Dropout):

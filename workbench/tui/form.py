@@ -9,7 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from ..config import FIELDS, ConfigError, Preset, RunConfig, coerce, from_dict
+from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, coerce, from_dict
 
 TEXT_FIELDS = ["alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl", "dropout", "lr", "lr_decay", "epochs", "batch_size",
                "rounds", "pairs", "seed"]
@@ -45,7 +45,7 @@ class ConfigForm(VerticalScroll):
         yield Label("Network", classes="section")
         with Horizontal(classes="field"):
             yield Label(FIELDS["subnet"].label, classes="field-label")
-            yield Select([("basic net", "basic"), ("FCN subnet", "fcn"), ("CNN subnet", "cnn")], value="fcn",
+            yield Select([(SUBNET_LABELS[s], s) for s in SUBNETS], value=DEFAULTS.subnet,
                          allow_blank=False, id="f-subnet", compact=True)
         for key in SWITCH_FIELDS:
             with Horizontal(classes="field", id=f"row-{key}"):
@@ -62,7 +62,7 @@ class ConfigForm(VerticalScroll):
             yield Static("", id=f"e-{key}", classes="field-error")
         with Horizontal(classes="field"):
             yield Label(FIELDS["device"].label, classes="field-label")
-            yield Select([("auto", "auto"), ("cpu", "cpu"), ("cuda", "cuda")], value="auto", allow_blank=False,
+            yield Select([(d, d) for d in DEVICES], value=DEFAULTS.device, allow_blank=False,
                          id="f-device", compact=True)
         yield Static("", id="e-device", classes="field-error")
 
@@ -199,7 +199,7 @@ class ConfigForm(VerticalScroll):
         label = "cuda" if available else f"cuda (unavailable: {reason})"
         current = select.value
         self._filling = True
-        select.set_options([("auto", "auto"), ("cpu", "cpu"), (label, "cuda")])
+        select.set_options([(label if d == "cuda" else d, d) for d in DEVICES])
         select.value = current
         self._filling = False
         self.cuda_note = "" if available else f"CUDA is unavailable: {reason}"
