@@ -94,3 +94,18 @@ def test_export_has_one_row_per_run_with_every_column(tmp_path, trained):
     assert float(first["paper_score"]) == 0.892
     assert float(first["difference"]) == pytest.approx(trained.mean_std()[0] - 0.892, abs=1e-6)
     assert rows[1]["paper_score"] == ""
+
+
+def test_a_line_break_in_a_name_neither_splits_the_row_nor_hides_a_formula(tmp_path, trained):
+    save_run(trained, "\r=1", None, None, tmp_path)
+    save_run(trained, "first line\n@SUM(A1)", None, None, tmp_path)
+    runs, _ = load_runs(tmp_path)
+    out = export_csv(runs, tmp_path / "out.csv")
+    raw = out.read_bytes().decode()
+    rows = list(csv.reader(open(out, newline="")))
+    assert len(rows) == 3 and len({len(r) for r in rows}) == 1  # every cell quoted: the breaks stay inside
+    names = sorted(r[rows[0].index("name")] for r in rows[1:])
+    assert names == ["'\r'=1", "first line\n'@SUM(A1)"]
+    for name in names:  # no line of a cell starts a formula
+        assert not any(line[:1] in "=+-@" and line for line in name.replace("\r", "\n").split("\n"))
+    assert raw.startswith('"')

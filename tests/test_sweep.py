@@ -181,6 +181,16 @@ def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monke
     assert main(["sweep", str(tiny_spec.path), "--workers", "0"]) == 2
 
 
+@pytest.mark.parametrize("study", ["../../evil", "/tmp/x", ".hidden", "a/b", "x" * 101, ""])
+def test_a_study_name_is_a_name_not_a_path(tiny_spec, tmp_path, capsys, monkeypatch, study):
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
+    assert main(["sweep", str(tiny_spec.path), "--study", study]) == 2
+    assert main(["sweep", "--show", study]) == 2
+    err = capsys.readouterr().err
+    assert "--study:" in err and "--show:" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.journal")) and not (tmp_path / "evil").exists()
+
+
 async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monkeypatch):
     import time as clock
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import json
 import os
 import secrets
@@ -162,11 +163,13 @@ def load_runs(root: Path | None = None) -> tuple[list[RunSummary], list[str]]:
 HYPERPARAMETERS = [k for k in FIELDS if k != "device"]  # the device a run used is its own column
 
 
+FORMULA_START = re.compile(r"(?<![^\r\n])([=+\-@\t\r])")  # at the start of the text or of any line in it
+
+
 def neutralise(value: Any) -> Any:
-    """Text a spreadsheet would run as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """Text a spreadsheet would run as a formula gets an apostrophe before it, at the start of every line (a
+    line break inside a cell can start a new row in some readers)."""
+    return FORMULA_START.sub(r"'\1", value) if isinstance(value, str) else value
 
 
 def export_columns(max_rounds: int) -> list[str]:
@@ -199,7 +202,7 @@ def export_csv(summaries: list[RunSummary], out: Path) -> Path:
     """One row per run, written whole or not at all."""
     columns, rows = export_rows(summaries)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a quoted cell keeps its line breaks
     writer.writerow(columns)
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])

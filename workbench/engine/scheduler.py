@@ -9,7 +9,6 @@ depend on where it trains: every draw is its replicas' own (randomness.py).
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import queue
 import signal
@@ -23,6 +22,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import DigitSource
+from ..procs import spawn_context
 from .base import CancelFlag, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
 
 
@@ -114,7 +114,7 @@ class SideBySide:
 
     def run(self) -> list[tuple[list[int], list[RunResult]]]:
         """(group, results) pairs in the order they finished."""
-        ctx = multiprocessing.get_context("spawn")  # fork would copy the OpenMP and UI threads' state
+        ctx = spawn_context()
         self.records, self.stop = ctx.Queue(), ctx.Event()
         self.source.share_memory()  # before this thread trains on it: starting a process would move it meanwhile
         threads = torch.get_num_threads()

@@ -15,7 +15,7 @@ from ..config import ConfigError
 from ..format import mean_std_label, pct
 from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
-from .storage import Trial, all_trials, default_storage, open_storage, params_text, recorded_spec, stage_summaries
+from .storage import Trial, all_trials, check_study_name, default_storage, open_storage, params_text, recorded_spec, stage_summaries
 from .supervisor import FinalRun, SweepRun
 
 
@@ -56,7 +56,10 @@ def finals_table(spec: SweepSpec, study: str, finals: list[FinalRun]) -> Table:
 
 
 def show_study(args: argparse.Namespace, console: Console) -> int:
-    study = args.show
+    try:
+        study = check_study_name(args.show)
+    except ConfigError as exc:
+        raise UsageError(f"--show: {exc.message}") from None
     storage_url = args.storage or default_storage(study)
     if "://" not in storage_url and not Path(storage_url).exists():
         raise UsageError(f"--show: no sweep storage at {storage_url}")
@@ -74,15 +77,19 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError("--workers: at least 1")
     try:
-        if args.show:
+        if args.show is not None:
             return show_study(args, console)
         if not args.spec:
             raise UsageError("sweep: name a spec (see presets/sweeps/) or use --show STUDY")
         spec = load_spec(find_spec(args.spec))
     except ConfigError as exc:
         raise UsageError(str(exc) if exc.source else f"--{exc}") from None
+    try:
+        study = check_study_name(args.study if args.study is not None else spec.name)
+    except ConfigError as exc:
+        raise UsageError(f"--study: {exc.message}") from None
     source = load_digits(args.data, args.data_dir)  # checked before any worker starts; the workers load the same digits
-    sweep = SweepRun(spec, args.study, args.storage, source_kind(args.data, args.data_dir), args.data_dir)
+    sweep = SweepRun(spec, study, args.storage, source_kind(args.data, args.data_dir), args.data_dir)
     try:
         sweep.open()
     except Exception as exc:  # a database that cannot be reached, a journal that cannot be written

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,17 @@ from ..runs import runs_dir
 from .spec import Stage, SweepSpec, parse_spec
 
 MAX_RETRIES = 2  # a trial whose worker died is tried again at most this often
+
+
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(study: str) -> str:
+    """A study's name names files under runs/sweeps/: a name, never a path."""
+    if not STUDY_NAME.fullmatch(study):
+        raise ConfigError("study", f"a name of letters, digits, '.', '_' and '-' (at most 100, not starting with "
+                                   f"'.' or '-'), got {study[:40]!r}")
+    return study
 
 
 def default_storage(study: str) -> str:

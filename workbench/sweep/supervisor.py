@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from .spec import SweepSpec
-from .storage import all_trials, default_storage, export_trials, final_runs, open_storage, record_spec, trials_csv_path
+from .storage import all_trials, check_study_name, default_storage, export_trials, final_runs, open_storage, record_spec, trials_csv_path
 from .worker import start_workers
 
 
@@ -29,7 +29,7 @@ class SweepRun:
     def __init__(self, spec: SweepSpec, study: str | None = None, storage_url: str | None = None,
                  data: str = "auto", data_dir: str | None = None):
         self.spec = spec
-        self.study = study or spec.name
+        self.study = check_study_name(study or spec.name)
         self.storage_url = storage_url or default_storage(self.study)
         self.data, self.data_dir = data, data_dir
         self.storage = None

@@ -154,16 +154,16 @@ def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, d
                   data_dir: str | None = None):
     """N worker processes on this machine, training on the digits `data` names (data.load_source); returns
     them (multiprocessing.Process objects)."""
-    import multiprocessing
-
     import optuna
+
+    from ..procs import spawn_context
 
     # Create the schema and every stage's study before the workers race to (a fresh database included).
     storage = open_storage(storage_url)
     for index, stage in enumerate(spec.stages):
         optuna.create_study(study_name=stage_study_name(study, index, stage), storage=storage,
                             direction="maximize", load_if_exists=True)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = spawn_context()
     procs = [ctx.Process(target=_worker_main, args=(str(spec.path), storage_url, study, data, data_dir), daemon=True)
              for _ in range(workers)]
     for p in procs:
