@@ -360,3 +360,42 @@ def test_edge_shapes_train(source, k, batch_size):
     (result,) = run_configs([config], source)
     assert result.status == "done", result.reason
     assert all(0.0 <= r.test_acc <= 1.0 and r.train_loss > 0 for r in result.rounds)
+
+
+def test_a_lone_stack_split_by_rounds_across_processes_gives_the_same_numbers(source, tiny, monkeypatch):
+    """With a core idle, a costly stack trains half its rounds in a worker process; its figures, history and
+    records are those of the whole stack trained in one place."""
+    import workbench.engine.scheduler as scheduler
+
+    config = tiny.replace(rounds=4)
+    monkeypatch.setenv("DIGIT_WORKBENCH_PROCESSES", "1")
+    whole = run_configs([config], source)[0]
+    monkeypatch.delenv("DIGIT_WORKBENCH_PROCESSES")
+    monkeypatch.setattr(scheduler, "SPLIT_WORTH_S", 0.0)
+    assert [j.rounds for j in scheduler.plan_jobs([config], [[0]], 2)] == [range(0, 2), range(2, 4)]
+    records, threads = [], set()
+
+    def on_epoch(rec):
+        threads.add(threading.current_thread().name)
+        records.append(rec)
+
+    split = run_configs([config], source, on_epoch=on_epoch)[0]
+    assert "stack-dispatch" in threads  # half the rounds came from the worker process
+    assert split.status == "done" and [r.round for r in split.rounds] == [0, 1, 2, 3]
+    assert [(r.test_acc, r.train_loss, r.digit_acc) for r in split.rounds] == [
+        (r.test_acc, r.train_loss, r.digit_acc) for r in whole.rounds]
+    assert [(h.round, h.epoch, h.test_acc) for h in split.history] == [(h.round, h.epoch, h.test_acc) for h in whole.history]
+    assert sorted((r.round, r.epoch) for r in records) == [(r, e) for r in range(4) for e in (1, 2)]
+
+
+def test_only_costly_stacks_are_split_and_only_onto_idle_cores():
+    from workbench.config import TABLE_II, find_preset
+    from workbench.engine.scheduler import plan_jobs
+
+    table2 = [find_preset(name).config for name in TABLE_II]
+    assert len(plan_jobs(table2, stack_groups(table2), 2)) == 4  # four stacks already fill two cores
+    small = find_preset("table2-fcn-ws").config
+    assert len(plan_jobs([small], [[0]], 2)) == 1  # seconds of work: not worth a process start
+    big = find_preset("table4-cnn-best").config
+    assert [j.rounds for j in plan_jobs([big], [[0]], 2)] == [range(0, 5), range(5, 10)]
+    assert len(plan_jobs([big], [[0]], 1)) == 1

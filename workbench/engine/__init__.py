@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..config import ENGINES, RunConfig
 from ..data import DigitSource
-from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, resolve_device
-from .scheduler import SideBySide, failed_result, side_by_side, train_group
+from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, merge_rounds, resolve_device
+from .scheduler import SideBySide, StackJob, cores_for, failed_result, plan_jobs, train_group
 
 __all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "failed_result", "run_configs",
            "stack_groups"]
@@ -33,15 +33,19 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
         raise EngineError(f"engine: unknown engine {engine!r} ({', '.join(ENGINES)})")
     for config in configs:
         resolve_device(config.device)
-    groups = stack_groups(configs) if engine == "batched" else [[i] for i in range(len(configs))]
-    workers = side_by_side(configs, groups) if engine == "batched" else 1
-    if workers > 1:
-        finished = SideBySide(configs, groups, source, on_epoch, cancel, workers, validation).run()
+    if engine == "batched":
+        cores = cores_for(configs)
+        jobs = plan_jobs(configs, stack_groups(configs), cores)
+        workers = min(cores, len(jobs))
     else:
-        finished = [(group, train_group(configs, group, source, on_epoch, cancel, engine, validation))
-                    for group in groups]
-    results: list[RunResult | None] = [None] * len(configs)
-    for group, done in finished:
-        for i, result in zip(group, done):
-            results[i] = result
-    return results  # type: ignore[return-value]
+        jobs, workers = [StackJob(i, (i,), range(c.rounds)) for i, c in enumerate(configs)], 1
+    if workers > 1:
+        finished = SideBySide(configs, jobs, source, on_epoch, cancel, workers, validation).run()
+    else:
+        finished = [(job, train_group(configs, list(job.group), source, on_epoch, cancel, engine, validation,
+                                      job.rounds if engine == "batched" else None)) for job in jobs]
+    parts: list[list[RunResult]] = [[] for _ in configs]
+    for job, done in finished:
+        for i, result in zip(job.group, done):
+            parts[i].append(result)
+    return [merge_rounds(p) for p in parts]

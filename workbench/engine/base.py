@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import statistics
@@ -71,6 +72,19 @@ class RunResult:
 
     def val_mean_std(self) -> tuple[float | None, float | None]:
         return mean_std([r.val_acc for r in self.rounds if r.status == "done" and r.val_acc is not None])
+
+
+def merge_rounds(parts: list[RunResult]) -> RunResult:
+    """One run's result from the stacks that trained disjoint sets of its rounds side by side."""
+    if len(parts) == 1:
+        return parts[0]
+    statuses = {p.status for p in parts}
+    status = "failed" if "failed" in statuses else ("cancelled" if "cancelled" in statuses else "done")
+    return dataclasses.replace(
+        parts[0], status=status, reason="; ".join(p.reason for p in parts if p.reason),
+        rounds=sorted((r for p in parts for r in p.rounds), key=lambda r: r.round),
+        history=sorted((h for p in parts for h in p.history), key=lambda h: (h.epoch, h.round)),
+        wall_time=max(p.wall_time for p in parts), started_at=min(p.started_at for p in parts))
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -44,19 +44,21 @@ def one_thread():
 
 
 def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: OnEpoch | None = None,
-              cancel: CancelFlag | None = None, validation: int = 0) -> list[RunResult]:
-    """Train every round of every (run index, config) in one stack; the configs differ at most in their loss."""
+              cancel: CancelFlag | None = None, validation: int = 0, rounds: range | None = None) -> list[RunResult]:
+    """Train every round (or the given `rounds`) of every (run index, config) in one stack; the configs differ
+    at most in their loss. A round's numbers do not depend on which rounds train beside it."""
     with one_thread():
-        return _run_stack(runs, source, on_epoch, cancel, validation)
+        return _run_stack(runs, source, on_epoch, cancel, validation, rounds)
 
 
-def _run_stack(runs, source, on_epoch, cancel, validation) -> list[RunResult]:
+def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunResult]:
     cancel = cancel or NeverCancel()
     first = runs[0][1]
     assert all(c.architecture_key() == first.architecture_key() for _, c in runs), "one architecture per stack"
     device = resolve_device(first.device)
     started, clock = time.time(), time.perf_counter()
-    replicas: list[Replica] = [(i, config, r) for i, (_, config) in enumerate(runs) for r in range(first.rounds)]
+    rounds = rounds if rounds is not None else range(first.rounds)
+    replicas: list[Replica] = [(i, config, r) for i, (_, config) in enumerate(runs) for r in rounds]
 
     report = StackReport(runs, replicas, on_epoch)
     # One replica trains beside a copy of itself, whose figures are dropped: at one slot the kernels take other

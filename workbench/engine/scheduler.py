@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from dataclasses import dataclass
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
@@ -25,6 +26,8 @@ from ..data import DigitSource
 from ..procs import spawn_context
 from .base import CancelFlag, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
 
+SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
+
 
 def failed_result(config: RunConfig, data_source: str, engine: str, reason: str, status: str = "failed") -> RunResult:
     """A run that could not train (no digits, no device, a crash) or was cancelled before it started."""
@@ -33,8 +36,32 @@ def failed_result(config: RunConfig, data_source: str, engine: str, reason: str,
                      wall_time=0.0, versions=library_versions(), started_at=time.time())
 
 
+@dataclass(frozen=True)
+class StackJob:
+    """What one stack trains: the configs `group` (indices into the caller's list), rounds `rounds` of each."""
+
+    number: int
+    group: tuple[int, ...]
+    rounds: range
+
+
+def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int) -> list[StackJob]:
+    """One job per stack; while cores would sit idle, the costliest stack is split by rounds into two (a
+    round's numbers do not depend on its stack-mates), if each half is worth a process start."""
+    jobs = [(tuple(g), range(configs[g[0]].rounds)) for g in groups]
+    while len(jobs) < cores:
+        group, rounds = max(jobs, key=lambda j: stack_cost(configs, j[0], j[1]))
+        if len(rounds) < 2 or stack_cost(configs, group, rounds) < 2 * SPLIT_WORTH_S:
+            break
+        jobs.remove((group, rounds))
+        half = len(rounds) // 2
+        jobs += [(group, rounds[:half]), (group, rounds[half:])]
+    return [StackJob(k, group, rounds) for k, (group, rounds) in enumerate(jobs)]
+
+
 def train_group(configs: list[RunConfig], group: list[int], source: DigitSource, on_epoch: OnEpoch | None,
-                cancel: CancelFlag | None, engine: str, validation: int = 0) -> list[RunResult]:
+                cancel: CancelFlag | None, engine: str, validation: int = 0,
+                rounds: range | None = None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
     from .batched import run_stack
     from .loop import run_loop
@@ -43,7 +70,7 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
         return [failed_result(configs[i], source.name, engine, "", "cancelled") for i in group]
     try:
         if engine == "batched":
-            return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel, validation)
+            return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel, validation, rounds)
         return [run_loop(configs[i], i, source, on_epoch, cancel, validation) for i in group]
     except Exception as exc:  # out of memory, a driver error: the run fails, the caller goes on
         reason = f"{type(exc).__name__}: {exc}".strip()
@@ -52,23 +79,23 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
         return [failed_result(configs[i], source.name, engine, reason) for i in group]
 
 
-def side_by_side(configs: list[RunConfig], groups: list[list[int]]) -> int:
-    """How many stacks to train at once: on a CPU, one process per core; on a GPU, one at a time."""
-    if len(groups) < 2 or os.environ.get("DIGIT_WORKBENCH_PROCESSES") == "1":
+def cores_for(configs: list[RunConfig]) -> int:
+    """How many stacks may train at once: on a CPU, one per core; on a GPU, one at a time."""
+    if os.environ.get("DIGIT_WORKBENCH_PROCESSES") == "1":
         return 1
     if any(resolve_device(c.device).type != "cpu" for c in configs):
         return 1
-    return max(1, min(len(groups), os.cpu_count() or 1))
+    return os.cpu_count() or 1
 
 
-def stack_cost(configs: list[RunConfig], group: list[int]) -> float:
+def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> float:
     """Estimated CPU seconds of one stack, to start the longest stacks first. A step costs a fixed overhead
     (one dispatch per operation), time per weight (Adam and the weight traffic of batch-5 products), and for
     CNNs time per convolution group and per multiply-add; constants fitted to one thread of a 2-core x86 CPU."""
     from ..models import build_model, cnn_side
 
     c = configs[group[0]]
-    replicas = len(group) * c.rounds
+    replicas = len(group) * (len(rounds) if rounds is not None else c.rounds)
     slots = replicas * (2 if c.is_siamese and not c.weight_sharing else 1)
     with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
         weights = replicas * sum(p.numel() for p in build_model(c).parameters())
@@ -90,46 +117,46 @@ def _worker_init(records, stop, source) -> None:
     _worker.update(records=records, stop=stop, source=source)
 
 
-def _worker_train(configs: list[RunConfig], group: list[int], validation: int) -> list[RunResult]:
-    _worker["records"].put(("started", group[0]))  # a cancel waits for started stacks only
-    return train_group(configs, group, _worker["source"], _worker["records"].put, _worker["stop"], "batched",
-                       validation)
+def _worker_train(configs: list[RunConfig], job: StackJob, validation: int) -> list[RunResult]:
+    _worker["records"].put(("started", job.number))  # a cancel waits for started stacks only
+    return train_group(configs, list(job.group), _worker["source"], _worker["records"].put, _worker["stop"],
+                       "batched", validation, job.rounds)
 
 
 class SideBySide:
-    """Trains groups of configs (stacks) on `workers` cores, longest first: this thread and workers - 1
-    processes each take the longest stack left whenever they are free. Records from every stack reach
-    `on_epoch` one at a time; a cancel reaches every stack."""
+    """Trains stacks (jobs) on `workers` cores, longest first: this thread and workers - 1 processes each take
+    the longest job left whenever they are free. Records from every stack reach `on_epoch` one at a time; a
+    cancel reaches every stack."""
 
-    def __init__(self, configs: list[RunConfig], groups: list[list[int]], source: DigitSource,
+    def __init__(self, configs: list[RunConfig], jobs: list[StackJob], source: DigitSource,
                  on_epoch: OnEpoch | None, cancel: CancelFlag | None, workers: int, validation: int):
         self.configs, self.source, self.on_epoch, self.cancel = configs, source, on_epoch, cancel
         self.workers, self.validation = workers, validation
-        self.todo = deque(sorted(groups, key=lambda g: -stack_cost(configs, g)))
-        self.finished: list[tuple[list[int], list[RunResult]]] = []
+        self.todo = deque(sorted(jobs, key=lambda j: -stack_cost(configs, j.group, j.rounds)))
+        self.finished: list[tuple[StackJob, list[RunResult]]] = []
         self.lock = threading.Lock()  # guards todo and finished, and hands records to on_epoch one at a time
         self.here_done = threading.Event()
         self.abandoned = threading.Event()
-        self.started: set[int] = set()  # first config index of each stack a process has begun
+        self.started: set[int] = set()  # numbers of the jobs a process has begun
 
-    def run(self) -> list[tuple[list[int], list[RunResult]]]:
-        """(group, results) pairs in the order they finished."""
+    def run(self) -> list[tuple[StackJob, list[RunResult]]]:
+        """(job, results) pairs in the order they finished."""
         ctx = spawn_context()
         self.records, self.stop = ctx.Queue(), ctx.Event()
         self.source.share_memory()  # before this thread trains on it: starting a process would move it meanwhile
         threads = torch.get_num_threads()
-        group = self._take()  # the longest stack starts here, at once: the processes take a few seconds to start
+        job = self._take()  # the longest stack starts here, at once: the processes take a few seconds to start
         pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_worker_init,
                                    initargs=(self.records, self.stop, self.source))
         dispatcher = threading.Thread(target=self._dispatch, args=(pool,), name="stack-dispatch", daemon=True)
         dispatcher.start()
         torch.set_num_threads(1)  # this thread is one of the workers: leave the other cores to the processes
         try:
-            while group is not None:
-                results = train_group(self.configs, group, self.source, self._report, self.cancel, "batched",
-                                      self.validation)
-                self._finish(group, results)
-                group = self._take()
+            while job is not None:
+                results = train_group(self.configs, list(job.group), self.source, self._report, self.cancel,
+                                      "batched", self.validation, job.rounds)
+                self._finish(job, results)
+                job = self._take()
         finally:
             torch.set_num_threads(threads)
             self.here_done.set()
@@ -141,13 +168,13 @@ class SideBySide:
         self.records.join_thread()
         return self.finished
 
-    def _take(self) -> list[int] | None:
+    def _take(self) -> StackJob | None:
         with self.lock:
             return self.todo.popleft() if self.todo else None
 
-    def _finish(self, group: list[int], results: list[RunResult]) -> None:
+    def _finish(self, job: StackJob, results: list[RunResult]) -> None:
         with self.lock:
-            self.finished.append((group, results))
+            self.finished.append((job, results))
 
     def _report(self, rec: EpochRecord) -> None:
         if self.on_epoch:
@@ -173,25 +200,25 @@ class SideBySide:
         """Keeps each process busy, passes its records on, and forwards a cancel."""
         pending: dict = {}
         while True:
-            while len(pending) < self.workers - 1 and (group := self._take()) is not None:
-                pending[pool.submit(_worker_train, self.configs, group, self.validation)] = group
+            while len(pending) < self.workers - 1 and (job := self._take()) is not None:
+                pending[pool.submit(_worker_train, self.configs, job, self.validation)] = job
             if not pending and not self.todo and self.here_done.is_set():
                 break
             self._drain(timeout=0.05)
             if self.cancel is not None and self.cancel.is_set():
                 self.stop.set()
-                for future, group in list(pending.items()):
-                    if group[0] not in self.started:  # still starting up: nothing to wait for
+                for future, job in list(pending.items()):
+                    if job.number not in self.started:  # still starting up: nothing to wait for
                         del pending[future]
                         self.abandoned.set()
-                        self._finish(group, [failed_result(self.configs[i], self.source.name, "batched", "",
-                                                           "cancelled") for i in group])
+                        self._finish(job, [failed_result(self.configs[i], self.source.name, "batched", "",
+                                                         "cancelled") for i in job.group])
             done, _ = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
             for future in done:
-                group = pending.pop(future)
+                job = pending.pop(future)
                 try:
                     results = future.result()
                 except Exception as exc:  # a worker that died (killed, out of memory)
                     results = [failed_result(self.configs[i], self.source.name, "batched",
-                                             f"worker process failed: {exc}") for i in group]
-                self._finish(group, results)
+                                             f"worker process failed: {exc}") for i in job.group]
+                self._finish(job, results)
