@@ -275,7 +275,8 @@ def test_loss_variants_share_a_stack_and_keep_their_own_losses(source, tiny):
     assert {rec.run for rec in records} == {0, 1, 2, 3}
     assert sorted((r.run, r.round, r.epoch) for r in records) == [
         (i, r, e) for i in range(4) for r in range(2) for e in (1, 2)]
-    assert results[0].rounds[0].digit_acc < results[1].rounds[0].digit_acc  # only the aux loss teaches digits
+    assert results[0].rounds[0].digit_acc is None  # untrained digit heads: no figure to report
+    assert results[1].rounds[0].digit_acc > 0.3  # the aux loss teaches digits
 
 
 def test_cancel_reaches_stacks_in_processes(source):

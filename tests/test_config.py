@@ -80,3 +80,16 @@ def test_unknown_preset_lists_the_known_ones():
 def test_every_field_has_a_flag_label_and_help():
     for key, spec in FIELDS.items():
         assert spec.label and spec.help
+
+
+def test_a_run_is_the_papers_row_only_while_its_config_is_the_presets():
+    preset = find_preset("table2-cnn-ws")
+    assert preset.is_row(preset.config) and preset.paper_for(preset.config) is preset.paper
+    # where it runs and with which seed do not change what it is
+    assert preset.paper_for(preset.config.replace(device="cpu", seed=7)) is preset.paper
+    assert preset.is_row(preset.config.replace(alpha=0.3))  # without the auxiliary loss alpha does nothing
+    for change in ({"hl": 128}, {"weight_sharing": False}, {"epochs": 5}, {"rounds": 3}, {"aux_loss": True}):
+        edited = preset.config.replace(**change)
+        assert not preset.is_row(edited) and preset.paper_for(edited) is None, change
+    with_aux = find_preset("table2-cnn-ws-aux")
+    assert not with_aux.is_row(with_aux.config.replace(alpha=0.3))

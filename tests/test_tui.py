@@ -125,6 +125,30 @@ async def test_a_run_adds_a_row_a_curve_and_a_record(make_app, tmp_path):
         assert (tmp_path / "runs" / summary.id / "summary.json").exists()
 
 
+async def test_runs_another_process_writes_appear_and_are_exported(make_app, tmp_path, monkeypatch):
+    import workbench.tui.app as app_module
+
+    monkeypatch.setattr(app_module, "RESCAN_S", 0.3)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(ResultsTable)
+        assert table.row_count == 0
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "--rounds", "1", "--epochs", "1",
+                               "--pairs", "100", "--batch-size", "20", "--hl", "8", "--name", "from-the-cli",
+                               "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        await wait_until(pilot, lambda: table.row_count == 1, timeout=10)
+        (summary,) = table.summaries.values()
+        assert summary.name == "from-the-cli"
+        await pilot.press("ctrl+o")
+        await pilot.pause(0.2)
+        rows = list(csv.DictReader((tmp_path / "export.csv").open()))
+        assert [r["name"] for r in rows] == ["from-the-cli"]
+        await pilot.pause(1.0)
+        assert table.row_count == 1  # a run already shown is not added twice
+
+
 async def test_the_apps_queue_gives_the_numbers_the_engine_gives_alone(make_app, source):
     """Table II through the app's queue (one config at a time, in a worker thread) against each config trained
     alone and all eight trained together by the engine: the same per-round accuracies, bit for bit."""

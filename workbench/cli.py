@@ -124,8 +124,8 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
     except EngineError as exc:
         raise UsageError(str(exc)) from None
     summaries = []
-    for (name, preset, _), result in zip(items, results):
-        paper = preset.paper if preset else None
+    for (name, preset, config), result in zip(items, results):
+        paper = preset.paper_for(config) if preset else None
         if args.no_save:
             summaries.append(summarize(result, name, preset.name if preset else None, paper))
         else:
@@ -143,7 +143,7 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
 def cmd_run(args: argparse.Namespace) -> int:
     preset = find_preset_or_usage(args.preset) if args.preset else None
     config = config_from_args(args, preset)
-    name = args.name or (run_name(preset.name, config != preset.config) if preset else "custom")
+    name = args.name or (run_name(preset.name, not preset.is_row(config)) if preset else "custom")
     return run_and_report([(name, preset, config)], args)
 
 
@@ -153,7 +153,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     for name in names:
         preset = find_preset_or_usage(name)
         config = config_from_args(args, preset)
-        items.append((args.name or run_name(preset.name, config != preset.config), preset, config))
+        items.append((args.name or run_name(preset.name, not preset.is_row(config)), preset, config))
     return run_and_report(items, args)
 
 
@@ -173,8 +173,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     table = Table(title="Presets", title_justify="left")
-    for col in ("name", "table", "subnet", "WS", "aux", "settings", "paper"):
-        table.add_column(col)
+    # a name is what a user types: never cut, whatever the width; the settings fold instead
+    table.add_column("name", no_wrap=True, min_width=max((len(n) for n in presets), default=4))
+    for col in ("table", "subnet", "WS", "aux"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("settings", overflow="fold")
+    table.add_column("paper", no_wrap=True)
     for p in presets.values():
         c = p.config
         diff = {k: v for k, v in c.differences().items() if k not in ("subnet", "weight_sharing", "aux_loss")}

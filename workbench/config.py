@@ -132,6 +132,10 @@ class RunConfig:
             d.pop(loss_field)
         return tuple(sorted(d.items()))
 
+    def uses(self, key: str) -> bool:
+        """Whether the field matters to this config: its subnet has it, and alpha only with the auxiliary loss."""
+        return self.subnet in FIELDS[key].subnets and (key != "alpha" or self.aux_loss)
+
     def differences(self, other: RunConfig | None = None) -> dict[str, Any]:
         """Fields whose value differs from `other` (default: the defaults)."""
         base = (other or RunConfig()).to_dict()
@@ -208,6 +212,11 @@ class PaperScore:
         return f"{self.score * 100:.1f}{std}"
 
 
+# Where and with which draws a config runs, not what it is: a run that differs from its preset only here is
+# still the paper's row.
+RUN_ONLY_FIELDS = ("device", "seed")
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -215,6 +224,15 @@ class Preset:
     config: RunConfig
     paper: PaperScore | None = None
     path: Path | None = field(default=None, compare=False)
+
+    def is_row(self, config: RunConfig) -> bool:
+        """Whether `config` is still this preset's row of the paper (it differs at most in RUN_ONLY_FIELDS)."""
+        changed = {k for k in config.differences(self.config) if config.uses(k) or self.config.uses(k)}
+        return not changed - set(RUN_ONLY_FIELDS)
+
+    def paper_for(self, config: RunConfig) -> PaperScore | None:
+        """The paper's score beside a run of `config`: only for the paper's row itself, never for an edit."""
+        return self.paper if self.is_row(config) else None
 
 
 PRESET_KEYS = {"title", "config", "paper"}

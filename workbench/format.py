@@ -29,6 +29,15 @@ def duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def setting(value) -> str:
+    """A config value as a person reads it: switches on/off, numbers to four significant digits."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def mark(on: bool) -> str:
     """A switch in a table cell."""
     return "✓" if on else "·"
@@ -42,3 +51,10 @@ def run_name(preset_name: str, edited: bool) -> str:
 def config_name(subnet: str, weight_sharing: bool, aux_loss: bool) -> str:
     """A run's default name without a preset: 'fcn WS aux'."""
     return f"{subnet}{' WS' if weight_sharing else ''}{' aux' if aux_loss else ''}"
+
+
+def paper_label(summary) -> str:
+    """The paper's score beside a run; 'edited' for a run whose config is no longer its preset's row."""
+    if summary.paper is not None:
+        return summary.paper.label()
+    return "edited" if summary.preset else "—"

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import RunConfig
-from .format import STATUS_STYLE, duration, mark, mean_std_label, signed_points
+from .format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, signed_points
 
 
 def results_table(summaries, title: str = "Results") -> Table:
@@ -33,7 +33,7 @@ def results_table(summaries, title: str = "Results") -> Table:
         table.add_row(
             s.name, c.subnet, f"{mark(c.weight_sharing)}   {mark(c.aux_loss)}",
             f"{c.alpha:g}" if c.aux_loss else "—", mean_std_label(s.mean, s.std),
-            s.paper.label() if s.paper else "—", signed_points(s.difference),
+            paper_label(s), signed_points(s.difference),
             duration(s.wall_time), f"[{style}]{s.status}[/]" if style else s.status)
     return table
 

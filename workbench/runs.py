@@ -140,20 +140,32 @@ def load_history(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_runs(root: Path | None = None) -> tuple[list[RunSummary], list[str]]:
-    """Every complete run under root, oldest first, and a message for each run that cannot be read."""
+class Unreadable(str):
+    """The message for a run record that cannot be read, knowing which run it is."""
+
+    run_id: str
+
+    def __new__(cls, text: str, run_id: str) -> Unreadable:
+        message = super().__new__(cls, text)
+        message.run_id = run_id
+        return message
+
+
+def load_runs(root: Path | None = None, skip: set[str] | frozenset = frozenset()) -> tuple[list[RunSummary], list[str]]:
+    """Every complete run under root (but those whose ids are in `skip`), oldest first, and a message for each
+    run that cannot be read."""
     root = root or runs_dir()
     summaries, problems = [], []
     if not root.is_dir():
         return summaries, problems
-    for path in sorted(p for p in root.iterdir() if p.is_dir()):
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in skip):
         file = path / "summary.json"
         if not file.exists():
             continue  # still being written, or killed before its summary: not a run yet
         try:
             summaries.append(RunSummary.from_dict(json.loads(file.read_text(encoding="utf-8")), path))
         except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
-            problems.append(f"{file}: cannot be read ({exc})")
+            problems.append(Unreadable(f"{file}: cannot be read ({exc})", path.name))
     summaries.sort(key=lambda s: (s.started_at, s.saved_at, s.id))
     return summaries, problems
 

@@ -74,6 +74,12 @@ class RunResult:
         return mean_std([r.val_acc for r in self.rounds if r.status == "done" and r.val_acc is not None])
 
 
+def digit_figure(config: RunConfig, digit_acc: float | None) -> float | None:
+    """The subnets' digit accuracy, reported only where the auxiliary loss trained the digit heads: without it
+    the heads are untrained and their 6-15 % means nothing."""
+    return digit_acc if config.aux_loss else None
+
+
 def merge_rounds(parts: list[RunResult]) -> RunResult:
     """One run's result from the stacks that trained disjoint sets of its rounds side by side."""
     if len(parts) == 1:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
-from .base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
+from .base import (CancelFlag, EpochRecord, digit_figure, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    library_versions, resolve_device)
 from .cuda_graph import StepGraph
 from .randomness import DropoutStream, batch_order, init_model
@@ -178,18 +178,18 @@ class StackReport:
               digit_acc: torch.Tensor | None, seconds: float) -> None:
         test = test_acc.tolist()
         digits = digit_acc.tolist() if digit_acc is not None else [None] * len(self.replicas)
-        for k, (i, _, r) in enumerate(self.replicas):
+        for k, (i, config, r) in enumerate(self.replicas):
             if not self.alive[k]:
                 continue
-            loss, res = trained.losses[k], self.rounds[k]
+            loss, res, digit_acc = trained.losses[k], self.rounds[k], digit_figure(config, digits[k])
             if not math.isfinite(loss):
                 self.alive[k] = False
                 res.status, res.reason = "failed", f"round {r}: loss became {loss} in epoch {epoch}"
                 continue
-            rec = EpochRecord(self.runs[i][0], r, epoch, loss, trained.accuracies[k], test[k], digits[k], lr, seconds)
+            rec = EpochRecord(self.runs[i][0], r, epoch, loss, trained.accuracies[k], test[k], digit_acc, lr, seconds)
             self.histories[i].append(rec)
             res.epochs, res.train_loss, res.train_acc, res.test_acc, res.digit_acc = (
-                epoch, loss, trained.accuracies[k], test[k], digits[k])
+                epoch, loss, trained.accuracies[k], test[k], digit_acc)
             if self.on_epoch:
                 self.on_epoch(rec)
 

@@ -9,7 +9,7 @@ import torch
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
 from ..models import pair_loss
-from .base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
+from .base import (CancelFlag, EpochRecord, digit_figure, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, library_versions, resolve_device)
 from .randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model
 
@@ -71,6 +71,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
             return result
         train_acc = hits.item() / len(train)
         test_acc, digit_acc = evaluate(model, test)
+        digit_acc = digit_figure(config, digit_acc)
         result.epochs = epoch
         result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc
         on_epoch(EpochRecord(run, round_index, epoch, train_loss, train_acc, test_acc, digit_acc, lr,

@@ -22,11 +22,12 @@ from .confirm import Confirm
 from .details import RunDetails
 from .form import ConfigForm
 from .live import LiveView
-from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress
+from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound
 from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
 
 PROGRESS_EVERY_S = 0.2  # the thread batches epoch records into a message at most this often
+RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
 
 
 class WorkbenchApp(App):
@@ -62,6 +63,7 @@ class WorkbenchApp(App):
         except ConfigError as exc:
             self.preset_problem = str(exc)
         self.runs = RunQueue()
+        self.unreadable_runs: set[str] = set()  # told once, not at every look
         self.quitting = False
         self._source = None
         self._source_lock = threading.Lock()
@@ -91,16 +93,30 @@ class WorkbenchApp(App):
         if self.preset_problem:
             self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
         summaries, problems = load_runs(self.runs_root)
-        table = self.query_one(ResultsTable)
-        for s in summaries:
-            table.put(s)
-        for problem in problems:
-            self.notify(problem, title="Skipped a run record", severity="warning")
+        self.on_runs_found(RunsFound(summaries, problems))
+        self.set_interval(RESCAN_S, self.rescan_runs)
         self.query_one("#digits", Static).update("digits: loading…")
         self.update_queue_bar()
         if self.load_digits_at_start:
             # after the first screen is drawn: importing torch holds the interpreter for seconds
             self.call_after_refresh(self.prepare)
+
+    @work(thread=True, group="rescan", exclusive=True, exit_on_error=False)
+    def rescan_runs(self) -> None:
+        """Reads the records other processes wrote since the last look (only their new folders)."""
+        known = set(self.query_one(ResultsTable).summaries) | self.unreadable_runs
+        summaries, problems = load_runs(self.runs_root, skip=known)
+        if summaries or problems:
+            self.post_message(RunsFound(summaries, problems))
+
+    def on_runs_found(self, message: RunsFound) -> None:
+        table = self.query_one(ResultsTable)
+        for s in message.summaries:
+            if s.id not in table.summaries:
+                table.put(s)
+        for problem in message.problems:
+            self.unreadable_runs.add(problem.run_id)
+            self.notify(problem, title="Skipped a run record", severity="warning")
 
     # ------------------------------------------------------------------ digits and torch, off the UI thread
 
@@ -170,7 +186,7 @@ class WorkbenchApp(App):
                 self.post_message(RunProgress(item.id, pending[:]))
                 pending.clear()
 
-        paper = item.preset.paper if item.preset else None
+        paper = item.preset.paper_for(item.config) if item.preset else None
         preset_name = item.preset.name if item.preset else None
         try:
             try:

@@ -10,7 +10,7 @@ from textual.widgets import Button, DataTable, Label, Static
 from textual_plotext import PlotextPlot
 
 from ..config import FIELDS
-from ..format import duration, mean_std_label, pct
+from ..format import duration, mean_std_label, pct, setting
 from ..runs import RunSummary, load_history
 from .live import Curves, draw_curves
 
@@ -46,7 +46,7 @@ class RunDetails(ModalScreen[str | None]):
 
     def config_text(self) -> str:
         cfg = self.summary.config.to_dict()
-        return "\n".join(f"{FIELDS[k].label:<15} {v}" for k, v in cfg.items())
+        return "\n".join(f"{FIELDS[k].label:<15} {setting(v)}" for k, v in cfg.items())
 
     def on_mount(self) -> None:
         table = self.query_one("#details-rounds", DataTable)

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, coerce, from_dict
+from ..format import setting
 
 TEXT_FIELDS = ["alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl", "dropout", "lr", "lr_decay", "epochs", "batch_size",
                "rounds", "pairs", "seed"]
@@ -169,12 +170,12 @@ class ConfigForm(VerticalScroll):
         changed = config.differences(self.preset.config)
         if not changed:
             return f"[b]{self.preset.name}[/b]{paper}"
-        listed = ", ".join(f"{FIELDS[k].label} {field_text(k, v)}" for k, v in list(changed.items())[:4])
+        listed = ", ".join(f"{FIELDS[k].label} {setting(v)}" for k, v in list(changed.items())[:4])
         more = "…" if len(changed) > 4 else ""
         return f"[b]{self.preset.name}[/b] [yellow]edited[/yellow]: {listed}{more}{paper}"
 
     def is_preset_unchanged(self, config: RunConfig) -> bool:
-        return self.preset is not None and config == self.preset.config
+        return self.preset is not None and self.preset.is_row(config)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if not self._filling:

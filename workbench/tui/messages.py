@@ -39,6 +39,14 @@ class RunFinished(Message):
 
 
 @dataclass
+class RunsFound(Message):
+    """Run records that appeared in the runs folder since the last look (written by a CLI run, a sweep)."""
+
+    summaries: list
+    problems: list
+
+
+@dataclass
 class SweepUpdate(Message):
     """The sweep's trials as read from its storage, and a line on where it stands."""
 

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from ..config import FIELDS
-from ..format import STATUS_STYLE, duration, mark, mean_std_label, signed_points
+from ..format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, setting, signed_points
 from ..runs import RunSummary
 
 COLUMNS = [("run", "run"), ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("acc", "test acc %"),
@@ -17,8 +17,7 @@ SHOWN_ELSEWHERE = {"subnet", "weight_sharing", "aux_loss", "alpha", "device"}
 
 def other_settings(summary: RunSummary) -> str:
     diff = {k: v for k, v in summary.config.differences().items() if k not in SHOWN_ELSEWHERE}
-    return " ".join(f"{FIELDS[k].label}={v:g}" if isinstance(v, float) else f"{FIELDS[k].label}={v}"
-                    for k, v in diff.items())
+    return " ".join(f"{FIELDS[k].label}={setting(v)}" for k, v in diff.items())
 
 
 def cells(summary: RunSummary) -> list:
@@ -29,7 +28,7 @@ def cells(summary: RunSummary) -> list:
         summary.name, c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
         f"{c.alpha:g}" if c.aux_loss else "—",
         Text(mean_std_label(summary.mean, summary.std), justify="right"),
-        Text(summary.paper.label() if summary.paper else "—", justify="right"),
+        Text(paper_label(summary), justify="right"),
         Text(signed_points(diff), style="" if diff is None else ("green" if diff >= -0.03 else "red"), justify="right"),
         Text(duration(summary.wall_time) if summary.wall_time else "—", justify="right"),
         Text(summary.status, style=style), other_settings(summary), summary.device.split(" (")[0],
