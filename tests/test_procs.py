@@ -33,3 +33,52 @@ def test_a_process_starts_while_stderr_has_no_descriptor(tmp_path):
     script.write_text(SCRIPT)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "exit 0", done.stdout + done.stderr
+
+
+def children_of(pid):
+    from pathlib import Path
+
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def alive(pid):
+    from pathlib import Path
+
+    try:
+        state = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:")]
+    except OSError:
+        return False
+    return bool(state) and "Z" not in state[0].split()[1]
+
+
+def test_a_worker_process_ends_when_its_parent_is_killed(tmp_path):
+    """kill -9 of `digit-workbench table` while a stack trains in a worker process: the worker does not live on."""
+    import os
+    import signal
+    import time
+
+    env = dict(os.environ, DIGIT_WORKBENCH_RUNS=str(tmp_path / "runs"))
+    cli = subprocess.Popen([sys.executable, "-m", "workbench.cli", "table", "table2-fcn-ws", "table2-cnn-ws",
+                            "--device", "cpu", "--no-save"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers = []
+        while time.monotonic() < deadline and not workers:
+            time.sleep(0.5)  # the resource tracker and the pool's worker are the children
+            workers = [c for c in children_of(cli.pid) if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
+        assert workers, "no worker process started"
+        time.sleep(1.0)
+    finally:
+        cli.send_signal(signal.SIGKILL)
+        cli.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(alive(w) for w in workers)

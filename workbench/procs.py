@@ -27,3 +27,18 @@ def spawn_context():
         finally:
             sys.stderr = saved
     return multiprocessing.get_context("spawn")
+
+
+def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Called first thing in a worker process, with the pid of the process that started it (passed along: the
+    parent may die before the worker gets here): the worker ends itself once its parent is gone (killed,
+    crashed), so no worker outlives the command or the app that started it."""
+    import os
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:  # once re-parented, the parent has died
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()

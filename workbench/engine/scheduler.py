@@ -23,7 +23,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import DigitSource
-from ..procs import spawn_context
+from ..procs import exit_with_parent, spawn_context
 from .base import CancelFlag, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
@@ -111,7 +111,8 @@ def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> 
 _worker: dict = {}
 
 
-def _worker_init(records, stop, source) -> None:
+def _worker_init(parent: int, records, stop, source) -> None:
+    exit_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent cancels for us
     torch.set_num_threads(1)
     _worker.update(records=records, stop=stop, source=source)
@@ -147,7 +148,7 @@ class SideBySide:
         threads = torch.get_num_threads()
         job = self._take()  # the longest stack starts here, at once: the processes take a few seconds to start
         pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(self.records, self.stop, self.source))
+                                   initargs=(os.getpid(), self.records, self.stop, self.source))
         dispatcher = threading.Thread(target=self._dispatch, args=(pool,), name="stack-dispatch", daemon=True)
         dispatcher.start()
         torch.set_num_threads(1)  # this thread is one of the workers: leave the other cores to the processes

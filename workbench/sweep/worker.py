@@ -138,13 +138,15 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
             break
 
 
-def _worker_main(spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None) -> None:
+def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None) -> None:
     import signal
 
+    from ..data import load_source
+    from ..procs import exit_with_parent
+
+    exit_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
     import torch
-
-    from ..data import load_source
 
     torch.set_num_threads(1)
     run_worker(load_spec(Path(spec_path)), storage_url, study, load_source(data, data_dir))
@@ -164,7 +166,7 @@ def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, d
         optuna.create_study(study_name=stage_study_name(study, index, stage), storage=storage,
                             direction="maximize", load_if_exists=True)
     ctx = spawn_context()
-    procs = [ctx.Process(target=_worker_main, args=(str(spec.path), storage_url, study, data, data_dir), daemon=True)
+    procs = [ctx.Process(target=_worker_main, args=(os.getpid(), str(spec.path), storage_url, study, data, data_dir), daemon=True)
              for _ in range(workers)]
     for p in procs:
         p.start()

@@ -90,6 +90,7 @@ class WorkbenchApp(App):
 
     def on_mount(self) -> None:
         self.screen.set_class(self.size.width < 100, "-narrow")
+        self.query_one("#preset").focus()  # the keyboard starts at the first choice a user makes
         if self.preset_problem:
             self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
         summaries, problems = load_runs(self.runs_root)
@@ -261,6 +262,9 @@ class WorkbenchApp(App):
         self.notify("queued the eight rows of Table II")
 
     def action_cancel(self) -> None:
+        if self.screen is not self.screen_stack[0] and hasattr(self.screen, "action_cancel"):
+            self.screen.action_cancel()  # ctrl+b on the sweep screen cancels the sweep, not the run
+            return
         item = self.runs.cancel_current()
         if item is None:
             self.notify("nothing is running")

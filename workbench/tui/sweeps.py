@@ -65,6 +65,7 @@ class SweepScreen(Screen):
                                                                "test % there", "params")
         self.query_one("#sweep-trials", DataTable).add_columns("stage", "#", "state", "params", "val %", "test %",
                                                                "s", "worker")
+        self.query_one("#sweep-spec", Select).focus()  # the keyboard starts where the user starts
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if not isinstance(event.value, str):

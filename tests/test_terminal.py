@@ -1,0 +1,168 @@
+"""The installed digit-workbench in a real pseudo-terminal, driven by keys and read through a terminal emulator.
+
+A Pilot has no terminal: in a real one the app's standard streams are not file descriptors, signals and child
+processes are real, and keys arrive as escape sequences. These tests see what a user sees."""
+
+import csv
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pyte
+import pytest
+
+KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f2": "\x1bOQ", "f3": "\x1bOR",
+        "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+b": "\x02", "ctrl+o": "\x0f", "ctrl+q": "\x11"}
+
+
+def installed_command() -> str:
+    found = shutil.which("digit-workbench", path=str(Path(sys.executable).parent)) or shutil.which("digit-workbench")
+    if found is None:
+        pytest.fail("digit-workbench is not installed (make test installs it)")
+    return found
+
+
+class Terminal:
+    """A pseudo-terminal of cols x rows running the command; `text` is what the screen shows."""
+
+    def __init__(self, cwd: Path, cols: int, rows: int):
+        self.screen = pyte.Screen(cols, rows)
+        self.stream = pyte.ByteStream(self.screen)
+        env = dict(os.environ, TERM="xterm-256color", DIGIT_WORKBENCH_RUNS=str(cwd / "runs"))
+        self.child = pexpect.spawn(installed_command(), [], dimensions=(rows, cols), env=env, cwd=str(cwd))
+
+    def pump(self, seconds: float = 0.2) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.05))
+            except pexpect.TIMEOUT:
+                pass
+            except pexpect.EOF:
+                return
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def press(self, *keys: str, pause: float = 0.15) -> None:
+        for key in keys:
+            self.child.send(KEYS.get(key, key))
+            self.pump(pause)
+
+    def wait_for(self, fragment: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while fragment not in self.text:
+            if time.monotonic() > deadline or not self.child.isalive():
+                raise AssertionError(f"{fragment!r} never appeared; the screen:\n{self.text}")
+            self.pump(0.2)
+
+    def children(self) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{self.child.pid}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        return found
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                     if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return False
+    return "Z" not in state.split()[1]
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    opened = []
+
+    def open_terminal(cols=120, rows=40):
+        term = Terminal(tmp_path, cols, rows)
+        opened.append(term)
+        term.wait_for("digits: embedded", timeout=60)
+        return term
+
+    yield open_terminal
+    for term in opened:
+        term.close()
+
+
+def load_preset(term: Terminal, downs: int, name: str) -> None:
+    """The preset picker has the focus at start: open it, go down to the preset, take it."""
+    term.press("enter", *["down"] * downs, "enter", pause=0.2)
+    term.wait_for(f"{name} · paper")
+
+
+def test_a_session_in_a_real_terminal(terminal, tmp_path):
+    term = terminal(120, 40)
+    load_preset(term, 9, "table2-fcn-ws")  # basic, 4 CNN rows, fcn-aux, fcn-plain, fcn-ws-aux, fcn-ws
+    term.press("ctrl+r")
+    term.wait_for("table2-fcn-ws: done", timeout=120)
+    term.wait_for("test ")
+
+    term.press("ctrl+r")  # again, and cancel it: it is kept, as cancelled
+    term.wait_for("running: table2-fcn-ws")
+    term.press("ctrl+b")
+    term.wait_for("cancelled", timeout=30)
+
+    term.press("f3")
+    term.wait_for("status")
+    assert term.text.count("table2-fcn-ws") >= 2
+    term.press("ctrl+o")
+    term.wait_for("runs written to")
+    rows = list(csv.DictReader((tmp_path / "runs-export.csv").open()))
+    assert sorted(r["status"] for r in rows) == ["cancelled", "done"]
+
+    # a sweep with two worker processes starts from inside the app (it failed in a real terminal) and cancels
+    term.press("f4")
+    term.wait_for("choose a sweep spec")
+    term.press("enter", "down", "enter", pause=0.3)
+    term.wait_for("Table III")
+    term.press("tab", "2", "tab", "tab", "enter", pause=0.3)
+    term.wait_for("running 2 worker(s)", timeout=60)
+    workers = [pid for pid in term.children() if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2
+    term.press("ctrl+b")
+    term.wait_for("cancelled: start again", timeout=30)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        term.pump(0.2)
+    assert not any(alive(pid) for pid in workers)
+    assert (tmp_path / "runs" / "sweeps" / "table3-fcn.journal").exists()
+    term.press("escape", pause=0.5)
+
+    # quit during a run: asked first, then out within two seconds, leaving no process behind
+    term.press("ctrl+r")
+    term.wait_for("running: table2-fcn-ws")
+    term.press("ctrl+q")
+    term.wait_for("Stop it and quit?")
+    asked = time.monotonic()
+    term.press("y", pause=0.0)
+    term.child.expect(pexpect.EOF, timeout=10)
+    took = time.monotonic() - asked
+    term.child.close()
+    assert term.child.exitstatus == 0 and took < 3.0, took
+
+
+def test_a_run_at_80_by_24(terminal, tmp_path):
+    term = terminal(80, 24)
+    load_preset(term, 9, "table2-fcn-ws")
+    term.press("ctrl+r")
+    term.wait_for("table2-fcn-ws: done", timeout=120)
+    summaries = list((tmp_path / "runs").glob("*/summary.json"))
+    assert len(summaries) == 1
+    term.press("ctrl+q")
+    term.child.expect(pexpect.EOF, timeout=10)
+    term.child.close()
+    assert term.child.exitstatus == 0
