@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+from proctools import alive, children_of
+
 SCRIPT = textwrap.dedent("""
     import io, sys
     from workbench.procs import spawn_context
@@ -33,28 +35,6 @@ def test_a_process_starts_while_stderr_has_no_descriptor(tmp_path):
     script.write_text(SCRIPT)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "exit 0", done.stdout + done.stderr
-
-
-def children_of(pid):
-    from pathlib import Path
-
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def alive(pid):
-    from pathlib import Path
-
-    try:
-        state = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:")]
-    except OSError:
-        return False
-    return bool(state) and "Z" not in state[0].split()[1]
 
 
 def test_a_worker_process_ends_when_its_parent_is_killed(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
+from proctools import alive, children_of
 
 KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f2": "\x1bOQ", "f3": "\x1bOR",
         "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+b": "\x02", "ctrl+o": "\x0f", "ctrl+q": "\x11"}
@@ -60,27 +61,9 @@ class Terminal:
                 raise AssertionError(f"{fragment!r} never appeared; the screen:\n{self.text}")
             self.pump(0.2)
 
-    def children(self) -> list[int]:
-        found = []
-        for task in Path(f"/proc/{self.child.pid}/task").glob("*"):
-            try:
-                found += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-        return found
-
     def close(self) -> None:
         if self.child.isalive():
             self.child.terminate(force=True)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                     if line.startswith("State:"))
-    except (OSError, StopIteration):
-        return False
-    return "Z" not in state.split()[1]
 
 
 @pytest.fixture
@@ -131,7 +114,7 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     term.wait_for("Table III")
     term.press("tab", "2", "tab", "tab", "enter", pause=0.3)
     term.wait_for("running 2 worker(s)", timeout=60)
-    workers = [pid for pid in term.children() if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    workers = [pid for pid in children_of(term.child.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
     assert len(workers) == 2
     term.press("ctrl+b")
     term.wait_for("cancelled: start again", timeout=30)

@@ -1,14 +1,5 @@
-"""Sweep specs: a base config and the stages of a staged search, read from presets/sweeps/*.toml.
-
-A spec (presets/sweeps/*.toml) has a base config and stages run in order; each stage searches a few parameters
-(an exact grid, or ranges for a model-based search) and the best of a stage is the base of the next, as the paper
-tuned one group of parameters at a time. Trials are scored on validation pairs drawn from training digits the
-trial's train pairs do not use, never on the test pairs; test accuracy is recorded beside, to show the gap.
-
-Engine: Optuna. One study per stage, named "<study>/<stage number>-<stage name>". Storage: a journal file under
-runs/sweeps/ (no server), shared by the worker processes of one machine; or a database URL (PostgreSQL) that
-workers on several machines join.
-"""
+"""Sweep specs: a base config and the stages of a staged search, read from presets/sweeps/*.toml. Every error
+names the file and the key (`stage[0].grid.hl`)."""
 
 from __future__ import annotations
 
