@@ -93,3 +93,20 @@ def test_a_run_is_the_papers_row_only_while_its_config_is_the_presets():
         assert not preset.is_row(edited) and preset.paper_for(edited) is None, change
     with_aux = find_preset("table2-cnn-ws-aux")
     assert not with_aux.is_row(with_aux.config.replace(alpha=0.3))
+
+
+@pytest.mark.parametrize("key, value", [("hl", "１２"), ("hl", "1_0"), ("epochs", "٣"), ("lr", "1_0.5"),
+                                        ("lr", "１e-3"), ("hl", "12.0"), ("seed", "0x10")])
+def test_only_plain_ascii_numbers_are_numbers(key, value):
+    with pytest.raises(ConfigError) as err:
+        from_dict({key: value})
+    assert err.value.key == key
+
+
+def test_errors_quote_a_long_paste_short_and_say_an_int_limit_as_an_int():
+    with pytest.raises(ConfigError) as err:
+        from_dict({"hl": "9" * 10_000 + "x"})
+    assert len(str(err.value)) < 120 and "(10003 characters)" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict({"seed": str(10 ** 23)})
+    assert "at most 2147483647" in str(err.value)

@@ -135,3 +135,13 @@ def test_an_exception_during_training_becomes_a_failed_run(source, tiny, monkeyp
     results = run_configs([tiny, tiny.replace(aux_loss=False)], source)
     assert [r.status for r in results] == ["failed", "failed"]
     assert "out of memory" in results[0].reason
+
+
+@pytest.mark.parametrize("engine", ["batched", "loop"])
+def test_a_diverged_round_fails_with_the_reason(source, tiny, engine):
+    """--lr 10: the loss runs away while the rounds still finish; no mean may silently average them."""
+    result = run_configs([tiny.replace(lr=10.0, epochs=3)], source, engine=engine)[0]
+    assert result.status == "failed" and "diverged" in result.reason and "lower learning rate" in result.reason
+    assert result.test_accuracies() == []
+    sane = run_configs([tiny], source, engine=engine)[0]
+    assert sane.status == "done"

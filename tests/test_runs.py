@@ -109,3 +109,30 @@ def test_a_line_break_in_a_name_neither_splits_the_row_nor_hides_a_formula(tmp_p
     for name in names:  # no line of a cell starts a formula
         assert not any(line[:1] in "=+-@" and line for line in name.replace("\r", "\n").split("\n"))
     assert raw.startswith('"')
+
+
+@pytest.mark.parametrize("broken", ["null", "[]", '"text"', '{"id": "x"}', "{not json"])
+def test_a_malformed_record_is_skipped_with_its_name_and_the_rest_load(tmp_path, trained, broken, capsys):
+    from workbench.cli import main
+
+    save_run(trained, "good", root=tmp_path)
+    bad = tmp_path / "20200101-000000-bad"
+    bad.mkdir()
+    (bad / "summary.json").write_text(broken)
+    loaded, problems = load_runs(tmp_path)
+    assert [r.name for r in loaded] == ["good"]
+    assert len(problems) == 1 and "20200101-000000-bad" in problems[0]
+    assert main(["export", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 0
+    assert "skipped" in capsys.readouterr().err and len(list(csv.DictReader((tmp_path / "x.csv").open()))) == 1
+
+
+@pytest.mark.parametrize("field, value", [("mean", "abc"), ("std", [1]), ("round_acc", "0.8"),
+                                          ("round_acc", ["x"]), ("rounds", "3"), ("rounds", [1, 2]),
+                                          ("paper", 5), ("config", None), ("wall_time", "soon")])
+def test_a_record_with_a_field_of_the_wrong_type_is_skipped_naming_the_field(tmp_path, trained, field, value):
+    summary = save_run(trained, "run", root=tmp_path)
+    record = json.loads((summary.path / "summary.json").read_text())
+    record[field] = value
+    (summary.path / "summary.json").write_text(json.dumps(record))
+    loaded, problems = load_runs(tmp_path)
+    assert loaded == [] and len(problems) == 1 and field in problems[0]

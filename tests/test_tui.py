@@ -8,6 +8,7 @@ import time
 import pytest
 from textual.widgets import DataTable, Input, Select, Switch
 
+from workbench.config import RunConfig
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.confirm import Confirm
 from workbench.tui.details import RunDetails
@@ -123,6 +124,23 @@ async def test_a_run_adds_a_row_a_curve_and_a_record(make_app, tmp_path):
         assert summary.status == "done" and len(summary.round_acc) == 2
         assert len(app.query_one(LiveView).curves) == 4  # 2 rounds x 2 epochs drawn
         assert (tmp_path / "runs" / summary.id / "summary.json").exists()
+
+
+async def test_a_malformed_record_is_named_and_the_app_goes_on(make_app, tmp_path, source):
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    good = run_configs([RunConfig(subnet="fcn", hl=8, c_hl=4, rounds=1, epochs=1, pairs=100, batch_size=20,
+                                  device="cpu")], source)[0]
+    save_run(good, "good", root=tmp_path / "runs")
+    bad = tmp_path / "runs" / "20200101-000000-bad"
+    bad.mkdir()
+    (bad / "summary.json").write_text('{"id": "x", "mean": "abc", "config": {}}')
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        assert [s.name for s in app.query_one(ResultsTable).summaries.values()] == ["good"]
+        assert any("20200101-000000-bad" in str(n.message) for n in app._notifications)
 
 
 async def test_runs_another_process_writes_appear_and_are_exported(make_app, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,21 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if base[k] != v}
 
 
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A bad value as an error message quotes it: a long paste is cut, not echoed whole."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def bound(spec: FieldSpec, limit: float) -> str:
+    """A field's limit as its kind reads: 2147483647, not 2.14748e+09."""
+    return str(int(limit)) if spec.kind is int else f"{limit:g}"
+
+
 def coerce(key: str, value: Any, source: str | None = None) -> Any:
     """Check one value against its field: type, bounds, choices. Returns the value in its field's type."""
     spec = FIELDS.get(key)
@@ -152,33 +168,30 @@ def coerce(key: str, value: Any, source: str | None = None) -> Any:
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
             return value.strip().lower() in ("true", "yes", "on", "1")
-        raise ConfigError(key, f"expected true or false, got {value!r}", source)
+        raise ConfigError(key, f"expected true or false, got {shown(value)}", source)
     if spec.kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(key, f"expected a whole number, got {value!r}", source)
-        try:
-            value = int(value.strip()) if isinstance(value, str) else value
-        except ValueError:
-            raise ConfigError(key, f"expected a whole number, got {value!r}", source) from None
+        # Python's int() also takes '1_0' and full-width digits: a field takes what a person means, ASCII digits
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or (
+                isinstance(value, str) and not WHOLE_NUMBER.fullmatch(value.strip())):
+            raise ConfigError(key, f"expected a whole number, got {shown(value)}", source)
+        value = int(value.strip()) if isinstance(value, str) else value
     elif spec.kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(key, f"expected a number, got {value!r}", source)
-        try:
-            value = float(value)
-        except ValueError:
-            raise ConfigError(key, f"expected a number, got {value!r}", source) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+                isinstance(value, str) and not NUMBER.fullmatch(value.strip())):
+            raise ConfigError(key, f"expected a number, got {shown(value)}", source)
+        value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(key, f"expected a finite number, got {value!r}", source)
+            raise ConfigError(key, f"expected a finite number, got {shown(value)}", source)
     elif spec.kind is str:
         if not isinstance(value, str):
-            raise ConfigError(key, f"expected text, got {value!r}", source)
+            raise ConfigError(key, f"expected text, got {shown(value)}", source)
         value = value.strip().lower()
     if spec.choices is not None and value not in spec.choices:
-        raise ConfigError(key, f"must be one of {', '.join(spec.choices)}, got {value!r}", source)
+        raise ConfigError(key, f"must be one of {', '.join(spec.choices)}, got {shown(value)}", source)
     if spec.low is not None and value < spec.low:
-        raise ConfigError(key, f"must be at least {spec.low:g}, got {value!r}", source)
+        raise ConfigError(key, f"must be at least {bound(spec, spec.low)}, got {shown(value)}", source)
     if spec.high is not None and value > spec.high:
-        raise ConfigError(key, f"must be at most {spec.high:g}, got {value!r}", source)
+        raise ConfigError(key, f"must be at most {bound(spec, spec.high)}, got {shown(value)}", source)
     return value
 
 

@@ -74,6 +74,18 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], path: Path | None = None) -> RunSummary:
+        """A summary read back; a record of the wrong shape is a ValueError naming the field."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a summary is a JSON object, not {type(d).__name__}")
+        for key, kinds in (("mean", (int, float, type(None))), ("std", (int, float, type(None))),
+                           ("round_acc", (list,)), ("rounds", (list,)), ("paper", (dict, type(None))),
+                           ("config", (dict,)), ("wall_time", (int, float)), ("started_at", (int, float))):
+            if key in d and (not isinstance(d[key], kinds) or isinstance(d[key], bool)):
+                raise ValueError(f"{key}: {type(d[key]).__name__} where {'/'.join(k.__name__ for k in kinds)} belongs")
+        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in d.get("round_acc", [])):
+            raise ValueError("round_acc: a list of numbers is needed")
+        if not all(isinstance(r, dict) for r in d.get("rounds", [])):
+            raise ValueError("rounds: a list of objects is needed")
         paper = d.get("paper")
         return cls(
             id=str(d["id"]), name=str(d.get("name") or d["id"]), preset=d.get("preset"), status=str(d["status"]),

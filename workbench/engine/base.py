@@ -74,6 +74,28 @@ class RunResult:
         return mean_std([r.val_acc for r in self.rounds if r.status == "done" and r.val_acc is not None])
 
 
+def chance_loss(config: RunConfig) -> float:
+    """Equation 1's loss of a constant guess: ln 2 for the comparison, ln 10 for each digit."""
+    from ..models import equation1_weights
+
+    w_bce, w_aux = equation1_weights(config.aux_loss, config.alpha)
+    return w_bce * math.log(2) + w_aux * 2 * math.log(10)
+
+
+DIVERGED_FACTOR = 10.0  # a final training loss this many times a constant guess's: the round diverged
+
+
+def flag_divergence(config: RunConfig, result: RoundResult) -> None:
+    """A finished round whose training ended far worse than guessing fails with the reason, so that a mean over
+    rounds never silently averages it in."""
+    limit = DIVERGED_FACTOR * chance_loss(config)
+    if result.status == "done" and result.train_loss is not None and result.train_loss > limit:
+        result.status = "failed"
+        result.reason = (f"round {result.round}: diverged: training loss {result.train_loss:.3g} after epoch "
+                         f"{result.epochs}, {result.train_loss / chance_loss(config):.3g}x a constant guess's "
+                         f"{chance_loss(config):.3g} (try a lower learning rate)")
+
+
 def digit_figure(config: RunConfig, digit_acc: float | None) -> float | None:
     """The subnets' digit accuracy, reported only where the auxiliary loss trained the digit heads: without it
     the heads are untrained and their 6-15 % means nothing."""

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
-from .base import (CancelFlag, EpochRecord, digit_figure, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
+from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    library_versions, resolve_device)
 from .cuda_graph import StepGraph
 from .randomness import DropoutStream, batch_order, init_model
@@ -82,6 +82,8 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
         report.epoch(epoch, lr, figures, test_acc, digit_acc, time.perf_counter() - epoch_started)
         if not report.any_alive():
             break
+    if not cancelled:
+        report.flag_divergence()
     if val is not None and not cancelled:
         report.validation(evaluate_stack(net, val)[0])
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
@@ -192,6 +194,10 @@ class StackReport:
                 epoch, loss, trained.accuracies[k], test[k], digit_acc)
             if self.on_epoch:
                 self.on_epoch(rec)
+
+    def flag_divergence(self) -> None:
+        for (_, config, _), res in zip(self.replicas, self.rounds):
+            flag_divergence(config, res)
 
     def validation(self, val_acc: torch.Tensor) -> None:
         for res, acc in zip(self.rounds, val_acc.tolist()):

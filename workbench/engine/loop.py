@@ -9,7 +9,7 @@ import torch
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
 from ..models import pair_loss
-from .base import (CancelFlag, EpochRecord, digit_figure, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
+from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, library_versions, resolve_device)
 from .randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model
 
@@ -76,7 +76,8 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc
         on_epoch(EpochRecord(run, round_index, epoch, train_loss, train_acc, test_acc, digit_acc, lr,
                              time.perf_counter() - started))
-    if validation:
+    flag_divergence(config, result)
+    if validation and result.status == "done":
         result.val_acc = evaluate(model, sets[2])[0]
     return result
 

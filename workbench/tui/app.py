@@ -352,5 +352,7 @@ class WorkbenchApp(App):
 
 
 def run_app() -> int:
-    WorkbenchApp().run()
-    return 0
+    """The app's exit status: 0 after a quit, non-zero when it ended on an error (Textual prints it)."""
+    app = WorkbenchApp()
+    app.run()
+    return app.return_code or 0
