@@ -310,6 +310,30 @@ async def test_details_show_rounds_and_load_the_config(make_app):
         assert config.hl == 16 and config.seed == 9
 
 
+async def test_loading_a_run_into_the_form_names_its_preset_in_the_picker(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        form.load_preset("table2-fcn-ws")
+        await pilot.pause()
+        set_fields(app, **TINY)  # an edited row of table2-fcn-ws
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        form.load_preset("table2-cnn-aux")  # the form moves on to another preset
+        await pilot.pause()
+        await pilot.press("f3")
+        app.query_one(ResultsTable).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause(0.3)
+        assert form.query_one("#preset", Select).value == "table2-fcn-ws"  # the picker and the line agree
+        status = str(form.query_one("#preset-status").render())
+        assert "table2-fcn-ws" in status and "edited" in status and "table2-cnn-aux" not in status
+        config, _ = form.read()
+        assert config.subnet == "fcn" and config.hl == 16 and config.epochs == 2  # the run's config, kept
+
+
 async def test_quit_during_a_run_confirms_then_stops_within_two_seconds(make_app, tmp_path):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

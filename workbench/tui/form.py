@@ -82,8 +82,11 @@ class ConfigForm(VerticalScroll):
             for key in TEXT_FIELDS:
                 self.query_one(f"#f-{key}", Input).value = field_text(key, getattr(config, key))
             self.preset = preset
+            picker = self.query_one("#preset", Select)
             if preset is None:
-                self.query_one("#preset", Select).clear()
+                picker.clear()
+            elif picker.value != preset.name:  # the picker names the preset the form now holds
+                picker.value = preset.name
         finally:
             self._filling = False
         self.refresh_state()
@@ -190,7 +193,8 @@ class ConfigForm(VerticalScroll):
         if self._filling:
             return
         if event.select.id == "preset":
-            if isinstance(event.value, str):
+            # a picker set to the preset the form already holds (a run loaded into the form) loads nothing
+            if isinstance(event.value, str) and (self.preset is None or event.value != self.preset.name):
                 self.load_preset(event.value)
             return
         self.refresh_state()
