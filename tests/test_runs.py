@@ -136,3 +136,30 @@ def test_a_record_with_a_field_of_the_wrong_type_is_skipped_naming_the_field(tmp
     (summary.path / "summary.json").write_text(json.dumps(record))
     loaded, problems = load_runs(tmp_path)
     assert loaded == [] and len(problems) == 1 and field in problems[0]
+
+
+def test_what_a_killed_writer_left_is_tidied_and_a_live_writers_run_is_not_touched(tmp_path, trained):
+    """kill -9 while a run was saved: its temporary files and empty directory go at the next start; a partial
+    record stays and is named; a run another live process is writing is left alone."""
+    import subprocess
+    import sys
+
+    from workbench.runs import WRITER_FILE, new_run_dir, tidy_abandoned
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_writer = f"{__import__('socket').gethostname()}:{dead.stdout.strip()}\n"
+    _, empty = new_run_dir(tmp_path)
+    (empty / WRITER_FILE).write_text(dead_writer)
+    (empty / ".config.json.x1.tmp").write_text("half")
+    _, partial = new_run_dir(tmp_path)
+    (partial / WRITER_FILE).write_text(dead_writer)
+    (partial / "config.json").write_text("{}")
+    _, writing = new_run_dir(tmp_path)  # claimed by this live process
+    whole = save_run(trained, "whole", root=tmp_path)
+    notes = tidy_abandoned(tmp_path)
+    assert not empty.exists()
+    assert partial.exists() and not list(partial.glob("*.tmp")) and len(notes) == 1 and partial.name in notes[0]
+    assert writing.exists() and (whole.path / "summary.json").exists()
+    assert not (whole.path / WRITER_FILE).exists()
+    loaded, problems = load_runs(tmp_path)
+    assert [r.name for r in loaded] == ["whole"] and not problems

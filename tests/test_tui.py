@@ -310,6 +310,17 @@ async def test_details_show_rounds_and_load_the_config(make_app):
         assert config.hl == 16 and config.seed == 9
 
 
+async def test_escape_closes_the_key_panel(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_show_help_panel()
+        await pilot.pause()
+        assert app.screen.query("HelpPanel")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not app.screen.query("HelpPanel")
+
+
 async def test_loading_a_run_into_the_form_names_its_preset_in_the_picker(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -190,8 +190,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .runs import export_csv, load_runs, runs_dir
+    from .runs import export_csv, load_runs, runs_dir, tidy_abandoned
 
+    for note in tidy_abandoned(args.runs_dir or runs_dir()):
+        print(f"digit-workbench: skipped {note}", file=sys.stderr)
     summaries, problems = load_runs(args.runs_dir or runs_dir())
     for problem in problems:
         print(f"digit-workbench: skipped {problem}", file=sys.stderr)

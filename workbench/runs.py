@@ -16,6 +16,7 @@ import re
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,17 +110,61 @@ def summarize(result, name: str, preset: str | None = None, paper: PaperScore | 
         versions=result.versions, rounds=[vars(r) for r in result.rounds])
 
 
+WRITER_FILE = ".writer"  # host:pid of the process writing a run directory, until its summary is written
+
+
 def new_run_dir(root: Path) -> tuple[str, Path]:
-    """Claim a fresh run directory; mkdir is atomic, so concurrent writers never share one."""
+    """Claim a fresh run directory; mkdir is atomic, so concurrent writers never share one. The claim names its
+    writer, so that what a killed writer left can be told from a run still being written."""
     root.mkdir(parents=True, exist_ok=True)
     while True:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
         path = root / run_id
         try:
             path.mkdir()
-            return run_id, path
         except FileExistsError:
             continue
+        (path / WRITER_FILE).write_text(f"{socket.gethostname()}:{os.getpid()}\n")
+        return run_id, path
+
+
+def writer_gone(path: Path) -> bool:
+    """Whether the process that claimed a run directory has died (on this machine; elsewhere we cannot tell)."""
+    try:
+        host, _, pid = (path / WRITER_FILE).read_text().strip().rpartition(":")
+    except OSError:
+        return False
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def tidy_abandoned(root: Path | None = None) -> list[str]:
+    """What a killed writer left under root: its temporary files go, a directory left empty goes; a directory
+    that still holds a config or history stays, and is named as incomplete. Runs still being written, and runs
+    whose writer is on another machine, are not touched."""
+    root = root or runs_dir()
+    said = []
+    if not root.is_dir():
+        return said
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and not (p / "summary.json").exists()):
+        if not writer_gone(path):
+            continue
+        for tmp in path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        kept = [p.name for p in path.iterdir() if p.name != WRITER_FILE]
+        if kept:
+            said.append(f"{path}: incomplete, its writer died before the summary ({', '.join(sorted(kept))} kept)")
+        else:
+            (path / WRITER_FILE).unlink(missing_ok=True)
+            path.rmdir()
+    return said
 
 
 def history_csv(history) -> str:
@@ -141,6 +186,7 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
                                                         **result.config.to_dict()}, indent=2) + "\n")
     atomic_write_text(path / "history.csv", history_csv(result.history))
     atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
     return summary
 
 

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 
 from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
 from ..format import config_name, mean_std_label, run_name
-from ..runs import RunSummary, export_csv, load_runs, runs_dir
+from ..runs import RunSummary, export_csv, load_runs, runs_dir, tidy_abandoned
 from .confirm import Confirm
 from .details import RunDetails
 from .form import ConfigForm
@@ -43,6 +43,7 @@ class WorkbenchApp(App):
         Binding("f2", "show_tab('live')", "Live"),
         Binding("f3", "show_tab('results')", "Results"),
         Binding("f4", "sweeps", "Sweeps"),
+        Binding("escape", "close_help", "Close keys", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -93,6 +94,8 @@ class WorkbenchApp(App):
         self.query_one("#preset").focus()  # the keyboard starts at the first choice a user makes
         if self.preset_problem:
             self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
+        for note in tidy_abandoned(self.runs_root):
+            self.notify(note, title="A run that did not finish", severity="warning")
         summaries, problems = load_runs(self.runs_root)
         self.on_runs_found(RunsFound(summaries, problems))
         self.set_interval(RESCAN_S, self.rescan_runs)
@@ -290,6 +293,11 @@ class WorkbenchApp(App):
         table = self.query_one(ResultsTable)
         for summary in summaries:
             table.put(summary)
+
+    def action_close_help(self) -> None:
+        """Escape closes the key panel, as it closes every other panel."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
