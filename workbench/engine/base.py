@@ -82,7 +82,7 @@ def chance_loss(config: RunConfig) -> float:
     return w_bce * math.log(2) + w_aux * 2 * math.log(10)
 
 
-DIVERGED_FACTOR = 10.0  # a final training loss this many times a constant guess's: the round diverged
+DIVERGED_FACTOR = 1000.0  # a final loss this many times a constant guess's: diverged (unscaled pixels can start at 20x)
 
 
 def flag_divergence(config: RunConfig, result: RoundResult) -> None:
