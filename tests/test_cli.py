@@ -81,3 +81,24 @@ def test_presets_never_cut_a_name(capsys, monkeypatch, columns):
     out = capsys.readouterr().out
     for name in load_presets():
         assert name in out, name  # other columns may shrink; a name never does
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "--preset", ""], "--preset"),
+    (["run", "--pairs", "1001", "--rounds", "1", "--epochs", "1", "--data", "embedded"], "--pairs"),
+    (["run", "--hl", "１２"], "--hl"),
+    (["run", "--seed", str(10 ** 23)], "2147483647"),
+])
+def test_refused_up_front_with_one_line(capsys, argv, fragment, tmp_path):
+    assert main([*argv, "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # nothing was trained or written
+
+
+def test_an_empty_runs_variable_is_no_runs_variable(monkeypatch, tmp_path):
+    from workbench.runs import runs_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", "")
+    assert runs_dir() == __import__("pathlib").Path("runs")

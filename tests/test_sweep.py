@@ -179,6 +179,8 @@ def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monke
     assert "widths" in capsys.readouterr().out
     assert main(["sweep", "--show", "nothing-here"]) == 2
     assert main(["sweep", str(tiny_spec.path), "--workers", "0"]) == 2
+    assert main(["sweep", str(tiny_spec.path), "--workers", "1000"]) == 2  # not 1000 processes of torch
+    assert "one per core" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("study", ["../../evil", "/tmp/x", ".hidden", "a/b", "x" * 101, ""])
@@ -228,3 +230,13 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         await pilot.press("ctrl+e")
         await pilot.pause()
         assert (tmp_path / "runs" / "sweeps" / "tiny-trials.csv").exists()
+
+
+@pytest.mark.parametrize("text, key", [("base = 5\n[[stage]]\nname='x'\ngrid={hl=[8]}\n", "base"),
+                                       ("x = " + "[" * 2000 + "]" * 2000 + "\n", "file")])
+def test_a_spec_of_the_wrong_shape_is_a_line_not_a_traceback(tmp_path, text, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    assert err.value.key == key and str(path) in str(err.value)

@@ -111,6 +111,11 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
     console = Console(stderr=False)
     source = load_digits(args.data, args.data_dir)
     configs = [config for _, _, config in items]
+    for config in configs:  # refused before anything trains, with what the digits allow
+        most = min(len(source.train), len(source.test)) // 2
+        if config.pairs > most:
+            raise UsageError(f"--pairs: {config.pairs} pairs need {2 * config.pairs} distinct digits in each split; "
+                             f"{source.name} allows at most {most}")
     try:
         for config in configs:
             resolve_device(config.device)
@@ -141,7 +146,7 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    preset = find_preset_or_usage(args.preset) if args.preset else None
+    preset = find_preset_or_usage(args.preset) if args.preset is not None else None
     config = config_from_args(args, preset)
     name = args.name or (run_name(preset.name, not preset.is_row(config)) if preset else "custom")
     return run_and_report([(name, preset, config)], args)

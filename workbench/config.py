@@ -261,6 +261,8 @@ def load_preset(path: Path) -> Preset:
         raise ConfigError("file", f"cannot read: {exc.strerror or exc}", source) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("file", f"not valid TOML: {exc}", source) from None
+    except RecursionError:
+        raise ConfigError("file", "nested too deeply to be a preset", source) from None
     for key in data:
         if key not in PRESET_KEYS:
             raise ConfigError(key, f"unknown key (known: {', '.join(sorted(PRESET_KEYS))})", source)

@@ -29,8 +29,8 @@ HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digi
 
 
 def runs_dir() -> Path:
-    """DIGIT_WORKBENCH_RUNS, else ./runs."""
-    return Path(os.environ.get("DIGIT_WORKBENCH_RUNS", "runs"))
+    """DIGIT_WORKBENCH_RUNS, else ./runs (an empty value is no value: never the current directory itself)."""
+    return Path(os.environ.get("DIGIT_WORKBENCH_RUNS") or "runs")
 
 
 @dataclass

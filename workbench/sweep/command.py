@@ -17,6 +17,7 @@ from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
 from .storage import Trial, all_trials, check_study_name, default_storage, open_storage, params_text, recorded_spec, stage_summaries
 from .supervisor import FinalRun, SweepRun
+from .worker import max_workers
 
 
 def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float, last: int = 8) -> Group:
@@ -74,8 +75,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from ..runs import runs_dir
 
     console = Console()
-    if args.workers < 1:
-        raise UsageError("--workers: at least 1")
+    if not 1 <= args.workers <= max_workers():
+        raise UsageError(f"--workers: 1 to {max_workers()} on this machine (one per core), got {args.workers}")
     try:
         if args.show is not None:
             return show_study(args, console)

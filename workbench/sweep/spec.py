@@ -79,9 +79,13 @@ def parse_spec(text: str, path: Path) -> SweepSpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("file", f"not valid TOML: {exc}", source) from None
+    except RecursionError:
+        raise ConfigError("file", "nested too deeply to be a sweep spec", source) from None
     for key in data:
         if key not in SPEC_KEYS:
             raise ConfigError(key, f"unknown key (known: {', '.join(sorted(SPEC_KEYS))})", source)
+    if not isinstance(data.get("base", {}), dict):
+        raise ConfigError("base", "must be a table of settings ([base])", source)
     base = from_dict(data.get("base", {}), source)
     stages_data = data.get("stage", [])
     if not isinstance(stages_data, list) or not stages_data:

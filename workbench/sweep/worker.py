@@ -138,6 +138,11 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
             break
 
 
+def max_workers() -> int:
+    """Worker processes one machine may start: one per core (each holds its own torch, several hundred MB)."""
+    return os.cpu_count() or 1
+
+
 def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None) -> None:
     import signal
 

@@ -17,6 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from ..config import ConfigError
 from ..format import mean_std_label, pct
 from .messages import SweepFinals, SweepUpdate
+from ..sweep.worker import max_workers
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
                      params_text, stage_summaries, trials_csv_path)
 
@@ -105,8 +106,9 @@ class SweepScreen(Screen):
             self.notify("this sweep is already running")
             return
         raw = self.query_one("#sweep-workers", Input).value.strip()
-        if not raw.isdigit() or not 1 <= int(raw) <= 64:
-            self.notify(f"Workers: a whole number in 1..64, got {raw!r}", title="Cannot start", severity="error")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_workers():
+            self.notify(f"Workers: 1 to {max_workers()} on this machine (one per core), got {raw[:20]!r}",
+                        title="Cannot start", severity="error")
             return
         self.storage_url = self.storage_choice()
         self.stop.clear()
