@@ -114,3 +114,45 @@ def test_download_without_network_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DataError, match="network"):
         data.download_mnist(tmp_path)
+
+
+@pytest.mark.parametrize("wrong", [{}, [1, 2], "labels", "shapes", "label 99"])
+def test_a_cache_that_loads_but_is_wrong_is_rebuilt(tmp_path, wrong):
+    import torch
+
+    good = data.load_embedded(cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("*.pt")
+    tensors = {"train_images": good.train.images.clone(), "train_labels": good.train.labels.clone(),
+               "test_images": good.test.images.clone(), "test_labels": good.test.labels.clone()}
+    if wrong == "labels":
+        del tensors["test_labels"]
+    elif wrong == "shapes":
+        tensors["train_images"] = tensors["train_images"][:10]
+    elif wrong == "label 99":
+        tensors["train_labels"][0] = 99
+    else:
+        tensors = wrong
+    torch.save(tensors, cached)
+    again = data.load_embedded(cache_dir=tmp_path)
+    assert torch.equal(again.train.labels, good.train.labels) and torch.equal(again.test.images, good.test.images)
+
+
+@pytest.mark.parametrize("damage", ["bad magic", "random bytes", "labels longer", "label 12"])
+def test_broken_mnist_files_are_one_line_naming_the_place(tmp_path, damage):
+    import os
+
+    fake_mnist(tmp_path)
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    images, labels = raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"
+    if damage == "bad magic":
+        write_idx(images, bytes(60 * 28 * 28), (60, 28, 28), 1234)
+    elif damage == "random bytes":
+        images.write_bytes(os.urandom(5000))
+    elif damage == "labels longer":
+        write_idx(labels, bytes(70), (70,), 2049)
+    else:
+        write_idx(labels, bytes([12] * 60), (60,), 2049)
+    with pytest.raises(DataError) as err:
+        load_source("mnist", tmp_path)
+    assert str(tmp_path / "mnist") in str(err.value) and "train split" in str(err.value)
+    assert "\n" not in str(err.value)

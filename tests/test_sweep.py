@@ -240,3 +240,16 @@ def test_a_spec_of_the_wrong_shape_is_a_line_not_a_traceback(tmp_path, text, key
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     assert err.value.key == key and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("change, key", [
+    (('validation_pairs = 40', 'validation_pairs = 1000000'), "validation_pairs"),
+    (('final_rounds = 2', 'final_rounds = 2\n[paper]\nscore = 92.82'), "paper.score"),
+    (('final_rounds = 2', 'final_rounds = 2\n[paper]\nscore = 0.9\nsorce = 1'), "paper.sorce"),
+])
+def test_spec_values_out_of_their_range_are_refused(tmp_path, change, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY_SPEC.replace(*change))
+    with pytest.raises(ConfigError) as err:
+        load_spec(path)
+    assert err.value.key == key

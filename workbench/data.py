@@ -133,9 +133,16 @@ def load_mnist(root: Path) -> DigitSource:
     for split, train in (("train", True), ("test", False)):
         try:
             ds = MNIST(str(root / "mnist"), train=train, download=False)
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise DataError(f"MNIST at {root / 'mnist'} cannot be read: {exc}") from None
-        splits[split] = DigitSet(pool(ds.data), ds.targets.long())
+        except Exception as exc:  # torchvision asserts on a bad magic number; random bytes fail in other ways
+            raise DataError(f"MNIST at {root / 'mnist'} cannot be read ({split} split): "
+                            f"{type(exc).__name__}: {str(exc)[:200] or 'not an idx file'}") from None
+        images, labels = ds.data, ds.targets
+        if images.dim() != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise DataError(f"MNIST at {root / 'mnist'} ({split} split): {len(images)} images of shape "
+                            f"{tuple(images.shape[1:])} and {len(labels)} labels; 28x28 images, one label each")
+        if len(labels) and (labels.min() < 0 or labels.max() > 9):
+            raise DataError(f"MNIST at {root / 'mnist'} ({split} split): labels outside 0..9")
+        splits[split] = DigitSet(pool(images), labels.long())
     return DigitSource(f"MNIST {len(splits['train'])}/{len(splits['test'])} ({root / 'mnist'})",
                        splits["train"], splits["test"])
 
@@ -190,6 +197,23 @@ def parse_embedded(csv_gz: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return pixels, torch.from_numpy(table[:, 784])
 
 
+def cache_is_sound(tensors) -> bool:
+    """The embedded cache as written: both splits, images (n, 14, 14) float in 0..255, labels (n,) 0..9."""
+    if not isinstance(tensors, dict):
+        return False
+    for split, n in (("train", EMBEDDED_TRAIN_PER_CLASS * 10), ("test", (500 - EMBEDDED_TRAIN_PER_CLASS) * 10)):
+        images, labels = tensors.get(f"{split}_images"), tensors.get(f"{split}_labels")
+        if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
+            return False
+        if images.shape != (n, 14, 14) or labels.shape != (n,) or not images.is_floating_point():
+            return False
+        if labels.dtype != torch.int64 or labels.min() < 0 or labels.max() > 9:
+            return False
+        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 255:
+            return False
+    return True
+
+
 def load_embedded(cache_dir: Path | None = None) -> DigitSource:
     csv_gz = embedded_csv()
     cache = (cache_dir or user_cache_dir()) / f"embedded-mnist5k-v{CACHE_VERSION}-{csv_gz.stat().st_size}.pt"
@@ -198,6 +222,8 @@ def load_embedded(cache_dir: Path | None = None) -> DigitSource:
         try:
             tensors = torch.load(cache, weights_only=True)
         except Exception:  # a damaged cache is rebuilt, never trusted
+            tensors = None
+        if not cache_is_sound(tensors):  # it loads, but is not what we wrote: rebuilt too
             tensors = None
     if tensors is None:
         pixels, labels = parse_embedded(csv_gz)

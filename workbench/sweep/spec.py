@@ -13,6 +13,7 @@ from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_di
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "epochs", "pairs")}
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
 STAGE_KEYS = {"name", "grid", "range", "trials"}
+MAX_VALIDATION = 30000  # pairs: MNIST's 60,000 training digits (the digits in use are checked when a trial draws)
 
 
 @dataclass
@@ -94,13 +95,18 @@ def parse_spec(text: str, path: Path) -> SweepSpec:
     paper = None
     if "paper" in data:
         p = data["paper"]
-        if not isinstance(p, dict) or not isinstance(p.get("score"), (int, float)):
+        if not isinstance(p, dict) or not isinstance(p.get("score"), (int, float)) or isinstance(p["score"], bool):
             raise ConfigError("paper.score", "a number is needed", source)
+        unknown = set(p) - {"table", "row", "score", "note"}
+        if unknown:
+            raise ConfigError(f"paper.{sorted(unknown)[0]}", "unknown key (known: note, row, score, table)", source)
+        if not 0.0 <= p["score"] <= 1.0:
+            raise ConfigError("paper.score", f"a fraction in [0, 1] (0.9282, not 92.82), got {p['score']!r}", source)
         paper = PaperScore(str(p.get("table", "")), str(p.get("row", "")), float(p["score"]), None,
                            str(p.get("note", "")))
     validation = data.get("validation_pairs", 500)
-    if isinstance(validation, bool) or not isinstance(validation, int) or validation < 10:
-        raise ConfigError("validation_pairs", f"a whole number of at least 10, got {validation!r}", source)
+    if isinstance(validation, bool) or not isinstance(validation, int) or not 10 <= validation <= MAX_VALIDATION:
+        raise ConfigError("validation_pairs", f"a whole number in 10..{MAX_VALIDATION}, got {validation!r}", source)
     final_rounds = data.get("final_rounds", 10)
     if isinstance(final_rounds, bool) or not isinstance(final_rounds, int) or not 1 <= final_rounds <= 100:
         raise ConfigError("final_rounds", f"a whole number in 1..100, got {final_rounds!r}", source)
