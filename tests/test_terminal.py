@@ -136,7 +136,8 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     term.child.expect(pexpect.EOF, timeout=10)
     took = time.monotonic() - asked
     term.child.close()
-    assert term.child.exitstatus == 0 and took < 3.0, took
+    print(f"quit took {took:.2f} s")
+    assert term.child.exitstatus == 0 and took < 2.5, took  # 1.9 s measured: the README says about two
 
 
 def test_a_run_at_80_by_24(terminal, tmp_path):
