@@ -8,7 +8,7 @@ import torch
 
 from workbench import models
 from workbench.config import RunConfig
-from workbench.engine import EngineError, run_configs
+from workbench.engine import EngineError, run_configs, stack_groups
 from workbench.engine.base import resolve_device
 
 ENGINES = ["loop", "batched"]
@@ -145,3 +145,21 @@ def test_a_diverged_round_fails_with_the_reason(source, tiny, engine):
     assert result.test_accuracies() == []
     sane = run_configs([tiny], source, engine=engine)[0]
     assert sane.status == "done"
+
+
+def test_what_will_not_fit_in_memory_is_refused_before_anything_trains(source, monkeypatch):
+    import time
+
+    import workbench.engine.scheduler as scheduler
+    from workbench.config import TABLE_II, find_preset
+
+    monkeypatch.setattr(scheduler, "available_bytes", lambda: 4 * 2 ** 30)
+    huge = RunConfig(hl=4096, kl=8, c_hl=4096, c_kl=8, weight_sharing=False, device="cpu")
+    started = time.monotonic()
+    with pytest.raises(EngineError) as err:
+        run_configs([huge], source)
+    assert "memory" in str(err.value) and "GB are available" in str(err.value) and "354.2 M weights" in str(err.value)
+    assert time.monotonic() - started < 5  # refused, not attempted
+    table2 = [find_preset(name).config for name in TABLE_II]  # what the product is for fits in 4 GB
+    jobs = scheduler.plan_jobs(table2, stack_groups(table2), 2)
+    scheduler.check_memory(table2, jobs, 2)

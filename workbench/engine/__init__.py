@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..config import ENGINES, RunConfig
 from ..data import DigitSource
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, merge_rounds, resolve_device
-from .scheduler import SideBySide, StackJob, cores_for, failed_result, plan_jobs, train_group
+from .scheduler import SideBySide, StackJob, check_memory, cores_for, failed_result, plan_jobs, train_group
 
 __all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "failed_result", "run_configs",
            "stack_groups"]
@@ -39,6 +39,8 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
         workers = min(cores, len(jobs))
     else:
         jobs, workers = [StackJob(i, (i,), range(c.rounds)) for i, c in enumerate(configs)], 1
+    if resolve_device(configs[0].device).type == "cpu":
+        check_memory(configs, jobs, workers)
     if workers > 1:
         finished = SideBySide(configs, jobs, source, on_epoch, cancel, workers, validation).run()
     else:

@@ -24,7 +24,7 @@ import torch
 from ..config import RunConfig
 from ..data import DigitSource
 from ..procs import exit_with_parent, spawn_context
-from .base import CancelFlag, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
+from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
 
@@ -57,6 +57,56 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int) -> 
         half = len(rounds) // 2
         jobs += [(group, rounds[:half]), (group, rounds[half:])]
     return [StackJob(k, group, rounds) for k, (group, rounds) in enumerate(jobs)]
+
+
+def weights_per_replica(config: RunConfig) -> int:
+    from ..models import build_model
+
+    with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
+        return sum(p.numel() for p in build_model(config).parameters())
+
+
+def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
+    """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments,
+    its pairs in three copies (sets, the epoch's order, the evaluation chunks), and the widest activations."""
+    c = configs[job.group[0]]
+    replicas = len(job.group) * len(job.rounds)
+    weights = weights_per_replica(c)
+    pairs = 3 * c.pairs * 2 * 14 * 14 * 4
+    widest = max(c.hl, c.c_hl, 2 * c.bc * 12 * 12, 20)
+    activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
+    return replicas * (16 * weights + pairs + activations)
+
+
+def available_bytes() -> int | None:
+    """MemAvailable of this machine (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+PROCESS_BYTES = 600 * 2 ** 20  # torch and the digits in each process that trains
+
+
+def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int) -> None:
+    """Refuses, before anything trains, what will not fit in this machine's memory, with the figures."""
+    available = available_bytes()
+    if available is None:
+        return
+    need = sum(job_bytes(configs, job) for job in jobs) + processes * PROCESS_BYTES
+    if need > available:
+        biggest = max(jobs, key=lambda j: job_bytes(configs, j))
+        c = configs[biggest.group[0]]
+        raise EngineError(
+            f"memory: this needs about {need / 2 ** 30:.1f} GB and {available / 2 ** 30:.1f} GB are available "
+            f"(the largest stack: {len(biggest.group) * len(biggest.rounds)} replicas of "
+            f"{weights_per_replica(c) / 1e6:.1f} M weights, each kept with its gradient and Adam's two moments); "
+            f"fewer rounds or smaller layers (HL, C-HL, BC) fit")
 
 
 def train_group(configs: list[RunConfig], group: list[int], source: DigitSource, on_epoch: OnEpoch | None,
@@ -92,13 +142,12 @@ def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> 
     """Estimated CPU seconds of one stack, to start the longest stacks first. A step costs a fixed overhead
     (one dispatch per operation), time per weight (Adam and the weight traffic of batch-5 products), and for
     CNNs time per convolution group and per multiply-add; constants fitted to one thread of a 2-core x86 CPU."""
-    from ..models import build_model, cnn_side
+    from ..models import cnn_side
 
     c = configs[group[0]]
     replicas = len(group) * (len(rounds) if rounds is not None else c.rounds)
     slots = replicas * (2 if c.is_siamese and not c.weight_sharing else 1)
-    with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
-        weights = replicas * sum(p.numel() for p in build_model(c).parameters())
+    weights = replicas * weights_per_replica(c)
     step_us = (900 if c.subnet == "cnn" else 500) + 0.0013 * weights
     if c.subnet == "cnn":
         conv_macs = c.bc * (15 - c.k) ** 2 * c.k ** 2 + 2 * c.bc * cnn_side(c.k) ** 2 * c.bc * c.k ** 2
