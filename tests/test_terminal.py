@@ -16,7 +16,7 @@ import pytest
 from proctools import alive, children_of
 
 KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f2": "\x1bOQ", "f3": "\x1bOR",
-        "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+b": "\x02", "ctrl+o": "\x0f", "ctrl+q": "\x11"}
+        "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+b": "\x02", "ctrl+o": "\x0f", "ctrl+q": "\x11", "ctrl+p": "\x10"}
 
 
 def installed_command() -> str:
@@ -106,6 +106,18 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     term.wait_for("runs written to")
     rows = list(csv.DictReader((tmp_path / "runs-export.csv").open()))
     assert sorted(r["status"] for r in rows) == ["cancelled", "done"]
+
+    term.press("enter", pause=0.5)  # the results table has the keyboard: a run's details
+    term.wait_for("Load into form (l)")
+    term.press("l", pause=0.5)
+    term.wait_for("form loaded from table2-fcn-ws")
+
+    term.press("ctrl+p", pause=0.4)  # the palette, then the key panel, closed by escape
+    term.press(*"keys", pause=0.1)
+    term.press("enter", pause=0.6)
+    term.wait_for("Queue the form")
+    term.press("escape", pause=0.4)
+    assert "Queue the form" not in term.text  # escape closed the key panel
 
     # a sweep with two worker processes starts from inside the app (it failed in a real terminal) and cancels
     term.press("f4")
