@@ -202,10 +202,21 @@ async def test_runs_on_disk_appear_at_start_and_sort(make_app, tmp_path, source)
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(ResultsTable)
         assert [s.name for s in table.shown()] == ["b-run", "a-run"]
-        table.sort_column = "run"
-        table.apply_sort()
+        table.focus()
+        await pilot.press("s")  # by the keyboard: the first column, A to Z, its header marked
         await pilot.pause()
         assert [s.name for s in table.shown()] == ["a-run", "b-run"]
+        assert str(table.columns[table.get_column_key("run")].label) == "run ▲"
+        await pilot.press("r")
+        await pilot.pause()
+        assert [s.name for s in table.shown()] == ["b-run", "a-run"]
+        assert str(table.columns[table.get_column_key("run")].label) == "run ▼"
+        while table.sort_column != "acc":  # on to the accuracy: best first
+            await pilot.press("s")
+        await pilot.pause()
+        accuracies = [s.mean for s in table.shown()]
+        assert accuracies == sorted(accuracies, reverse=True)
+        assert str(table.columns[table.get_column_key("run")].label) == "run"
 
 
 async def test_the_queue_runs_in_order(make_app):

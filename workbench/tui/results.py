@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from ..config import FIELDS
@@ -49,7 +50,10 @@ def sort_value(summary: RunSummary, column: str):
 
 
 class ResultsTable(DataTable):
-    """Rows keyed by run id; a click on a header sorts by it (again: reversed)."""
+    """Rows keyed by run id; a click on a header sorts by it (again: reversed); so do `s` (the next column) and
+    `r` (reversed) from the keyboard. The sorted column's header carries ▲ or ▼."""
+
+    BINDINGS = [Binding("s", "sort_next", "Sort by next column"), Binding("r", "sort_reverse", "Reverse sort")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -85,12 +89,29 @@ class ResultsTable(DataTable):
             if selected in self.rows:
                 self.move_cursor(row=self.get_row_index(selected))
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        column = event.column_key.value
+    def sort_by(self, column: str) -> None:
+        """Sort by a column; the same column again reverses. Accuracies start best first."""
         self.sort_reverse = not self.sort_reverse if self.sort_column == column else column in ("acc", "diff")
         self.sort_column = column
+        for key, label in COLUMNS:
+            arrow = (" ▼" if self.sort_reverse else " ▲") if key == column else ""
+            self.columns[self.get_column_key(key)].label = Text(label + arrow)
         self.apply_sort()
+
+    def get_column_key(self, key: str):
+        return next(k for k in self.columns if k.value == key)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self.sort_by(event.column_key.value)
+
+    def action_sort_next(self) -> None:
+        keys = [key for key, _ in COLUMNS]
+        following = keys[(keys.index(self.sort_column) + 1) % len(keys)] if self.sort_column else keys[0]
+        self.sort_by(following)
+
+    def action_sort_reverse(self) -> None:
+        self.sort_by(self.sort_column or COLUMNS[0][0])
 
     def shown(self) -> list[RunSummary]:
         """The runs in the order the table shows them."""
