@@ -252,17 +252,29 @@ PRESET_KEYS = {"title", "config", "paper"}
 PAPER_KEYS = {"table": str, "row": str, "score": float, "std": float, "note": str}
 
 
+def parse_toml(text: str, source: str, what: str) -> dict[str, Any]:
+    """A TOML text as a table; what is not TOML (or nests past the parser's depth) names the file."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("file", f"not valid TOML: {exc}", source) from None
+    except RecursionError:
+        raise ConfigError("file", f"nested too deeply to be {what}", source) from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("file", f"cannot read: {exc.strerror or exc}", str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("file", f"not UTF-8 text: {exc}", str(path)) from None
+
+
 def load_preset(path: Path) -> Preset:
     """Read one preset TOML file; any error names the file and the key."""
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("file", f"cannot read: {exc.strerror or exc}", source) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("file", f"not valid TOML: {exc}", source) from None
-    except RecursionError:
-        raise ConfigError("file", "nested too deeply to be a preset", source) from None
+    data = parse_toml(read_text(path), source, "a preset")
     for key in data:
         if key not in PRESET_KEYS:
             raise ConfigError(key, f"unknown key (known: {', '.join(sorted(PRESET_KEYS))})", source)

@@ -3,12 +3,11 @@ names the file and the key (`stage[0].grid.hl`)."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_dict
+from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_dict, parse_toml, read_text
 
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "epochs", "pairs")}
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
@@ -67,21 +66,12 @@ def find_spec(name: str) -> Path:
 
 def load_spec(path: Path) -> SweepSpec:
     """Read a sweep spec; every error names the file and the key."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("file", f"cannot read: {getattr(exc, 'strerror', None) or exc}", str(path)) from None
-    return parse_spec(text, Path(path))
+    return parse_spec(read_text(path), Path(path))
 
 
 def parse_spec(text: str, path: Path) -> SweepSpec:
     source = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("file", f"not valid TOML: {exc}", source) from None
-    except RecursionError:
-        raise ConfigError("file", "nested too deeply to be a sweep spec", source) from None
+    data = parse_toml(text, source, "a sweep spec")
     for key in data:
         if key not in SPEC_KEYS:
             raise ConfigError(key, f"unknown key (known: {', '.join(sorted(SPEC_KEYS))})", source)
