@@ -88,12 +88,12 @@ DIVERGED_FACTOR = 1000.0  # a final loss this many times a constant guess's: div
 def flag_divergence(config: RunConfig, result: RoundResult) -> None:
     """A finished round whose training ended far worse than guessing fails with the reason, so that a mean over
     rounds never silently averages it in."""
-    limit = DIVERGED_FACTOR * chance_loss(config)
-    if result.status == "done" and result.train_loss is not None and result.train_loss > limit:
+    chance = chance_loss(config)
+    if result.status == "done" and result.train_loss is not None and result.train_loss > DIVERGED_FACTOR * chance:
         result.status = "failed"
         result.reason = (f"round {result.round}: diverged: training loss {result.train_loss:.3g} after epoch "
-                         f"{result.epochs}, {result.train_loss / chance_loss(config):.3g}x a constant guess's "
-                         f"{chance_loss(config):.3g} (try a lower learning rate)")
+                         f"{result.epochs}, {result.train_loss / chance:.3g}x a constant guess's "
+                         f"{chance:.3g} (try a lower learning rate)")
 
 
 def digit_figure(config: RunConfig, digit_acc: float | None) -> float | None:

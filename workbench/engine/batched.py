@@ -68,7 +68,7 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
     with INIT_LOCK:
         models = [init_model(c, r) for _, c, r in trained]
     net = StackedNet(models, device, first.batch_size)
-    trainer = EpochTrainer(net, first, [c for _, c, _ in trained], [(c.seed, r) for _, c, r in trained], device)
+    trainer = EpochTrainer(net, trained, device)
 
     cancelled = False
     for epoch in range(1, first.epochs + 1):
@@ -84,8 +84,8 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
             break
     if not cancelled:
         report.flag_divergence()
-    if val is not None and not cancelled:
-        report.validation(evaluate_stack(net, val)[0])
+        if val is not None:
+            report.validation(evaluate_stack(net, val)[0])
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
 
 
@@ -103,17 +103,18 @@ def replica_pairs(replicas: list[Replica], source: DigitSource, validation: int,
 class EpochTrainer:
     """The hot loop: one epoch of Adam steps of the whole stack, batch by batch in each replica's own order."""
 
-    def __init__(self, net: StackedNet, first: RunConfig, configs: list[RunConfig], rounds: list[tuple[int, int]],
-                 device: torch.device):
-        self.net, self.config, self.configs, self.rounds = net, first, configs, rounds
-        self.stream = DropoutStream(rounds, net.dropout_layout, device)
-        self.w_bce, self.w_aux = loss_weights(configs, device)
-        self.any_aux = any(c.aux_loss for c in configs)
+    def __init__(self, net: StackedNet, replicas: list[Replica], device: torch.device):
+        self.net, self.replicas = net, replicas
+        self.configs = [c for _, c, _ in replicas]
+        self.config = self.configs[0]  # the training settings, which every replica of a stack shares
+        self.stream = DropoutStream([(c.seed, r) for _, c, r in replicas], net.dropout_layout, device)
+        self.w_bce, self.w_aux = loss_weights(self.configs, device)
+        self.any_aux = any(c.aux_loss for c in self.configs)
         self.scales: dict[int, tuple] = {}  # batch size -> step_scales
         self.graphs = device.type == "cuda" and os.environ.get("DIGIT_WORKBENCH_CUDA_GRAPHS", "1") != "0"
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=first.lr, fused=True, capturable=self.graphs)
-        self.schedule = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=first.lr_decay)
-        self.replica_index = torch.arange(len(configs), device=device).unsqueeze(1)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=self.config.lr, fused=True, capturable=self.graphs)
+        self.schedule = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=self.config.lr_decay)
+        self.replica_index = torch.arange(len(self.configs), device=device).unsqueeze(1)
 
     @property
     def lr(self) -> float:
@@ -123,7 +124,7 @@ class EpochTrainer:
         """Trains one epoch; None when cancelled part-way."""
         n, batch, R = self.config.pairs, self.config.batch_size, len(self.configs)
         device = train.target.device
-        order = torch.stack([batch_order(c, r, epoch, n) for c, (_, r) in zip(self.configs, self.rounds)]).to(device)
+        order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in self.replicas]).to(device)
         x = train.input[self.replica_index, order]  # (R, n, 2, 14, 14) in each replica's order
         target, classes = train.target[self.replica_index, order], train.classes[self.replica_index, order]
         onehot = F.one_hot(classes, 10).to(x.dtype) if self.any_aux else None

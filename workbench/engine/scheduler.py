@@ -8,6 +8,7 @@ depend on where it trains: every draw is its replicas' own (randomness.py).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import queue
@@ -59,7 +60,9 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int) -> 
     return [StackJob(k, group, rounds) for k, (group, rounds) in enumerate(jobs)]
 
 
+@functools.lru_cache(maxsize=64)
 def weights_per_replica(config: RunConfig) -> int:
+    """Weights of one model of the config (planning, cost and memory all ask; the model is built once)."""
     from ..models import build_model
 
     with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
@@ -98,9 +101,10 @@ def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int)
     available = available_bytes()
     if available is None:
         return
-    need = sum(job_bytes(configs, job) for job in jobs) + processes * PROCESS_BYTES
+    held = {job.number: job_bytes(configs, job) for job in jobs}
+    need = sum(held.values()) + processes * PROCESS_BYTES
     if need > available:
-        biggest = max(jobs, key=lambda j: job_bytes(configs, j))
+        biggest = max(jobs, key=lambda j: held[j.number])
         c = configs[biggest.group[0]]
         raise EngineError(
             f"memory: this needs about {need / 2 ** 30:.1f} GB and {available / 2 ** 30:.1f} GB are available "
@@ -194,21 +198,18 @@ class SideBySide:
         ctx = spawn_context()
         self.records, self.stop = ctx.Queue(), ctx.Event()
         self.source.share_memory()  # before this thread trains on it: starting a process would move it meanwhile
-        threads = torch.get_num_threads()
         job = self._take()  # the longest stack starts here, at once: the processes take a few seconds to start
         pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_worker_init,
                                    initargs=(os.getpid(), self.records, self.stop, self.source))
         dispatcher = threading.Thread(target=self._dispatch, args=(pool,), name="stack-dispatch", daemon=True)
         dispatcher.start()
-        torch.set_num_threads(1)  # this thread is one of the workers: leave the other cores to the processes
-        try:
+        try:  # this thread trains on one torch thread, as every stack does (batched.one_thread)
             while job is not None:
                 results = train_group(self.configs, list(job.group), self.source, self._report, self.cancel,
                                       "batched", self.validation, job.rounds)
                 self._finish(job, results)
                 job = self._take()
         finally:
-            torch.set_num_threads(threads)
             self.here_done.set()
             dispatcher.join()
             # a process abandoned while starting sees the stop at once and exits on its own

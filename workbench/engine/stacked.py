@@ -58,16 +58,30 @@ class StackedLayer:
         raise NotImplementedError
 
 
+def aligned(n: int) -> int:
+    """n floats rounded up to whole 64-byte lines."""
+    return -(-n // SLOT_ALIGN) * SLOT_ALIGN
+
+
+def aligned_buffer(n: int, device: torch.device) -> torch.Tensor:
+    """An empty flat tensor of n floats that starts on a 64-byte boundary."""
+    buffer = torch.empty(n + SLOT_ALIGN, device=device)
+    start = (-buffer.data_ptr() // buffer.element_size()) % SLOT_ALIGN
+    return buffer[start:start + n]
+
+
+def slot_view(buffer: torch.Tensor, shape: tuple[int, ...], slot_stride: int, at: int = 0) -> torch.Tensor:
+    """A (S, ...) view of a flat buffer from `at` on, slot s starting at s * slot_stride, each slot contiguous."""
+    inner = [math.prod(shape[i + 1:]) for i in range(1, len(shape))]
+    return buffer.as_strided(shape, (slot_stride, *inner), buffer.storage_offset() + at)
+
+
 def slot_aligned(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """An empty (S, ...) tensor whose every slot starts on a 64-byte boundary. A batched matrix product rounds
     a slot differently when its output or its second operand starts elsewhere (another kernel path), so
     without this a replica's numbers would depend on its slot's position, that is on its stack-mates."""
-    S, per_slot = shape[0], math.prod(shape[1:])
-    stride = -(-per_slot // SLOT_ALIGN) * SLOT_ALIGN
-    buffer = torch.empty(S * stride + SLOT_ALIGN, device=device)
-    start = (-buffer.data_ptr() // buffer.element_size()) % SLOT_ALIGN
-    inner = [math.prod(shape[i + 1:]) for i in range(1, len(shape))]
-    return buffer.as_strided(shape, (stride, *inner), start)
+    stride = aligned(math.prod(shape[1:]))
+    return slot_view(aligned_buffer(shape[0] * stride, device), shape, stride)
 
 
 def is_slot_aligned(t: torch.Tensor) -> bool:
@@ -375,22 +389,16 @@ class StackedNet:
             for name in layer.params:
                 tensor = getattr(layer, name)
                 per_slot = math.prod(tensor.shape[1:])
-                slot_stride = -(-per_slot // SLOT_ALIGN) * SLOT_ALIGN if isinstance(layer, StackedLinear) else per_slot
+                slot_stride = aligned(per_slot) if isinstance(layer, StackedLinear) else per_slot
                 places.append((layer, name, tensor, offset, slot_stride))
-                offset += -(-tensor.shape[0] * slot_stride // SLOT_ALIGN) * SLOT_ALIGN
-        flat = torch.zeros(offset + SLOT_ALIGN, device=device)
-        start = (-flat.data_ptr() // flat.element_size()) % SLOT_ALIGN
-        flat = flat[start:start + offset]
-        flat.grad = torch.zeros(offset + SLOT_ALIGN, device=device)[start:start + offset]
+                offset += aligned(tensor.shape[0] * slot_stride)
+        flat = aligned_buffer(offset, device).zero_()
+        flat.grad = aligned_buffer(offset, device).zero_()
         binds: dict = {}
         for layer, name, tensor, at, slot_stride in places:
-            inner = [math.prod(tensor.shape[i + 1:]) for i in range(1, tensor.dim())]
-            strides = (slot_stride, *inner)
-            weight = flat.as_strided(tensor.shape, strides, flat.storage_offset() + at)
-            weight.copy_(tensor)
-            grad = flat.grad.as_strided(tensor.shape, strides, flat.grad.storage_offset() + at)
             weights, grads = binds.setdefault(layer, ({}, {}))
-            weights[name], grads[name] = weight, grad
+            weights[name] = slot_view(flat, tensor.shape, slot_stride, at).copy_(tensor)
+            grads[name] = slot_view(flat.grad, tensor.shape, slot_stride, at)
         for layer, (weights, grads) in binds.items():
             layer.bind(weights, grads)
         return flat
