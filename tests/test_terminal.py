@@ -54,11 +54,12 @@ class Terminal:
             self.child.send(KEYS.get(key, key))
             self.pump(pause)
 
-    def wait_for(self, fragment: str, timeout: float = 60.0) -> None:
+    def wait_for(self, fragment: str, timeout: float = 60.0, gone: bool = False) -> None:
+        """Until `fragment` shows (or, with `gone`, no longer shows) on the screen."""
         deadline = time.monotonic() + timeout
-        while fragment not in self.text:
+        while (fragment in self.text) if gone else (fragment not in self.text):
             if time.monotonic() > deadline or not self.child.isalive():
-                raise AssertionError(f"{fragment!r} never appeared; the screen:\n{self.text}")
+                raise AssertionError(f"{fragment!r} never {'went' if gone else 'appeared'}; the screen:\n{self.text}")
             self.pump(0.2)
 
     def close(self) -> None:
@@ -117,7 +118,7 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     term.press("enter", pause=0.6)
     term.wait_for("Queue the form")
     term.press("escape", pause=0.4)
-    assert "Queue the form" not in term.text  # escape closed the key panel
+    term.wait_for("Queue the form", timeout=10, gone=True)  # escape closed the key panel
 
     # a sweep with two worker processes starts from inside the app (it failed in a real terminal) and cancels
     term.press("f4")

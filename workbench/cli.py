@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
 from .format import mark, run_name
 from .usage import UsageError, flag, load_digits
-from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
 
 EXIT_USAGE = 2
 
@@ -111,8 +111,8 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
     console = Console(stderr=False)
     source = load_digits(args.data, args.data_dir)
     configs = [config for _, _, config in items]
+    most = min(len(source.train), len(source.test)) // 2
     for config in configs:  # refused before anything trains, with what the digits allow
-        most = min(len(source.train), len(source.test)) // 2
         if config.pairs > most:
             raise UsageError(f"--pairs: {config.pairs} pairs need {2 * config.pairs} distinct digits in each split; "
                              f"{source.name} allows at most {most}")

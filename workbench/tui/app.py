@@ -37,7 +37,8 @@ class WorkbenchApp(App):
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", priority=True, tooltip="Queue the form's configuration"),
         Binding("ctrl+t", "run_table2", "Table II", priority=True, tooltip="Queue the eight rows of Table II"),
-        Binding("ctrl+b", "cancel", "Cancel", priority=True, tooltip="Stop the current run (it is kept)"),
+        # not a priority binding: on the sweep screen ctrl+b is that screen's, and cancels the sweep
+        Binding("ctrl+b", "cancel", "Cancel", tooltip="Stop the current run (it is kept)"),
         Binding("ctrl+l", "clear_queue", "Clear queue", priority=True),
         Binding("ctrl+o", "export", "Export", priority=True, tooltip="Write the results table to CSV"),
         Binding("f2", "show_tab('live')", "Live"),
@@ -265,9 +266,6 @@ class WorkbenchApp(App):
         self.notify("queued the eight rows of Table II")
 
     def action_cancel(self) -> None:
-        if self.screen is not self.screen_stack[0] and hasattr(self.screen, "action_cancel"):
-            self.screen.action_cancel()  # ctrl+b on the sweep screen cancels the sweep, not the run
-            return
         item = self.runs.cancel_current()
         if item is None:
             self.notify("nothing is running")
@@ -287,12 +285,6 @@ class WorkbenchApp(App):
             self.notify(f"cannot write {self.export_path}: {exc}", title="Export", severity="error")
             return
         self.notify(f"{len(summaries)} runs written to {path.resolve()}", title="Exported")
-
-    def add_summaries(self, summaries: list[RunSummary]) -> None:
-        """Runs saved elsewhere in the app (a sweep's final measurements) join the results table."""
-        table = self.query_one(ResultsTable)
-        for summary in summaries:
-            table.put(summary)
 
     def action_close_help(self) -> None:
         """Escape closes the key panel, as it closes every other panel."""

@@ -40,7 +40,8 @@ class RunFinished(Message):
 
 @dataclass
 class RunsFound(Message):
-    """Run records that appeared in the runs folder since the last look (written by a CLI run, a sweep)."""
+    """Run records that appeared in the runs folder since the last look (written by a CLI run, a sweep), or that
+    a sweep's final measurement just wrote."""
 
     summaries: list
     problems: list
@@ -53,10 +54,3 @@ class SweepUpdate(Message):
     trials: list
     running: bool
     note: str = ""
-
-
-@dataclass
-class SweepFinals(Message):
-    """The configs a sweep chose, measured on test and saved: rows for the results table."""
-
-    summaries: list

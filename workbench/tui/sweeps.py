@@ -16,7 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 
 from ..config import ConfigError
 from ..format import mean_std_label, pct
-from .messages import SweepFinals, SweepUpdate
+from .messages import RunsFound, SweepUpdate
 from ..sweep.worker import max_workers
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
                      params_text, stage_summaries, trials_csv_path)
@@ -146,13 +146,10 @@ class SweepScreen(Screen):
         searched = f"searched in {sweep.elapsed:.0f} s"
         self.post_message(SweepUpdate(sweep.trials(), True, f"{searched}; measuring the chosen configs on test…"))
         finals = sweep.measure_final(self.app.digits(), self.app.runs_root, cancel=self.stop)
-        self.post_message(SweepFinals([f.summary for f in finals]))
+        self.app.post_message(RunsFound([f.summary for f in finals], []))  # into the results table at once
         done = "; ".join(f"{f.label.split(' after ', 1)[1]}: test {mean_std_label(*f.result.mean_std())} %"
                          for f in finals)
         self.post_message(SweepUpdate(sweep.trials(), False, f"{searched}; chosen configs on test: {done}"))
-
-    def on_sweep_finals(self, message: SweepFinals) -> None:
-        self.app.add_summaries(message.summaries)
 
     def on_sweep_update(self, message: SweepUpdate) -> None:
         self.show(message.trials, message.running, message.note)
