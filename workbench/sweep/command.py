@@ -15,7 +15,7 @@ from ..config import ConfigError
 from ..format import mean_std_label, pct
 from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
-from .storage import Trial, all_trials, check_study_name, default_storage, open_storage, params_text, recorded_spec, stage_summaries
+from .storage import TRIAL_COLUMNS, Trial, all_trials, check_study_name, stage_cells, trial_cells, default_storage, open_storage, params_text, recorded_spec, stage_summaries
 from .supervisor import FinalRun, SweepRun
 from .worker import max_workers
 
@@ -25,18 +25,12 @@ def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float
     for col in ("stage", "trials", "best (validation %)", "test % there", "params"):
         stages.add_column(col)
     for s in stage_summaries(spec, trials):
-        best = s.best
-        stages.add_row(f"{s.index + 1}. {s.stage.name}",
-                       f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if s.running else ""),
-                       mean_std_label(best.val_mean, best.val_std) if best else "—",
-                       mean_std_label(best.test_mean, best.test_std) if best else "—",
-                       params_text(best.params) if best else "")
+        stages.add_row(*stage_cells(s))
     recent = Table(title="latest trials", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("stage", "#", "state", "params", "val %", "test %", "s", "worker"):
+    for col in TRIAL_COLUMNS:
         recent.add_column(col)
     for t in sorted(trials, key=lambda t: (t.stage, t.number))[-last:]:
-        recent.add_row(str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean),
-                       pct(t.test_mean), "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
+        recent.add_row(*trial_cells(t))
     return Group(stages, recent, f"[dim]{elapsed:.0f} s elapsed · trials are chosen on validation pairs from "
                                  f"training digits; test accuracy is shown, never used to choose[/]\n")
 

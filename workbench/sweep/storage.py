@@ -129,6 +129,29 @@ def params_text(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
+TRIAL_COLUMNS = ("stage", "#", "state", "params", "val %", "test %", "s", "worker")
+
+
+def trial_cells(t: Trial) -> tuple[str, ...]:
+    """A trial as the command's table and the app's screen both show it (TRIAL_COLUMNS)."""
+    from ..format import pct
+
+    return (str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean), pct(t.test_mean),
+            "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
+
+
+def stage_cells(s: StageSummary, with_running: bool = True) -> tuple[str, ...]:
+    """A stage: its trials done (and running), its best by validation, that trial's test score, its params."""
+    from ..format import mean_std_label
+
+    best = s.best
+    done = f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if with_running and s.running else "")
+    return (f"{s.index + 1}. {s.stage.name}", done,
+            mean_std_label(best.val_mean, best.val_std) if best else "—",
+            mean_std_label(best.test_mean, best.test_std) if best else "—",
+            params_text(best.params) if best else "")
+
+
 @dataclass
 class StageSummary:
     index: int

@@ -15,11 +15,11 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from ..config import ConfigError
-from ..format import mean_std_label, pct
-from .messages import RunsFound, SweepUpdate
+from ..format import mean_std_label
+from ..sweep import (TRIAL_COLUMNS, SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec,
+                     open_storage, stage_cells, stage_summaries, trial_cells, trials_csv_path)
 from ..sweep.worker import max_workers
-from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
-                     params_text, stage_summaries, trials_csv_path)
+from .messages import RunsFound, SweepUpdate
 
 POLL_S = 1.0
 
@@ -64,8 +64,7 @@ class SweepScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#sweep-stages", DataTable).add_columns("stage", "trials", "best validation %",
                                                                "test % there", "params")
-        self.query_one("#sweep-trials", DataTable).add_columns("stage", "#", "state", "params", "val %", "test %",
-                                                               "s", "worker")
+        self.query_one("#sweep-trials", DataTable).add_columns(*TRIAL_COLUMNS)
         self.query_one("#sweep-spec", Select).focus()  # the keyboard starts where the user starts
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -162,16 +161,11 @@ class SweepScreen(Screen):
         stages = self.query_one("#sweep-stages", DataTable)
         stages.clear()
         for s in stage_summaries(self.spec, trials):
-            best = s.best
-            stages.add_row(f"{s.index + 1}. {s.stage.name}", f"{s.done}/{s.stage.size()}",
-                           mean_std_label(best.val_mean, best.val_std) if best else "—",
-                           mean_std_label(best.test_mean, best.test_std) if best else "—",
-                           params_text(best.params) if best else "")
+            stages.add_row(*stage_cells(s, with_running=False))
         table = self.query_one("#sweep-trials", DataTable)
         table.clear()
         for t in sorted(trials, key=lambda t: (t.stage, t.number)):
-            table.add_row(str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean),
-                          pct(t.test_mean), "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
+            table.add_row(*trial_cells(t))
         self.query_one("#sweep-status", Static).update(note or ("running" if running else ""))
 
     def action_cancel(self) -> None:
