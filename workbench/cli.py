@@ -105,7 +105,7 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
 
     from .engine import EngineError, run_configs
     from .engine.base import resolve_device
-    from .runs import runs_dir, save_run, summarize
+    from .runs import RunNotSaved, runs_dir, save_run, summarize
     from .report import ProgressDisplay, results_table
 
     console = Console(stderr=False)
@@ -128,21 +128,27 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
                                   engine=args.engine)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    summaries = []
+    summaries, unsaved = [], []
     for (name, preset, config), result in zip(items, results):
         paper = preset.paper_for(config) if preset else None
-        if args.no_save:
-            summaries.append(summarize(result, name, preset.name if preset else None, paper))
-        else:
-            summaries.append(save_run(result, name, preset.name if preset else None, paper,
-                                      args.runs_dir or runs_dir()))
+        summary = summarize(result, name, preset.name if preset else None, paper)
+        if not args.no_save:
+            try:
+                summary = save_run(result, name, preset.name if preset else None, paper, args.runs_dir or runs_dir())
+            except RunNotSaved as exc:  # the results are still printed; the user learns why they are not on disk
+                unsaved.append(str(exc))
+        summaries.append(summary)
     console.print(results_table(summaries))
     console.print(f"[dim]digits: {source.name} · device: {results[0].device} · engine: {args.engine}"
-                  + ("" if args.no_save else f" · records: {args.runs_dir or runs_dir()}/") + "[/]")
+                  + ("" if args.no_save or unsaved else f" · records: {args.runs_dir or runs_dir()}/") + "[/]")
     for s in summaries:
         if s.status == "failed":
             console.print(f"[red]{s.name} failed:[/] {s.reason}")
-    return 1 if any(s.status == "failed" for s in summaries) else (130 if display.cancel.is_set() else 0)
+    for line in unsaved:
+        print(f"digit-workbench: {line}", file=sys.stderr)
+    if unsaved or any(s.status == "failed" for s in summaries):
+        return 1
+    return 130 if display.cancel.is_set() else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

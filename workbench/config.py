@@ -278,7 +278,9 @@ def load_preset(path: Path) -> Preset:
     for key in data:
         if key not in PRESET_KEYS:
             raise ConfigError(key, f"unknown key (known: {', '.join(sorted(PRESET_KEYS))})", source)
-    config_values = data.get("config", {})
+    if "config" not in data:  # an empty or mistyped file would otherwise train the defaults unasked
+        raise ConfigError("config", "a preset needs a [config] table of settings", source)
+    config_values = data["config"]
     if not isinstance(config_values, dict):
         raise ConfigError("config", "must be a table of settings", source)
     config = from_dict({k: v for k, v in config_values.items()}, source)

@@ -7,7 +7,10 @@ import threading
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+import time
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 from rich.table import Table
 
 from .config import RunConfig
@@ -17,7 +20,9 @@ from .format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, s
 def results_table(summaries, title: str = "Results") -> Table:
     """Ours beside the paper's, mean ± std over rounds, in accuracy points."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
-                  caption="test accuracy in %, mean ± std over rounds; Δ = ours − paper, points", caption_justify="left")
+                  caption="ours: test accuracy in %, mean ± std over rounds; Δ = ours − paper, points; "
+                          "train time: the run's share of the training (runs stacked together share one clock)",
+                  caption_justify="left")
     table.add_column("run", overflow="fold", min_width=14)
     table.add_column("net", no_wrap=True)
     table.add_column("WS aux", justify="center", no_wrap=True)
@@ -25,7 +30,7 @@ def results_table(summaries, title: str = "Results") -> Table:
     table.add_column("ours", justify="right", no_wrap=True)
     table.add_column("paper", justify="right", no_wrap=True)
     table.add_column("Δ", justify="right", no_wrap=True)
-    table.add_column("wall", justify="right", no_wrap=True)
+    table.add_column("train time", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     for s in summaries:
         c = s.config
@@ -38,33 +43,75 @@ def results_table(summaries, title: str = "Results") -> Table:
     return table
 
 
+class StepRate:
+    """Time left from the measured rate of epochs since the first one ended: start-up (digits, worker processes,
+    the first step's allocations) is not a rate, so it never inflates the estimate."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.first: tuple[float, int] | None = None  # (time, epochs done) at the first report
+        self.latest: tuple[float, int] | None = None
+
+    def update(self, done: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.first is None:
+            self.first = (now, done)
+        self.latest = (now, done)
+
+    def seconds_left(self) -> float | None:
+        if self.first is None or self.latest is None or self.latest[1] <= self.first[1]:
+            return None
+        (t0, d0), (t1, d1) = self.first, self.latest
+        rate = (d1 - d0) / max(t1 - t0, 1e-9)  # epochs per second
+        return max(self.total - d1, 0) / rate
+
+
+class TimeLeftColumn(ProgressColumn):
+    def render(self, task) -> Text:
+        rate: StepRate | None = task.fields.get("rate")
+        left = rate.seconds_left() if rate else None
+        if task.finished:
+            return Text("")
+        if left is None:
+            return Text("left: measuring…", style="progress.remaining")
+        return Text(f"left ~{duration(left)}", style="progress.remaining")
+
+
 class ProgressDisplay:
-    """One bar per run over rounds x epochs. The first Ctrl-C cancels the run (records are kept), a second exits."""
+    """One bar per run over rounds x epochs. The first Ctrl-C or SIGTERM cancels the runs (their records are
+    kept), a second exits at once."""
 
     def __init__(self, console: Console, names: list[str], configs: list[RunConfig]):
         self.cancel = threading.Event()
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[acc]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                                 TimeRemainingColumn(), console=console, transient=False)
-        self.tasks = [self.progress.add_task(name, total=c.rounds * c.epochs, acc="") for name, c in zip(names, configs)]
-        self._previous_handler = None
+                                 TextColumn("{task.fields[acc]}"), TimeElapsedColumn(), TimeLeftColumn(),
+                                 console=console, transient=False)
+        self.rates = [StepRate(c.rounds * c.epochs) for c in configs]
+        self.tasks = [self.progress.add_task(name, total=c.rounds * c.epochs, acc="", rate=rate)
+                      for name, c, rate in zip(names, configs, self.rates)]
+        self._previous_handlers: dict[int, object] = {}
 
     def on_epoch(self, rec) -> None:
-        self.progress.update(self.tasks[rec.run], advance=1, acc=f"test {rec.test_acc * 100:5.1f}%")
+        task = self.tasks[rec.run]
+        self.progress.update(task, advance=1, acc=f"round {rec.round + 1} epoch {rec.epoch}: test {rec.test_acc * 100:5.1f}%")
+        self.rates[rec.run].update(int(self.progress.tasks[task].completed))
 
     def _interrupt(self, signum, frame) -> None:
         if self.cancel.is_set():
             raise KeyboardInterrupt
         self.cancel.set()
-        self.progress.console.print("[yellow]cancelling… (Ctrl-C again to quit at once)[/]")
+        what = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        self.progress.console.print(f"[yellow]{what}: cancelling, the records are kept… ({what} again quits at once)[/]")
 
     def __enter__(self) -> ProgressDisplay:
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous_handlers[signum] = signal.signal(signum, self._interrupt)
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers.clear()

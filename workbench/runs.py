@@ -16,6 +16,7 @@ import re
 import json
 import os
 import secrets
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -176,18 +177,33 @@ def history_csv(history) -> str:
     return buffer.getvalue()
 
 
+class RunNotSaved(Exception):
+    """A run's record could not be written; the message says where and why, the results are still in memory."""
+
+
 def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
              root: Path | None = None) -> RunSummary:
-    """Write a run's config, history and summary; the summary goes last, so a listed run is a whole run."""
-    run_id, path = new_run_dir(root or runs_dir())
-    summary = summarize(result, name, preset, paper, run_id)
-    summary.path, summary.saved_at = path, time.time()
-    atomic_write_text(path / "config.json", json.dumps({"name": name, "preset": preset,
-                                                        **result.config.to_dict()}, indent=2) + "\n")
-    atomic_write_text(path / "history.csv", history_csv(result.history))
-    atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
-    (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
-    return summary
+    """Write a run's config, history and summary; the summary goes last, so a listed run is a whole run. Where a
+    file cannot be written (a full disk, a runs directory that is a file), what was written goes and RunNotSaved
+    says why."""
+    root = root or runs_dir()
+    path = None
+    try:
+        run_id, path = new_run_dir(root)
+        summary = summarize(result, name, preset, paper, run_id)
+        summary.path, summary.saved_at = path, time.time()
+        atomic_write_text(path / "config.json", json.dumps({"name": name, "preset": preset,
+                                                            **result.config.to_dict()}, indent=2) + "\n")
+        atomic_write_text(path / "history.csv", history_csv(result.history))
+        atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+        (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
+        return summary
+    except OSError as exc:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)  # nothing partial stays
+        where = exc.filename or root
+        why = "not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
+        raise RunNotSaved(f"{name}: not saved to {where}: {why}") from None
 
 
 def load_history(path: Path) -> list[dict[str, Any]]:

@@ -58,8 +58,15 @@ def show_study(args: argparse.Namespace, console: Console) -> int:
     storage_url = args.storage or default_storage(study)
     if "://" not in storage_url and not Path(storage_url).exists():
         raise UsageError(f"--show: no sweep storage at {storage_url}")
-    storage = open_storage(storage_url)
-    spec = recorded_spec(storage, study)
+    try:
+        storage = open_storage(storage_url)
+        spec = recorded_spec(storage, study)
+    except ConfigError as exc:
+        raise UsageError(f"--show: {exc.message}") from None
+    except Exception as exc:  # an unknown database kind, one that cannot be reached, a damaged journal
+        flag_name = "--storage" if args.storage else "--show"
+        raise UsageError(f"{flag_name}: cannot read {storage_url}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     console.print(trials_view(spec, all_trials(spec, storage, study), study, 0.0, last=10_000))
     return 0
 

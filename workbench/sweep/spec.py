@@ -12,6 +12,7 @@ from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_di
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "epochs", "pairs")}
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
 STAGE_KEYS = {"name", "grid", "range", "trials"}
+MAX_GRID_POINTS = 100_000  # a stage's grid is enumerated to hand out trials; beyond this, use a range search
 MAX_VALIDATION = 30000  # pairs: MNIST's 60,000 training digits (the digits in use are checked when a trial draws)
 
 
@@ -128,6 +129,10 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
             raise exc.at(key, source) from None
         if len(set(stage.grid[param])) != len(stage.grid[param]):
             raise ConfigError(key, "lists a value twice", source)
+    if grid and stage.size() > MAX_GRID_POINTS:
+        sizes = " x ".join(str(len(v)) for v in stage.grid.values())
+        raise ConfigError(f"{where}.grid", f"{sizes} = {stage.size():,} points, more than the {MAX_GRID_POINTS:,} a "
+                          "grid may hold; split it into stages or search a range", source)
     for param, bounds in ranges.items():
         key = f"{where}.range.{param}"
         check_param(param, key, base, source)

@@ -75,7 +75,7 @@ class SweepRun:
     def measure_final(self, source, runs_root: Path, on_epoch=None, cancel=None) -> list[FinalRun]:
         """Trains the config chosen after each stage on the test pairs and saves each as a run."""
         from ..engine import run_configs
-        from ..runs import save_run
+        from ..runs import RunNotSaved, save_run, summarize
 
         chosen = final_runs(self.spec, self.storage, self.study)
         if not chosen:
@@ -83,5 +83,10 @@ class SweepRun:
         results = run_configs([config for _, config, _ in chosen], source, on_epoch=on_epoch, cancel=cancel)
         finals = []
         for (label, config, val), result in zip(chosen, results):
-            finals.append(FinalRun(label, config, val, result, save_run(result, label, None, self.spec.paper, runs_root)))
+            try:
+                summary = save_run(result, label, None, self.spec.paper, runs_root)
+            except RunNotSaved as exc:  # measured, not on disk: the summary says why
+                summary = summarize(result, label, None, self.spec.paper)
+                summary.reason = "; ".join(r for r in (summary.reason, str(exc)) if r)
+            finals.append(FinalRun(label, config, val, result, summary))
         return finals

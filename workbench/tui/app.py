@@ -178,7 +178,7 @@ class WorkbenchApp(App):
     def train(self, item: QueueItem) -> None:
         """Runs in a thread: trains, writes the record, and reports only through messages."""
         from ..engine import EngineError, failed_result, run_configs
-        from ..runs import save_run
+        from ..runs import RunNotSaved, save_run, summarize
 
         pending: list = []
         last_post = [0.0]
@@ -203,9 +203,14 @@ class WorkbenchApp(App):
                 result = failed_result(item.config, self.source_name, self.engine, reason)
             if pending:
                 self.post_message(RunProgress(item.id, pending[:]))
-            summary = save_run(result, item.name, preset_name, paper, self.runs_root)
+            try:
+                summary = save_run(result, item.name, preset_name, paper, self.runs_root)
+            except RunNotSaved as exc:  # a full disk: the results stay in the app, the user is told why
+                unsaved = summarize(result, item.name, preset_name, paper, f"unsaved-{item.id}")
+                self.post_message(RunFinished(item.id, unsaved, str(exc)))
+                return
             self.post_message(RunFinished(item.id, summary))
-        except Exception as exc:  # the record could not be written (disk full, permissions)
+        except Exception as exc:  # anything else: the run is reported failed, the app goes on
             self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
 
     def on_run_progress(self, message: RunProgress) -> None:
@@ -230,6 +235,9 @@ class WorkbenchApp(App):
                 self.notify(f"{summary.name} cancelled; its partial history is kept", title="Cancelled")
             else:
                 self.notify(f"{summary.name}: {line}", title="Run finished")
+            if message.error:
+                self.notify(f"{message.error}; its results are shown here only", title="Run not saved",
+                            severity="error", timeout=15)
         self.runs.finished()
         if self.quitting:
             self.exit()

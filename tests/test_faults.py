@@ -1,0 +1,383 @@
+"""The fault campaign of issue 11 as a test module: bad input and faults, each a parametrised case, so every change
+runs them all. What is asked of each: one line that names the flag, file or field; no traceback; nothing written
+that is half a record; what was computed kept. Cases of one kind that live beside their feature are listed at the
+end of this file's docstring of each section."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.config import FIELDS
+from workbench.usage import flag
+
+TINY = ["--rounds", "1", "--epochs", "1", "--pairs", "100", "--batch-size", "20", "--hl", "8", "--c-hl", "8",
+        "--data", "embedded"]
+
+
+# ---------------------------------------------------------------------- every flag, 15 bad values each
+# (more cases of bad values: tests/test_config.py, test_cli.py)
+
+def bad_values(key: str) -> list[str]:
+    spec = FIELDS[key]
+    junk = ["abc", "", " ", "x" * 10000, "nan?", "1,5", "None", "[1]"]
+    if spec.kind is int:
+        return junk + ["1.5", "1e3", "0x10", "１２", "1_0", str(int(spec.high) + 1), str(int(spec.low) - 1)]
+    if spec.kind is float:
+        low = spec.low / 10 if spec.low else -0.5
+        return junk + ["nan", "inf", "1e400", "１", "1_0.5", str(spec.high * 2 + 1), str(low)]
+    if spec.kind is str:
+        return junk + ["tpu", "fcn cnn", "ｆｃｎ", "1", "-", "cnn,fcn", "basic net"]
+    return []
+
+
+VALUE_CASES = [(key, value) for key in FIELDS for value in bad_values(key)]
+
+
+def test_the_campaign_has_fifteen_bad_values_for_every_valued_flag():
+    for key, spec in FIELDS.items():
+        if spec.kind is not bool:
+            assert len(set(bad_values(key))) == 15, key
+
+
+def one_line_naming(err: str, fragment: str) -> None:
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert fragment in lines[0], err
+    assert len(lines[0]) < 400, "a long paste is quoted short"
+
+
+@pytest.mark.parametrize("key, value", VALUE_CASES, ids=[f"{k}={v[:12]!r}" for k, v in VALUE_CASES])
+def test_every_flag_refuses_a_bad_value_with_one_line(capsys, tmp_path, key, value):
+    assert main(["run", f"{flag(key)}={value}", "--runs-dir", str(tmp_path)]) == 2
+    one_line_naming(capsys.readouterr().err, flag(key))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("key", [k for k, s in FIELDS.items() if s.kind is bool])
+def test_a_switch_takes_no_value(capsys, tmp_path, key):
+    assert main(["run", f"{flag(key)}=yes", "--runs-dir", str(tmp_path)]) == 2
+    one_line_naming(capsys.readouterr().err, flag(key))
+
+
+OTHER_FLAGS = [
+    (["run", "--engine", "fast"], "--engine"),
+    (["run", "--data", "cloud"], "--data"),
+    (["run", "--preset", ""], "--preset"),
+    (["run", "--preset", "nope"], "--preset"),
+    (["run", "--preset", "/nonexistent/x.toml"], "x.toml"),
+    (["run", "--pairs", "1001", *TINY[:4], "--data", "embedded"], "--pairs"),
+    (["run", "--batch-size", "200", "--pairs", "100"], "batch"),
+    (["sweep", "table3-fcn", "--workers", "1000"], "--workers"),
+    (["sweep", "table3-fcn", "--workers", "0"], "--workers"),
+    (["sweep", "table3-fcn", "--workers", "-1"], "--workers"),
+    (["sweep", "table3-fcn", "--workers", "abc"], "--workers"),
+    (["sweep", "nope"], "nope"),
+    (["sweep", "table3-fcn", "--study", "../../evil"], "--study"),
+    (["sweep", "--show", "x", "--storage", "garbage://"], "--storage"),
+    (["table", "table9"], "table9"),
+    (["export", "--out", "afile/x.csv"], "--out"),  # afile is a file (made by the test)
+    (["frobnicate"], "frobnicate"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", OTHER_FLAGS, ids=[" ".join(a)[:40] for a, _ in OTHER_FLAGS])
+def test_other_flags_refuse_with_one_line(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
+    (tmp_path / "afile").write_text("")
+    assert main(argv) == 2
+    one_line_naming(capsys.readouterr().err, fragment)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.json"))
+    assert not (tmp_path.parent / "evil.journal").exists()
+
+
+# ---------------------------------------------------------------------- broken preset files
+# (more: tests/test_config.py::test_preset_errors_name_the_file_and_the_key)
+
+BROKEN_PRESETS = [
+    ("", "config"),
+    ("[config\n", "file"),
+    ("\x00\x01\x02", "file"),
+    ("[config]\nhl = 12.5\n", "hl"),
+    ("[config]\nhl = true\n", "hl"),
+    ("[config]\nhl = 99999\n", "hl"),
+    ("[config]\nhl = -1\n", "hl"),
+    ("[config]\nalpha = nan\n", "alpha"),
+    ("[config]\nalpha = inf\n", "alpha"),
+    ("[config]\nalpha = '0.5'\n", None),  # text that is a number: accepted like a typed field
+    ("[config]\nsubnet = 'resnet'\n", "subnet"),
+    ("[config]\nsubnet = 3\n", "subnet"),
+    ("[config]\nweight_sharing = 'maybe'\n", "weight_sharing"),
+    ("[config]\nsubnet = 'basic'\naux_loss = true\n", "aux_loss"),
+    ("[config]\ndevice = 'tpu'\n", "device"),
+    ("[config]\nbatch_size = 5000\npairs = 100\n", "batch_size"),
+    ("[config]\nseed = 100000000000000000000000\n", "seed"),
+    ("[config]\nepochs = 1_0000\n", "epochs"),
+    ("[config]\nlr = 0\n", "lr"),
+    ("[config]\ndropout = 1.0\n", "dropout"),
+    ("[config]\nhl = [64]\n", "hl"),
+    ("[config]\nhl = {a = 1}\n", "hl"),
+    ("config = 5\n", "config"),
+    ("config = [1, 2]\n", "config"),
+    ("[config]\n[paper]\nscore = 92.82\n", "paper.score"),
+    ("[config]\n[paper]\nscore = 5.0\n", "paper.score"),
+    ("[config]\n[paper]\nscore = -0.1\n", "paper.score"),
+    ("[config]\n[paper]\nscore = 0.9\nstd = 'x'\n", "paper.std"),
+    ("[config]\n[paper]\nscore = 0.9\nwho = 1\n", "paper.who"),
+    ("paper = 'x'\n[config]\n", "paper"),
+    ("[config]\nk = 7\nsubnet = 'cnn'\n", "k"),
+    ("a = " + "[" * 2000 + "]" * 2000 + "\n", "file"),
+    ("[config]\nc_kl = 9\n", "c_kl"),
+]
+
+
+@pytest.mark.parametrize("body, key", BROKEN_PRESETS, ids=[f"{i}-{k}" for i, (_, k) in enumerate(BROKEN_PRESETS)])
+def test_a_broken_preset_file_is_one_line_naming_the_file_and_key(capsys, tmp_path, body, key):
+    path = tmp_path / "mine.toml"
+    path.write_bytes(body.encode("utf-8"))
+    code = main(["run", "--preset", str(path), *TINY, "--no-save"])
+    err = capsys.readouterr().err
+    if key is None:
+        assert code == 0, err
+        return
+    assert code == 2
+    one_line_naming(err, str(path))
+    assert key in err
+
+
+def test_the_preset_campaign_has_thirty_three_cases():
+    assert len(BROKEN_PRESETS) == 33
+
+
+# ---------------------------------------------------------------------- broken sweep specs
+# (more: tests/test_sweep.py::test_bad_specs_name_the_file_and_the_key, ::test_a_spec_of_the_wrong_shape_...)
+
+GOOD_STAGE = "[[stage]]\nname = 's'\ngrid = { hl = [8, 16] }\n"
+BROKEN_SPECS = [
+    ("", "stage"),
+    ("title = 'x'\n", "stage"),
+    ("base = 5\n" + GOOD_STAGE, "base"),
+    ("base = [1]\n" + GOOD_STAGE, "base"),
+    ("stage = 5\n", "stage"),
+    ("stage = []\n", "stage"),
+    ("[[stage]]\nname = 's'\n", "stage[0]"),
+    ("[[stage]]\ngrid = { hl = [] }\n", "stage[0].grid.hl"),
+    ("[[stage]]\ngrid = { hl = 8 }\n", "stage[0].grid.hl"),
+    ("[[stage]]\ngrid = { hl = [8, 8] }\n", "stage[0].grid.hl"),
+    ("[[stage]]\ngrid = { hl = [0] }\n", "stage[0].grid.hl"),
+    ("[[stage]]\ngrid = { hl = ['big'] }\n", "stage[0].grid.hl"),
+    ("[[stage]]\ngrid = { width = [1] }\n", "stage[0].grid.width"),
+    ("[[stage]]\ngrid = { seed = [1, 2] }\n", "stage[0].grid.seed"),
+    ("[[stage]]\ngrid = { device = ['cpu'] }\n", "stage[0].grid.device"),
+    ("[[stage]]\ngrid = { bc = [4] }\n", "stage[0].grid.bc"),  # the base is an FCN
+    ("[[stage]]\nrange = { alpha = [0.0, 1.0] }\n", "stage[0].trials"),
+    ("[[stage]]\nrange = { alpha = [0.0, 1.0] }\ntrials = 0\n", "stage[0].trials"),
+    ("[[stage]]\nrange = { alpha = [0.0, 1.0] }\ntrials = 100000\n", "stage[0].trials"),
+    ("[[stage]]\nrange = { alpha = [1.0, 0.0] }\ntrials = 3\n", "stage[0].range.alpha"),
+    ("[[stage]]\nrange = { alpha = [0.0, 2.0] }\ntrials = 3\n", "stage[0].range.alpha"),
+    ("[[stage]]\nrange = { alpha = [0.0] }\ntrials = 3\n", "stage[0].range.alpha"),
+    ("[[stage]]\nrange = { hl = [1, 8] }\ntrials = 3\n", "stage[0].range.hl"),
+    ("[[stage]]\nrange = { alpha = [0.0, 1.0] }\ngrid = { hl = [8] }\ntrials = 3\n", "stage[0]"),
+    ("[[stage]]\nname = 's'\ngrid = { hl = [8] }\nextra = 1\n", "stage[0].extra"),
+    ("stage = [5]\n", "stage[0]"),
+    ("validation_pairs = 1000000\n" + GOOD_STAGE, "validation_pairs"),
+    ("validation_pairs = 5\n" + GOOD_STAGE, "validation_pairs"),
+    ("validation_pairs = 'many'\n" + GOOD_STAGE, "validation_pairs"),
+    ("final_rounds = 0\n" + GOOD_STAGE, "final_rounds"),
+    ("final_rounds = 1000\n" + GOOD_STAGE, "final_rounds"),
+    ("final_rounds = true\n" + GOOD_STAGE, "final_rounds"),
+    ("unknown = 1\n" + GOOD_STAGE, "unknown"),
+    (GOOD_STAGE + "[paper]\nscore = 92.82\n", "paper.score"),
+    (GOOD_STAGE + "[paper]\nscore = 'high'\n", "paper.score"),
+    (GOOD_STAGE + "[paper]\nscore = 0.9\nwhat = 1\n", "paper.what"),
+    ("paper = 3\n" + GOOD_STAGE, "paper.score"),
+    ("[base]\nhl = 'big'\n" + GOOD_STAGE, "hl"),
+    ("[base]\nsubnet = 'basic'\naux_loss = true\n" + GOOD_STAGE, "aux_loss"),
+    ("[base]\nsize = 3\n" + GOOD_STAGE, "size"),
+    ("[[stage\n", "file"),
+    ("\xff\xfe garbage", "file"),
+    ("a = " + "[" * 2000 + "]" * 2000 + "\n", "file"),
+    ("[[stage]]\ngrid = { hl = " + str(list(range(1, 60))) + ", c_hl = " + str(list(range(1, 60)))
+     + ", alpha = " + str([i / 100 for i in range(100)]) + " }\n", "stage[0].grid"),
+    ("[[stage]]\ngrid = { kl = [9] }\n", "stage[0].grid.kl"),
+    ("[[stage]]\ngrid = { alpha = [true] }\n", "stage[0].grid.alpha"),
+]
+
+
+@pytest.mark.parametrize("body, key", BROKEN_SPECS, ids=[f"{i}-{k}" for i, (_, k) in enumerate(BROKEN_SPECS)])
+def test_a_broken_sweep_spec_is_one_line_naming_the_file_and_key(capsys, tmp_path, monkeypatch, body, key):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.toml"
+    path.write_bytes(body.encode("utf-8", errors="surrogateescape") if "\xff" not in body else b"\xff\xfe garbage")
+    assert main(["sweep", str(path), "--no-final"]) == 2
+    err = capsys.readouterr().err
+    one_line_naming(err, str(path))
+    assert key in err
+    assert not (tmp_path / "runs").exists()  # no journal left behind
+
+
+def test_the_spec_campaign_has_forty_six_cases():
+    assert len(BROKEN_SPECS) == 46
+
+
+# ---------------------------------------------------------------------- a run that cannot be saved
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "runs/x/config.json")
+
+
+@pytest.mark.parametrize("fault", ["full disk", "runs dir is a file", "read-only runs dir"])
+def test_a_run_that_cannot_be_saved_prints_its_results_and_leaves_nothing(capsys, tmp_path, monkeypatch, fault):
+    runs = tmp_path / "runs"
+    if fault == "full disk":
+        import workbench.fsutil
+
+        monkeypatch.setattr(workbench.fsutil.os, "fsync", enospc)
+    elif fault == "runs dir is a file":
+        runs.write_text("not a directory")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes to read-only directories")
+        runs.mkdir()
+        runs.chmod(0o500)
+    assert main(["run", *TINY, "--runs-dir", str(runs), "--name", "kept"]) == 1
+    captured = capsys.readouterr()
+    assert "kept" in captured.out and "done" in captured.out  # the results table is printed
+    line = [ln for ln in captured.err.splitlines() if "not saved" in ln]
+    assert len(line) == 1 and "Traceback" not in captured.err
+    if fault == "full disk":
+        assert "No space left" in line[0]
+        assert [p for p in runs.iterdir()] == []  # the claimed directory went with its partial files
+    elif fault == "runs dir is a file":
+        assert "not a directory" in line[0] and runs.read_text() == "not a directory"
+
+
+# ---------------------------------------------------------------------- signals on a headless run
+# (kill -9 of a parent with worker processes: tests/test_procs.py; a killed writer's leftovers: test_runs.py)
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_on_run_write_a_cancelled_record(tmp_path, signum):
+    pexpect = pytest.importorskip("pexpect")
+    runs = tmp_path / "runs"
+    child = pexpect.spawn(sys.executable, ["-m", "workbench.cli", "run", "--rounds", "2", "--epochs", "200",
+                                           "--pairs", "200", "--data", "embedded", "--runs-dir", str(runs)],
+                          env={**os.environ, "COLUMNS": "120"}, dimensions=(40, 120), timeout=120)
+    try:
+        child.expect(r"epoch \d+: test")  # training has started: the progress line names a finished epoch
+        child.kill(signum)
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 130, (child.exitstatus, child.signalstatus)
+    (summary,) = runs.glob("*/summary.json")
+    record = json.loads(summary.read_text())
+    assert record["status"] == "cancelled"
+    assert record["rounds"], "the rounds trained so far are kept"
+    assert not list(runs.rglob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------- corrupt run records and data
+# (summary.json of every wrong shape: tests/test_runs.py; corrupt MNIST files and caches: tests/test_data.py)
+
+@pytest.mark.parametrize("body", ["null", "[]", '{"rounds": "3"}', "\x00" * 10, '{"mean": "abc"}'])
+def test_export_skips_a_corrupt_record_naming_it_and_writes_the_rest(capsys, tmp_path, body):
+    runs = tmp_path / "runs"
+    assert main(["run", *TINY, "--runs-dir", str(runs), "--name", "good"]) == 0
+    bad = runs / "20000101-000000-bad000"
+    bad.mkdir()
+    (bad / "summary.json").write_text(body)
+    capsys.readouterr()
+    out = tmp_path / "x.csv"
+    assert main(["export", "--runs-dir", str(runs), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "bad000" in captured.err and "Traceback" not in captured.err
+    assert "wrote 1 runs" in captured.out and "good" in out.read_text()
+
+
+def test_an_export_that_cannot_be_written_leaves_the_old_file_whole(tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    assert main(["run", *TINY, "--runs-dir", str(runs)]) == 0
+    out = tmp_path / "x.csv"
+    out.write_text("the previous export\n")
+    import workbench.fsutil
+
+    monkeypatch.setattr(workbench.fsutil.os, "fsync", enospc)
+    assert main(["export", "--runs-dir", str(runs), "--out", str(out)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert out.read_text() == "the previous export\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".x.csv")]
+
+
+def test_a_huge_run_is_refused_before_it_trains_with_the_figure(capsys, tmp_path):
+    assert main(["run", "--hl", "4096", "--kl", "8", "--c-hl", "4096", "--c-kl", "8", "--rounds", "100",
+                 "--data", "embedded", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    one_line_naming(err, "memory")
+    assert "GB" in err and not list(tmp_path.iterdir())
+
+
+def test_a_diverged_run_is_never_done(capsys, tmp_path):
+    assert main(["run", *TINY, "--lr", "10", "--epochs", "3", "--dropout", "0", "--runs-dir", str(tmp_path)]) in (0, 1)
+    record = json.loads(next(Path(tmp_path).glob("*/summary.json")).read_text())
+    if record["status"] == "done":  # lr 10 did not blow up on these pairs: it must at least be no better than chance
+        pytest.fail(f"lr 10 trained to {record['mean']}")
+    assert record["status"] == "failed" and "diverged" in record["reason"]
+
+
+# ---------------------------------------------------------------------- the app: every form field, a run not saved
+
+FORM_FIELDS = [k for k, s in FIELDS.items() if s.kind in (int, float)]
+
+
+@pytest.mark.parametrize("key", FORM_FIELDS)
+async def test_every_form_field_refuses_every_bad_value_naming_the_field(tmp_path, key):
+    from textual.widgets import Input, Select
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.form import ConfigForm
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "export.csv")
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        form.query_one("#f-subnet", Select).value = "cnn"  # every field in use
+        await pilot.pause()
+        for value in bad_values(key):
+            form.query_one(f"#f-{key}", Input).value = value
+            form.refresh_state()
+            await pilot.pause()
+            assert key in form.read()[1], (key, value)
+            assert form.query_one(f"#f-{key}").has_class("-bad")
+            error = str(form.query_one(f"#e-{key}").render())
+            assert error and len(error) < 300, (key, value, error)
+            app.action_run()
+            await pilot.pause()
+            assert app.runs.idle, (key, value)
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+async def test_a_run_the_app_cannot_save_stays_in_the_table_and_says_why(tmp_path, monkeypatch):
+    import workbench.fsutil
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    from test_tui import TINY as FORM_TINY, set_fields, wait_idle
+
+    monkeypatch.setattr(workbench.fsutil.os, "fsync", enospc)
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "export.csv")
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **FORM_TINY)
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        (summary,) = app.query_one(ResultsTable).summaries.values()
+        assert summary.status == "done" and len(summary.round_acc) == 2
+        assert any("not saved" in n.message and "No space left" in n.message for n in app._notifications)
+    assert not any((tmp_path / "runs").iterdir())
