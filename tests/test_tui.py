@@ -217,6 +217,18 @@ async def test_runs_on_disk_appear_at_start_and_sort(make_app, tmp_path, source)
         accuracies = [s.mean for s in table.shown()]
         assert accuracies == sorted(accuracies, reverse=True)
         assert str(table.columns[table.get_column_key("run")].label) == "run"
+        # filter by text: "/" goes to the filter, every word must match
+        await pilot.press("slash", *"a-r")
+        await pilot.pause()
+        assert [s.name for s in table.shown()] == ["a-run"]
+        await pilot.press("enter")  # back to the table
+        await pilot.press("space")  # marked for the compare screen
+        assert table.marked == [table.shown()[0].id]
+        assert str(table.get_row_at(0)[0]).startswith("● ")
+        app.query_one("#results-filter", Input).value = ""
+        await pilot.pause()
+        assert len(table.shown()) == 2
+        assert table.marked == [s.id for s in table.shown() if s.name == "a-run"]
 
 
 async def test_the_queue_runs_in_order(make_app):
@@ -249,6 +261,28 @@ async def test_cancel_records_a_cancelled_run_and_clear_empties_the_queue(make_a
         (summary,) = app.query_one(ResultsTable).summaries.values()
         assert summary.status == "cancelled"
         assert summary.path is not None and (summary.path / "history.csv").read_text().count("\n") > 1
+
+
+async def test_a_cancelled_run_stays_in_the_live_view_beside_the_next(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, epochs="500", rounds="2")
+        await pilot.press("ctrl+r")
+        set_fields(app, **TINY)
+        await pilot.press("ctrl+r")
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: len(live.curves) > 0)
+        await pilot.press("ctrl+b")
+        await wait_idle(pilot, app)
+        assert [run.status for run in live.runs.values()] == ["cancelled", "done"]
+        assert all(len(run.curves) for run in live.runs.values())  # the cancelled run's curves are still drawn
+        live.update_text(force=True)
+        assert "(cancelled)" in str(app.query_one("#live-title").render())
+        assert len({run.color for run in live.runs.values()}) == 2
+        # a run started after everything ended starts the view afresh
+        await pilot.press("ctrl+r")
+        await wait_idle(pilot, app)
+        assert [run.status for run in live.runs.values()] == ["done"]
 
 
 async def test_a_failing_run_is_a_failed_row_and_the_app_goes_on(make_app, monkeypatch):
@@ -387,9 +421,22 @@ async def test_usable_at_80_by_24(make_app):
     app = make_app(load_digits_at_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app.screen.has_class("-narrow")
-        assert app.query_one("#form").region.width >= 30
-        assert app.query_one("#liveview").region.width >= 40
+        assert app.has_class("-narrow")
+        form = app.query_one("#form")
+        # the form takes the whole width and fits without scrolling: every field on screen
+        assert form.region.width >= 78 and form.max_scroll_y == 0
+        assert form.query_one("#f-seed").region.bottom <= 22 and form.query_one("#f-device").region.height == 1
+        footer = "".join(str(k.render()) for k in app.query("FooterKey"))
+        for key in ("f1", "f2", "f3", "f4"):
+            assert key in footer
+        await pilot.press("f3")
+        await pilot.pause()
+        assert not form.display or form.region.width == 0
+        table = app.query_one("#results-table")
+        assert table.region.width >= 78
+        await pilot.press("f1")
+        await pilot.pause()
+        assert app.query_one("#form").region.width >= 78
 
 
 def test_the_first_screen_needs_no_torch():

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
 from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
 from ..format import config_name, mean_std_label, run_name
@@ -34,18 +34,21 @@ class WorkbenchApp(App):
     CSS_PATH = str(Path(__file__).with_name("workbench.tcss"))
     TITLE = "digit-workbench"
     SUB_TITLE = "digits: loading…"
+    # The views first: on a narrow terminal the footer keeps what comes first.
     BINDINGS = [
+        Binding("f1", "show_form", "Form", tooltip="The configuration form (a view of its own below 100 columns)"),
+        Binding("f2", "show_tab('live')", "Live"),
+        Binding("f3", "show_tab('results')", "Results"),
+        Binding("f4", "sweeps", "Sweeps"),
         Binding("ctrl+r", "run", "Run", priority=True, tooltip="Queue the form's configuration"),
         Binding("ctrl+t", "run_table2", "Table II", priority=True, tooltip="Queue the eight rows of Table II"),
         # not a priority binding: on the sweep screen ctrl+b is that screen's, and cancels the sweep
         Binding("ctrl+b", "cancel", "Cancel", tooltip="Stop the current run (it is kept)"),
-        Binding("ctrl+l", "clear_queue", "Clear queue", priority=True),
         Binding("ctrl+o", "export", "Export", priority=True, tooltip="Write the results table to CSV"),
-        Binding("f2", "show_tab('live')", "Live"),
-        Binding("f3", "show_tab('results')", "Results"),
-        Binding("f4", "sweeps", "Sweeps"),
-        Binding("escape", "close_help", "Close keys", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+l", "clear_queue", "Clear queue", priority=True, show=False),
+        Binding("slash", "filter", "Filter runs", show=False),
+        Binding("escape", "close_help", "Close keys", show=False),
     ]
 
     def __init__(self, runs_root: Path | None = None, export_path: Path | None = None, engine: str = "batched",
@@ -83,15 +86,21 @@ class WorkbenchApp(App):
                 with TabPane("Live", id="live"):
                     yield LiveView(clock=self.clock, id="liveview")
                 with TabPane("Results", id="results"):
+                    yield Input(placeholder="filter: words of a run's name, id, status or settings (/)",
+                                id="results-filter", compact=True)
                     yield ResultsTable(id="results-table")
         yield Static("", id="queue")
-        yield Footer()
+        yield Footer(compact=True)
+
+    # Below NARROW columns the form and the views (live, results) take the whole width in turn (f1 / f2 f3).
+    NARROW = 100
 
     def on_resize(self, event) -> None:
-        self.screen.set_class(event.size.width < 100, "-narrow")
+        self.set_class(event.size.width < self.NARROW, "-narrow")
 
     def on_mount(self) -> None:
-        self.screen.set_class(self.size.width < 100, "-narrow")
+        self.set_class(self.size.width < self.NARROW, "-narrow")
+        self.set_class(True, "-form-view")
         self.query_one("#preset").focus()  # the keyboard starts at the first choice a user makes
         if self.preset_problem:
             self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
@@ -167,7 +176,7 @@ class WorkbenchApp(App):
     def start_next(self) -> None:
         if self.quitting or (item := self.runs.start_next()) is None:
             return
-        self.query_one(LiveView).start(item.name, item.config.rounds * item.config.epochs)
+        self.query_one(LiveView).start(item.name, item.config.rounds * item.config.epochs, item.id)
         self.train(item)
         self.update_queue_bar()
 
@@ -214,21 +223,20 @@ class WorkbenchApp(App):
             self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
 
     def on_run_progress(self, message: RunProgress) -> None:
-        if self.runs.is_current(message.item_id):
-            self.query_one(LiveView).add(message.records)
+        self.query_one(LiveView).add(message.records, message.item_id)
 
     def on_run_finished(self, message: RunFinished) -> None:
         live = self.query_one(LiveView)
         summary: RunSummary | None = message.summary
         if summary is None:
-            live.finish("failed", message.error)
+            live.finish("failed", message.error, message.item_id)
             self.notify(message.error, title="Run failed", severity="error", timeout=10)
         else:
             self.query_one(ResultsTable).put(summary)
             line = f"test {mean_std_label(summary.mean, summary.std)} %"
             if summary.paper:
                 line += f" · paper {summary.paper.label()} %"
-            live.finish(summary.status, line + (f" · {summary.reason}" if summary.reason else ""))
+            live.finish(summary.status, line + (f" · {summary.reason}" if summary.reason else ""), message.item_id)
             if summary.status == "failed":
                 self.notify(f"{summary.name}: {summary.reason}", title="Run failed", severity="error", timeout=10)
             elif summary.status == "cancelled":
@@ -242,6 +250,8 @@ class WorkbenchApp(App):
         if self.quitting:
             self.exit()
             return
+        if self.runs.waiting:
+            live.keep_ended()  # the queue goes on: what just ended stays in view beside what starts
         self.start_next()
         self.update_queue_bar()
 
@@ -263,6 +273,8 @@ class WorkbenchApp(App):
             name = config_name(config.subnet, config.weight_sharing, config.aux_loss)
         self.enqueue(name, config, preset)
         self.notify(f"queued {name}")
+        if self.has_class("-narrow"):
+            self.action_show_tab("live")
 
     def action_run_table2(self) -> None:
         missing = [name for name in TABLE_II if name not in self.presets]
@@ -300,8 +312,25 @@ class WorkbenchApp(App):
             self.action_hide_help_panel()
 
     def action_show_tab(self, tab: str) -> None:
+        self.set_class(False, "-form-view")
         self.query_one(TabbedContent).active = tab
         if tab == "results":
+            self.query_one(ResultsTable).focus()
+
+    def action_show_form(self) -> None:
+        self.set_class(True, "-form-view")
+        self.query_one("#preset").focus()
+
+    def action_filter(self) -> None:
+        self.action_show_tab("results")
+        self.query_one("#results-filter", Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "results-filter":
+            self.query_one(ResultsTable).set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "results-filter":
             self.query_one(ResultsTable).focus()
 
     def action_sweeps(self) -> None:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, coerce, from_dict
 from ..format import setting
 
-TEXT_FIELDS = ["alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl", "dropout", "lr", "lr_decay", "epochs", "batch_size",
-               "rounds", "pairs", "seed"]
 SWITCH_FIELDS = ["weight_sharing", "aux_loss"]
-SECTIONS = {"alpha": "Siamese net", "hl": "Subnet", "c_hl": "After the combination", "dropout": "Training"}
+# The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
+SECTIONS = {"Siamese net": ["alpha"], "Subnet": ["hl", "kl", "bc", "k"], "After the combination": ["c_hl", "c_kl"],
+            "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]}
+TEXT_FIELDS = [key for keys in SECTIONS.values() for key in keys]
 
 
 def field_text(key: str, value: Any) -> str:
@@ -43,29 +44,32 @@ class ConfigForm(VerticalScroll):
         yield Label("Preset", classes="section")
         yield Select(options, prompt="choose a preset…", id="preset", allow_blank=True, compact=True)
         yield Static("custom configuration", id="preset-status")
-        yield Label("Network", classes="section")
-        with Horizontal(classes="field"):
-            yield Label(FIELDS["subnet"].label, classes="field-label")
-            yield Select([(SUBNET_LABELS[s], s) for s in SUBNETS], value=DEFAULTS.subnet,
-                         allow_blank=False, id="f-subnet", compact=True)
-        for key in SWITCH_FIELDS:
-            with Horizontal(classes="field", id=f"row-{key}"):
-                yield Label(FIELDS[key].label, classes="field-label")
-                yield Switch(id=f"f-{key}", tooltip=FIELDS[key].help)
-                yield Label("", id=f"s-{key}", classes="switch-state")
-        for key in TEXT_FIELDS:
-            if key in SECTIONS:
-                yield Label(SECTIONS[key], classes="section")
-            spec = FIELDS[key]
-            with Horizontal(classes="field", id=f"row-{key}"):
-                yield Label(spec.label, classes="field-label")
-                yield Input(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
-            yield Static("", id=f"e-{key}", classes="field-error")
-        with Horizontal(classes="field"):
-            yield Label(FIELDS["device"].label, classes="field-label")
-            yield Select([(d, d) for d in DEVICES], value=DEFAULTS.device, allow_blank=False,
-                         id="f-device", compact=True)
-        yield Static("", id="e-device", classes="field-error")
+        with Vertical(classes="form-section"):
+            yield Label("Network", classes="section")
+            with Horizontal(classes="field"):
+                yield Label(FIELDS["subnet"].label, classes="field-label")
+                yield Select([(SUBNET_LABELS[s], s) for s in SUBNETS], value=DEFAULTS.subnet,
+                             allow_blank=False, id="f-subnet", compact=True)
+            for key in SWITCH_FIELDS:
+                with Horizontal(classes="field", id=f"row-{key}"):
+                    yield Label(FIELDS[key].label, classes="field-label")
+                    yield Switch(id=f"f-{key}", tooltip=FIELDS[key].help)
+                    yield Label("", id=f"s-{key}", classes="switch-state")
+        for title, keys in SECTIONS.items():
+            with Vertical(classes="form-section"):
+                yield Label(title, classes="section")
+                for key in keys:
+                    spec = FIELDS[key]
+                    with Horizontal(classes="field", id=f"row-{key}"):
+                        yield Label(spec.label, classes="field-label")
+                        yield Input(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
+                    yield Static("", id=f"e-{key}", classes="field-error")
+                if title == "Training":
+                    with Horizontal(classes="field"):
+                        yield Label(FIELDS["device"].label, classes="field-label")
+                        yield Select([(d, d) for d in DEVICES], value=DEFAULTS.device, allow_blank=False,
+                                     id="f-device", compact=True)
+                    yield Static("", id="e-device", classes="field-error")
 
     def on_mount(self) -> None:
         self.set_config(RunConfig())

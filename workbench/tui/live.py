@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
 from textual.clock import Clock
@@ -12,7 +13,9 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar
 from textual_plotext import PlotextPlot
 
-FAINT = (110, 110, 130)  # every round's own curve; legible on light and dark backgrounds
+from ..format import duration
+from ..report import StepRate
+
 TRAIN_COLOR = (230, 140, 20)
 TEST_COLOR = (40, 170, 90)
 MEAN_COLOR = (30, 150, 220)
@@ -32,6 +35,13 @@ class StatusLine(Widget):
         return self.text
 
 
+class Legend(StatusLine):
+    """The runs in view, one colour each: as many lines as their names need."""
+
+    DEFAULT_CSS = "Legend { height: auto; max-height: 3; }"
+    text = reactive("", layout=True)
+
+
 class Curves:
     """Per-round series by epoch, and their means: what the plots draw."""
 
@@ -49,44 +59,89 @@ class Curves:
 
     @staticmethod
     def mean(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float]]:
-        epochs = sorted({e for by_epoch in series.values() for e in by_epoch})
-        means = [statistics.fmean(s[e] for s in series.values() if e in s) for e in epochs]
+        epochs, means, _ = Curves.mean_std(series)
         return epochs, means
+
+    @staticmethod
+    def mean_std(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
+        """Per epoch, the mean over the rounds that reached it and their spread (population std; 0 for one)."""
+        epochs = sorted({e for by_epoch in series.values() for e in by_epoch})
+        means, stds = [], []
+        for e in epochs:
+            values = [s[e] for s in series.values() if e in s and s[e] is not None]
+            means.append(statistics.fmean(values) if values else float("nan"))
+            stds.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+        return epochs, means, stds
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.loss.values())
 
 
+# One colour per config in the live view, distinct on dark and light backgrounds.
+RUN_COLORS = [(30, 150, 220), (230, 140, 20), (40, 170, 90), (210, 60, 60), (160, 100, 220), (150, 120, 60),
+              (220, 100, 180), (90, 180, 190)]
+
+
+def band_color(color: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The colour of a run's ± std band: the run's colour, halfway to grey."""
+    return tuple((c + 128) // 2 for c in color)
+
+
+def plot_band(plt, epochs: list[int], means: list[float], stds: list[float], color, label: str, scale: float = 1.0):
+    """A mean line and its ± std band (two dotted lines): the spread over rounds, not only its centre."""
+    if any(s > 0 for s in stds):
+        faint = band_color(color)
+        plt.plot(epochs, [(m + s) * scale for m, s in zip(means, stds)], color=faint, marker="dot")
+        plt.plot(epochs, [(m - s) * scale for m, s in zip(means, stds)], color=faint, marker="dot")
+    plt.plot(epochs, [m * scale for m in means], color=color, marker="braille", label=label)
+
+
 def draw_curves(loss_plot: PlotextPlot, acc_plot: PlotextPlot, curves: Curves, title: str = "") -> None:
+    """One run: its train loss and its train and test accuracy, each mean over rounds with a ± std band."""
+    draw_runs(loss_plot, acc_plot, [(title, curves, MEAN_COLOR)], with_train=True)
+
+
+BANDS_UP_TO = 3  # runs; beyond, the bands hide each other and only the means are drawn
+
+
+def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[str, Curves, tuple]],
+              with_train: bool = False) -> None:
+    """Several runs overlaid, one colour each: mean over rounds as a line, ± std over rounds as a dotted band."""
+    spread = len(runs) <= BANDS_UP_TO
+    what = "mean ± std over rounds" if spread else "mean over rounds"
     plt = loss_plot.plt
     plt.clear_data()
     plt.clear_figure()
-    plt.title(f"train loss{(' · ' + title) if title else ''}")
+    plt.title(f"train loss: {what}")
     plt.xlabel("epoch")
-    for series in curves.loss.values():
-        epochs = sorted(series)
+    last = 0
+    for label, curves, color in runs:
+        epochs, means, stds = Curves.mean_std(curves.loss)
         if epochs:
-            plt.plot(epochs, [series[e] for e in epochs], color=FAINT, marker="dot")
-    epochs, means = Curves.mean(curves.loss)
-    if epochs:
-        plt.plot(epochs, means, color=MEAN_COLOR, marker="braille", label="mean")
-        plt.xticks(epoch_ticks(epochs))
+            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, label or "mean")
+            last = max(last, epochs[-1])
+    if last:
+        plt.xticks(epoch_ticks(list(range(1, last + 1))))
     loss_plot.refresh()
 
     plt = acc_plot.plt
     plt.clear_data()
     plt.clear_figure()
-    plt.title("accuracy % (mean over rounds)")
+    plt.title(f"test accuracy %: {what}" if not with_train else f"accuracy %: {what}")
     plt.xlabel("epoch")
-    for series in curves.test_acc.values():
-        epochs = sorted(series)
+    last = 0
+    for label, curves, color in runs:
+        if with_train:
+            epochs, means, stds = Curves.mean_std(curves.train_acc)
+            if epochs:
+                plot_band(plt, epochs, means, stds, TRAIN_COLOR, "train", 100)
+            color, label = TEST_COLOR, "test"
+        epochs, means, stds = Curves.mean_std(curves.test_acc)
         if epochs:
-            plt.plot(epochs, [series[e] * 100 for e in epochs], color=FAINT, marker="dot")
-    for series, color, label in ((curves.train_acc, TRAIN_COLOR, "train"), (curves.test_acc, TEST_COLOR, "test")):
-        epochs, means = Curves.mean(series)
-        if epochs:
-            plt.plot(epochs, [m * 100 for m in means], color=color, marker="braille", label=label)
-            plt.xticks(epoch_ticks(epochs))
+            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, label, 100)
+            last = max(last, epochs[-1])
+    if last:
+        plt.xticks(epoch_ticks(list(range(1, last + 1))))
     acc_plot.refresh()
 
 
@@ -97,24 +152,44 @@ def epoch_ticks(epochs: list[int]) -> list[int]:
     return list(range(1, last + 1, step))
 
 
+@dataclass
+class LiveRun:
+    title: str
+    total: int  # epochs over all rounds
+    color: tuple[int, int, int]
+    curves: Curves = field(default_factory=Curves)
+    status: str = "starting"  # starting, training, done, cancelled, failed
+    line: str = ""
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("done", "cancelled", "failed")
+
+
 class LiveView(Vertical):
-    """Shows the run in progress; redraws at most a few times a second, whatever the record rate."""
+    """The runs in training, and those that ended since the view was last idle, overlaid in one colour each;
+    redraws at most a few times a second, whatever the record rate. A cancelled or finished run stays in view
+    while the queue goes on, and the view starts afresh when a run starts after everything had ended."""
 
     def __init__(self, clock: Clock | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.clock = clock or Clock()
-        self.curves = Curves()
+        self.runs: dict[int, LiveRun] = {}
         self.plots_dirty = False
         self.text_dirty = False
-        self.title = ""
         self.headline = "idle: press ctrl+r to run the form's configuration"
         self.status = ""
-        self.total = 0
-        self.started = 0.0
+        self.rate = StepRate(0)
+        self.continuing = False  # the queue goes on after a run ended: keep the ended runs in view
+
+    @property
+    def curves(self) -> Curves:
+        """The curves of the run that started last."""
+        return next(reversed(self.runs.values())).curves if self.runs else Curves()
 
     def compose(self) -> ComposeResult:
-        yield StatusLine(id="live-title")
-        yield ProgressBar(id="live-progress", show_eta=True, clock=self.clock)
+        yield Legend(id="live-title")
+        yield ProgressBar(id="live-progress", show_eta=False, clock=self.clock)
         yield StatusLine(id="live-status")
         with Horizontal(id="live-plots"):
             yield PlotextPlot(id="loss-plot")
@@ -127,47 +202,87 @@ class LiveView(Vertical):
         self.update_text(force=True)
         self.redraw(force=True)
 
-    def start(self, title: str, total: int) -> None:
-        self.curves = Curves()
-        self.title = title
-        self.total = total
-        self.started = self.clock.time
-        self.headline = f"[b]{title}[/b]"
-        self.status = "starting…"
+    def start(self, title: str, total: int, run_id: int | None = None) -> None:
+        """A run begins. If every run in view had ended, the view starts afresh."""
+        if all(run.ended for run in self.runs.values()) and not self.continuing:
+            self.runs.clear()
+        self.continuing = False
+        run_id = run_id if run_id is not None else max(self.runs, default=0) + 1
+        color = RUN_COLORS[len(self.runs) % len(RUN_COLORS)]
+        self.runs[run_id] = LiveRun(title, total, color)
+        self.rate = StepRate(sum(r.total for r in self.runs.values() if not r.ended))
         bar = self.query_one("#live-progress", ProgressBar)
         bar.display = True
-        bar.update(total=total, progress=0)
+        bar.update(total=self.rate.total, progress=sum(len(r.curves) for r in self.training()))
+        self.status = "starting…"
         self.text_dirty = self.plots_dirty = True
         self.update_text()
 
-    def add(self, records: list) -> None:
-        """Take records; drawing waits for the next tick."""
+    def keep_ended(self) -> None:
+        self.continuing = True
+
+    def training(self) -> list[LiveRun]:
+        return [r for r in self.runs.values() if not r.ended]
+
+    def add(self, records: list, run_id: int | None = None) -> None:
+        """Take records of a run; drawing waits for the next tick."""
+        if not self.runs:
+            return
+        run = self.runs[run_id] if run_id in self.runs else next(reversed(self.runs.values()))
         for rec in records:
-            self.curves.add(rec)
+            run.curves.add(rec)
         if records:
+            run.status = "training"
+            done = sum(len(r.curves) for r in self.training())
+            self.rate.update(done, self.clock.time)
             last = records[-1]
-            epochs, test = Curves.mean(self.curves.test_acc)
-            self.status = (f"epoch {epochs[-1]} · test {test[-1] * 100:.1f}% (mean of {len(self.curves.test_acc)} "
-                           f"rounds) · lr {last.lr:.2e} · {self.clock.time - self.started:.0f}s")
+            epochs, test = Curves.mean(run.curves.test_acc)
+            self.status = (f"{self.time_left()} · {run.title}: epoch {epochs[-1]}, test {test[-1] * 100:.1f}% "
+                           f"(mean of {len(run.curves.test_acc)} rounds) · lr {last.lr:.2e}")
         self.text_dirty = self.plots_dirty = True
 
-    def finish(self, status: str, line: str) -> None:
-        self.headline = f"[b]{self.title}[/b]: {status}"
-        self.status = line
+    def time_left(self) -> str:
+        left = self.rate.seconds_left()
+        return "time left: measuring…" if left is None else f"time left ~{duration(left)}"
+
+    def finish(self, status: str, line: str, run_id: int | None = None) -> None:
+        if not self.runs:
+            return
+        run = self.runs[run_id] if run_id in self.runs else next(reversed(self.runs.values()))
+        run.status, run.line = status, line
+        self.status = f"{run.title}: {status}" + (f" · {line}" if line else "")
+        if not self.training():
+            self.query_one("#live-progress", ProgressBar).update(total=1, progress=1)
         self.text_dirty = self.plots_dirty = True
         self.update_text()
         self.redraw()
 
+    def headline_text(self) -> str:
+        if not self.runs:
+            return self.headline
+        parts = []
+        for run in self.runs.values():
+            r, g, b = run.color if len(self.runs) > 1 else MEAN_COLOR
+            state = {"starting": "…", "training": "…", "done": " ✓", "cancelled": " (cancelled)",
+                     "failed": " (failed)"}[run.status]
+            parts.append(f"[rgb({r},{g},{b})]━━[/] [b]{run.title}[/b]{state}")
+        return "  ".join(parts)
+
     def update_text(self, force: bool = False) -> None:
         if self.text_dirty or force:
             self.text_dirty = False
-            self.query_one("#live-title", StatusLine).text = self.headline
+            self.query_one("#live-title", Legend).text = self.headline_text()
             self.query_one("#live-status", StatusLine).text = self.status
-            if self.total:
-                self.query_one("#live-progress", ProgressBar).update(progress=len(self.curves))
+            training = self.training()
+            if training:
+                self.query_one("#live-progress", ProgressBar).update(
+                    progress=sum(len(r.curves) for r in training))
 
     def redraw(self, force: bool = False) -> None:
         if self.plots_dirty or force:
             self.plots_dirty = False
-            draw_curves(self.query_one("#loss-plot", PlotextPlot), self.query_one("#acc-plot", PlotextPlot),
-                        self.curves)
+            loss, acc = self.query_one("#loss-plot", PlotextPlot), self.query_one("#acc-plot", PlotextPlot)
+            if len(self.runs) <= 1:
+                draw_runs(loss, acc, [(r.title, r.curves, MEAN_COLOR) for r in self.runs.values()], with_train=True)
+            else:
+                draw_runs(loss, acc, [(r.title, r.curves, r.color) for r in self.runs.values()])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -10,9 +12,10 @@ from ..config import FIELDS
 from ..format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, setting, signed_points
 from ..runs import RunSummary
 
-COLUMNS = [("run", "run"), ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("acc", "test acc %"),
-           ("paper", "paper %"), ("diff", "Δ"), ("wall", "wall"), ("status", "status"), ("other", "other settings"),
-           ("device", "device")]
+# What a reader needs first comes first (the run column stays put when the table scrolls right).
+COLUMNS = [("run", "run"), ("status", "status"), ("acc", "test acc %"), ("paper", "paper %"), ("diff", "Δ"),
+           ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("wall", "train time"),
+           ("started", "started"), ("id", "id"), ("other", "other settings"), ("device", "device")]
 SHOWN_ELSEWHERE = {"subnet", "weight_sharing", "aux_loss", "alpha", "device"}
 
 
@@ -26,68 +29,123 @@ def cells(summary: RunSummary) -> list:
     style = STATUS_STYLE.get(summary.status, "")
     diff = summary.difference
     return [
-        summary.name, c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
-        f"{c.alpha:g}" if c.aux_loss else "—",
+        summary.name, Text(summary.status, style=style),
         Text(mean_std_label(summary.mean, summary.std), justify="right"),
         Text(paper_label(summary), justify="right"),
         Text(signed_points(diff), style="" if diff is None else ("green" if diff >= -0.03 else "red"), justify="right"),
+        c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
+        f"{c.alpha:g}" if c.aux_loss else "—",
         Text(duration(summary.wall_time) if summary.wall_time else "—", justify="right"),
-        Text(summary.status, style=style), other_settings(summary), summary.device.split(" (")[0],
+        started(summary.started_at), summary.id, other_settings(summary), summary.device.split(" (")[0],
     ]
+
+
+def started(timestamp: float) -> str:
+    """Local start time: the time alone today, the date too before."""
+    if not timestamp:
+        return "—"
+    now = time.localtime()
+    then = time.localtime(timestamp)
+    same_day = then[:3] == now[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M", then)
+
+
+def matches(summary: RunSummary, text: str) -> bool:
+    """Whether a run matches a filter: every word somewhere in its name, id, status, net or settings."""
+    c = summary.config
+    haystack = " ".join([summary.name, summary.id, summary.status, summary.preset or "", c.subnet,
+                         "ws" if c.weight_sharing else "", "aux" if c.aux_loss else "", other_settings(summary),
+                         summary.device]).lower()
+    return all(word in haystack for word in text.lower().split())
 
 
 def sort_value(summary: RunSummary, column: str):
     """A sortable value per column: numbers for numbers, missing values last."""
     c = summary.config
     numeric = {"acc": summary.mean, "paper": summary.paper.score if summary.paper else None,
-               "diff": summary.difference, "wall": summary.wall_time, "alpha": c.alpha if c.aux_loss else None}
+               "diff": summary.difference, "wall": summary.wall_time, "alpha": c.alpha if c.aux_loss else None,
+               "started": summary.started_at or None}
     if column in numeric:
         value = numeric[column]
         return (value is None, value if value is not None else 0.0)
     text = {"run": summary.name, "net": c.subnet, "ws": str(c.weight_sharing), "aux": str(c.aux_loss),
-            "other": other_settings(summary), "device": summary.device, "status": summary.status}[column]
+            "other": other_settings(summary), "device": summary.device, "status": summary.status,
+            "id": summary.id}[column]
     return (False, text.lower())
 
 
 class ResultsTable(DataTable):
     """Rows keyed by run id; a click on a header sorts by it (again: reversed); so do `s` (the next column) and
-    `r` (reversed) from the keyboard. The sorted column's header carries ▲ or ▼."""
+    `r` (reversed) from the keyboard. The sorted column's header carries ▲ or ▼. `space` marks a run for the
+    compare screen; a filter shows only the runs whose text holds every word of it."""
 
-    BINDINGS = [Binding("s", "sort_next", "Sort by next column"), Binding("r", "sort_reverse", "Reverse sort")]
+    BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
+                Binding("space", "toggle_mark", "Mark", show=False)]
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
         self.summaries: dict[str, RunSummary] = {}
         self.sort_column: str | None = None
         self.sort_reverse = False
+        self.filter_text = ""
+        self.marked: list[str] = []  # in the order marked: the compare screen keeps it
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
+    def row_cells(self, summary: RunSummary) -> list:
+        row = cells(summary)
+        if summary.id in self.marked:
+            row[0] = Text("● " + summary.name, style="bold")
+        return row
+
     def put(self, summary: RunSummary) -> None:
         """Add a run, or update its row in place."""
         self.summaries[summary.id] = summary
-        row = cells(summary)
         if summary.id in self.rows:
             with self.app.batch_update():
-                for (key, _), value in zip(COLUMNS, row):
+                for (key, _), value in zip(COLUMNS, self.row_cells(summary)):
                     self.update_cell(summary.id, key, value)
-        else:
-            self.add_row(*row, key=summary.id)
+        elif matches(summary, self.filter_text):
             if self.sort_column:
                 self.apply_sort()
+            else:
+                self.add_row(*self.row_cells(summary), key=summary.id)
+
+    def set_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self.apply_sort()
 
     def apply_sort(self) -> None:
-        column = self.sort_column or "run"
-        ordered = sorted(self.summaries.values(), key=lambda s: sort_value(s, column), reverse=self.sort_reverse)
-        selected = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value if self.row_count else None
+        """Rebuild the rows: the runs the filter shows, in the sorted order, the cursor kept on its run."""
+        runs = [s for s in self.summaries.values() if matches(s, self.filter_text)]
+        if self.sort_column:
+            runs.sort(key=lambda s: sort_value(s, self.sort_column), reverse=self.sort_reverse)
+        selected = self.current_id()
         with self.app.batch_update():
             self.clear()
-            for s in ordered:
-                self.add_row(*cells(s), key=s.id)
+            for s in runs:
+                self.add_row(*self.row_cells(s), key=s.id)
             if selected in self.rows:
                 self.move_cursor(row=self.get_row_index(selected))
+
+    def current_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def action_toggle_mark(self) -> None:
+        run_id = self.current_id()
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        else:
+            self.marked.append(run_id)
+        self.update_cell(run_id, "run", self.row_cells(self.summaries[run_id])[0])
+        if self.cursor_row < self.row_count - 1:
+            self.move_cursor(row=self.cursor_row + 1)
 
     def sort_by(self, column: str) -> None:
         """Sort by a column; the same column again reverses. Accuracies start best first."""
