@@ -4,6 +4,7 @@ A Pilot has no terminal: in a real one the app's standard streams are not file d
 processes are real, and keys arrive as escape sequences. These tests see what a user sees."""
 
 import csv
+import json
 import os
 import shutil
 import sys
@@ -15,8 +16,14 @@ import pyte
 import pytest
 from proctools import alive, children_of
 
-KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f2": "\x1bOQ", "f3": "\x1bOR",
-        "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+b": "\x02", "ctrl+o": "\x0f", "ctrl+q": "\x11", "ctrl+p": "\x10"}
+KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f1": "\x1bOP", "f2": "\x1bOQ",
+        "f3": "\x1bOR", "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+t": "\x14", "ctrl+l": "\x0c", "ctrl+b": "\x02",
+        "ctrl+o": "\x0f", "ctrl+q": "\x11", "ctrl+p": "\x10"}
+
+
+def test_every_key_the_tests_press_is_a_key():
+    for key in ("f1", "ctrl+t", "ctrl+l"):
+        assert key in KEYS
 
 
 def installed_command() -> str:
@@ -120,6 +127,20 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     term.press("escape", pause=0.4)
     term.wait_for("Queue the form", timeout=10, gone=True)  # escape closed the key panel
 
+    # Table II's queue: its runs overlay in the live view; the first done stays in view as the next trains
+    term.press("ctrl+t")
+    term.wait_for("queued (7)")
+    term.press("f2")
+    term.wait_for("table2-fcn-plain ✓", timeout=180)
+    term.press("ctrl+l")
+    term.wait_for("cleared")
+    term.press("ctrl+b")
+    term.wait_for("(cancelled)", timeout=60)
+    assert "table2-fcn-plain ✓" in term.text
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/summary.json")]
+    assert sorted((r["name"], r["status"]) for r in records if r["name"] != "table2-fcn-ws") == [
+        ("table2-fcn-aux", "cancelled"), ("table2-fcn-plain", "done")]
+
     # a sweep with two worker processes starts from inside the app (it failed in a real terminal) and cancels
     term.press("f4")
     term.wait_for("choose a sweep spec")
@@ -154,11 +175,20 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
 
 def test_a_run_at_80_by_24(terminal, tmp_path):
     term = terminal(80, 24)
+    term.wait_for("Seed")  # the whole form on the first screen, no scrolling
+    for key in ("f1 Form", "f2 Live", "f3 Results", "f4 Sweeps"):
+        assert key in term.text, key
     load_preset(term, 9, "table2-fcn-ws")
     term.press("ctrl+r")
     term.wait_for("table2-fcn-ws: done", timeout=120)
     summaries = list((tmp_path / "runs").glob("*/summary.json"))
     assert len(summaries) == 1
+    term.press("f3")
+    term.wait_for("test acc %")
+    row = next(line for line in term.text.splitlines() if line.startswith(" table2-fcn-ws"))
+    assert "done" in row and "±" in row  # status and the whole score within 80 columns
+    term.press("f1")
+    term.wait_for("Seed")
     term.press("ctrl+q")
     term.child.expect(pexpect.EOF, timeout=10)
     term.child.close()

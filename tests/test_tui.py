@@ -450,3 +450,13 @@ def test_the_first_screen_needs_no_torch():
             "asyncio.run(main())\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+async def test_f2_and_f3_switch_views_whatever_has_the_focus(make_app):
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tabs = app.query_one("#tabs")
+        for key, tab in (("f3", "results"), ("f2", "live"), ("f3", "results"), ("slash", "results"), ("f2", "live")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert tabs.active == tab, key

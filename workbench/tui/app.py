@@ -313,7 +313,10 @@ class WorkbenchApp(App):
 
     def action_show_tab(self, tab: str) -> None:
         self.set_class(False, "-form-view")
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        if self.focused is not None and tabs in self.focused.ancestors and tab != tabs.active:
+            self.set_focus(None)  # focus left inside the hidden pane would bring that pane back
+        tabs.active = tab
         if tab == "results":
             self.query_one(ResultsTable).focus()
 
