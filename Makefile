@@ -21,6 +21,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/batched_vs_loop.py
 	$(BIN)/python benchmarks/table2.py
+	$(BIN)/python benchmarks/latency.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -214,6 +214,12 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         screen.query_one("#sweep-spec", Select).value = str(tiny_spec.path)
         await pilot.pause()
         assert screen.query_one("#sweep-stages", DataTable).row_count == 2
+        grid = str(screen.query_one("#sweep-title").render())
+        for stage in tiny_spec.stages:  # the spec's grid is shown before anything starts
+            assert f"{stage.name}: " in grid and f"{stage.size()} trials" in grid
+        await pilot.press("escape", "f4")  # away and back: the same screen, the spec still chosen
+        await pilot.pause()
+        assert app.screen is screen and screen.spec is not None
         await pilot.click("#sweep-start")
         deadline = clock.monotonic() + 240
         while clock.monotonic() < deadline:

@@ -340,8 +340,11 @@ class WorkbenchApp(App):
         from ..sweep import sweeps_dir
         from .sweeps import SweepScreen
 
-        if not isinstance(self.screen, SweepScreen):
-            self.push_screen(SweepScreen(self.sweep_specs or sweeps_dir()))
+        if isinstance(self.screen, SweepScreen):
+            return
+        if not self.is_screen_installed("sweeps"):  # installed: leaving it keeps its spec and a running sweep
+            self.install_screen(SweepScreen(self.sweep_specs or sweeps_dir()), "sweeps")
+        self.push_screen("sweeps")
 
     def action_load_preset(self, name: str) -> None:
         self.query_one(ConfigForm).load_preset(name)

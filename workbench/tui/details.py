@@ -41,8 +41,8 @@ class RunDetails(ModalScreen[str | None]):
                     yield PlotextPlot(id="details-loss")
                     yield PlotextPlot(id="details-acc")
             with Horizontal(id="details-buttons"):
-                yield Button("Load into form (l)", id="load", variant="primary")
-                yield Button("Close (esc)", id="close")
+                yield Button("Load into form (l)", id="load", variant="primary", compact=True)
+                yield Button("Close (esc)", id="close", compact=True)
 
     def config_text(self) -> str:
         cfg = self.summary.config.to_dict()

@@ -14,8 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from ..config import ConfigError
-from ..format import mean_std_label
+from ..config import FIELDS, ConfigError
+from ..format import mean_std_label, setting
 from ..sweep import (TRIAL_COLUMNS, SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec,
                      open_storage, stage_cells, stage_summaries, trial_cells, trials_csv_path)
 from ..sweep.worker import max_workers
@@ -24,7 +24,24 @@ from .messages import RunsFound, SweepUpdate
 POLL_S = 1.0
 
 
+def spec_text(spec: SweepSpec) -> str:
+    """The spec as a reader checks it before starting: each stage's grid (or range) and its trial count."""
+    lines = [f"[b]{spec.title}[/b] · base: {spec.base.subnet}, {spec.base.rounds} rounds per trial · "
+             f"chosen on {spec.validation_pairs} validation pairs, then {spec.final_rounds} rounds on the test pairs"]
+    for i, stage in enumerate(spec.stages, 1):
+        if stage.is_grid:
+            axes = " × ".join(f"{FIELDS[k].label} {{{', '.join(setting(v) for v in values)}}}"
+                              for k, values in stage.grid.items())
+            lines.append(f"  {i}. {stage.name}: {axes} = {stage.size()} trials")
+        else:
+            axes = ", ".join(f"{FIELDS[k].label} in [{setting(lo)}, {setting(hi)}]" for k, (lo, hi) in stage.ranges.items())
+            lines.append(f"  {i}. {stage.name}: {axes}, {stage.trials} trials (model-based search)")
+    return "\n".join(lines)
+
+
 class SweepScreen(Screen):
+    """One per app: leaving it (escape) and coming back (f4) finds the chosen spec, and a running sweep, as left."""
+
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("ctrl+e", "export", "Export trials"),
                 Binding("ctrl+b", "cancel", "Cancel sweep", priority=True)]
 
@@ -77,8 +94,7 @@ class SweepScreen(Screen):
             self.notify(str(exc), title="Bad sweep spec", severity="error", timeout=10)
             return
         self.study = self.spec.name
-        sizes = ", ".join(f"{s.name} ({s.size()})" for s in self.spec.stages)
-        self.query_one("#sweep-title", Static).update(f"[b]{self.spec.title}[/b]\nstages: {sizes}")
+        self.query_one("#sweep-title", Static).update(spec_text(self.spec))
         self.show(self.load_existing(), running=False)
 
     def load_existing(self) -> list[Trial]:
