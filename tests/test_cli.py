@@ -102,3 +102,23 @@ def test_an_empty_runs_variable_is_no_runs_variable(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", "")
     assert runs_dir() == __import__("pathlib").Path("runs")
+
+
+def test_time_left_comes_from_the_measured_epoch_rate_not_the_start_up():
+    from workbench.report import StepRate
+
+    rate = StepRate(total=200)
+    assert rate.seconds_left() is None  # nothing measured yet: "measuring…", never a guess
+    rate.update(10, now=60.0)  # the first report came after a minute of start-up (digits, processes)
+    assert rate.seconds_left() is None
+    rate.update(30, now=70.0)  # then 20 epochs in 10 s: 2 epochs a second
+    assert rate.seconds_left() == pytest.approx(85.0)  # 170 epochs left, not 170 x (70 s / 30 epochs)
+    rate.update(200, now=155.0)
+    assert rate.seconds_left() == 0
+
+
+def test_the_progress_line_says_which_round_and_epoch_its_figure_is(capsys, tmp_path):
+    assert main(["run", "--rounds", "1", "--epochs", "2", "--pairs", "100", "--batch-size", "20", "--hl", "8",
+                 "--data", "embedded", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "round 1 epoch 2: test" in out and "train time" in out and "mean ± std over rounds" in out
