@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import FIELDS, ConfigError, PaperScore, RunConfig, from_dict
-from .fsutil import atomic_write_text
+from .analysis import PREDICTIONS_FILE
+from .fsutil import atomic_write_bytes, atomic_write_text
 
 HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 
@@ -108,7 +109,8 @@ def summarize(result, name: str, preset: str | None = None, paper: PaperScore | 
         id=run_id, name=name, preset=preset, status=result.status, reason=result.reason, config=result.config,
         round_acc=result.test_accuracies(), mean=mean, std=std, paper=paper, wall_time=result.wall_time,
         device=result.device, data_source=result.data_source, engine=result.engine, started_at=result.started_at,
-        versions=result.versions, rounds=[vars(r) for r in result.rounds])
+        versions=result.versions,
+        rounds=[{k: v for k, v in vars(r).items() if k != "predictions"} for r in result.rounds])
 
 
 WRITER_FILE = ".writer"  # host:pid of the process writing a run directory, until its summary is written
@@ -177,6 +179,30 @@ def history_csv(history) -> str:
     return buffer.getvalue()
 
 
+def predictions_npz(rounds) -> bytes | None:
+    """The rounds' test predictions as one compressed numpy archive (None when no round has them): per round
+    and pair the probability, digits, target and auxiliary digits; the kept images with their round and pair."""
+    import numpy as np
+
+    kept = [r for r in rounds if r.predictions is not None]
+    if not kept:
+        return None
+    arrays = {
+        "round": np.array([r.round for r in kept], dtype=np.int32),
+        "prob": np.stack([r.predictions.prob for r in kept]).astype(np.float16),
+        "classes": np.stack([r.predictions.classes for r in kept]),
+        "target": np.stack([r.predictions.target for r in kept]),
+        "image_round": np.concatenate([np.full(len(r.predictions.image_pairs), r.round, np.int32) for r in kept]),
+        "image_pair": np.concatenate([r.predictions.image_pairs for r in kept]),
+        "images": np.concatenate([r.predictions.images for r in kept]),
+    }
+    if all(r.predictions.digit_pred is not None for r in kept):
+        arrays["digit_pred"] = np.stack([r.predictions.digit_pred for r in kept])
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 class RunNotSaved(Exception):
     """A run's record could not be written; the message says where and why, the results are still in memory."""
 
@@ -195,6 +221,9 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         atomic_write_text(path / "config.json", json.dumps({"name": name, "preset": preset,
                                                             **result.config.to_dict()}, indent=2) + "\n")
         atomic_write_text(path / "history.csv", history_csv(result.history))
+        predictions = predictions_npz(result.rounds)
+        if predictions is not None:
+            atomic_write_bytes(path / PREDICTIONS_FILE, predictions)
         atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
         (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
         return summary

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import numpy as np
 import torch
 
 from ..config import RunConfig
@@ -34,6 +35,37 @@ class EpochRecord:
     seconds: float  # wall time of this epoch (shared by the rounds trained together)
 
 
+SAMPLE_PAIRS = 8  # pairs of each round kept as images for the data view
+WRONG_KEPT = 24  # misclassified pairs of each round kept as images for the gallery
+
+
+@dataclass
+class Predictions:
+    """A round's test predictions after its last epoch: what the errors views and the compare screen read."""
+
+    prob: np.ndarray  # (n,) float32: P(first digit <= second)
+    classes: np.ndarray  # (n, 2) int8: the two digits
+    target: np.ndarray  # (n,) int8
+    digit_pred: np.ndarray | None  # (n, 2) int8: the auxiliary heads' digits; None without the auxiliary loss
+    image_pairs: np.ndarray  # (k,) int32: which pairs `images` shows (the first few, then misclassified ones)
+    images: np.ndarray  # (k, 2, 14, 14) uint8: the pooled digits of those pairs
+
+
+def predictions_of(logits: torch.Tensor, digit_logits: torch.Tensor | None, pairs_input: torch.Tensor,
+                   target: torch.Tensor, classes: torch.Tensor, aux_loss: bool) -> Predictions:
+    """Predictions from one round's test outputs: logits (n,), digit logits (n, 2, 10) or None."""
+    prob = torch.sigmoid(logits.float()).cpu().numpy().astype(np.float32)
+    target_np = target.cpu().numpy().astype(np.int8)
+    wrong = np.flatnonzero((prob > 0.5).astype(np.int8) != target_np)
+    shown = np.unique(np.concatenate([np.arange(min(SAMPLE_PAIRS, len(prob))), wrong[:WRONG_KEPT]])).astype(np.int32)
+    images = pairs_input[torch.as_tensor(shown, device=pairs_input.device)].cpu()
+    return Predictions(
+        prob=prob, classes=classes.cpu().numpy().astype(np.int8), target=target_np,
+        digit_pred=(digit_logits.argmax(-1).cpu().numpy().astype(np.int8)
+                    if digit_logits is not None and aux_loss else None),
+        image_pairs=shown, images=images.round().clamp(0, 255).to(torch.uint8).numpy())
+
+
 @dataclass
 class RoundResult:
     round: int
@@ -46,6 +78,7 @@ class RoundResult:
     epochs: int = 0
     reason: str = ""
     val_acc: float | None = None  # on validation pairs from training digits, when asked for (sweeps)
+    predictions: Predictions | None = field(default=None, repr=False, compare=False)  # saved beside the history, not in the summary
 
 
 @dataclass

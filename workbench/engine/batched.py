@@ -20,11 +20,11 @@ import torch.nn.functional as F
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
-                   library_versions, resolve_device)
+                   library_versions, predictions_of, resolve_device)
 from .cuda_graph import StepGraph
 from .randomness import DropoutStream, batch_order, init_model
-from .stacked import (StackedNet, evaluate_stack, loss_weights, replica_losses, stack_pairs, step_scales,
-                      train_step)
+from .stacked import (StackedNet, evaluate_stack, loss_weights, replica_losses, stack_outputs, stack_pairs,
+                      step_scales, train_step)
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
@@ -86,6 +86,8 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
         report.flag_divergence()
         if val is not None:
             report.validation(evaluate_stack(net, val)[0])
+        if val is None:  # sweep trials need no predictions
+            report.predictions(*stack_outputs(net, test), test)
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
 
 
@@ -199,6 +201,12 @@ class StackReport:
     def flag_divergence(self) -> None:
         for (_, config, _), res in zip(self.replicas, self.rounds):
             flag_divergence(config, res)
+
+    def predictions(self, logits: torch.Tensor, digit_logits: torch.Tensor | None, test: PairSet) -> None:
+        for k, ((_, config, _), res) in enumerate(zip(self.replicas, self.rounds)):
+            if res.status == "done":
+                res.predictions = predictions_of(logits[k], None if digit_logits is None else digit_logits[k],
+                                                 test.input[k], test.target[k], test.classes[k], config.aux_loss)
 
     def validation(self, val_acc: torch.Tensor) -> None:
         for res, acc in zip(self.rounds, val_acc.tolist()):

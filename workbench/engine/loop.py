@@ -10,7 +10,7 @@ from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, round_pairs
 from ..models import pair_loss
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
-                   finite, library_versions, resolve_device)
+                   finite, library_versions, predictions_of, resolve_device)
 from .randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model
 
 
@@ -79,6 +79,12 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
     flag_divergence(config, result)
     if validation and result.status == "done":
         result.val_acc = evaluate(model, sets[2])[0]
+    elif result.status == "done":
+        with torch.no_grad():
+            model.eval()
+            out, digits = model(test.input)
+            result.predictions = predictions_of(out, None if digits is None else torch.stack(digits, 1), test.input,
+                                                test.target, test.classes, config.aux_loss)
     return result
 
 

@@ -518,6 +518,17 @@ def stack_pairs(sets: list[PairSet], device: torch.device) -> PairSet:
 
 
 @torch.inference_mode()
+def stack_outputs(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per replica, the test logits (R, n) and the digit logits (R, n, 2, 10) or None: for the predictions."""
+    outs, digit_outs = [], []
+    for start in range(0, pairs.target.shape[1], EVAL_CHUNK):
+        out, digits = net.forward(pairs.input[:, start:start + EVAL_CHUNK])
+        outs.append(out.clone())
+        if digits is not None:
+            digit_outs.append(digits.clone())
+    return torch.cat(outs, 1), (torch.cat(digit_outs, 1) if digit_outs else None)
+
+
 def evaluate_stack(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per replica (R,): comparison accuracy and the subnets' digit accuracy (None for the basic net)."""
     hits = torch.zeros(pairs.target.shape[0], device=pairs.target.device)

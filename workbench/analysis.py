@@ -1,0 +1,232 @@
+"""What a run gets wrong and how two runs differ: test predictions read back from a run's record, the error
+heatmap by digit pair, the auxiliary heads' confusion, and the paired comparison of two runs over rounds.
+Numpy and scipy only: the app and the CLI read these without torch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+PREDICTIONS_FILE = "predictions.npz"
+
+
+class PredictionsUnreadable(ValueError):
+    """A predictions file that is there but cannot be read: the message names it."""
+
+
+@dataclass
+class RunPredictions:
+    """A run's test predictions: per kept round (k) and test pair (n)."""
+
+    rounds: np.ndarray  # (k,) round numbers
+    prob: np.ndarray  # (k, n) P(first <= second)
+    classes: np.ndarray  # (k, n, 2)
+    target: np.ndarray  # (k, n)
+    digit_pred: np.ndarray | None  # (k, n, 2) the auxiliary heads' digits
+    image_round: np.ndarray  # (m,) round of each kept image pair
+    image_pair: np.ndarray  # (m,) pair index of each kept image pair
+    images: np.ndarray  # (m, 2, 14, 14) uint8
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return (self.prob > 0.5).astype(np.int8)
+
+    @property
+    def wrong(self) -> np.ndarray:
+        return self.predicted != self.target
+
+    def image_of(self, round_: int, pair: int) -> np.ndarray | None:
+        hit = np.flatnonzero((self.image_round == round_) & (self.image_pair == pair))
+        return self.images[hit[0]] if len(hit) else None
+
+
+def load_predictions(run_dir: Path | None) -> RunPredictions | None:
+    """A run's predictions, or None when it has none (an older record, a failed or cancelled run)."""
+    if run_dir is None or not (Path(run_dir) / PREDICTIONS_FILE).exists():
+        return None
+    path = Path(run_dir) / PREDICTIONS_FILE
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        k, n = arrays["prob"].shape
+        preds = RunPredictions(
+            rounds=arrays["round"].astype(int), prob=arrays["prob"].astype(np.float32),
+            classes=arrays["classes"].astype(int), target=arrays["target"].astype(int),
+            digit_pred=arrays["digit_pred"].astype(int) if "digit_pred" in arrays else None,
+            image_round=arrays["image_round"].astype(int), image_pair=arrays["image_pair"].astype(int),
+            images=arrays["images"])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise PredictionsUnreadable(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    shapes_ok = (preds.rounds.shape == (k,) and preds.classes.shape == (k, n, 2) and preds.target.shape == (k, n)
+                 and (preds.digit_pred is None or preds.digit_pred.shape == (k, n, 2))
+                 and preds.images.shape[1:] == (2, 14, 14) and len(preds.images) == len(preds.image_pair)
+                 and ((preds.classes >= 0) & (preds.classes <= 9)).all())
+    if not shapes_ok:
+        raise PredictionsUnreadable(f"{path}: arrays of the wrong shape or digits outside 0-9")
+    return preds
+
+
+# ------------------------------------------------------------------ what a run gets wrong
+
+def error_grid(preds: RunPredictions) -> tuple[np.ndarray, np.ndarray]:
+    """(errors, counts), each 10 x 10 by (first digit, second digit), over every kept round's test pairs."""
+    first, second = preds.classes[..., 0].ravel(), preds.classes[..., 1].ravel()
+    cell = first * 10 + second
+    counts = np.bincount(cell, minlength=100).reshape(10, 10)
+    errors = np.bincount(cell, weights=preds.wrong.ravel().astype(float), minlength=100).reshape(10, 10)
+    return errors.astype(int), counts
+
+
+def error_rate(errors: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Errors over counts, NaN where a digit pair never occurred."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, errors / np.maximum(counts, 1), np.nan)
+
+
+def digit_confusion(preds: RunPredictions) -> np.ndarray | None:
+    """10 x 10 counts of (true digit, the auxiliary heads' digit), both images of every pair; None without heads."""
+    if preds.digit_pred is None:
+        return None
+    cell = preds.classes.ravel() * 10 + preds.digit_pred.ravel()
+    return np.bincount(cell, minlength=100).reshape(10, 10)
+
+
+def per_digit_accuracy(confusion: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(confusion) / confusion.sum(1)
+
+
+@dataclass
+class PairView:
+    round: int
+    pair: int
+    digits: tuple[int, int]
+    target: int
+    prob: float
+    images: np.ndarray | None  # (2, 14, 14) uint8
+
+
+def misclassified(preds: RunPredictions, limit: int = 24) -> list[PairView]:
+    """Misclassified test pairs whose images were kept, the most confidently wrong first."""
+    views = []
+    for i, r in enumerate(preds.rounds):
+        for j in np.flatnonzero(preds.wrong[i]):
+            image = preds.image_of(r, j)
+            if image is not None:
+                views.append(PairView(int(r), int(j), (int(preds.classes[i, j, 0]), int(preds.classes[i, j, 1])),
+                                      int(preds.target[i, j]), float(preds.prob[i, j]), image))
+    views.sort(key=lambda v: -abs(v.prob - 0.5))
+    return views[:limit]
+
+
+def samples(preds: RunPredictions, round_index: int = 0, limit: int = 8) -> list[PairView]:
+    """The first test pairs of a kept round (by position), with their images."""
+    i = min(max(round_index, 0), len(preds.rounds) - 1)
+    r = int(preds.rounds[i])
+    views = []
+    for j in range(min(limit, preds.prob.shape[1])):
+        image = preds.image_of(r, j)
+        if image is not None:
+            views.append(PairView(r, j, (int(preds.classes[i, j, 0]), int(preds.classes[i, j, 1])),
+                                  int(preds.target[i, j]), float(preds.prob[i, j]), image))
+    return views
+
+
+# ------------------------------------------------------------------ paired comparison of two runs
+
+@dataclass
+class Comparison:
+    """Run a minus run b, in accuracy points over rounds."""
+
+    a: str
+    b: str
+    paired: bool
+    why_unpaired: str  # empty when paired
+    n: int  # paired rounds (paired), or rounds of a and b (unpaired: n_a + n_b)
+    mean_diff: float | None
+    ci: tuple[float, float] | None
+    p: float | None
+    wins: int | None  # rounds a beat b (paired only)
+    ties: int | None
+
+    def p_label(self) -> str:
+        if self.p is None:
+            return "p —"
+        return "p < 0.001" if self.p < 0.001 else f"p = {self.p:.3f}"
+
+    def label(self) -> str:
+        if self.mean_diff is None:
+            return "too few rounds to compare"
+        ci = f" [{self.ci[0]:+.1f}, {self.ci[1]:+.1f}]" if self.ci else ""
+        text = f"{self.mean_diff:+.1f} points{ci}, {self.p_label()}"
+        if self.paired:
+            text += f", {self.wins}/{self.n} rounds"
+        else:
+            text += f" (unpaired, Welch: {self.why_unpaired})"
+        return text
+
+
+def protocol_difference(a, b) -> str:
+    """Why rounds of two runs do not see the same pairs, or "" when round r of each sees the same ones."""
+    if a.data_source != b.data_source:
+        return "different digits"
+    if a.config.seed != b.config.seed:
+        return "different seeds"
+    if a.config.pairs != b.config.pairs:
+        return "different numbers of pairs"
+    return ""
+
+
+def round_scores(summary) -> dict[int, float]:
+    """Test accuracy of each finished round, in points, by round number."""
+    scores = {}
+    for r in summary.rounds:
+        if r.get("status") == "done" and isinstance(r.get("test_acc"), (int, float)):
+            scores[int(r["round"])] = 100.0 * float(r["test_acc"])
+    return scores
+
+
+def compare_runs(a, b) -> Comparison:
+    """Round r of two runs with the same seed, digits and pair count trains and tests on the same pairs, so the
+    per-round differences are paired: their mean, a 95 % t interval, the paired t-test and the rounds won.
+    Otherwise, Welch's unpaired test on the two sets of rounds, saying why."""
+    from scipy import stats
+
+    sa, sb = round_scores(a), round_scores(b)
+    why = protocol_difference(a, b)
+    common = sorted(set(sa) & set(sb))
+    if not why and len(common) < 2:
+        why = "fewer than two rounds in common"
+    if not why:
+        d = np.array([sa[r] - sb[r] for r in common])
+        n = len(d)
+        mean, sd = float(d.mean()), float(d.std(ddof=1))
+        if sd == 0.0:
+            ci, p = (mean, mean), (1.0 if mean == 0.0 else 0.0)
+        else:
+            half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+            ci = (mean - half, mean + half)
+            p = float(stats.ttest_rel([sa[r] for r in common], [sb[r] for r in common]).pvalue)
+        return Comparison(a.name, b.name, True, "", n, mean, ci, p, int((d > 0).sum()), int((d == 0).sum()))
+    xa, xb = np.array(list(sa.values())), np.array(list(sb.values()))
+    if len(xa) < 2 or len(xb) < 2:
+        return Comparison(a.name, b.name, False, why, len(xa) + len(xb), None, None, None, None, None)
+    mean = float(xa.mean() - xb.mean())
+    va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return Comparison(a.name, b.name, False, why, len(xa) + len(xb), mean, (mean, mean),
+                          1.0 if mean == 0.0 else 0.0, None, None)
+    df = (va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1))
+    half = float(stats.t.ppf(0.975, df)) * se
+    p = float(stats.ttest_ind(xa, xb, equal_var=False).pvalue)
+    return Comparison(a.name, b.name, False, why, len(xa) + len(xb), mean, (mean - half, mean + half), p, None, None)
+
+
+def all_pairs(summaries: list) -> list[Comparison]:
+    """Every pair of runs, each later run against each earlier one (a - b with a the later)."""
+    return [compare_runs(summaries[j], summaries[i]) for i in range(len(summaries))
+            for j in range(i + 1, len(summaries))]
