@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
@@ -64,6 +66,16 @@ def build_parser() -> Parser:
     export = sub.add_parser("export", help="write every run under runs/ to one CSV")
     export.add_argument("--out", type=Path, default=Path("runs-export.csv"), help="CSV file (default: runs-export.csv)")
     export.add_argument("--runs-dir", type=Path, default=None)
+
+    compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 % interval, p, rounds won")
+    compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets: the latest run of each")
+    compare.add_argument("--csv", type=Path, default=None, help="also write the comparison table to this CSV")
+    compare.add_argument("--runs-dir", type=Path, default=None)
+
+    plot = sub.add_parser("plot", help="a figure comparing runs: curves with bands, every round's score, heatmaps")
+    plot.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets")
+    plot.add_argument("--out", type=Path, default=Path("comparison.png"), help="fig.png, fig.svg or fig.pdf")
+    plot.add_argument("--runs-dir", type=Path, default=None)
 
     sweep = sub.add_parser("sweep", help="run a grid search from presets/sweeps (Tables III and IV)")
     sweep.add_argument("spec", nargs="?", help="a spec name (presets/sweeps/NAME.toml) or a .toml file")
@@ -216,6 +228,66 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def picked_runs(args: argparse.Namespace, at_least: int) -> list:
+    from .runs import load_runs, pick_runs, runs_dir
+
+    if len(args.runs) < at_least:
+        raise UsageError(f"RUN: {args.command} needs at least {at_least} run{'s' if at_least > 1 else ''} "
+                         f"(ids, names or presets), got {len(args.runs)}")
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {problem}", file=sys.stderr)
+    try:
+        return pick_runs(args.runs, summaries)
+    except LookupError as exc:
+        raise UsageError(f"RUN: {exc}") from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .analysis import all_pairs
+    from .report import comparison_rows, comparison_table
+
+    runs = picked_runs(args, 2)
+    comparisons = all_pairs(runs)
+    Console().print(comparison_table(runs, comparisons))
+    if args.csv is not None:
+        from .fsutil import atomic_write_text
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row in comparison_rows(comparisons):
+            writer.writerow(row)
+        try:
+            atomic_write_text(args.csv, buffer.getvalue())
+        except OSError as exc:
+            raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from None
+        print(f"wrote {len(comparisons)} comparisons to {args.csv}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .figures import FORMATS, write_figure
+    from .runs import load_history
+
+    if args.out.suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
+    runs = picked_runs(args, 1)
+    histories = []
+    for s in runs:
+        try:
+            histories.append(load_history(s.path))
+        except (OSError, ValueError):
+            histories.append([])
+    try:
+        write_figure(runs, histories, args.out)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {args.out} ({', '.join(s.name for s in runs)})")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from .data import DataError, download_mnist, mnist_root
 
@@ -248,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return open_app(parser)
         args = parser.parse_args(argv)
         handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
-                   "data": cmd_data, "sweep": cmd_sweep}.get(args.command)
+                   "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot}.get(args.command)
         if handler is None:
             parser.print_help()
             return EXIT_USAGE

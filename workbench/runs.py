@@ -323,3 +323,27 @@ def export_csv(summaries: list[RunSummary], out: Path) -> Path:
         writer.writerow(["" if v is None else v for v in row])
     atomic_write_text(out, buffer.getvalue())
     return out
+
+
+def pick_runs(refs: list[str], summaries: list[RunSummary]) -> list[RunSummary]:
+    """The runs the user names: by id, by a unique start of an id, or by name or preset (the latest such run).
+    Raises LookupError naming the first that matches nothing, or matches several ids."""
+    picked = []
+    for ref in refs:
+        exact = [s for s in summaries if s.id == ref]
+        prefix = [s for s in summaries if s.id.startswith(ref)] if len(ref) >= 4 else []
+        named = [s for s in summaries if s.name == ref] or [s for s in summaries if s.preset == ref]
+        if exact:
+            picked.append(exact[0])
+        elif len(prefix) == 1:
+            picked.append(prefix[0])
+        elif len(prefix) > 1:
+            raise LookupError(f"{ref!r} starts {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
+                              "give more of it")
+        elif named:
+            picked.append(max(named, key=lambda s: (s.started_at, s.id)))
+        else:
+            raise LookupError(f"no run with id or name {ref!r} in {summaries[0].path.parent if summaries and summaries[0].path else 'the runs directory'}")
+        if picked[-1] in picked[:-1]:
+            raise LookupError(f"{ref!r} names run {picked[-1].id} ({picked[-1].name}) again")
+    return picked

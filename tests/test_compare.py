@@ -1,0 +1,72 @@
+"""The headless compare and plot commands: what they print and write, and how they refuse."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from workbench.cli import main
+from workbench.config import RunConfig
+
+TINY = dict(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, source):
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    root = tmp_path_factory.mktemp("runs")
+    configs = {"plain": RunConfig(aux_loss=False, weight_sharing=False, **TINY), "both": RunConfig(**TINY),
+               "both-seed5": RunConfig(seed=5, **TINY)}
+    for (name, config), result in zip(configs.items(), run_configs(list(configs.values()), source)):
+        save_run(result, name, root=root)
+    return root
+
+
+def test_compare_prints_paired_and_unpaired_rows_and_writes_csv(runs_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "c.csv"
+    assert main(["compare", "plain", "both", "both-seed5", "--runs-dir", str(runs_dir), "--csv", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "both − plain" in printed and "paired" in printed and "Welch: different seeds" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["run a"], r["run b"], r["paired"]) for r in rows] == [
+        ("both", "plain", "yes"), ("both-seed5", "plain", "no (Welch)"), ("both-seed5", "both", "no (Welch)")]
+    assert rows[0]["rounds"] == "3" and rows[1]["note"] == "different seeds"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["compare", "plain", "nope"], "'nope'"),
+    (["compare", "plain"], "at least 2 runs"),
+    (["compare"], "at least 2 runs"),
+    (["compare", "plain", "plain"], "again"),
+    (["plot", "plain", "--out", "fig.gif"], "--out"),
+    (["plot", "nope", "--out", "fig.png"], "'nope'"),
+    (["plot"], "at least 1 run"),
+])
+def test_compare_and_plot_refuse_with_one_line(runs_dir, capsys, argv, fragment):
+    assert main([*argv, "--runs-dir", str(runs_dir)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_run_is_found_by_the_start_of_its_id(runs_dir, capsys):
+    run_id = next(p.name for p in runs_dir.iterdir() if p.is_dir())
+    assert main(["compare", run_id[:-2], "plain", "both-seed5", "--runs-dir", str(runs_dir)]) in (0, 2)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_plot_writes_a_readable_png_and_an_svg_naming_the_runs(runs_dir, tmp_path, capsys):
+    import matplotlib.image
+
+    png, svg = tmp_path / "fig.png", tmp_path / "fig.svg"
+    assert main(["plot", "plain", "both", "--out", str(png), "--runs-dir", str(runs_dir)]) == 0
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 400 and image.shape[1] > 800 and image.std() > 0.05  # a drawing, not a blank page
+    assert main(["plot", "plain", "both", "--out", str(svg), "--runs-dir", str(runs_dir)]) == 0
+    text = svg.read_text()
+    for name in ("plain", "both", "error % by digit pair", "final test accuracy"):
+        assert name in text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left

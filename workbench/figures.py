@@ -1,0 +1,95 @@
+"""Figures for a report, with matplotlib: the runs' curves with ± std bands, every round's final score as dots,
+and each run's error heatmap by digit pair. `digit-workbench plot` and the compare screen write the same figure."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores
+from .fsutil import atomic_write_bytes
+
+FORMATS = ("png", "svg", "pdf")
+MAX_HEATMAPS = 4
+
+
+def curves_by_epoch(history: list[dict], key: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Epochs, and per epoch the mean and std over rounds of a history column."""
+    by_epoch: dict[int, list[float]] = {}
+    for row in history:
+        value = row.get(key)
+        if value is not None and row.get("epoch") is not None:
+            by_epoch.setdefault(int(row["epoch"]), []).append(float(value))
+    epochs = sorted(by_epoch)
+    return (epochs, np.array([np.mean(by_epoch[e]) for e in epochs]),
+            np.array([np.std(by_epoch[e]) for e in epochs]))
+
+
+def comparison_figure(summaries: list, histories: list[list[dict]]):
+    """A matplotlib Figure comparing the runs (at least one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    preds = []
+    for s in summaries:
+        try:
+            preds.append(load_predictions(s.path))
+        except PredictionsUnreadable:
+            preds.append(None)
+    heat = [(s, p) for s, p in zip(summaries, preds) if p is not None][:MAX_HEATMAPS]
+    columns = max(3, len(heat))
+    fig = Figure(figsize=(4.2 * columns, 7.6 if heat else 3.8), layout="constrained")
+    grid = fig.add_gridspec(2 if heat else 1, columns)
+    colors = [f"C{i}" for i in range(len(summaries))]
+
+    for column, (key, title, scale) in enumerate((("test_acc", "test accuracy %", 100.0),
+                                                   ("train_loss", "train loss", 1.0))):
+        ax = fig.add_subplot(grid[0, column])
+        for s, history, color in zip(summaries, histories, colors):
+            epochs, mean, std = curves_by_epoch(history, key)
+            if epochs:
+                ax.plot(epochs, mean * scale, color=color, label=s.name)
+                ax.fill_between(epochs, (mean - std) * scale, (mean + std) * scale, color=color, alpha=0.2)
+        ax.set_title(f"{title}: mean ± std over rounds")
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+
+    ax = fig.add_subplot(grid[0, 2])  # the strip plot: every round's final score
+    rng = np.random.default_rng(0)  # a fixed jitter: the same figure for the same runs
+    for i, (s, color) in enumerate(zip(summaries, colors)):
+        scores = list(round_scores(s).values())
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(scores)), scores, color=color, s=14)
+        if scores:
+            ax.hlines(np.mean(scores), i - 0.3, i + 0.3, color=color)
+    ax.set_xticks(range(len(summaries)), [s.name for s in summaries], rotation=30, ha="right", fontsize=7)
+    ax.set_title("final test accuracy % of each round")
+
+    rates = [error_rate(*error_grid(p)) * 100 for _, p in heat]
+    top = max([1.0] + [float(np.nanmax(r)) for r in rates if np.isfinite(r).any()])  # one scale: comparable
+    for column, ((s, p), rate) in enumerate(zip(heat, rates)):
+        ax = fig.add_subplot(grid[1, column])
+        image = ax.imshow(rate, cmap="magma_r", vmin=0, vmax=top)
+        ax.set_title(f"{s.name}: error % by digit pair", fontsize=9)
+        ax.set_xlabel("second digit")
+        ax.set_ylabel("first digit")
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(10))
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def write_figure(summaries: list, histories: list[list[dict]], out: Path) -> Path:
+    """Writes the comparison to out (png, svg or pdf by its suffix), whole or not at all."""
+    out = Path(out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
+    fig = comparison_figure(summaries, histories)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=120)
+    atomic_write_bytes(out, buffer.getvalue())
+    return out
