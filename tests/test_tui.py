@@ -460,3 +460,99 @@ async def test_f2_and_f3_switch_views_whatever_has_the_focus(make_app):
             await pilot.press(key)
             await pilot.pause()
             assert tabs.active == tab, key
+
+
+def go_to_row(table, name: str) -> None:
+    table.move_cursor(row=[s.name for s in table.shown()].index(name))
+
+
+@pytest.fixture
+def saved_runs(tmp_path, source):
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    base = RunConfig(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device="cpu")
+    configs = {"plain": base.replace(aux_loss=False, weight_sharing=False), "both": base,
+               "both-seed5": base.replace(seed=5)}
+    return [save_run(result, name, root=tmp_path / "runs")
+            for name, result in zip(configs, run_configs(list(configs.values()), source))]
+
+
+async def test_the_compare_screen_from_marked_runs(make_app, saved_runs, tmp_path):
+    from workbench.tui.compare import CompareScreen
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3", "c")
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareScreen)  # nothing marked: a warning, no screen
+        assert any("mark two or more" in n.message for n in app._notifications)
+        table = app.query_one(ResultsTable)
+        for name in ("plain", "both"):
+            go_to_row(table, name)
+            await pilot.press("space")
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        assert [s.name for s in screen.summaries] == ["plain", "both"]
+        assert "plain" in str(screen.query_one("#compare-legend").render())
+        pairs = screen.query_one("#c-pairs", DataTable)
+        assert pairs.row_count == 1 and "paired" == str(pairs.get_row_at(0)[5])  # same seed: paired
+        assert len(screen.heatmaps) == 2
+        await pilot.press("e")
+        assert "plain: error % by digit pair" in str(screen.query_one("#c-heat-a").render())
+        await pilot.press("x")
+        assert "both − plain" not in str(screen.query_one("#c-heat-a").render())
+        assert "plain − both: error % points" in str(screen.query_one("#c-heat-a").render())
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        (figure,) = tmp_path.glob("comparison-*.png")
+        assert figure.stat().st_size > 10_000
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_unpaired_runs_say_why_on_the_compare_screen(make_app, saved_runs):
+    from workbench.tui.compare import CompareScreen
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_compare([saved_runs[1], saved_runs[2]])
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        assert str(app.screen.query_one("#c-pairs", DataTable).get_row_at(0)[5]) == "Welch: different seeds"
+
+
+async def test_details_show_what_the_network_gets_wrong(make_app, saved_runs):
+    from workbench.tui.details import RunDetails
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        go_to_row(app.query_one(ResultsTable), "both")  # auxiliary loss on
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunDetails) and screen.summary.name == "both"
+        await pilot.press("e")
+        assert "error % by digit pair, 300 test pairs of 3 rounds" in str(screen.query_one("#errors-heatmap").render())
+        assert "per-digit accuracy" in str(screen.query_one("#errors-confusion").render())
+        await pilot.press("m")
+        await pilot.pause()
+        wrong = screen.predictions.wrong.sum()
+        assert len(screen.query("#wrong-gallery .pair")) == min(24, wrong)
+        await pilot.press("d")
+        await pilot.pause()
+        assert "round 0: its first 8 test pairs" in str(screen.query_one("#data-note").render())
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert "round 1:" in str(screen.query_one("#data-note").render())
+        assert len(screen.query("#data-gallery .pair")) == 8
+        await pilot.press("escape")
+        go_to_row(app.query_one(ResultsTable), "plain")  # no auxiliary loss, no confusion
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("e")
+        assert "no auxiliary loss" in str(app.screen.query_one("#errors-confusion").render())

@@ -346,6 +346,36 @@ class WorkbenchApp(App):
             self.install_screen(SweepScreen(self.sweep_specs or sweeps_dir()), "sweeps")
         self.push_screen("sweeps")
 
+    def action_compare(self) -> None:
+        """The marked runs on the compare screen, in the order marked."""
+        table = self.query_one(ResultsTable)
+        runs = [table.summaries[i] for i in table.marked if i in table.summaries]
+        if len(runs) < 2:
+            self.notify("mark two or more runs in the results table with space first", title="Compare",
+                        severity="warning")
+            return
+        self.open_compare(runs)
+
+    def action_compare_table2(self) -> None:
+        """The latest run of each Table II row whose config is still the row's."""
+        runs = []
+        for name in TABLE_II:
+            preset = self.presets.get(name)
+            rows = [s for s in self.query_one(ResultsTable).summaries.values()
+                    if s.preset == name and preset is not None and preset.is_row(s.config) and s.status == "done"]
+            if rows:
+                runs.append(max(rows, key=lambda s: (s.started_at, s.id)))
+        if len(runs) < 2:
+            self.notify("fewer than two Table II rows have a finished run: ctrl+t trains them", title="Compare",
+                        severity="warning")
+            return
+        self.open_compare(runs)
+
+    def open_compare(self, runs: list[RunSummary]) -> None:
+        from .compare import CompareScreen
+
+        self.push_screen(CompareScreen(runs, self.export_path.parent))
+
     def action_load_preset(self, name: str) -> None:
         self.query_one(ConfigForm).load_preset(name)
         self.notify(f"loaded preset {name}")
@@ -388,6 +418,10 @@ class WorkbenchApp(App):
         yield SystemCommand("Cancel run", "Stop the current run; it is kept as cancelled (ctrl+b)", self.action_cancel)
         yield SystemCommand("Clear queue", "Drop the runs waiting in the queue (ctrl+l)", self.action_clear_queue)
         yield SystemCommand("Sweeps", "Run the paper's grid searches (f4)", self.action_sweeps)
+        yield SystemCommand("Compare selected", "The runs marked with space in the results table, side by side (c)",
+                            self.action_compare)
+        yield SystemCommand("Compare the Table II rows", "The latest finished run of each Table II row, side by side",
+                            self.action_compare_table2)
         yield SystemCommand("Export runs to CSV", f"Write the results table to {self.export_path} (ctrl+o)",
                             self.action_export)
         for name, preset in self.presets.items():

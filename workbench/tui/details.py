@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, HorizontalScroll, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Label, Static
+from textual.widgets import Button, DataTable, Label, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
+from ..analysis import (PredictionsUnreadable, digit_confusion, error_grid, error_rate, load_predictions, misclassified,
+                        per_digit_accuracy, samples)
 from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting
 from ..runs import RunSummary, load_history
 from .live import Curves, draw_curves
+from .pictures import grid_text, pair_picture
 
 
 class RunDetails(ModalScreen[str | None]):
     """Dismissed with "load" when the user wants this run's config in the form."""
 
-    BINDINGS = [Binding("escape", "dismiss_none", "Close"), Binding("l", "load", "Load into form")]
+    BINDINGS = [Binding("escape", "dismiss_none", "Close"), Binding("l", "load", "Load into form"),
+                Binding("c", "tab('d-curves')", "Curves"), Binding("e", "tab('d-errors')", "Errors"),
+                Binding("m", "tab('d-wrong')", "Misclassified"), Binding("d", "tab('d-data')", "Data"),
+                Binding("left_square_bracket", "data_round(-1)", "Previous round", show=False),
+                Binding("right_square_bracket", "data_round(1)", "Next round", show=False)]
 
     def __init__(self, summary: RunSummary) -> None:
         super().__init__()
         self.summary = summary
+        self.predictions = None
+        self.data_round = 0
 
     def compose(self) -> ComposeResult:
         s = self.summary
@@ -33,13 +43,25 @@ class RunDetails(ModalScreen[str | None]):
                 + (f" · paper {s.paper.label()} % (Table {s.paper.table})" if s.paper else "")
                 + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
                 + f"digits: {s.data_source} · run {s.id}", id="details-summary")
-            with Horizontal(id="details-body"):
-                with VerticalScroll(id="details-left"):
-                    yield DataTable(id="details-rounds", cursor_type="none", zebra_stripes=True)
-                    yield Static(self.config_text(), id="details-config")
-                with Vertical(id="details-plots"):
-                    yield PlotextPlot(id="details-loss")
-                    yield PlotextPlot(id="details-acc")
+            with TabbedContent(id="details-tabs", initial="d-curves"):
+                with TabPane("Curves (c)", id="d-curves"):
+                    with Horizontal(id="details-body"):
+                        with VerticalScroll(id="details-left"):
+                            yield DataTable(id="details-rounds", cursor_type="none", zebra_stripes=True)
+                            yield Static(self.config_text(), id="details-config")
+                        with Vertical(id="details-plots"):
+                            yield PlotextPlot(id="details-loss")
+                            yield PlotextPlot(id="details-acc")
+                with TabPane("Errors (e)", id="d-errors"):
+                    with HorizontalScroll(id="errors-body"):
+                        yield Static("", id="errors-heatmap", classes="picture")
+                        yield Static("", id="errors-confusion", classes="picture")
+                with TabPane("Misclassified (m)", id="d-wrong"):
+                    yield Static("", id="wrong-note")
+                    yield VerticalScroll(id="wrong-gallery", classes="gallery")
+                with TabPane("Data (d)", id="d-data"):
+                    yield Static("", id="data-note")
+                    yield VerticalScroll(id="data-gallery", classes="gallery")
             with Horizontal(id="details-buttons"):
                 yield Button("Load into form (l)", id="load", variant="primary", compact=True)
                 yield Button("Close (esc)", id="close", compact=True)
@@ -63,6 +85,66 @@ class RunDetails(ModalScreen[str | None]):
             except (OSError, ValueError) as exc:
                 self.notify(f"history of {self.summary.id} cannot be read: {exc}", severity="warning")
         draw_curves(self.query_one("#details-loss", PlotextPlot), self.query_one("#details-acc", PlotextPlot), curves)
+        self.show_predictions()
+
+    def show_predictions(self) -> None:
+        """The errors views, from the run's recorded test predictions."""
+        try:
+            self.predictions = load_predictions(self.summary.path)
+        except PredictionsUnreadable as exc:
+            self.notify(str(exc), severity="warning")
+        p = self.predictions
+        if p is None:
+            missing = "no test predictions recorded for this run (a cancelled or failed run, or an older record)"
+            for widget in ("#errors-heatmap", "#wrong-note", "#data-note"):
+                self.query_one(widget, Static).update(missing)
+            return
+        errors, counts = error_grid(p)
+        rounds = len(p.rounds)
+        self.query_one("#errors-heatmap", Static).update(grid_text(
+            error_rate(errors, counts) * 100,
+            f"error % by digit pair, {int(counts.sum())} test pairs of {rounds} round{'s' if rounds > 1 else ''}"))
+        confusion = digit_confusion(p)
+        if confusion is None:
+            self.query_one("#errors-confusion", Static).update(
+                "no auxiliary loss: the digit heads are untrained, so there is no digit confusion to show")
+        else:
+            text = grid_text(confusion.astype(float), "auxiliary heads: true digit ↓ vs predicted →",
+                             top=float(np.sort(confusion, axis=None)[-11] or 1), row_label="true",
+                             column_label="predicted", fmt="{:3.0f}")
+            accuracy = per_digit_accuracy(confusion) * 100
+            text.append("\nper-digit accuracy %\n", style="bold")
+            text.append("  ".join(f"{d}: {a:.1f}" for d, a in enumerate(accuracy)))
+            self.query_one("#errors-confusion", Static).update(text)
+        wrong = misclassified(p)
+        self.query_one("#wrong-note", Static).update(
+            f"{int(p.wrong.sum())} misclassified test pairs over {rounds} rounds; the {len(wrong)} kept as images, "
+            "most confidently wrong first (P(≤) is the net's probability that the first digit is ≤ the second)")
+        self.fill_gallery("#wrong-gallery", wrong)
+        self.show_data_round()
+
+    def show_data_round(self) -> None:
+        p = self.predictions
+        if p is None:
+            return
+        self.data_round %= len(p.rounds)
+        views = samples(p, self.data_round)
+        self.query_one("#data-note", Static).update(
+            f"round {int(p.rounds[self.data_round])}: its first {len(views)} test pairs with their targets "
+            "(target 1: the first digit ≤ the second) · \\[ and ] change the round")
+        self.fill_gallery("#data-gallery", views)
+
+    def fill_gallery(self, selector: str, views) -> None:
+        gallery = self.query_one(selector, VerticalScroll)
+        gallery.remove_children()
+        gallery.mount_all([Static(pair_picture(v), classes="pair") for v in views])
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#details-tabs", TabbedContent).active = tab
+
+    def action_data_round(self, step: int) -> None:
+        self.data_round += step
+        self.show_data_round()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss("load" if event.button.id == "load" else None)

@@ -49,6 +49,7 @@ class Curves:
         self.loss: dict[int, dict[int, float]] = {}
         self.train_acc: dict[int, dict[int, float]] = {}
         self.test_acc: dict[int, dict[int, float]] = {}
+        self.digit_acc: dict[int, dict[int, float]] = {}
 
     def add(self, rec) -> None:
         get = rec.get if isinstance(rec, dict) else lambda k: getattr(rec, k)
@@ -56,6 +57,8 @@ class Curves:
         self.loss.setdefault(r, {})[e] = get("train_loss")
         self.train_acc.setdefault(r, {})[e] = get("train_acc")
         self.test_acc.setdefault(r, {})[e] = get("test_acc")
+        if get("digit_acc") is not None:
+            self.digit_acc.setdefault(r, {})[e] = get("digit_acc")
 
     @staticmethod
     def mean(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float]]:

@@ -80,7 +80,7 @@ class ResultsTable(DataTable):
     compare screen; a filter shows only the runs whose text holds every word of it."""
 
     BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
-                Binding("space", "toggle_mark", "Mark", show=False)]
+                Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.compare", "Compare marked")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)

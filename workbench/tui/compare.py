@@ -1,0 +1,180 @@
+"""The compare screen: marked runs side by side. Curves overlaid (mean line and ± std band per run), every round's
+final score as dots, the paired comparison of each pair of runs, and two runs' error heatmaps side by side or
+their difference. `ctrl+e` writes the same comparison as a figure (figures.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, HorizontalScroll, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from ..analysis import PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions, round_scores
+from ..runs import RunSummary, load_history
+from .live import RUN_COLORS, Curves, epoch_ticks, plot_band
+from .pictures import grid_text
+
+
+def run_curves(summary: RunSummary) -> Curves:
+    curves = Curves()
+    if summary.path is not None:
+        try:
+            for rec in load_history(summary.path):
+                curves.add(rec)
+        except (OSError, ValueError):
+            pass  # a run without a readable history still has its rounds' scores
+    return curves
+
+
+class CompareScreen(Screen):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("ctrl+e", "export", "Export figure"),
+                Binding("x", "toggle_difference", "Heatmaps: side by side / difference"),
+                Binding("c", "tab('c-curves')", "Curves", show=False), Binding("p", "tab('c-paired')", "Paired", show=False),
+                Binding("e", "tab('c-errors')", "Errors", show=False)]
+
+    def __init__(self, summaries: list[RunSummary], figure_dir: Path | None = None) -> None:
+        super().__init__()
+        self.summaries = summaries
+        self.figure_dir = figure_dir or Path(".")
+        self.curves = [run_curves(s) for s in summaries]
+        self.run_colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(summaries))]
+        self.comparisons = all_pairs(summaries)
+        self.difference = False
+        self.heatmaps: list[tuple[RunSummary, np.ndarray]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.legend(), id="compare-legend")
+        with TabbedContent(id="compare-tabs", initial="c-curves"):
+            with TabPane("Curves (c)", id="c-curves"):
+                with Vertical():
+                    with Horizontal(classes="compare-row"):
+                        yield PlotextPlot(id="c-test")
+                        yield PlotextPlot(id="c-loss")
+                    with Horizontal(classes="compare-row"):
+                        yield PlotextPlot(id="c-digits")
+                        yield PlotextPlot(id="c-strip")
+            with TabPane("Paired (p)", id="c-paired"):
+                yield DataTable(id="c-pairs", cursor_type="row", zebra_stripes=True)
+                yield Static("round r of two runs with the same seed, digits and number of pairs trains and tests on "
+                             "the same pairs: their differences are paired (mean, 95 % t interval, paired t-test, "
+                             "rounds won); otherwise Welch's unpaired test, and the reason", id="c-pairs-note")
+            with TabPane("Errors (e)", id="c-errors"):
+                yield Static("", id="c-errors-note")
+                with HorizontalScroll(id="c-heatmaps"):
+                    yield Static("", id="c-heat-a", classes="picture")
+                    yield Static("", id="c-heat-b", classes="picture")
+        yield Footer()
+
+    def legend(self) -> str:
+        return "  ".join(f"[rgb({r},{g},{b})]━━[/] [b]{s.name}[/b] ({s.id[-6:]})"
+                         for s, (r, g, b) in zip(self.summaries, self.run_colors))
+
+    def on_mount(self) -> None:
+        self.sub_title = f"comparing {len(self.summaries)} runs"
+        self.draw_curves()
+        table = self.query_one("#c-pairs", DataTable)
+        table.add_columns("a − b", "mean (points)", "95 % CI", "p", "rounds won", "pairing")
+        for c in self.comparisons:
+            table.add_row(f"{c.a} − {c.b}", "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}",
+                          "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]",
+                          "—" if c.p is None else ("<0.001" if c.p < 0.001 else f"{c.p:.3f}"),
+                          "—" if c.wins is None else f"{c.wins}/{c.n}",
+                          "paired" if c.paired else f"Welch: {c.why_unpaired}")
+        for s in self.summaries:
+            try:
+                p = load_predictions(s.path)
+            except PredictionsUnreadable as exc:
+                self.notify(str(exc), severity="warning")
+                p = None
+            if p is not None:
+                self.heatmaps.append((s, error_rate(*error_grid(p)) * 100))
+            if len(self.heatmaps) == 2:
+                break
+        self.draw_heatmaps()
+
+    def draw_curves(self) -> None:
+        runs = list(zip(self.summaries, self.curves, self.run_colors))
+        for plot_id, attr, title, scale in (("#c-test", "test_acc", "test accuracy %", 100.0),
+                                            ("#c-loss", "loss", "train loss", 1.0),
+                                            ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
+            plot = self.query_one(plot_id, PlotextPlot)
+            plt = plot.plt
+            plt.clear_data()
+            plt.clear_figure()
+            plt.title(f"{title}: mean ± std over rounds")
+            plt.xlabel("epoch")
+            last = 0
+            for s, curves, color in runs:
+                epochs, means, stds = Curves.mean_std(getattr(curves, attr))
+                if epochs:
+                    plot_band(plt, epochs, means, stds, color, s.name, scale)
+                    last = max(last, epochs[-1])
+            if last:
+                plt.xticks(epoch_ticks(list(range(1, last + 1))))
+            plot.refresh()
+        plot = self.query_one("#c-strip", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("final test accuracy % of every round (dots) and their mean (—)")
+        rng = np.random.default_rng(0)  # a fixed jitter: the same picture for the same runs
+        for i, (s, color) in enumerate(zip(self.summaries, self.run_colors)):
+            scores = list(round_scores(s).values())
+            if scores:
+                plt.scatter(list(i + 1 + rng.uniform(-0.2, 0.2, len(scores))), scores, color=color, marker="dot")
+                plt.plot([i + 0.7, i + 1.3], [float(np.mean(scores))] * 2, color=color, marker="braille")
+        plt.xticks(list(range(1, len(self.summaries) + 1)), [s.name[:14] for s in self.summaries])
+        plt.xlim(0.5, len(self.summaries) + 0.5)
+        plot.refresh()
+
+    def draw_heatmaps(self) -> None:
+        note = self.query_one("#c-errors-note", Static)
+        a, b = self.query_one("#c-heat-a", Static), self.query_one("#c-heat-b", Static)
+        if not self.heatmaps:
+            note.update("none of these runs recorded test predictions")
+            return
+        if len(self.heatmaps) == 1 or not self.difference:
+            top = max(float(np.nanmax(rate)) for _, rate in self.heatmaps)  # one scale for both
+            for widget, (s, rate) in zip((a, b), self.heatmaps):
+                widget.update(grid_text(rate, f"{s.name}: error % by digit pair", top=top))
+            if len(self.heatmaps) == 1:
+                b.update("")
+            note.update("error % by (first digit, second digit) over all rounds' test pairs, one colour scale"
+                        + (" · x: their difference" if len(self.heatmaps) == 2 else ""))
+            return
+        (sa, ra), (sb, rb) = self.heatmaps
+        a.update(grid_text(ra - rb, f"{sa.name} − {sb.name}: error % points", signed=True, fmt="{:+3.0f}"))
+        b.update("")
+        note.update(f"red: {sa.name} errs more on that digit pair; blue: less · x: side by side")
+
+    def action_toggle_difference(self) -> None:
+        self.difference = not self.difference
+        self.draw_heatmaps()
+        self.query_one("#compare-tabs", TabbedContent).active = "c-errors"
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#compare-tabs", TabbedContent).active = tab
+
+    def action_export(self) -> None:
+        from ..figures import write_figure
+
+        out = self.figure_dir / f"comparison-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        histories = []
+        for s in self.summaries:
+            try:
+                histories.append(load_history(s.path) if s.path else [])
+            except (OSError, ValueError):
+                histories.append([])
+        try:
+            write_figure(self.summaries, histories, out)
+        except (OSError, ValueError) as exc:
+            self.notify(f"cannot write {out}: {exc}", title="Export figure", severity="error")
+            return
+        self.notify(f"figure written to {out.resolve()}", title="Export figure")
