@@ -110,3 +110,10 @@ def test_errors_quote_a_long_paste_short_and_say_an_int_limit_as_an_int():
     with pytest.raises(ConfigError) as err:
         from_dict({"seed": str(10 ** 23)})
     assert "at most 2147483647" in str(err.value)
+
+
+def test_presets_come_in_the_papers_order():
+    names = list(load_presets())
+    assert names[0] == "basic"
+    assert names[1:9] == TABLE_II  # Table II as printed: FCN plain, aux, WS, WS+aux, then the CNN's
+    assert names.index("table3-fcn-best") < names.index("table4-cnn-best")

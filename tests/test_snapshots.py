@@ -98,3 +98,81 @@ def test_main_screen_during_a_run_light_theme(snap_compare, tmp_path):
         await show_fake_run(pilot)
 
     assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=light)
+
+
+def fake_predictions(path, shift=0):
+    """A predictions file made by hand: 3 rounds of 200 pairs, wrong where the digits are close."""
+    import io
+
+    import numpy as np
+
+    from workbench.fsutil import atomic_write_bytes
+
+    rng = np.random.default_rng(1 + shift)
+    classes = rng.integers(0, 10, size=(3, 200, 2))
+    target = (classes[..., 0] <= classes[..., 1]).astype(np.int8)
+    close = np.abs(classes[..., 0] - classes[..., 1]) <= 1 + shift
+    prob = np.where(close, 1 - target, target).astype(np.float16) * 0.8 + 0.1
+    pairs = np.arange(8, dtype=np.int32)
+    ys, xs = np.mgrid[:14, :14]
+    ring = (((ys - 7) ** 2 + (xs - 7) ** 2 < 30) & ((ys - 7) ** 2 + (xs - 7) ** 2 > 10)).astype(np.uint8) * 250
+    images = np.broadcast_to(ring, (24, 2, 14, 14)).copy()
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, round=np.arange(3, dtype=np.int32), prob=prob, classes=classes.astype(np.int8),
+                        target=target, digit_pred=classes.astype(np.int8), image_round=np.repeat(np.arange(3), 8),
+                        image_pair=np.tile(pairs, 3), images=images)
+    atomic_write_bytes(path / "predictions.npz", buffer.getvalue())
+
+
+def saved_fake(tmp_path, run_id, name, shift=0):
+    summary = fake_summary(run_id, name)
+    summary.path = tmp_path / run_id
+    summary.path.mkdir()
+    records = [EpochRecord(0, r.round, r.epoch, r.train_loss + 0.05 * shift, r.train_acc, r.test_acc - 0.02 * shift,
+                           r.digit_acc, r.lr, r.seconds) for r in fake_records(epochs=20)]
+    (summary.path / "history.csv").write_text(history_csv(records))
+    fake_predictions(summary.path, shift)
+    return summary
+
+
+def test_run_details_errors_view(snap_compare, tmp_path):
+    summary = saved_fake(tmp_path, "20261127-120000-abcdef", "table2-fcn-ws-aux")
+
+    async def open_errors(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(RunDetails(summary))
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=open_errors)
+
+
+def test_compare_screen(snap_compare, tmp_path):
+    from workbench.tui.compare import CompareScreen
+
+    runs = [saved_fake(tmp_path, "20261127-120000-aaaaaa", "table2-fcn-ws-aux"),
+            saved_fake(tmp_path, "20261127-120000-bbbbbb", "table2-fcn-plain", shift=1)]
+
+    async def open_compare(pilot):
+        await settle(pilot)
+        pilot.app.push_screen(CompareScreen(runs, tmp_path))
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=open_compare)
+
+
+def test_live_view_of_a_group(snap_compare, tmp_path):
+    async def group(pilot):
+        await settle(pilot)
+        live = pilot.app.query_one(LiveView)
+        for i, name in enumerate(("table2-fcn-plain", "table2-fcn-aux", "table2-fcn-ws")):
+            live.start(name, 60, i + 1)
+            live.add([EpochRecord(0, r.round, r.epoch, r.train_loss * (1 + 0.3 * i), r.train_acc,
+                                  r.test_acc + 0.02 * i, None, r.lr, r.seconds) for r in fake_records(epochs=12)], i + 1)
+        live.finish("cancelled", "", 1)
+        live.update_text(force=True)
+        live.redraw(force=True)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=group)

@@ -556,3 +556,50 @@ async def test_details_show_what_the_network_gets_wrong(make_app, saved_runs):
         await pilot.pause()
         await pilot.press("e")
         assert "no auxiliary loss" in str(app.screen.query_one("#errors-confusion").render())
+
+
+async def test_what_waits_trains_together_with_the_numbers_each_gets_alone(make_app, source):
+    from workbench.engine import run_configs
+
+    base = RunConfig(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
+    configs = [base, base.replace(alpha=0.3), base.replace(subnet="cnn", hl=8)]
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for i, config in enumerate(configs):
+            app.enqueue(f"run{i}", config, None, start=False)
+        app.start_next()
+        assert [item.name for item in app.runs.running] == ["run0", "run1", "run2"]  # one group
+        assert "running together (3)" in app.runs.status_line()
+        await wait_idle(pilot, app)
+        live = app.query_one(LiveView)
+        assert [run.status for run in live.runs.values()] == ["done"] * 3
+        shown = {s.name: s for s in app.query_one(ResultsTable).summaries.values()}
+    for i, config in enumerate(configs):
+        (alone,) = run_configs([config], source)
+        assert shown[f"run{i}"].round_acc == alone.test_accuracies()
+
+
+async def test_cancelling_one_run_of_a_group_keeps_the_others(make_app, source):
+    from workbench.engine import run_configs
+    from workbench.tui.confirm import Choose
+
+    long_run = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1000, pairs=500, batch_size=5, device="cpu")
+    short_run = RunConfig(subnet="cnn", hl=8, c_hl=8, rounds=2, epochs=3, pairs=100, batch_size=20, device="cpu")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.enqueue("long", long_run, None, start=False)
+        app.enqueue("short", short_run, None, start=False)
+        app.start_next()
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: len(live.runs[1].curves) > 0)
+        await pilot.press("ctrl+b")  # two train: which one?
+        await pilot.pause()
+        assert isinstance(app.screen, Choose)
+        await pilot.press("enter")  # the first: "long"
+        await wait_idle(pilot, app, timeout=120)  # long (minutes of training) stops once short has finished
+        runs = {s.name: s for s in app.query_one(ResultsTable).summaries.values()}
+    assert runs["long"].status == "cancelled" and runs["short"].status == "done"
+    (alone,) = run_configs([short_run], source)
+    assert runs["short"].round_acc == alone.test_accuracies()
+    history = (runs["long"].path / "history.csv").read_text().splitlines()
+    assert 1 < len(history) < 2 * 100  # the epochs it had when cancelled, not the 1000 it would have trained

@@ -323,9 +323,23 @@ def presets_dir() -> Path:
     return here.parent / "presets"
 
 
+PAPER_TABLES = ("text", "I", "II", "III", "IV")  # the order the paper reports its rows in
+
+
+def paper_order(preset: Preset) -> tuple:
+    """The paper's order: the basic net, Table II's rows as printed (FCN then CNN), Tables III and IV; then the
+    presets that are no row of the paper, by name."""
+    table = preset.paper.table if preset.paper else ""
+    rank = PAPER_TABLES.index(table) if table in PAPER_TABLES else len(PAPER_TABLES)
+    row = TABLE_II.index(preset.name) if preset.name in TABLE_II else len(TABLE_II)
+    return rank, row, preset.name
+
+
 def load_presets(directory: Path | None = None) -> dict[str, Preset]:
+    """Every preset, in the paper's order."""
     directory = directory or presets_dir()
-    return {p.stem: load_preset(p) for p in sorted(directory.glob("*.toml"))}
+    presets = [load_preset(p) for p in sorted(directory.glob("*.toml"))]
+    return {p.name: p for p in sorted(presets, key=paper_order)}
 
 
 def find_preset(name: str, directory: Path | None = None) -> Preset:

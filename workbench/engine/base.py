@@ -135,6 +135,20 @@ def digit_figure(config: RunConfig, digit_acc: float | None) -> float | None:
     return digit_acc if config.aux_loss else None
 
 
+def cancelled_at(result: RunResult, delivered: set[tuple[int, int]]) -> RunResult:
+    """A run as the user cancelled it while it trained beside others: the (round, epoch) records reported before
+    the cancel, each round cancelled at its last reported epoch; no predictions."""
+    history = [h for h in result.history if (h.round, h.epoch) in delivered]
+    last = {h.round: h for h in sorted(history, key=lambda h: h.epoch)}
+    rounds = []
+    for r in result.rounds:
+        h = last.get(r.round)
+        rounds.append(RoundResult(round=r.round, seed=r.seed, status="cancelled", epochs=h.epoch if h else 0,
+                                  test_acc=h.test_acc if h else None, train_acc=h.train_acc if h else None,
+                                  digit_acc=h.digit_acc if h else None, train_loss=h.train_loss if h else None))
+    return dataclasses.replace(result, status="cancelled", reason="", rounds=rounds, history=history)
+
+
 def merge_rounds(parts: list[RunResult]) -> RunResult:
     """One run's result from the stacks that trained disjoint sets of its rounds side by side."""
     if len(parts) == 1:

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
 from ..format import config_name, mean_std_label, run_name
 from ..runs import RunSummary, export_csv, load_runs, runs_dir, tidy_abandoned
-from .confirm import Confirm
+from .confirm import Choose, Confirm
 from .details import RunDetails
 from .form import ConfigForm
 from .live import LiveView
@@ -167,60 +167,90 @@ class WorkbenchApp(App):
 
     # ------------------------------------------------------------------ the queue
 
-    def enqueue(self, name: str, config: RunConfig, preset: Preset | None) -> QueueItem:
+    def enqueue(self, name: str, config: RunConfig, preset: Preset | None, start: bool = True) -> QueueItem:
         item = self.runs.add(name, config, preset)
-        self.start_next()
+        if start:
+            self.start_next()
         self.update_queue_bar()
         return item
 
     def start_next(self) -> None:
-        if self.quitting or (item := self.runs.start_next()) is None:
+        """Everything waiting starts as one group, as `digit-workbench table` would train it."""
+        if self.quitting:
             return
-        self.query_one(LiveView).start(item.name, item.config.rounds * item.config.epochs, item.id)
-        self.train(item)
+        group = self.runs.start_next()
+        if not group:
+            return
+        live = self.query_one(LiveView)
+        for item in group:
+            live.start(item.name, item.config.rounds * item.config.epochs, item.id)
+        self.train(group, self.runs.group_cancel)
         self.update_queue_bar()
 
     def update_queue_bar(self) -> None:
         self.query_one("#queue", Static).update(self.runs.status_line())
 
     @work(thread=True, group="training", exit_on_error=False)
-    def train(self, item: QueueItem) -> None:
-        """Runs in a thread: trains, writes the record, and reports only through messages."""
+    def train(self, group: list[QueueItem], group_cancel: threading.Event) -> None:
+        """Runs in a thread: trains the group in one engine call, writes each record, and reports only through
+        messages. A run cancelled while the others train stops being reported and is recorded as cancelled with
+        the epochs it had; its replicas finish inside their stack, unseen (a config's numbers never depend on
+        its stack-mates, so the others are unaffected)."""
         from ..engine import EngineError, failed_result, run_configs
+        from ..engine.base import cancelled_at
         from ..runs import RunNotSaved, save_run, summarize
 
-        pending: list = []
+        pending: dict[int, list] = {item.id: [] for item in group}
+        delivered: dict[int, set] = {item.id: set() for item in group}
         last_post = [0.0]
 
+        def flush() -> None:
+            for item in group:
+                if pending[item.id]:
+                    self.post_message(RunProgress(item.id, pending[item.id][:]))
+                    pending[item.id].clear()
+
+        def all_left_are_cancelled() -> bool:
+            """Every run not cancelled has reported all its epochs: what still trains was cancelled."""
+            return any(i.cancel.is_set() for i in group) and all(
+                i.cancel.is_set() or len(delivered[i.id]) == i.config.rounds * i.config.epochs for i in group)
+
         def on_epoch(rec) -> None:
-            pending.append(rec)
+            item = group[rec.run]
+            if item.cancel.is_set():
+                if all_left_are_cancelled():
+                    group_cancel.set()  # stop training what nobody waits for
+                return
+            delivered[item.id].add((rec.round, rec.epoch))
+            pending[item.id].append(rec)
             now = time.monotonic()
             if now - last_post[0] >= PROGRESS_EVERY_S:
                 last_post[0] = now
-                self.post_message(RunProgress(item.id, pending[:]))
-                pending.clear()
+                flush()
 
-        paper = item.preset.paper_for(item.config) if item.preset else None
-        preset_name = item.preset.name if item.preset else None
         try:
+            source = self.digits()
+            results = run_configs([item.config for item in group], source, on_epoch=on_epoch, cancel=group_cancel,
+                                  engine=self.engine)
+        except Exception as exc:  # no digits, no device, too big: failed runs, recorded like any other
+            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            results = [failed_result(item.config, self.source_name, self.engine, reason) for item in group]
+        flush()
+        for item, result in zip(group, results):
+            if item.cancel.is_set() and result.status != "cancelled":
+                result = cancelled_at(result, delivered[item.id])
+            paper = item.preset.paper_for(item.config) if item.preset else None
+            preset_name = item.preset.name if item.preset else None
             try:
-                source = self.digits()
-                result = run_configs([item.config], source, on_epoch=on_epoch, cancel=item.cancel,
-                                     engine=self.engine)[0]
-            except Exception as exc:  # no digits, no device: a failed run, recorded like any other
-                reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
-                result = failed_result(item.config, self.source_name, self.engine, reason)
-            if pending:
-                self.post_message(RunProgress(item.id, pending[:]))
-            try:
-                summary = save_run(result, item.name, preset_name, paper, self.runs_root)
-            except RunNotSaved as exc:  # a full disk: the results stay in the app, the user is told why
-                unsaved = summarize(result, item.name, preset_name, paper, f"unsaved-{item.id}")
-                self.post_message(RunFinished(item.id, unsaved, str(exc)))
-                return
-            self.post_message(RunFinished(item.id, summary))
-        except Exception as exc:  # anything else: the run is reported failed, the app goes on
-            self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
+                try:
+                    summary = save_run(result, item.name, preset_name, paper, self.runs_root)
+                except RunNotSaved as exc:  # a full disk: the results stay in the app, the user is told why
+                    unsaved = summarize(result, item.name, preset_name, paper, f"unsaved-{item.id}")
+                    self.post_message(RunFinished(item.id, unsaved, str(exc)))
+                    continue
+                self.post_message(RunFinished(item.id, summary))
+            except Exception as exc:  # anything else: the run is reported failed, the app goes on
+                self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
 
     def on_run_progress(self, message: RunProgress) -> None:
         self.query_one(LiveView).add(message.records, message.item_id)
@@ -246,13 +276,14 @@ class WorkbenchApp(App):
             if message.error:
                 self.notify(f"{message.error}; its results are shown here only", title="Run not saved",
                             severity="error", timeout=15)
-        self.runs.finished()
-        if self.quitting:
+        group_over = self.runs.finished(message.item_id)
+        if self.quitting and group_over:
             self.exit()
             return
-        if self.runs.waiting:
-            live.keep_ended()  # the queue goes on: what just ended stays in view beside what starts
-        self.start_next()
+        if group_over:
+            if self.runs.waiting:
+                live.keep_ended()  # the queue goes on: what just ended stays in view beside what starts
+            self.start_next()
         self.update_queue_bar()
 
     # ------------------------------------------------------------------ actions
@@ -281,15 +312,38 @@ class WorkbenchApp(App):
         if missing:
             self.notify(f"missing presets: {', '.join(missing)}", severity="error")
             return
-        for name in TABLE_II:
-            self.enqueue(name, self.presets[name].config, self.presets[name])
+        for name in TABLE_II:  # queued as one: they start together, as `digit-workbench table` trains them
+            self.enqueue(name, self.presets[name].config, self.presets[name], start=False)
+        self.start_next()
+        self.update_queue_bar()
         self.notify("queued the eight rows of Table II")
 
     def action_cancel(self) -> None:
-        item = self.runs.cancel_current()
-        if item is None:
+        """Cancels the run that trains; when several train together, asks which (or all)."""
+        live = self.runs.live()
+        if not live:
             self.notify("nothing is running")
             return
+        if len(live) == 1:
+            self.cancel_item(live[0])
+            return
+
+        def chosen(key: str | None) -> None:
+            if key == "all":
+                for item in self.runs.live():
+                    self.cancel_item(item)
+            elif key is not None:
+                item = next((i for i in self.runs.live() if str(i.id) == key), None)
+                if item is not None:
+                    self.cancel_item(item)
+
+        self.push_screen(Choose("Cancel which run? The others train on.",
+                                [(str(i.id), i.name) for i in live] + [("all", "all of them")]), chosen)
+
+    def cancel_item(self, item: QueueItem) -> None:
+        self.runs.cancel(item)
+        self.query_one(LiveView).finish("cancelled", "", item.id)
+        self.update_queue_bar()
         self.notify(f"cancelling {item.name}…")
 
     def action_clear_queue(self) -> None:
@@ -381,20 +435,23 @@ class WorkbenchApp(App):
         self.notify(f"loaded preset {name}")
 
     async def action_quit(self) -> None:
-        if self.runs.current is None:
+        if not self.runs.running:
             self.exit()
             return
 
         def answer(stop: bool | None) -> None:
-            if stop and self.runs.current is not None:
+            if stop and self.runs.running:
                 self.quitting = True
                 self.runs.clear()
-                self.runs.cancel_current()
-                self.set_timer(2.0, self.exit)  # the run stops within a second; never hang on it
+                self.runs.cancel_all()
+                self.set_timer(2.0, self.exit)  # the runs stop within a second; never hang on them
             elif stop:
                 self.exit()
 
-        self.push_screen(Confirm(f"{self.runs.current.name} is running. Stop it and quit?"), answer)
+        names = ", ".join(item.name for item in self.runs.running[:3]) + ("…" if len(self.runs.running) > 3 else "")
+        one = len(self.runs.running) == 1
+        self.push_screen(Confirm(f"{names} {'is' if one else 'are'} running. Stop {'it' if one else 'them'} "
+                                 "and quit?"), answer)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if not isinstance(event.data_table, ResultsTable):

@@ -1,4 +1,4 @@
-"""A yes/no question over the current screen (quit during a run)."""
+"""Questions over the current screen: yes/no (quit during a run), one of several (which run to cancel)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label
+from textual.widgets import Button, Label, OptionList
+from textual.widgets.option_list import Option
 
 
 class Confirm(ModalScreen[bool]):
@@ -31,3 +32,27 @@ class Confirm(ModalScreen[bool]):
 
     def action_no(self) -> None:
         self.dismiss(False)
+
+
+class Choose(ModalScreen[str | None]):
+    """Pick one of several answers (which run to cancel when several train together); escape picks none."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Close")]
+
+    def __init__(self, question: str, options: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.question, self.options = question, options
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Label(self.question)
+            yield OptionList(*[Option(label, id=key) for key, label in self.options], id="choices")
+
+    def on_mount(self) -> None:
+        self.query_one("#choices", OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

@@ -19,11 +19,14 @@ class QueueItem:
 
 
 class RunQueue:
-    """Runs train one at a time, in the order queued."""
+    """What waits trains together when nothing trains: every waiting config starts as one group, handed to the
+    engine at once (it stacks what shares an architecture and runs stacks side by side, as `table` does). A group
+    ends when its last run ends; then the next group starts."""
 
     def __init__(self) -> None:
         self.waiting: list[QueueItem] = []
-        self.current: QueueItem | None = None
+        self.running: list[QueueItem] = []
+        self.group_cancel = threading.Event()  # stops the group's engine: set once every run in it is cancelled
         self.next_id = 1
 
     def add(self, name: str, config: RunConfig, preset: Preset | None = None) -> QueueItem:
@@ -32,24 +35,42 @@ class RunQueue:
         self.waiting.append(item)
         return item
 
-    def start_next(self) -> QueueItem | None:
-        """The item to train now, if nothing trains and something waits; it becomes current."""
-        if self.current is not None or not self.waiting:
-            return None
-        self.current = self.waiting.pop(0)
-        return self.current
+    def start_next(self) -> list[QueueItem]:
+        """The group to train now, if nothing trains and something waits; it becomes the running group."""
+        if self.running or not self.waiting:
+            return []
+        self.running, self.waiting = self.waiting, []
+        self.group_cancel = threading.Event()
+        return list(self.running)
 
-    def is_current(self, item_id: int) -> bool:
-        return self.current is not None and self.current.id == item_id
+    @property
+    def current(self) -> QueueItem | None:
+        """The first run still training (None when nothing trains)."""
+        return self.running[0] if self.running else None
 
-    def finished(self) -> None:
-        self.current = None
+    def is_running(self, item_id: int) -> bool:
+        return any(item.id == item_id for item in self.running)
 
-    def cancel_current(self) -> QueueItem | None:
-        """Asks the current run to stop (it is kept, as cancelled); returns it, or None when nothing trains."""
-        if self.current is not None:
-            self.current.cancel.set()
-        return self.current
+    def finished(self, item_id: int) -> bool:
+        """A run of the group ended; True when the whole group has."""
+        self.running = [item for item in self.running if item.id != item_id]
+        return not self.running
+
+    def cancel(self, item: QueueItem) -> None:
+        """Cancels one run of the group; the others train on. Cancelling the last stops the engine."""
+        item.cancel.set()
+        if all(i.cancel.is_set() for i in self.running):
+            self.group_cancel.set()
+
+    def cancel_all(self) -> list[QueueItem]:
+        for item in self.running:
+            item.cancel.set()
+        self.group_cancel.set()
+        return list(self.running)
+
+    def live(self) -> list[QueueItem]:
+        """The running runs not cancelled."""
+        return [item for item in self.running if not item.cancel.is_set()]
 
     def clear(self) -> int:
         """Drops every waiting item; returns how many there were."""
@@ -59,12 +80,15 @@ class RunQueue:
 
     @property
     def idle(self) -> bool:
-        return self.current is None and not self.waiting
+        return not self.running and not self.waiting
 
     def status_line(self, shown: int = 4) -> str:
         parts = []
-        if self.current is not None:
-            parts.append(f"[b]running:[/b] {self.current.name}")
+        if self.running:
+            names = ", ".join(item.name + (" (cancelling)" if item.cancel.is_set() else "")
+                              for item in self.running[:shown]) + ("…" if len(self.running) > shown else "")
+            parts.append(f"[b]running{f' together ({len(self.running)})' if len(self.running) > 1 else ''}:[/b] "
+                         f"{names}")
         if self.waiting:
             names = ", ".join(item.name for item in self.waiting[:shown]) + ("…" if len(self.waiting) > shown else "")
             parts.append(f"[b]queued ({len(self.waiting)}):[/b] {names}")
