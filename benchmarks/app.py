@@ -1,7 +1,8 @@
 """The Textual app's costs: time from launch to the first screen, and training throughput inside the app
-against the same run headless.
+against the same runs headless (`--preset table2`: all of Table II queued at once in the app against
+`digit-workbench table`'s one engine call).
 
-    python benchmarks/app.py [--preset table2-fcn-ws-aux] [--repeats 3]
+    python benchmarks/app.py [--preset table2-fcn-ws-aux | --preset table2] [--repeats 3] [--skip-launch]
 """
 
 from __future__ import annotations
@@ -54,18 +55,25 @@ def measure_in_fresh_process(where: str, preset: str) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def headless_seconds(config) -> float:
+def configs_of(preset: str) -> list:
+    from workbench.config import TABLE_II, find_preset
+
+    names = TABLE_II if preset == "table2" else [preset]
+    return [find_preset(name).config.replace(device="cpu") for name in names]
+
+
+def headless_seconds(configs) -> float:
     from workbench.data import load_source
     from workbench.engine import run_configs
 
     source = load_source("auto")
     started = time.perf_counter()
-    result = run_configs([config], source, on_epoch=lambda rec: None)[0]
-    assert result.status == "done", result.reason
+    results = run_configs(configs, source, on_epoch=lambda rec: None)
+    assert all(r.status == "done" for r in results), [r.reason for r in results]
     return time.perf_counter() - started
 
 
-async def in_app_seconds(config, runs_root: Path) -> float:
+async def in_app_seconds(configs, runs_root: Path) -> float:
     from workbench.tui.app import WorkbenchApp
 
     app = WorkbenchApp(runs_root=runs_root)
@@ -73,7 +81,9 @@ async def in_app_seconds(config, runs_root: Path) -> float:
         while not app.source_name:  # digits loaded, as a moment after a normal start
             await pilot.pause(0.05)
         started = time.perf_counter()
-        app.enqueue("benchmark", config, None)
+        for i, config in enumerate(configs):  # queued at once, as ctrl+t queues Table II
+            app.enqueue(f"benchmark-{i}", config, None, start=False)
+        app.start_next()
         await app.workers.wait_for_complete()  # no polling: the UI loop is left to the app
         return time.perf_counter() - started
 
@@ -82,34 +92,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="table2-fcn-ws-aux")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip-launch", action="store_true", help="do not time the launch")
     parser.add_argument("--one", choices=("headless", "app"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.one:
-        from workbench.config import find_preset
-
-        config = find_preset(args.preset).config.replace(device="cpu")
+        configs = configs_of(args.preset)
         if args.one == "headless":
-            print(headless_seconds(config))
+            print(headless_seconds(configs))
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                print(asyncio.run(in_app_seconds(config, Path(tmp))))
+                print(asyncio.run(in_app_seconds(configs, Path(tmp))))
         return 0
 
-    launches = [launch_to_first_screen() for _ in range(args.repeats)]
-    print(f"launch to first screen: median {statistics.median(t for t, _ in launches):.2f} s "
-          f"over {len(launches)} launches ({launches[-1][1]})")
+    if not args.skip_launch:
+        launches = [launch_to_first_screen() for _ in range(args.repeats)]
+        print(f"launch to first screen: median {statistics.median(t for t, _ in launches):.2f} s "
+              f"over {len(launches)} launches ({launches[-1][1]})")
 
-    from workbench.config import find_preset
-
-    config = find_preset(args.preset).config.replace(device="cpu")
+    config = configs_of(args.preset)[0]
     headless, in_app = [], []
     for _ in range(args.repeats):  # alternate, so drift in the machine's speed hits both alike
         headless.append(measure_in_fresh_process("headless", args.preset))
         in_app.append(measure_in_fresh_process("app", args.preset))
     h, a = statistics.median(headless), statistics.median(in_app)
     print(f"{args.preset} ({config.rounds} rounds x {config.epochs} epochs): headless median {h:.2f} s, "
-          f"in the app median {a:.2f} s: the app costs {100 * (a - h) / h:+.1f}%")
+          f"in the app median {a:.2f} s: the app costs {100 * (a - h) / h:+.1f}% (ratio {a / h:.3f})")
     print(f"  headless runs: {', '.join(f'{t:.2f}' for t in headless)}; in the app: {', '.join(f'{t:.2f}' for t in in_app)}")
     return 0
 

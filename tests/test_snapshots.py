@@ -156,7 +156,11 @@ def test_compare_screen(snap_compare, tmp_path):
 
     async def open_compare(pilot):
         await settle(pilot)
-        pilot.app.push_screen(CompareScreen(runs, tmp_path))
+        screen = CompareScreen(runs, tmp_path)
+        pilot.app.push_screen(screen)
+        await pilot.pause()
+        while not screen.loaded.is_set():
+            await pilot.pause(0.05)
         await pilot.pause()
 
     assert snap_compare(make_app(tmp_path), terminal_size=SIZE, run_before=open_compare)

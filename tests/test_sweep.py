@@ -229,6 +229,15 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)
         assert screen.query_one("#sweep-trials", DataTable).row_count == 6
+        from textual_plotext import PlotextPlot
+
+        best = screen.query_one("#sweep-best", PlotextPlot).plt
+        best.plotsize(60, 12)
+        drawn = best.build()
+        assert "best validation % so far" in drawn and "trial" in drawn
+        param = screen.query_one("#sweep-param-a", PlotextPlot).plt
+        param.plotsize(60, 12)
+        assert "validation % vs" in param.build()
         # the chosen configs were measured on test, saved, and joined the results table, as the command does
         from workbench.tui.results import ResultsTable
 

@@ -117,8 +117,18 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
 
     term.press("enter", pause=0.5)  # the results table has the keyboard: a run's details
     term.wait_for("Load into form (l)")
+    term.press("e", pause=0.5)  # what it gets wrong (the cancelled run has no predictions: it says so)
+    term.wait_for("error % by digit pair" if "done" in term.text else "no test predictions")
+    term.press("c", pause=0.3)
     term.press("l", pause=0.5)
     term.wait_for("form loaded from table2-fcn-ws")
+
+    term.press("f3", " ", "down", " ", "c", pause=0.3)  # mark both runs, compare them
+    term.wait_for("Paired (p)")
+    term.press("p", pause=0.3)
+    term.wait_for("a − b")
+    term.press("escape", pause=0.4)
+    term.wait_for("Paired (p)", gone=True)
 
     term.press("ctrl+p", pause=0.4)  # the palette, then the key panel, closed by escape
     term.press(*"keys", pause=0.1)

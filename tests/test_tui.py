@@ -495,6 +495,8 @@ async def test_the_compare_screen_from_marked_runs(make_app, saved_runs, tmp_pat
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, CompareScreen)
+        await wait_until(pilot, screen.loaded.is_set)  # read off the UI thread
+        await pilot.pause()
         assert [s.name for s in screen.summaries] == ["plain", "both"]
         assert "plain" in str(screen.query_one("#compare-legend").render())
         pairs = screen.query_one("#c-pairs", DataTable)
@@ -522,6 +524,8 @@ async def test_unpaired_runs_say_why_on_the_compare_screen(make_app, saved_runs)
         app.open_compare([saved_runs[1], saved_runs[2]])
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
+        await wait_until(pilot, app.screen.loaded.is_set)
+        await pilot.pause()
         assert str(app.screen.query_one("#c-pairs", DataTable).get_row_at(0)[5]) == "Welch: different seeds"
 
 
@@ -603,3 +607,24 @@ async def test_cancelling_one_run_of_a_group_keeps_the_others(make_app, source):
     assert runs["short"].round_acc == alone.test_accuracies()
     history = (runs["long"].path / "history.csv").read_text().splitlines()
     assert 1 < len(history) < 2 * 100  # the epochs it had when cancelled, not the 1000 it would have trained
+
+
+async def test_compare_the_table_ii_rows_takes_the_latest_run_of_each_row(make_app, source, tmp_path):
+    from workbench.config import Preset, TABLE_II
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+    from workbench.tui.compare import CompareScreen
+
+    tiny = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
+    rows = {TABLE_II[0]: tiny.replace(aux_loss=False), TABLE_II[3]: tiny}
+    results = run_configs(list(rows.values()) + [tiny.replace(hl=8)], source)
+    for (name, _), result in zip(rows.items(), results):
+        save_run(result, name, name, root=tmp_path / "runs")
+    save_run(results[2], TABLE_II[3] + " (edited)", TABLE_II[3], root=tmp_path / "runs")  # no longer the row
+    app = make_app(load_digits_at_start=False)
+    app.presets.update({name: Preset(name, name, config) for name, config in rows.items()})
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_compare_table2()
+        await pilot.pause()
+        assert isinstance(app.screen, CompareScreen)
+        assert [s.name for s in app.screen.summaries] == [TABLE_II[0], TABLE_II[3]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from pathlib import Path
@@ -149,6 +150,8 @@ class WorkbenchApp(App):
             source = self.digits()
             from ..engine.base import cuda_unavailable_reason
             import torch
+
+            importlib.import_module("scipy.stats")  # the compare screen's tests: a second to import, done here
 
             available = torch.cuda.is_available()
             self.post_message(DigitsReady(source.name, available, "" if available else cuda_unavailable_reason()))

@@ -4,10 +4,13 @@ their difference. `ctrl+e` writes the same comparison as a figure (figures.py)."
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, HorizontalScroll, Vertical
@@ -17,7 +20,7 @@ from textual_plotext import PlotextPlot
 
 from ..analysis import PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions, round_scores
 from ..runs import RunSummary, load_history
-from .live import RUN_COLORS, Curves, epoch_ticks, plot_band
+from .live import BANDS_UP_TO, RUN_COLORS, Curves, epoch_ticks, plot_band
 from .pictures import grid_text
 
 
@@ -42,11 +45,12 @@ class CompareScreen(Screen):
         super().__init__()
         self.summaries = summaries
         self.figure_dir = figure_dir or Path(".")
-        self.curves = [run_curves(s) for s in summaries]
         self.run_colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(summaries))]
-        self.comparisons = all_pairs(summaries)
+        self.curves: list[Curves] = []
+        self.comparisons: list = []
         self.difference = False
         self.heatmaps: list[tuple[RunSummary, np.ndarray]] = []
+        self.loaded = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -77,30 +81,50 @@ class CompareScreen(Screen):
                          for s, (r, g, b) in zip(self.summaries, self.run_colors))
 
     def on_mount(self) -> None:
-        self.sub_title = f"comparing {len(self.summaries)} runs"
-        self.draw_curves()
-        table = self.query_one("#c-pairs", DataTable)
-        table.add_columns("a − b", "mean (points)", "95 % CI", "p", "rounds won", "pairing")
-        for c in self.comparisons:
-            table.add_row(f"{c.a} − {c.b}", "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}",
-                          "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]",
-                          "—" if c.p is None else ("<0.001" if c.p < 0.001 else f"{c.p:.3f}"),
-                          "—" if c.wins is None else f"{c.wins}/{c.n}",
-                          "paired" if c.paired else f"Welch: {c.why_unpaired}")
+        self.sub_title = f"comparing {len(self.summaries)} runs · reading their records…"
+        self.query_one("#c-pairs", DataTable).add_columns("a − b", "mean (points)", "95 % CI", "p", "rounds won",
+                                                          "pairing")
+        self.call_after_refresh(self.load)  # the screen first, then its records: opening waits for neither
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        """Reads the histories and predictions and computes the comparisons off the UI thread, so that the
+        screen opens at once and the live view keeps drawing; then shows them."""
+        curves = [run_curves(s) for s in self.summaries]
+        comparisons = all_pairs(self.summaries)
+        heatmaps, problems = [], []
         for s in self.summaries:
             try:
                 p = load_predictions(s.path)
             except PredictionsUnreadable as exc:
-                self.notify(str(exc), severity="warning")
+                problems.append(str(exc))
                 p = None
             if p is not None:
-                self.heatmaps.append((s, error_rate(*error_grid(p)) * 100))
-            if len(self.heatmaps) == 2:
+                heatmaps.append((s, error_rate(*error_grid(p)) * 100))
+            if len(heatmaps) == 2:
                 break
+        self.app.call_from_thread(self.show_loaded, curves, comparisons, heatmaps, problems)
+
+    def show_loaded(self, curves, comparisons, heatmaps, problems) -> None:
+        self.curves, self.comparisons, self.heatmaps = curves, comparisons, heatmaps
+        for problem in problems:
+            self.notify(problem, severity="warning")
+        self.sub_title = f"comparing {len(self.summaries)} runs"
+        self.draw_curves()
+        table = self.query_one("#c-pairs", DataTable)
+        for c in self.comparisons:  # Text, not str: a str cell is parsed as markup (a fifth of the opening time)
+            table.add_row(*(Text(cell) for cell in (
+                f"{c.a} − {c.b}", "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}",
+                "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]",
+                "—" if c.p is None else ("<0.001" if c.p < 0.001 else f"{c.p:.3f}"),
+                "—" if c.wins is None else f"{c.wins}/{c.n}", "paired" if c.paired else f"Welch: {c.why_unpaired}")))
         self.draw_heatmaps()
+        self.loaded.set()
 
     def draw_curves(self) -> None:
         runs = list(zip(self.summaries, self.curves, self.run_colors))
+        spread = len(runs) <= BANDS_UP_TO  # beyond, the bands hide each other: the means alone
+        what = "mean ± std over rounds" if spread else "mean over rounds"
         for plot_id, attr, title, scale in (("#c-test", "test_acc", "test accuracy %", 100.0),
                                             ("#c-loss", "loss", "train loss", 1.0),
                                             ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
@@ -108,13 +132,13 @@ class CompareScreen(Screen):
             plt = plot.plt
             plt.clear_data()
             plt.clear_figure()
-            plt.title(f"{title}: mean ± std over rounds")
+            plt.title(f"{title}: {what}")
             plt.xlabel("epoch")
             last = 0
             for s, curves, color in runs:
                 epochs, means, stds = Curves.mean_std(getattr(curves, attr))
                 if epochs:
-                    plot_band(plt, epochs, means, stds, color, s.name, scale)
+                    plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, s.name, scale)
                     last = max(last, epochs[-1])
             if last:
                 plt.xticks(epoch_ticks(list(range(1, last + 1))))
@@ -136,6 +160,9 @@ class CompareScreen(Screen):
 
     def draw_heatmaps(self) -> None:
         note = self.query_one("#c-errors-note", Static)
+        if not self.loaded.is_set() and not self.curves:
+            note.update("reading the runs' predictions…")
+            return
         a, b = self.query_one("#c-heat-a", Static), self.query_one("#c-heat-b", Static)
         if not self.heatmaps:
             note.update("none of these runs recorded test predictions")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
 from textual.app import ComposeResult
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
@@ -71,9 +71,9 @@ class Curves:
         epochs = sorted({e for by_epoch in series.values() for e in by_epoch})
         means, stds = [], []
         for e in epochs:
-            values = [s[e] for s in series.values() if e in s and s[e] is not None]
-            means.append(statistics.fmean(values) if values else float("nan"))
-            stds.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+            values = np.array([s[e] for s in series.values() if e in s and s[e] is not None], dtype=float)
+            means.append(float(values.mean()) if values.size else float("nan"))
+            stds.append(float(values.std()) if values.size > 1 else 0.0)
         return epochs, means, stds
 
     def __len__(self) -> int:

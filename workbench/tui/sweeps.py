@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+from textual_plotext import PlotextPlot
 
 from ..config import FIELDS, ConfigError
 from ..format import mean_std_label, setting
@@ -74,6 +75,10 @@ class SweepScreen(Screen):
                 yield Button("Export trials", id="sweep-export", compact=True)
             yield Static("", id="sweep-title")
             yield DataTable(id="sweep-stages", cursor_type="none")
+            with Horizontal(id="sweep-plots"):
+                yield PlotextPlot(id="sweep-param-a")
+                yield PlotextPlot(id="sweep-param-b")
+                yield PlotextPlot(id="sweep-best")
             yield Static("", id="sweep-status")
             yield DataTable(id="sweep-trials", zebra_stripes=True, cursor_type="row")
         yield Footer()
@@ -183,6 +188,46 @@ class SweepScreen(Screen):
         for t in sorted(trials, key=lambda t: (t.stage, t.number)):
             table.add_row(*trial_cells(t))
         self.query_one("#sweep-status", Static).update(note or ("running" if running else ""))
+        self.draw_plots(trials)
+
+    def draw_plots(self, trials: list[Trial]) -> None:
+        """The latest stage with finished trials: validation score against each swept parameter, and the best
+        validation score so far over its trials."""
+        finished = [t for t in trials if t.state == "complete" and t.val_mean is not None]
+        plots = [self.query_one(f"#{i}", PlotextPlot) for i in ("sweep-param-a", "sweep-param-b", "sweep-best")]
+        for plot in plots:
+            plot.plt.clear_data()
+            plot.plt.clear_figure()
+        if not finished:
+            for plot in plots:
+                plot.refresh()
+            return
+        stage_index = max(t.stage for t in finished)
+        stage = self.spec.stages[stage_index]
+        mine = sorted((t for t in finished if t.stage == stage_index), key=lambda t: t.number)
+        params = list(stage.grid or stage.ranges)
+        for plot, param in zip(plots[:2], params[:2] + [None] * (2 - len(params[:2]))):
+            plt = plot.plt
+            if param is None:
+                plot.refresh()
+                continue
+            values = [float(t.params[param]) for t in mine if param in t.params]
+            scores = [100 * t.val_mean for t in mine if param in t.params]
+            plt.scatter(values, scores, marker="dot", color=(40, 170, 90))
+            plt.title(f"{stage.name}: validation % vs {FIELDS[param].label}")
+            plt.xlabel(FIELDS[param].label)
+            if stage.is_grid and len(set(values)) <= 8:
+                plt.xticks(sorted(set(values)), [setting(v) for v in sorted(set(values))])
+            plot.refresh()
+        plt = plots[2].plt
+        best, so_far = float("-inf"), []
+        for t in mine:
+            best = max(best, 100 * t.val_mean)
+            so_far.append(best)
+        plt.plot(list(range(1, len(so_far) + 1)), so_far, marker="braille", color=(30, 150, 220))
+        plt.title(f"{stage.name}: best validation % so far")
+        plt.xlabel("trial")
+        plots[2].refresh()
 
     def action_cancel(self) -> None:
         if not self.busy:

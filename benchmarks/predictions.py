@@ -1,0 +1,66 @@
+"""What recording the test predictions costs: the size of a run's predictions.npz (10 rounds x 1,000 pairs) and
+the share of a run's time spent computing and writing it (the final forward pass over the test pairs, the
+probabilities and digits, the kept images, the compressed file), timed inside real runs.
+
+    python benchmarks/predictions.py [--presets table2-fcn-ws-aux table2-cnn-ws-aux]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["table2-fcn-ws-aux", "table2-cnn-ws-aux", "table4-cnn-best"])
+    args = parser.parse_args()
+
+    import workbench.engine.batched as batched
+    import workbench.runs as runs
+    from workbench.config import find_preset
+    from workbench.data import load_source
+    from workbench.engine import run_configs
+
+    os.environ["DIGIT_WORKBENCH_PROCESSES"] = "1"  # every stack in this process, where the timers are
+    spent = {"predict": 0.0, "write": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            started = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    batched.StackReport.predictions = timed("predict", batched.StackReport.predictions)
+    batched.stack_outputs = timed("predict", batched.stack_outputs)
+    runs.predictions_npz = timed("write", runs.predictions_npz)
+
+    source = load_source("auto")
+    print(f"digits: {source.name}")
+    for name in args.presets:
+        config = find_preset(name).config.replace(device="cpu")
+        spent.update(predict=0.0, write=0.0)
+        started = time.perf_counter()
+        (result,) = run_configs([config], source)  # one process: the timers see every step
+        trained = time.perf_counter() - started
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = runs.save_run(result, name, root=Path(tmp))
+            size = (summary.path / runs.PREDICTIONS_FILE).stat().st_size
+        total = trained + spent["write"]
+        share = 100 * (spent["predict"] + spent["write"]) / total
+        print(f"{name}: {config.rounds} rounds x {config.pairs} pairs: predictions.npz {size / 1024:.0f} KiB; "
+              f"predicting {spent['predict']:.3f} s + writing {spent['write']:.3f} s of {total:.1f} s: {share:.2f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
