@@ -122,3 +122,12 @@ def test_the_progress_line_says_which_round_and_epoch_its_figure_is(capsys, tmp_
                  "--data", "embedded", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "round 1 epoch 2: test" in out and "train time" in out and "mean ± std over rounds" in out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["table", "--help"], ["compare", "--help"],
+                                  ["plot", "--help"], ["sweep", "--help"], ["export", "--help"], ["data", "--help"]])
+def test_every_help_prints(capsys, argv):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0
+    assert "usage: digit-workbench" in capsys.readouterr().out

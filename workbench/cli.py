@@ -67,7 +67,7 @@ def build_parser() -> Parser:
     export.add_argument("--out", type=Path, default=Path("runs-export.csv"), help="CSV file (default: runs-export.csv)")
     export.add_argument("--runs-dir", type=Path, default=None)
 
-    compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 % interval, p, rounds won")
+    compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 %% interval, p, rounds won")
     compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets: the latest run of each")
     compare.add_argument("--csv", type=Path, default=None, help="also write the comparison table to this CSV")
     compare.add_argument("--runs-dir", type=Path, default=None)
