@@ -131,3 +131,18 @@ def test_every_help_prints(capsys, argv):
         main(argv)
     assert done.value.code == 0
     assert "usage: digit-workbench" in capsys.readouterr().out
+
+
+def test_commands_that_do_not_train_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from workbench.cli import main\n"
+            "for argv in (['presets'], ['export', '--out', 'x.csv'], ['sweep', '--show', 'nothing-here'],\n"
+            "             ['compare', 'a', 'b'], ['plot', 'a', '--out', 'f.png']):\n"
+            "    main(argv)\n"
+            "print('torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -72,15 +72,15 @@ def show_study(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from ..data import source_kind
-    from ..runs import runs_dir
-
     console = Console()
     if not 1 <= args.workers <= max_workers():
         raise UsageError(f"--workers: 1 to {max_workers()} on this machine (one per core), got {args.workers}")
     try:
-        if args.show is not None:
+        if args.show is not None:  # a look at a study: no torch, no digits
             return show_study(args, console)
+        from ..data import source_kind
+        from ..runs import runs_dir
+
         if not args.spec:
             raise UsageError("sweep: name a spec (see presets/sweeps/) or use --show STUDY")
         spec = load_spec(find_spec(args.spec))
