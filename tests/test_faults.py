@@ -211,9 +211,16 @@ BROKEN_SPECS = [
     ("[[stage]]\ngrid = { kl = [9] }\n", "stage[0].grid.kl"),
     ("[[stage]]\ngrid = { alpha = [true] }\n", "stage[0].grid.alpha"),
 ]
+SPEC_CASES_BEYOND_THE_CAMPAIGN = [  # the training knobs became sweepable (issue 13): their limits are checked too
+    ("[[stage]]\ngrid = { batch_size = [5, 5000] }\n", "stage[0].grid.batch_size"),
+    ("[[stage]]\ngrid = { epochs = [0, 5] }\n", "stage[0].grid.epochs"),
+    ("[[stage]]\nrange = { lr = [0.0001, 20] }\ntrials = 3\n", "stage[0].range.lr"),
+    ("[[stage]]\ngrid = { repair = ['sometimes'] }\n", "stage[0].grid.repair"),
+]
 
 
-@pytest.mark.parametrize("body, key", BROKEN_SPECS, ids=[f"{i}-{k}" for i, (_, k) in enumerate(BROKEN_SPECS)])
+@pytest.mark.parametrize("body, key", BROKEN_SPECS + SPEC_CASES_BEYOND_THE_CAMPAIGN,
+                         ids=[f"{i}-{k}" for i, (_, k) in enumerate(BROKEN_SPECS + SPEC_CASES_BEYOND_THE_CAMPAIGN)])
 def test_a_broken_sweep_spec_is_one_line_naming_the_file_and_key(capsys, tmp_path, monkeypatch, body, key):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "spec.toml"

@@ -62,3 +62,25 @@ def test_a_worker_process_ends_when_its_parent_is_killed(tmp_path):
     while time.monotonic() < deadline and any(alive(w) for w in workers):
         time.sleep(0.2)
     assert not any(alive(w) for w in workers)
+
+
+def _cores_in_a_daemon(queue) -> None:
+    from workbench.config import RunConfig
+    from workbench.engine.scheduler import cores_for, plan_jobs
+
+    config = RunConfig(subnet="cnn", hl=512, kl=2, bc=24, c_hl=512, c_kl=2, device="cpu")  # worth splitting
+    queue.put((cores_for([config]), len(plan_jobs([config], [[0]], cores_for([config])))))
+
+
+def test_a_sweep_worker_never_splits_a_stack_into_processes_of_its_own():
+    """Sweep workers are daemonic processes, which may not start processes: a big CNN trial trains in the
+    worker itself (it crashed the trial's stack-dispatch thread before)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_cores_in_a_daemon, args=(queue,), daemon=True)
+    worker.start()
+    cores, jobs = queue.get(timeout=120)
+    worker.join(30)
+    assert cores == 1 and jobs == 1

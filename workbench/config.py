@@ -74,6 +74,8 @@ FIELDS: dict[str, FieldSpec] = {
     "lr": FieldSpec(float, "Learning rate", "Adam's learning rate", 1e-7, 10.0),
     "lr_decay": FieldSpec(float, "LR decay", "learning rate factor applied after every epoch", 0.01, 1.0),
     "epochs": FieldSpec(int, "Epochs", "training epochs per round", 1, 1000),
+    "repair": FieldSpec(bool, "Re-pairing", "each epoch, pair the round's training digits anew (targets from "
+                        "their classes; no other digit is used)"),
     "batch_size": FieldSpec(int, "Batch size", "pairs per optimizer step", 1, 10000),
     "rounds": FieldSpec(int, "Rounds", "independent trainings, each with fresh pairs and weights", 1, 100),
     "pairs": FieldSpec(int, "Pairs", "pairs in the train set and in the test set", 10, 30000),
@@ -101,6 +103,7 @@ class RunConfig:
     lr: float = 1e-3
     lr_decay: float = 0.9
     epochs: int = 20
+    repair: bool = False  # beyond the paper: off in every paper preset
     batch_size: int = 5
     rounds: int = 10
     pairs: int = 1000

@@ -111,6 +111,19 @@ def round_pairs(source: DigitSource, pairs: int, seed: int, round_index: int, va
     return train, test, val
 
 
+def repaired(train: PairSet, seed: int, round_index: int, epoch: int) -> PairSet:
+    """The round's 2n training digits paired anew for one epoch by the round's own generator (seeded by seed,
+    round and epoch): the same digits, each used once, the targets recomputed from their classes."""
+    n = len(train)
+    digits = train.input.reshape(2 * n, *train.input.shape[2:])
+    classes = train.classes.reshape(2 * n)
+    generator = torch.Generator().manual_seed(derive_seed(seed, round_index, "repair", epoch))
+    order = torch.randperm(2 * n, generator=generator).to(train.input.device)
+    pair_classes = classes[order].reshape(n, 2)
+    return PairSet(digits[order].reshape(train.input.shape), pair_classes,
+                   (pair_classes[:, 0] <= pair_classes[:, 1]).to(train.target.dtype))
+
+
 # ---------------------------------------------------------------- full MNIST
 
 def mnist_root(data_dir: str | os.PathLike | None = None) -> Path:

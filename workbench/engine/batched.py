@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig
-from ..data import DigitSource, PairSet, derive_seed, round_pairs
+from ..data import DigitSource, PairSet, derive_seed, repaired, round_pairs
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    library_versions, predictions_of, resolve_device)
 from .cuda_graph import StepGraph
@@ -126,6 +126,9 @@ class EpochTrainer:
         """Trains one epoch; None when cancelled part-way."""
         n, batch, R = self.config.pairs, self.config.batch_size, len(self.configs)
         device = train.target.device
+        if self.config.repair:  # every replica re-pairs its own round's digits, as the loop does
+            train = stack_pairs([repaired(PairSet(train.input[k], train.classes[k], train.target[k]), c.seed, r, epoch)
+                                 for k, (_, c, r) in enumerate(self.replicas)], device)
         order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in self.replicas]).to(device)
         x = train.input[self.replica_index, order]  # (R, n, 2, 14, 14) in each replica's order
         target, classes = train.target[self.replica_index, order], train.classes[self.replica_index, order]

@@ -7,7 +7,7 @@ import time
 import torch
 
 from ..config import RunConfig
-from ..data import DigitSource, PairSet, derive_seed, round_pairs
+from ..data import DigitSource, PairSet, derive_seed, repaired, round_pairs
 from ..models import pair_loss
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, library_versions, predictions_of, resolve_device)
@@ -30,7 +30,7 @@ def evaluate(model: torch.nn.Module, pairs: PairSet) -> tuple[float, float | Non
 def train_round(config: RunConfig, source: DigitSource, round_index: int, device: torch.device, run: int,
                 on_epoch: OnEpoch, cancel: CancelFlag, validation: int = 0) -> RoundResult:
     sets = [p.to(device) for p in round_pairs(source, config.pairs, config.seed, round_index, validation)]
-    train, test = sets[0], sets[1]
+    round_train, test = sets[0], sets[1]
     model = init_model(config, round_index).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
@@ -43,6 +43,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         model.train()
+        train = repaired(round_train, config.seed, round_index, epoch) if config.repair else round_train
         order = batch_order(config, round_index, epoch, len(train)).to(device)
         stream.start_epoch(epoch)
         loss_sum = torch.zeros((), device=device)

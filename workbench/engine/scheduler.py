@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import multiprocessing
 import os
 import queue
 import signal
@@ -137,6 +138,8 @@ def cores_for(configs: list[RunConfig]) -> int:
     """How many stacks may train at once: on a CPU, one per core; on a GPU, one at a time."""
     if os.environ.get("DIGIT_WORKBENCH_PROCESSES") == "1":
         return 1
+    if multiprocessing.current_process().daemon:  # a sweep's worker: the sweep already runs one per core, and a
+        return 1                                  # daemonic process may not start processes of its own
     if any(resolve_device(c.device).type != "cpu" for c in configs):
         return 1
     return os.cpu_count() or 1

@@ -529,6 +529,7 @@ def stack_outputs(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.
     return torch.cat(outs, 1), (torch.cat(digit_outs, 1) if digit_outs else None)
 
 
+@torch.inference_mode()
 def evaluate_stack(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per replica (R,): comparison accuracy and the subnets' digit accuracy (None for the basic net)."""
     hits = torch.zeros(pairs.target.shape[0], device=pairs.target.device)

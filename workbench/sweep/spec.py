@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_dict, parse_toml, read_text
 
-SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "epochs", "pairs")}
+SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "pairs")}  # the protocol stays
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
 STAGE_KEYS = {"name", "grid", "range", "trials"}
 MAX_GRID_POINTS = 100_000  # a stage's grid is enumerated to hand out trials; beyond this, use a range search
@@ -129,6 +129,7 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
             raise exc.at(key, source) from None
         if len(set(stage.grid[param])) != len(stage.grid[param]):
             raise ConfigError(key, "lists a value twice", source)
+        check_with_base(base, param, stage.grid[param], key, source)
     if grid and stage.size() > MAX_GRID_POINTS:
         sizes = " x ".join(str(len(v)) for v in stage.grid.values())
         raise ConfigError(f"{where}.grid", f"{sizes} = {stage.size():,} points, more than the {MAX_GRID_POINTS:,} a "
@@ -146,6 +147,7 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
             raise exc.at(key, source) from None
         if not low < high:
             raise ConfigError(key, f"low must be below high, got [{low}, {high}]", source)
+        check_with_base(base, param, [low, high], key, source)
         stage.ranges[param] = (low, high)
     if ranges:
         trials = data.get("trials")
@@ -153,6 +155,15 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
             raise ConfigError(f"{where}.trials", f"a range search needs trials = 1..10000, got {trials!r}", source)
         stage.trials = trials
     return stage
+
+
+def check_with_base(base: RunConfig, param: str, values: list, key: str, source: str) -> None:
+    """Each value must make a valid config with the base (a batch larger than the base's pairs does not)."""
+    for value in values:
+        try:
+            base.replace(**{param: value})
+        except ConfigError as exc:
+            raise ConfigError(key, f"{value!r} with the base: {exc.key}: {exc.message}", source) from None
 
 
 def check_param(param: str, key: str, base: RunConfig, source: str) -> None:

@@ -12,7 +12,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, coerce, from_dict
 from ..format import setting
 
-SWITCH_FIELDS = ["weight_sharing", "aux_loss"]
+SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 # The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
 SECTIONS = {"Siamese net": ["alpha"], "Subnet": ["hl", "kl", "bc", "k"], "After the combination": ["c_hl", "c_kl"],
             "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]}
