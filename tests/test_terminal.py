@@ -157,7 +157,7 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     # a sweep with two worker processes starts from inside the app (it failed in a real terminal) and cancels
     term.press("f4")
     term.wait_for("choose a sweep spec")
-    term.press("enter", "down", "enter", pause=0.3)
+    term.press("enter", "down", "down", "down", "enter", pause=0.3)  # beyond-cnn, beyond-fcn, table3-fcn
     term.wait_for("Table III")
     count = min(2, os.cpu_count() or 1)  # one worker per core at most
     term.press("tab", str(count), "tab", "tab", "enter", pause=0.3)
