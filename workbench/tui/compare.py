@@ -20,7 +20,7 @@ from textual_plotext import PlotextPlot
 
 from ..analysis import PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions, round_scores
 from ..runs import RunSummary, load_history
-from .live import BANDS_UP_TO, RUN_COLORS, Curves, epoch_ticks, plot_band
+from .live import RUN_COLORS, Curves, plot_metric
 from .pictures import grid_text
 
 
@@ -123,26 +123,11 @@ class CompareScreen(Screen):
 
     def draw_curves(self) -> None:
         runs = list(zip(self.summaries, self.curves, self.run_colors))
-        spread = len(runs) <= BANDS_UP_TO  # beyond, the bands hide each other: the means alone
-        what = "mean ± std over rounds" if spread else "mean over rounds"
         for plot_id, attr, title, scale in (("#c-test", "test_acc", "test accuracy %", 100.0),
                                             ("#c-loss", "loss", "train loss", 1.0),
                                             ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
-            plot = self.query_one(plot_id, PlotextPlot)
-            plt = plot.plt
-            plt.clear_data()
-            plt.clear_figure()
-            plt.title(f"{title}: {what}")
-            plt.xlabel("epoch")
-            last = 0
-            for s, curves, color in runs:
-                epochs, means, stds = Curves.mean_std(getattr(curves, attr))
-                if epochs:
-                    plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, s.name, scale)
-                    last = max(last, epochs[-1])
-            if last:
-                plt.xticks(epoch_ticks(list(range(1, last + 1))))
-            plot.refresh()
+            plot_metric(self.query_one(plot_id, PlotextPlot), title,
+                        [(s.name, getattr(curves, attr), color) for s, curves, color in runs], scale)
         plot = self.query_one("#c-strip", PlotextPlot)
         plt = plot.plt
         plt.clear_data()

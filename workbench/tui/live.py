@@ -109,43 +109,34 @@ BANDS_UP_TO = 3  # runs; beyond, the bands hide each other and only the means ar
 
 def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[str, Curves, tuple]],
               with_train: bool = False) -> None:
-    """Several runs overlaid, one colour each: mean over rounds as a line, ± std over rounds as a dotted band."""
-    spread = len(runs) <= BANDS_UP_TO
-    what = "mean ± std over rounds" if spread else "mean over rounds"
-    plt = loss_plot.plt
-    plt.clear_data()
-    plt.clear_figure()
-    plt.title(f"train loss: {what}")
-    plt.xlabel("epoch")
-    last = 0
-    for label, curves, color in runs:
-        epochs, means, stds = Curves.mean_std(curves.loss)
-        if epochs:
-            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, label or "mean")
-            last = max(last, epochs[-1])
-    if last:
-        plt.xticks(epoch_ticks(list(range(1, last + 1))))
-    loss_plot.refresh()
+    """Several runs overlaid, one colour each (or one run's train and test accuracy, `with_train`)."""
+    plot_metric(loss_plot, "train loss", [(label or "mean", c.loss, color) for label, c, color in runs])
+    if with_train:
+        series = [(name, getattr(c, attr), color) for _, c, _ in runs
+                  for name, attr, color in (("train", "train_acc", TRAIN_COLOR), ("test", "test_acc", TEST_COLOR))]
+        plot_metric(acc_plot, "accuracy %", series, 100.0)
+    else:
+        plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0)
 
-    plt = acc_plot.plt
+
+def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0) -> None:
+    """One metric, one line per (label, per-round series by epoch, colour): the mean over rounds, and up to
+    BANDS_UP_TO lines ± std over rounds as a dotted band."""
+    spread = len(series) <= BANDS_UP_TO
+    plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
-    plt.title(f"test accuracy %: {what}" if not with_train else f"accuracy %: {what}")
+    plt.title(f"{title}: {'mean ± std over rounds' if spread else 'mean over rounds'}")
     plt.xlabel("epoch")
     last = 0
-    for label, curves, color in runs:
-        if with_train:
-            epochs, means, stds = Curves.mean_std(curves.train_acc)
-            if epochs:
-                plot_band(plt, epochs, means, stds, TRAIN_COLOR, "train", 100)
-            color, label = TEST_COLOR, "test"
-        epochs, means, stds = Curves.mean_std(curves.test_acc)
+    for label, by_round, color in series:
+        epochs, means, stds = Curves.mean_std(by_round)
         if epochs:
-            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, label, 100)
+            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, label, scale)
             last = max(last, epochs[-1])
     if last:
         plt.xticks(epoch_ticks(list(range(1, last + 1))))
-    acc_plot.refresh()
+    plot.refresh()
 
 
 def epoch_ticks(epochs: list[int]) -> list[int]:
