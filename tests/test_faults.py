@@ -275,7 +275,7 @@ def test_a_run_that_cannot_be_saved_prints_its_results_and_leaves_nothing(capsys
 def test_sigterm_and_ctrl_c_on_run_write_a_cancelled_record(tmp_path, signum):
     pexpect = pytest.importorskip("pexpect")
     runs = tmp_path / "runs"
-    child = pexpect.spawn(sys.executable, ["-m", "workbench.cli", "run", "--rounds", "2", "--epochs", "200",
+    child = pexpect.spawn(sys.executable, ["-m", "workbench.cli", "run", "--rounds", "2", "--epochs", "1000",
                                            "--pairs", "200", "--data", "embedded", "--runs-dir", str(runs)],
                           env={**os.environ, "COLUMNS": "120"}, dimensions=(40, 120), timeout=120)
     try:
