@@ -1,6 +1,7 @@
 """What recording the test predictions costs: the size of a run's predictions.npz (10 rounds x 1,000 pairs) and
-the share of a run's time spent computing and writing it (the final forward pass over the test pairs, the
-probabilities and digits, the kept images, the compressed file), timed inside real runs.
+the share of a run's time spent computing and writing it (from the last epoch's test outputs, which the
+evaluation computes anyway: the probabilities and digits, the kept images, the compressed file), timed inside
+real runs.
 
     python benchmarks/predictions.py [--presets table2-fcn-ws-aux table2-cnn-ws-aux]
 """
@@ -41,7 +42,6 @@ def main() -> int:
         return wrapper
 
     batched.StackReport.predictions = timed("predict", batched.StackReport.predictions)
-    batched.stack_outputs = timed("predict", batched.stack_outputs)
     runs.predictions_npz = timed("write", runs.predictions_npz)
 
     source = load_source("auto")

@@ -23,8 +23,8 @@ from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, Never
                    library_versions, predictions_of, resolve_device)
 from .cuda_graph import StepGraph
 from .randomness import DropoutStream, batch_order, init_model
-from .stacked import (StackedNet, evaluate_stack, loss_weights, replica_losses, stack_outputs, stack_pairs,
-                      step_scales, train_step)
+from .stacked import (StackedNet, accuracies, evaluate_stack, loss_weights, replica_losses, stack_outputs,
+                      stack_pairs, step_scales, train_step)
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
@@ -78,16 +78,16 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
         if figures is None:
             cancelled = True
             break
-        test_acc, digit_acc = evaluate_stack(net, test)
-        report.epoch(epoch, lr, figures, test_acc, digit_acc, time.perf_counter() - epoch_started)
+        outputs = stack_outputs(net, test)  # the last epoch's are also the round's predictions
+        report.epoch(epoch, lr, figures, *accuracies(*outputs, test), time.perf_counter() - epoch_started)
         if not report.any_alive():
             break
     if not cancelled:
         report.flag_divergence()
-        if val is not None:
+        if val is not None:  # a sweep trial: scored on validation pairs, no predictions needed
             report.validation(evaluate_stack(net, val)[0])
-        if val is None:  # sweep trials need no predictions
-            report.predictions(*stack_outputs(net, test), test)
+        else:
+            report.predictions(*outputs, test)
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
 
 

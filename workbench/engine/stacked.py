@@ -519,7 +519,8 @@ def stack_pairs(sets: list[PairSet], device: torch.device) -> PairSet:
 
 @torch.inference_mode()
 def stack_outputs(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per replica, the test logits (R, n) and the digit logits (R, n, 2, 10) or None: for the predictions."""
+    """Per replica, the comparison logits (R, n) and the subnets' digit logits (R, n, 2, 10), or None for the
+    basic net, in chunks small enough to stay in cache."""
     outs, digit_outs = [], []
     for start in range(0, pairs.target.shape[1], EVAL_CHUNK):
         out, digits = net.forward(pairs.input[:, start:start + EVAL_CHUNK])
@@ -529,16 +530,15 @@ def stack_outputs(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.
     return torch.cat(outs, 1), (torch.cat(digit_outs, 1) if digit_outs else None)
 
 
-@torch.inference_mode()
+def accuracies(logits: torch.Tensor, digit_logits: torch.Tensor | None,
+               pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per replica (R,): comparison accuracy and the subnets' digit accuracy (None for the basic net)."""
+    comparison = ((logits > 0).float() == pairs.target).float().mean(1)
+    if digit_logits is None:
+        return comparison, None
+    return comparison, (digit_logits.argmax(3) == pairs.classes).float().mean((1, 2))
+
+
 def evaluate_stack(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per replica (R,): comparison accuracy and the subnets' digit accuracy (None for the basic net)."""
-    hits = torch.zeros(pairs.target.shape[0], device=pairs.target.device)
-    digit_hits = torch.zeros_like(hits)
-    n = pairs.target.shape[1]
-    for start in range(0, n, EVAL_CHUNK):
-        part = slice(start, start + EVAL_CHUNK)
-        out, digits = net.forward(pairs.input[:, part])
-        hits += ((out > 0).float() == pairs.target[:, part]).float().sum(1)
-        if digits is not None:
-            digit_hits += (digits.argmax(3) == pairs.classes[:, part]).float().sum((1, 2))
-    return hits / n, (digit_hits / (2 * n) if net.siamese else None)
+    return accuracies(*stack_outputs(net, pairs), pairs)
