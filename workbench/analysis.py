@@ -70,6 +70,54 @@ def load_predictions(run_dir: Path | None) -> RunPredictions | None:
     return preds
 
 
+# ------------------------------------------------------------------ curves over rounds
+
+class Curves:
+    """Per-round series by epoch of a run's history (epoch records or history.csv rows), and their mean and
+    spread over rounds: what the live view, the compare screen and the report figure draw."""
+
+    def __init__(self) -> None:
+        self.loss: dict[int, dict[int, float]] = {}
+        self.train_acc: dict[int, dict[int, float]] = {}
+        self.test_acc: dict[int, dict[int, float]] = {}
+        self.digit_acc: dict[int, dict[int, float]] = {}
+
+    def add(self, rec) -> None:
+        get = rec.get if isinstance(rec, dict) else lambda k: getattr(rec, k)
+        r, e = int(get("round")), int(get("epoch"))
+        self.loss.setdefault(r, {})[e] = get("train_loss")
+        self.train_acc.setdefault(r, {})[e] = get("train_acc")
+        self.test_acc.setdefault(r, {})[e] = get("test_acc")
+        if get("digit_acc") is not None:
+            self.digit_acc.setdefault(r, {})[e] = get("digit_acc")
+
+    @staticmethod
+    def mean(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float]]:
+        epochs, means, _ = Curves.mean_std(series)
+        return epochs, means
+
+    @staticmethod
+    def mean_std(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
+        """Per epoch, the mean over the rounds that reached it and their spread (population std; 0 for one)."""
+        epochs = sorted({e for by_epoch in series.values() for e in by_epoch})
+        means, stds = [], []
+        for e in epochs:
+            values = np.array([s[e] for s in series.values() if e in s and s[e] is not None], dtype=float)
+            means.append(float(values.mean()) if values.size else float("nan"))
+            stds.append(float(values.std()) if values.size > 1 else 0.0)
+        return epochs, means, stds
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.loss.values())
+
+    @classmethod
+    def of(cls, history) -> Curves:
+        curves = cls()
+        for rec in history:
+            curves.add(rec)
+        return curves
+
+
 # ------------------------------------------------------------------ what a run gets wrong
 
 def error_grid(preds: RunPredictions) -> tuple[np.ndarray, np.ndarray]:

@@ -269,19 +269,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .figures import FORMATS, write_figure
-    from .runs import load_history
+    from .runs import readable_history
 
     if args.out.suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
     runs = picked_runs(args, 1)
-    histories = []
-    for s in runs:
-        try:
-            histories.append(load_history(s.path))
-        except (OSError, ValueError):
-            histories.append([])
     try:
-        write_figure(runs, histories, args.out)
+        write_figure(runs, [readable_history(s) for s in runs], args.out)
     except OSError as exc:
         raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {args.out} ({', '.join(s.name for s in runs)})")

@@ -8,23 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores
+from .analysis import Curves, PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores
 from .fsutil import atomic_write_bytes
 
 FORMATS = ("png", "svg", "pdf")
 MAX_HEATMAPS = 4
-
-
-def curves_by_epoch(history: list[dict], key: str) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Epochs, and per epoch the mean and std over rounds of a history column."""
-    by_epoch: dict[int, list[float]] = {}
-    for row in history:
-        value = row.get(key)
-        if value is not None and row.get("epoch") is not None:
-            by_epoch.setdefault(int(row["epoch"]), []).append(float(value))
-    epochs = sorted(by_epoch)
-    return (epochs, np.array([np.mean(by_epoch[e]) for e in epochs]),
-            np.array([np.std(by_epoch[e]) for e in epochs]))
 
 
 def comparison_figure(summaries: list, histories: list[list[dict]]):
@@ -46,12 +34,13 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
     grid = fig.add_gridspec(2 if heat else 1, columns)
     colors = [f"C{i}" for i in range(len(summaries))]
 
-    for column, (key, title, scale) in enumerate((("test_acc", "test accuracy %", 100.0),
-                                                   ("train_loss", "train loss", 1.0))):
+    curves = [Curves.of(history) for history in histories]
+    for column, (attr, title, scale) in enumerate((("test_acc", "test accuracy %", 100.0),
+                                                    ("loss", "train loss", 1.0))):
         ax = fig.add_subplot(grid[0, column])
-        for s, history, color in zip(summaries, histories, colors):
-            epochs, mean, std = curves_by_epoch(history, key)
-            if epochs:
+        for s, run_curves, color in zip(summaries, curves, colors):
+            epochs, mean, std = (np.array(x) for x in Curves.mean_std(getattr(run_curves, attr)))
+            if len(epochs):
                 ax.plot(epochs, mean * scale, color=color, label=s.name)
                 ax.fill_between(epochs, (mean - std) * scale, (mean + std) * scale, color=color, alpha=0.2)
         ax.set_title(f"{title}: mean ± std over rounds")

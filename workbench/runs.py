@@ -243,6 +243,16 @@ def load_history(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def readable_history(summary: RunSummary) -> list[dict[str, Any]]:
+    """A run's history, or none when it has none or it cannot be read: its rounds' scores still stand."""
+    if summary.path is None:
+        return []
+    try:
+        return load_history(summary.path)
+    except (OSError, ValueError):
+        return []
+
+
 class Unreadable(str):
     """The message for a run record that cannot be read, knowing which run it is."""
 

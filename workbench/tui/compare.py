@@ -18,21 +18,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from ..analysis import PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions, round_scores
-from ..runs import RunSummary, load_history
-from .live import RUN_COLORS, Curves, plot_metric
+from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions,
+                        round_scores)
+from ..runs import RunSummary, readable_history
+from .live import RUN_COLORS, plot_metric
 from .pictures import grid_text
-
-
-def run_curves(summary: RunSummary) -> Curves:
-    curves = Curves()
-    if summary.path is not None:
-        try:
-            for rec in load_history(summary.path):
-                curves.add(rec)
-        except (OSError, ValueError):
-            pass  # a run without a readable history still has its rounds' scores
-    return curves
 
 
 class CompareScreen(Screen):
@@ -46,6 +36,7 @@ class CompareScreen(Screen):
         self.summaries = summaries
         self.figure_dir = figure_dir or Path(".")
         self.run_colors = [RUN_COLORS[i % len(RUN_COLORS)] for i in range(len(summaries))]
+        self.histories: list[list[dict]] = []  # read once, for the curves and the exported figure
         self.curves: list[Curves] = []
         self.comparisons: list = []
         self.difference = False
@@ -90,7 +81,8 @@ class CompareScreen(Screen):
     def load(self) -> None:
         """Reads the histories and predictions and computes the comparisons off the UI thread, so that the
         screen opens at once and the live view keeps drawing; then shows them."""
-        curves = [run_curves(s) for s in self.summaries]
+        histories = [readable_history(s) for s in self.summaries]
+        curves = [Curves.of(history) for history in histories]
         comparisons = all_pairs(self.summaries)
         heatmaps, problems = [], []
         for s in self.summaries:
@@ -103,10 +95,10 @@ class CompareScreen(Screen):
                 heatmaps.append((s, error_rate(*error_grid(p)) * 100))
             if len(heatmaps) == 2:
                 break
-        self.app.call_from_thread(self.show_loaded, curves, comparisons, heatmaps, problems)
+        self.app.call_from_thread(self.show_loaded, histories, curves, comparisons, heatmaps, problems)
 
-    def show_loaded(self, curves, comparisons, heatmaps, problems) -> None:
-        self.curves, self.comparisons, self.heatmaps = curves, comparisons, heatmaps
+    def show_loaded(self, histories, curves, comparisons, heatmaps, problems) -> None:
+        self.histories, self.curves, self.comparisons, self.heatmaps = histories, curves, comparisons, heatmaps
         for problem in problems:
             self.notify(problem, severity="warning")
         self.sub_title = f"comparing {len(self.summaries)} runs"
@@ -178,12 +170,7 @@ class CompareScreen(Screen):
         from ..figures import write_figure
 
         out = self.figure_dir / f"comparison-{time.strftime('%Y%m%d-%H%M%S')}.png"
-        histories = []
-        for s in self.summaries:
-            try:
-                histories.append(load_history(s.path) if s.path else [])
-            except (OSError, ValueError):
-                histories.append([])
+        histories = self.histories if self.loaded.is_set() else [readable_history(s) for s in self.summaries]
         try:
             write_figure(self.summaries, histories, out)
         except (OSError, ValueError) as exc:

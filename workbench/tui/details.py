@@ -10,12 +10,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from ..analysis import (PredictionsUnreadable, digit_confusion, error_grid, error_rate, load_predictions, misclassified,
-                        per_digit_accuracy, samples)
+from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_grid, error_rate, load_predictions,
+                        misclassified, per_digit_accuracy, samples)
 from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting
 from ..runs import RunSummary, load_history
-from .live import Curves, draw_curves
+from .live import draw_curves
 from .pictures import grid_text, pair_picture
 
 
@@ -77,14 +77,14 @@ class RunDetails(ModalScreen[str | None]):
             table.add_row(r.get("round"), pct(r.get("test_acc")), pct(r.get("train_acc")), pct(r.get("digit_acc")),
                           "—" if r.get("train_loss") is None else f"{r['train_loss']:.4f}", r.get("epochs", ""),
                           r.get("status", ""))
-        curves = Curves()
+        history = []
         if self.summary.path is not None:
             try:
-                for rec in load_history(self.summary.path):
-                    curves.add(rec)
-            except (OSError, ValueError) as exc:
+                history = load_history(self.summary.path)
+            except (OSError, ValueError) as exc:  # said here: the details are where a user looks at one run
                 self.notify(f"history of {self.summary.id} cannot be read: {exc}", severity="warning")
-        draw_curves(self.query_one("#details-loss", PlotextPlot), self.query_one("#details-acc", PlotextPlot), curves)
+        draw_curves(self.query_one("#details-loss", PlotextPlot), self.query_one("#details-acc", PlotextPlot),
+                    Curves.of(history))
         self.show_predictions()
 
     def show_predictions(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 from textual.app import ComposeResult
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
@@ -13,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar
 from textual_plotext import PlotextPlot
 
+from ..analysis import Curves
 from ..format import duration
 from ..report import StepRate
 
@@ -40,44 +40,6 @@ class Legend(StatusLine):
 
     DEFAULT_CSS = "Legend { height: auto; max-height: 3; }"
     text = reactive("", layout=True)
-
-
-class Curves:
-    """Per-round series by epoch, and their means: what the plots draw."""
-
-    def __init__(self) -> None:
-        self.loss: dict[int, dict[int, float]] = {}
-        self.train_acc: dict[int, dict[int, float]] = {}
-        self.test_acc: dict[int, dict[int, float]] = {}
-        self.digit_acc: dict[int, dict[int, float]] = {}
-
-    def add(self, rec) -> None:
-        get = rec.get if isinstance(rec, dict) else lambda k: getattr(rec, k)
-        r, e = int(get("round")), int(get("epoch"))
-        self.loss.setdefault(r, {})[e] = get("train_loss")
-        self.train_acc.setdefault(r, {})[e] = get("train_acc")
-        self.test_acc.setdefault(r, {})[e] = get("test_acc")
-        if get("digit_acc") is not None:
-            self.digit_acc.setdefault(r, {})[e] = get("digit_acc")
-
-    @staticmethod
-    def mean(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float]]:
-        epochs, means, _ = Curves.mean_std(series)
-        return epochs, means
-
-    @staticmethod
-    def mean_std(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float], list[float]]:
-        """Per epoch, the mean over the rounds that reached it and their spread (population std; 0 for one)."""
-        epochs = sorted({e for by_epoch in series.values() for e in by_epoch})
-        means, stds = [], []
-        for e in epochs:
-            values = np.array([s[e] for s in series.values() if e in s and s[e] is not None], dtype=float)
-            means.append(float(values.mean()) if values.size else float("nan"))
-            stds.append(float(values.std()) if values.size > 1 else 0.0)
-        return epochs, means, stds
-
-    def __len__(self) -> int:
-        return sum(len(s) for s in self.loss.values())
 
 
 # One colour per config in the live view, distinct on dark and light backgrounds.
