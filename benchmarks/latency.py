@@ -21,8 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import pexpect  # noqa: E402
-
 from test_terminal import Terminal  # noqa: E402
 
 
@@ -39,13 +37,7 @@ def timed_session(cwd: Path) -> tuple[float, float]:
 
         term.press("ctrl+r")
         term.wait_for("time left ~", timeout=120)
-        term.press("ctrl+q")
-        term.wait_for("Stop it and quit?")
-        start = time.monotonic()
-        term.press("y", pause=0.0)
-        term.child.expect(pexpect.EOF, timeout=60)
-        quit_s = time.monotonic() - start
-        return cancel, quit_s
+        return cancel, term.quit_during_a_run()
     finally:
         term.child.close(force=True)
 

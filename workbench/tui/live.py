@@ -115,7 +115,6 @@ class LiveRun:
     color: tuple[int, int, int]
     curves: Curves = field(default_factory=Curves)
     status: str = "starting"  # starting, training, done, cancelled, failed
-    line: str = ""
 
     @property
     def ended(self) -> bool:
@@ -169,7 +168,7 @@ class LiveView(Vertical):
         self.rate = StepRate(sum(r.total for r in self.runs.values() if not r.ended))
         bar = self.query_one("#live-progress", ProgressBar)
         bar.display = True
-        bar.update(total=self.rate.total, progress=sum(len(r.curves) for r in self.training()))
+        bar.update(total=self.rate.total, progress=self.epochs_done())
         self.status = "starting…"
         self.text_dirty = self.plots_dirty = True
         self.update_text()
@@ -180,6 +179,10 @@ class LiveView(Vertical):
     def training(self) -> list[LiveRun]:
         return [r for r in self.runs.values() if not r.ended]
 
+    def epochs_done(self) -> int:
+        """Epoch records in so far of the runs still training: what the bar and the time left count."""
+        return sum(len(r.curves) for r in self.training())
+
     def add(self, records: list, run_id: int | None = None) -> None:
         """Take records of a run; drawing waits for the next tick."""
         if not self.runs:
@@ -189,8 +192,7 @@ class LiveView(Vertical):
             run.curves.add(rec)
         if records:
             run.status = "training"
-            done = sum(len(r.curves) for r in self.training())
-            self.rate.update(done, self.clock.time)
+            self.rate.update(self.epochs_done(), self.clock.time)
             last = records[-1]
             epochs, test = Curves.mean(run.curves.test_acc)
             self.status = (f"{self.time_left()} · {run.title}: epoch {epochs[-1]}, test {test[-1] * 100:.1f}% "
@@ -205,7 +207,7 @@ class LiveView(Vertical):
         if not self.runs:
             return
         run = self.runs[run_id] if run_id in self.runs else next(reversed(self.runs.values()))
-        run.status, run.line = status, line
+        run.status = status
         self.status = f"{run.title}: {status}" + (f" · {line}" if line else "")
         if not self.training():
             self.query_one("#live-progress", ProgressBar).update(total=1, progress=1)
@@ -229,10 +231,8 @@ class LiveView(Vertical):
             self.text_dirty = False
             self.query_one("#live-title", Legend).text = self.headline_text()
             self.query_one("#live-status", StatusLine).text = self.status
-            training = self.training()
-            if training:
-                self.query_one("#live-progress", ProgressBar).update(
-                    progress=sum(len(r.curves) for r in training))
+            if self.training():
+                self.query_one("#live-progress", ProgressBar).update(progress=self.epochs_done())
 
     def redraw(self, force: bool = False) -> None:
         if self.plots_dirty or force:

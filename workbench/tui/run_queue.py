@@ -48,9 +48,6 @@ class RunQueue:
         """The first run still training (None when nothing trains)."""
         return self.running[0] if self.running else None
 
-    def is_running(self, item_id: int) -> bool:
-        return any(item.id == item_id for item in self.running)
-
     def finished(self, item_id: int) -> bool:
         """A run of the group ended; True when the whole group has."""
         self.running = [item for item in self.running if item.id != item_id]
@@ -62,11 +59,10 @@ class RunQueue:
         if all(i.cancel.is_set() for i in self.running):
             self.group_cancel.set()
 
-    def cancel_all(self) -> list[QueueItem]:
+    def cancel_all(self) -> None:
         for item in self.running:
             item.cancel.set()
         self.group_cancel.set()
-        return list(self.running)
 
     def live(self) -> list[QueueItem]:
         """The running runs not cancelled."""
