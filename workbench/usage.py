@@ -14,7 +14,8 @@ def flag(key: str) -> str:
 
 def load_digits(data: str | None, data_dir: str | None):
     """The digits that --data and --data-dir name; a UsageError naming --data when they cannot be had."""
-    from .data import DataError, load_source, source_kind
+    from .data import load_source
+    from .sources import DataError, source_kind
 
     try:
         return load_source(source_kind(data, data_dir), data_dir)

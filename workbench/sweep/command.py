@@ -78,7 +78,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     try:
         if args.show is not None:  # a look at a study: no torch, no digits
             return show_study(args, console)
-        from ..data import source_kind
+        from ..sources import source_kind
         from ..runs import runs_dir
 
         if not args.spec:
