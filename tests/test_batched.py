@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
 from workbench.engine.randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, init_model
-from workbench.engine.stacked import StackedNet, loss_weights, replica_losses, step_scales, train_step
+from workbench.engine.stacked import StackAdam, StackedNet, loss_gradients, loss_weights, replica_losses, step_scales, train_step
 from workbench.models import pair_loss
 
 R, B = 3, 5
@@ -50,7 +50,7 @@ def reference_steps(models, batches, config_per_replica, steps, draws):
 
 def stacked_steps(net, batches, config_per_replica, steps, draws):
     w_bce, w_aux = loss_weights(config_per_replica, DEVICE)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    opt = StackAdam(net, lr=1e-3)
     scales = step_scales(w_bce, w_aux, any(c.aux_loss for c in config_per_replica), B)
     for (x, classes, target), d in zip(batches[:steps], draws):
         train_step(net, opt, x, target, F.one_hot(classes, 10).float(), d, *scales)
@@ -400,3 +400,35 @@ def test_only_costly_stacks_are_split_and_only_onto_idle_cores():
     big = find_preset("table4-cnn-best").config
     assert [j.rounds for j in plan_jobs([big], [[0]], 2)] == [range(0, 5), range(5, 10)]
     assert len(plan_jobs([big], [[0]], 1)) == 1
+
+
+@pytest.mark.parametrize("by_layer", [True, False])
+@pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
+def test_adam_layer_by_layer_is_one_fused_adam_over_all_weights(subnet, by_layer):
+    """StackAdam steps each layer inside the backward pass; torch's fused Adam with ExponentialLR, one call over
+    the flat weights after the backward, must give the very same bits, epoch decay included."""
+    config = RunConfig(subnet=subnet, hl=24, kl=2, bc=3, c_hl=16, c_kl=1, weight_sharing=False, aux_loss=True,
+                       lr=0.003, lr_decay=0.9)
+    models = [init_model(config, r) for r in range(R)]
+    mine, theirs = StackedNet(models, DEVICE, B), StackedNet(models, DEVICE, B)
+    adam = StackAdam(mine, config.lr)
+    adam.by_layer = by_layer  # a stack this small steps in one call unless told
+    torch_adam = torch.optim.Adam(theirs.parameters(), lr=config.lr, fused=True)
+    decay = torch.optim.lr_scheduler.ExponentialLR(torch_adam, gamma=config.lr_decay)
+    w_bce, w_aux = loss_weights([config] * R, DEVICE)
+    scales = step_scales(w_bce, w_aux, True, B)
+    batches, draws = make_batches(6), step_draws(models, 6)
+    for k, ((x, classes, target), d) in enumerate(zip(batches, draws)):
+        onehot = F.one_hot(classes, 10).float()
+        train_step(mine, adam, x, target, onehot, d, *scales)
+        with torch.no_grad():
+            tape: dict = {}
+            out, digits = theirs.forward(x, d, tape)
+            theirs.backward(tape, *loss_gradients(out, digits, target, onehot, *scales))
+            torch_adam.step()
+        if k % 2 == 1:  # an "epoch" of two steps: both decay their learning rate
+            adam.decay(config.lr_decay)
+            decay.step()
+    assert adam.lr == torch_adam.param_groups[0]["lr"]
+    assert torch.equal(mine.flat, theirs.flat)
+    assert not torch.equal(mine.flat, StackedNet(models, DEVICE, B).flat)  # it trained

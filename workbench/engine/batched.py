@@ -2,7 +2,7 @@
 
 Each replica (config, round) keeps its own pair sets, batch order, initial weights and dropout draws, all from
 (seed, round) (randomness.py). The loss is summed over replicas, so each replica's gradient is its own; Adam is
-element-wise, so one Adam over the stacked weights is R independent Adams (stacked.py).
+element-wise, so one Adam over the stacked weights is R independent Adams (stacked.py's StackAdam).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, Never
                    library_versions, predictions_of, resolve_device)
 from .cuda_graph import StepGraph
 from .randomness import DropoutStream, batch_order, init_model
-from .stacked import (StackedNet, accuracies, evaluate_stack, loss_weights, replica_losses, stack_outputs,
+from .stacked import (StackAdam, StackedNet, accuracies, evaluate_stack, loss_weights, replica_losses, stack_outputs,
                       stack_pairs, step_scales, train_step)
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
@@ -114,13 +114,12 @@ class EpochTrainer:
         self.any_aux = any(c.aux_loss for c in self.configs)
         self.scales: dict[int, tuple] = {}  # batch size -> step_scales
         self.graphs = device.type == "cuda" and os.environ.get("DIGIT_WORKBENCH_CUDA_GRAPHS", "1") != "0"
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=self.config.lr, fused=True, capturable=self.graphs)
-        self.schedule = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=self.config.lr_decay)
+        self.optimizer = StackAdam(net, self.config.lr)
         self.replica_index = torch.arange(len(self.configs), device=device).unsqueeze(1)
 
     @property
     def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        return self.optimizer.lr
 
     def train_epoch(self, epoch: int, train: PairSet, cancel: CancelFlag) -> EpochTrained | None:
         """Trains one epoch; None when cancelled part-way."""
@@ -155,7 +154,7 @@ class EpochTrainer:
             out_epoch[:, part] = out
             if self.any_aux:
                 digits_epoch[:, part] = digits
-        self.schedule.step()
+        self.optimizer.decay(self.config.lr_decay)
         losses = replica_losses(out_epoch, digits_epoch, target, classes, self.w_bce, self.w_aux, batch)
         accuracy = ((out_epoch > 0).float() == target).float().mean(1)
         return EpochTrained(losses.tolist(), accuracy.tolist())
