@@ -552,7 +552,7 @@ def replica_losses(out: torch.Tensor, digits: torch.Tensor | None, target: torch
     return (sums / sizes).mean(1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def train_step(net: StackedNet, optimizer: StackAdam, x: torch.Tensor, target: torch.Tensor,
                onehot: torch.Tensor | None, draws: torch.Tensor | None, bce_scale: torch.Tensor,
                aux_scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
