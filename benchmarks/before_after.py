@@ -1,11 +1,13 @@
-"""Table II with the engine of another commit and with this checkout's, alternating, in one invocation.
+"""Table II (or one preset) with the engine of another commit and with this checkout's, alternating, in one
+invocation.
 
-    python benchmarks/before_after.py [--before REV] [--repeats 3] [--epochs 20] [--rounds 10]
+    python benchmarks/before_after.py [--before REV] [--preset NAME] [--repeats 3] [--epochs 20] [--rounds 10]
 
 Checks REV (default: HEAD) out into a temporary git worktree, then times `digit-workbench table` (all eight
-Table II rows, batched engine, CPU, embedded digits, no records written) from that tree and from this one,
-in the order B A B A ..., each in a fresh process. The VM's speed drifts, so the figure to quote is the ratio
-of the medians measured side by side. Prints each row's scores too: the accuracies must not move beyond noise.
+Table II rows) or, with --preset, `digit-workbench run --preset NAME` (batched engine, CPU, embedded digits, no
+records written) from that tree and from this one, in the order B A B A ..., each in a fresh process. The VM's
+speed drifts, so the figure to quote is the ratio of the medians measured side by side. Prints the scores too:
+the accuracies must not move beyond noise.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def table_run(tree: Path, epochs: int, rounds: int) -> tuple[float, str]:
+def table_run(tree: Path, epochs: int, rounds: int, preset: str | None = None) -> tuple[float, str]:
     env = dict(os.environ, PYTHONPATH=str(tree), DIGIT_WORKBENCH_RUNS=tempfile.mkdtemp(prefix="wb-bench-"))
-    cmd = [sys.executable, "-c", "from workbench.cli import main; main()", "table", "--no-save", "--device", "cpu",
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # both trees compile once, as an installed package would
+    what = ["run", "--preset", preset] if preset else ["table"]
+    cmd = [sys.executable, "-c", "from workbench.cli import main; main()", *what, "--no-save", "--device", "cpu",
            "--data", "embedded", "--epochs", str(epochs), "--rounds", str(rounds)]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -35,13 +39,16 @@ def table_run(tree: Path, epochs: int, rounds: int) -> tuple[float, str]:
     return wall, done.stdout
 
 
-def scores(output: str) -> list[str]:
+def scores(output: str, preset: str | None) -> list[str]:
+    if preset:  # the run's result line: "... test 96.8 ± 0.5 % ..."
+        return [line for line in output.splitlines() if re.search(r"±", line)][-3:]
     return [line for line in output.splitlines() if re.search(r"table2-", line)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="HEAD", help="the commit to compare against (default: HEAD)")
+    parser.add_argument("--preset", help="time `run --preset PRESET` instead of Table II")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
@@ -55,21 +62,21 @@ def main() -> None:
             outputs = {}
             for i in range(args.repeats):
                 for label, tree in (("before", before), ("after", ROOT)):
-                    wall, out = table_run(tree, args.epochs, args.rounds)
+                    wall, out = table_run(tree, args.epochs, args.rounds, args.preset)
                     times[label].append(wall)
                     outputs[label] = out
                     print(f"run {i + 1} {label:6} {wall:6.1f} s", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nTable II ({args.rounds} rounds x {args.epochs} epochs, 8 rows), {os.cpu_count()} CPUs, "
-          f"before = {args.before}")
+    what = f"run --preset {args.preset}" if args.preset else "Table II (8 rows)"
+    print(f"\n{what}, {args.rounds} rounds x {args.epochs} epochs, {os.cpu_count()} CPUs, before = {args.before}")
     for label in ("before", "after"):
         print(f"  {label:6} median {med[label]:6.1f} s  runs {', '.join(f'{t:.1f}' for t in times[label])}")
     print(f"  after / before: {med['after'] / med['before']:.3f}")
     for label in ("before", "after"):
         print(f"\n{label}:")
-        print("\n".join(scores(outputs[label])))
+        print("\n".join(scores(outputs[label], args.preset)))
 
 
 if __name__ == "__main__":
