@@ -4,8 +4,9 @@
 
 For each Table II stack (20 replicas): trains steps with PyTorch's sync debug mode set to "error", so any
 host synchronisation inside the step loop raises; then times steps (mean of 200, after warm-up), launched one
-by one and as a replayed CUDA graph. Then trains one small config with and without CUDA graphs and compares
-the rounds (dropout off: the same numbers up to float rounding).
+by one, as a replayed one-step CUDA graph, and as one graph of a whole epoch (200 steps, EpochProgram). Then
+trains one small config with and without CUDA graphs and compares the rounds (dropout off: the same numbers up
+to float rounding).
 The exactness tests run on the GPU with DIGIT_WORKBENCH_TEST_DEVICE=cuda pytest tests/test_batched.py.
 """
 
@@ -24,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 from workbench.config import TABLE_II, RunConfig, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs, stack_groups  # noqa: E402
-from workbench.engine.cuda_graph import StepGraph  # noqa: E402
+from workbench.engine.cuda_graph import EpochProgram, StepGraph  # noqa: E402
 from workbench.engine.randomness import DropoutStream, init_model  # noqa: E402
-from workbench.engine.stacked import StackedNet, loss_weights, step_scales, train_step  # noqa: E402
+from workbench.engine.stacked import StackAdam, StackedNet, loss_weights, step_scales, train_step  # noqa: E402
 
 
 def main() -> int:
@@ -41,7 +42,7 @@ def main() -> int:
         replicas = [(c, r) for c in runs for r in range(c.rounds)]
         R, B = len(replicas), runs[0].batch_size
         net = StackedNet([init_model(c, r) for c, r in replicas], device, B)
-        optimizer = torch.optim.Adam(net.parameters(), lr=runs[0].lr, fused=True, capturable=True)
+        optimizer = StackAdam(net, runs[0].lr, lr_on_device=True)
         stream = DropoutStream([(c.seed, r) for c, r in replicas], net.dropout_layout, device)
         stream.start_epoch(1)
         draws = stream.step(0)
@@ -84,6 +85,21 @@ def main() -> int:
                 graph.replay((x, target, onehot, draws))
             torch.cuda.synchronize()
             graphed = f"{(time.perf_counter() - started) / 200 * 1e3:.3f} ms per step as a graph"
+        steps = 200  # an epoch of the protocol: 1000 pairs in batches of 5
+        epoch_inputs = (torch.rand(R, steps * B, 2, 14, 14, device=device) * 255,
+                        target.repeat(1, steps), onehot.repeat(1, steps, 1, 1),
+                        None if draws is None else draws.unsqueeze(1).repeat(1, steps, 1))
+        program = EpochProgram(net, optimizer, epoch_inputs, steps, B, scales, keep_digits=True)
+        if program.capture():
+            program.run(epoch_inputs)
+            torch.cuda.synchronize()
+            started = time.perf_counter()
+            for _ in range(3):
+                program.run(epoch_inputs)
+            torch.cuda.synchronize()
+            graphed += f", {(time.perf_counter() - started) / (3 * steps) * 1e3:.3f} ms per step as one epoch graph"
+        else:
+            graphed += ", epoch capture failed"
         name = TABLE_II[group[0]].replace("-plain", "")
         print(f"{name:<16} R={R}: no host sync in 50 steps; outputs finite: {finite}; "
               f"{per_step * 1e3:.3f} ms per step launched one by one, {graphed}")

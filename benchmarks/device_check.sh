@@ -12,11 +12,13 @@ export DIGIT_WORKBENCH_CACHE="${DIGIT_WORKBENCH_CACHE:-/tmp/digit-workbench-cach
   python3 -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__)"
   echo "== exactness on cuda"
   DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_batched.py \
-    -k "equal_independent or eval_mode or same_dropout_masks" 2>&1 | tail -2
+    -k "equal_independent or eval_mode or same_dropout_masks or layer_by_layer or one_program" 2>&1 | tail -2
   echo "== no host sync; time per step, launched one by one and as a CUDA graph; graphs against eager"
   python3 benchmarks/cuda_check.py
   echo "== Table II on cuda with CUDA graphs (the default), and the loop on one round of each row"
   python3 benchmarks/batched_vs_loop.py --device cuda --loop-rounds 1
+  echo "== Table II on cuda, four stacks at once (one process each)"
+  DIGIT_WORKBENCH_GPU_STACKS=4 python3 benchmarks/batched_vs_loop.py --device cuda --skip-loop
   echo "== Table II on cuda without CUDA graphs"
   DIGIT_WORKBENCH_CUDA_GRAPHS=0 python3 benchmarks/batched_vs_loop.py --device cuda --skip-loop
 } 2>&1 | tee "$log"

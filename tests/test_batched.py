@@ -432,3 +432,48 @@ def test_adam_layer_by_layer_is_one_fused_adam_over_all_weights(subnet, by_layer
     assert adam.lr == torch_adam.param_groups[0]["lr"]
     assert torch.equal(mine.flat, theirs.flat)
     assert not torch.equal(mine.flat, StackedNet(models, DEVICE, B).flat)  # it trained
+
+
+@pytest.mark.parametrize("subnet, aux, dropout, pairs", [("cnn", True, 0.3, 203), ("fcn", False, 0.3, 200),
+                                                         ("basic", False, 0.0, 198)])
+def test_an_epoch_as_one_program_trains_what_the_steps_train(source, monkeypatch, subnet, aux, dropout, pairs):
+    """On a GPU the full steps of an epoch from the second on are one CUDA graph (cuda_graph.EpochProgram); here
+    the same program runs eagerly: every epoch's figures, the predictions and the weights must be the ones the
+    step-by-step loop gives, with a short last batch (pairs not a multiple of 5) and dropout drawn a block
+    (16 steps) at a time."""
+    from workbench.engine import batched
+
+    config = RunConfig(subnet=subnet, aux_loss=aux, hl=24, c_hl=12, bc=3, rounds=2, epochs=3, pairs=pairs,
+                       batch_size=5, dropout=dropout, lr_decay=0.8, device=DEVICE.type)  # on CUDA: graph vs steps
+
+    def trained(whole_epochs):
+        built = []
+        real_init = batched.EpochTrainer.__init__
+
+        def init(self, *args):
+            real_init(self, *args)
+            self.whole_epochs = whole_epochs
+            built.append(self)
+
+        monkeypatch.setattr(batched.EpochTrainer, "__init__", init)
+        result = run_configs([config], source)[0]
+        return result, built[0]
+
+    (steps, by_steps), (program, by_program) = trained(False), trained(True)
+    assert by_program.program is not None and by_steps.program is None  # the program did train epochs 2 and 3
+    assert [(h.round, h.epoch, h.train_loss, h.train_acc, h.test_acc, h.digit_acc, h.lr) for h in program.history] == \
+        [(h.round, h.epoch, h.train_loss, h.train_acc, h.test_acc, h.digit_acc, h.lr) for h in steps.history]
+    assert torch.equal(by_program.net.flat, by_steps.net.flat)
+    assert all((a.predictions.prob == b.predictions.prob).all() for a, b in zip(program.rounds, steps.rounds))
+
+
+def test_stacks_on_a_gpu_train_one_at_a_time_unless_asked(monkeypatch):
+    import workbench.engine.scheduler as scheduler
+
+    monkeypatch.setattr(scheduler, "resolve_device", lambda name: torch.device("cuda"))
+    configs = [RunConfig(subnet="cnn", device="cuda"), RunConfig(subnet="fcn", device="cuda")]
+    monkeypatch.delenv("DIGIT_WORKBENCH_GPU_STACKS", raising=False)
+    assert scheduler.cores_for(configs) == 1
+    for asked, got in (("4", 4), ("0", 1), ("many", 1)):
+        monkeypatch.setenv("DIGIT_WORKBENCH_GPU_STACKS", asked)
+        assert scheduler.cores_for(configs) == got

@@ -35,7 +35,8 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
         resolve_device(config.device)
     if engine == "batched":
         cores = cores_for(configs)
-        jobs = plan_jobs(configs, stack_groups(configs), cores)
+        on_cpu = resolve_device(configs[0].device).type == "cpu"
+        jobs = plan_jobs(configs, stack_groups(configs), cores if on_cpu else 1)  # a GPU stack is never split
         workers = min(cores, len(jobs))
     else:
         jobs, workers = [StackJob(i, (i,), range(c.rounds)) for i, c in enumerate(configs)], 1

@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..data import DigitSource, PairSet, derive_seed, repaired, round_pairs
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    library_versions, predictions_of, resolve_device)
-from .cuda_graph import StepGraph
+from .cuda_graph import EpochProgram, StepGraph
 from .randomness import DropoutStream, batch_order, init_model
 from .stacked import (StackAdam, StackedNet, accuracies, evaluate_stack, loss_weights, replica_losses, stack_outputs,
                       stack_pairs, step_scales, train_step)
@@ -114,12 +114,36 @@ class EpochTrainer:
         self.any_aux = any(c.aux_loss for c in self.configs)
         self.scales: dict[int, tuple] = {}  # batch size -> step_scales
         self.graphs = device.type == "cuda" and os.environ.get("DIGIT_WORKBENCH_CUDA_GRAPHS", "1") != "0"
-        self.optimizer = StackAdam(net, self.config.lr)
+        self.whole_epochs = self.graphs  # from the second epoch, its full steps as one program (one CUDA graph)
+        self.program: EpochProgram | None = None
+        self.optimizer = StackAdam(net, self.config.lr, lr_on_device=self.graphs)
         self.replica_index = torch.arange(len(self.configs), device=device).unsqueeze(1)
 
     @property
     def lr(self) -> float:
         return self.optimizer.lr
+
+    def train_full_steps(self, epoch, x, target, onehot, out_epoch, digits_epoch) -> int:
+        """The epoch's full batches as one program (captured as one CUDA graph on first use, on a GPU);
+        returns how many steps it trained: 0 when it cannot be captured (the epoch then goes step by step)."""
+        steps, batch = self.config.pairs // self.config.batch_size, self.config.batch_size
+        used = steps * batch
+        inputs = (x[:, :used], target[:, :used], onehot[:, :used] if self.any_aux else None,
+                  self.stream.epoch_draws(steps))
+        if self.program is None:
+            if batch not in self.scales:
+                self.scales[batch] = step_scales(self.w_bce, self.w_aux, self.any_aux, batch)
+            self.program = EpochProgram(self.net, self.optimizer, inputs, steps, batch, self.scales[batch],
+                                        keep_digits=self.any_aux)
+            if self.graphs and not self.program.capture():
+                self.whole_epochs, self.program = False, None
+                self.stream.start_epoch(epoch)  # the steps draw these again, one by one
+                return 0
+        out, digits = self.program.run(inputs)
+        out_epoch[:, :used] = out
+        if self.any_aux:
+            digits_epoch[:, :used] = digits
+        return steps
 
     def train_epoch(self, epoch: int, train: PairSet, cancel: CancelFlag) -> EpochTrained | None:
         """Trains one epoch; None when cancelled part-way."""
@@ -135,8 +159,13 @@ class EpochTrainer:
         out_epoch = torch.zeros(R, n, device=device)  # logits as trained: the epoch's loss and train accuracy
         digits_epoch = torch.zeros(R, n, 2, 10, device=device) if self.any_aux else None
         self.stream.start_epoch(epoch)
-        step_graph = None  # captured afresh each epoch: the learning rate is a constant of the captured step
-        for step, start in enumerate(range(0, n, batch)):
+        first = 0  # the first step left to train one by one
+        if self.whole_epochs and epoch > 1 and n >= batch:
+            if cancel.is_set():
+                return None
+            first = self.train_full_steps(epoch, x, target, onehot, out_epoch, digits_epoch)
+        step_graph = None
+        for step, start in enumerate(range(first * batch, n, batch), start=first):
             if cancel.is_set():
                 return None
             part = slice(start, start + batch)

@@ -80,6 +80,18 @@ class DropoutStream:
                 self.block[k].random_(-2 ** 63, None, generator=gen)
         return self.block[:, t].view(torch.int16)[:, :self.layout.per_step]
 
+    def epoch_draws(self, steps: int) -> torch.Tensor | None:
+        """Steps 0..steps-1 of the epoch at once, (R, steps, D): the draws step() gives, a block at a time;
+        None when dropout is off."""
+        if not self.words:
+            return None
+        out = torch.empty(len(self.rounds), steps, self.layout.per_step, dtype=torch.int16, device=self.device)
+        for start in range(0, steps, BLOCK_STEPS):
+            self.step(start)  # draws the block
+            k = min(BLOCK_STEPS, steps - start)
+            out[:, start:start + k] = self.block[:, :k].view(torch.int16)[:, :, :self.layout.per_step]
+        return out
+
 
 class StepDraws:
     """One replica's draws of one step, handed to the reference model's Dropout layers in their call order."""

@@ -135,14 +135,24 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
 
 
 def cores_for(configs: list[RunConfig]) -> int:
-    """How many stacks may train at once: on a CPU, one per core; on a GPU, one at a time."""
+    """How many stacks may train at once: on a CPU, one per core; on a GPU, gpu_stacks()."""
     if os.environ.get("DIGIT_WORKBENCH_PROCESSES") == "1":
         return 1
     if multiprocessing.current_process().daemon:  # a sweep's worker: the sweep already runs one per core, and a
         return 1                                  # daemonic process may not start processes of its own
     if any(resolve_device(c.device).type != "cpu" for c in configs):
-        return 1
+        return gpu_stacks()
     return os.cpu_count() or 1
+
+
+def gpu_stacks() -> int:
+    """Stacks that train at once on one GPU, each from its own process (DIGIT_WORKBENCH_GPU_STACKS, default 1).
+    A small stack leaves most of a large GPU idle even as one graph per epoch; several overlap there. Opt-in
+    until measured on a GPU (benchmarks/device_check.sh measures 1 against 4)."""
+    try:
+        return max(1, int(os.environ.get("DIGIT_WORKBENCH_GPU_STACKS", "1")))
+    except ValueError:
+        return 1
 
 
 def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> float:

@@ -478,8 +478,10 @@ class StackAdam:
     betas, eps = (0.9, 0.999), 1e-8
     BY_LAYER_FROM = 1 << 20  # weights (4 MB; with gradients and moments, half this CPU's 32 MB L3)
 
-    def __init__(self, net: StackedNet, lr: float):
+    def __init__(self, net: StackedNet, lr: float, lr_on_device: bool = False):
         self.lr = lr  # a plain float: decay() multiplies it as torch's ExponentialLR does
+        # a CUDA graph reads the rate from this tensor at each replay, instead of keeping the captured value
+        self.lr_tensor = torch.tensor(lr, device=net.flat.device) if lr_on_device else None
         flat = net.flat
         self.weights, self.grads = flat, flat.grad
         self.exp_avg = aligned_buffer(flat.numel(), flat.device).zero_()
@@ -499,11 +501,13 @@ class StackAdam:
     def step_span(self, start: int, end: int) -> None:
         part = slice(start, end)
         torch._fused_adam_([self.weights[part]], [self.grads[part]], [self.exp_avg[part]], [self.exp_avg_sq[part]],
-                           [], [self.steps], lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0,
+                           [], [self.steps], lr=self.lr if self.lr_tensor is None else self.lr_tensor, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0,
                            eps=self.eps, amsgrad=False, maximize=False)
 
     def decay(self, gamma: float) -> None:
         self.lr = self.lr * gamma
+        if self.lr_tensor is not None:
+            self.lr_tensor.fill_(self.lr)
 
 
 # ------------------------------------------------------------------------------------- the loss (equation 1)
