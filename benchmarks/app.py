@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--preset", default="table2-fcn-ws-aux")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-launch", action="store_true", help="do not time the launch")
+    parser.add_argument("--launch-only", action="store_true", help="time the launch only")
     parser.add_argument("--one", choices=("headless", "app"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -108,7 +109,9 @@ def main() -> int:
     if not args.skip_launch:
         launches = [launch_to_first_screen() for _ in range(args.repeats)]
         print(f"launch to first screen: median {statistics.median(t for t, _ in launches):.2f} s "
-              f"over {len(launches)} launches ({launches[-1][1]})")
+              f"over {len(launches)} launches ({launches[-1][1]}): {', '.join(f'{t:.2f}' for t, _ in launches)}")
+    if args.launch_only:
+        return 0
 
     config = configs_of(args.preset)[0]
     headless, in_app = [], []

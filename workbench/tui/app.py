@@ -74,6 +74,7 @@ class WorkbenchApp(App):
         self._source = None
         self._source_lock = threading.Lock()
         self.source_name = ""
+        self.set_class(True, "-form-view")  # before the widgets exist: a class set at mount restyles them all
 
     # ------------------------------------------------------------------ layout
 
@@ -101,7 +102,6 @@ class WorkbenchApp(App):
 
     def on_mount(self) -> None:
         self.set_class(self.size.width < self.NARROW, "-narrow")
-        self.set_class(True, "-form-view")
         self.query_one("#preset").focus()  # the keyboard starts at the first choice a user makes
         if self.preset_problem:
             self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
