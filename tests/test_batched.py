@@ -477,3 +477,38 @@ def test_stacks_on_a_gpu_train_one_at_a_time_unless_asked(monkeypatch):
     for asked, got in (("4", 4), ("0", 1), ("many", 1)):
         monkeypatch.setenv("DIGIT_WORKBENCH_GPU_STACKS", asked)
         assert scheduler.cores_for(configs) == got
+
+
+def test_stacks_on_threads_give_the_numbers_they_give_alone(source, tiny):
+    """scheduler.on_streams (stacks side by side on one GPU, a thread and a CUDA stream each) runs here on
+    threads without streams: every stack's figures are the ones it gives alone, records arrive one at a time."""
+    from workbench.engine import scheduler
+
+    configs = [tiny.replace(hl=64), tiny, tiny.replace(subnet="cnn", bc=2), tiny.replace(aux_loss=False)]
+    groups = stack_groups(configs)
+    jobs = [scheduler.StackJob(k, tuple(g), range(configs[g[0]].rounds)) for k, g in enumerate(groups)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each stack sets one thread and puts back what it found: the same for all here
+    try:
+        received, inside = [], threading.Event()
+        lock = threading.Lock()
+
+        def on_epoch(rec):
+            if not lock.acquire(blocking=False):
+                inside.set()  # another record was being handled at the same moment
+                return
+            try:
+                received.append(rec)
+            finally:
+                lock.release()
+
+        finished = scheduler.on_streams(configs, jobs, source, on_epoch, None, 3, 0)
+        alone = run_configs(configs, source)
+    finally:
+        torch.set_num_threads(threads)
+    got = {i: r for job, results in finished for i, r in zip(job.group, results)}
+    for i, config in enumerate(configs):
+        assert [r.test_acc for r in got[i].rounds] == [r.test_acc for r in alone[i].rounds]
+        assert [r.train_loss for r in got[i].rounds] == [r.train_loss for r in alone[i].rounds]
+    assert not inside.is_set()
+    assert len(received) == sum(c.rounds * c.epochs for c in configs)

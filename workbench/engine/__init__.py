@@ -10,7 +10,8 @@ from __future__ import annotations
 from ..config import ENGINES, RunConfig
 from ..data import DigitSource
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, merge_rounds, resolve_device
-from .scheduler import SideBySide, StackJob, check_memory, cores_for, failed_result, plan_jobs, train_group
+from .scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams, plan_jobs,
+                        train_group)
 
 __all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "failed_result", "run_configs",
            "stack_groups"]
@@ -33,16 +34,18 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
         raise EngineError(f"engine: unknown engine {engine!r} ({', '.join(ENGINES)})")
     for config in configs:
         resolve_device(config.device)
+    on_cpu = resolve_device(configs[0].device).type == "cpu"
     if engine == "batched":
         cores = cores_for(configs)
-        on_cpu = resolve_device(configs[0].device).type == "cpu"
         jobs = plan_jobs(configs, stack_groups(configs), cores if on_cpu else 1)  # a GPU stack is never split
         workers = min(cores, len(jobs))
     else:
         jobs, workers = [StackJob(i, (i,), range(c.rounds)) for i, c in enumerate(configs)], 1
-    if resolve_device(configs[0].device).type == "cpu":
+    if on_cpu:
         check_memory(configs, jobs, workers)
-    if workers > 1:
+    if workers > 1 and not on_cpu:
+        finished = on_streams(configs, jobs, source, on_epoch, cancel, workers, validation)
+    elif workers > 1:
         finished = SideBySide(configs, jobs, source, on_epoch, cancel, workers, validation).run()
     else:
         finished = [(job, train_group(configs, list(job.group), source, on_epoch, cancel, engine, validation,

@@ -16,6 +16,12 @@ import torch
 from .stacked import StackAdam, StackedNet, train_step
 
 
+def capturing(graph):
+    """A capture on a stream of its own that other threads' CUDA work does not disturb: stacks may train side
+    by side on one GPU, one thread each (scheduler.on_streams), and torch's default capture stream is shared."""
+    return torch.cuda.graph(graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local")
+
+
 class StepGraph:
     def __init__(self, graph, inputs, outputs):
         self.graph, self.inputs, self.outputs = graph, inputs, outputs
@@ -25,7 +31,7 @@ class StepGraph:
         static = tuple(None if t is None else t.clone() for t in inputs)
         try:
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            with capturing(graph):
                 outputs = train_step(net, optimizer, *static, *scales)
         except Exception:  # capture not supported here: train eagerly
             torch.cuda.synchronize()
@@ -70,7 +76,7 @@ class EpochProgram:
         """Records the epoch as one CUDA graph (nothing runs yet); False where that cannot be done."""
         try:
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            with capturing(graph):
                 self.body()
         except Exception:
             torch.cuda.synchronize()

@@ -146,13 +146,41 @@ def cores_for(configs: list[RunConfig]) -> int:
 
 
 def gpu_stacks() -> int:
-    """Stacks that train at once on one GPU, each from its own process (DIGIT_WORKBENCH_GPU_STACKS, default 1).
-    A small stack leaves most of a large GPU idle even as one graph per epoch; several overlap there. Opt-in
-    until measured on a GPU (benchmarks/device_check.sh measures 1 against 4)."""
+    """Stacks that train at once on one GPU (DIGIT_WORKBENCH_GPU_STACKS, default 1), each from its own thread
+    on its own CUDA stream (on_streams). A small stack leaves most of a large GPU idle even as one graph per
+    epoch; kernels of several streams run side by side there (processes would only take turns). Opt-in until
+    measured on a GPU: benchmarks/device_check.sh measures 1 against 4."""
     try:
         return max(1, int(os.environ.get("DIGIT_WORKBENCH_GPU_STACKS", "1")))
     except ValueError:
         return 1
+
+
+def on_streams(configs: list[RunConfig], jobs: list[StackJob], source: DigitSource, on_epoch: OnEpoch | None,
+               cancel: CancelFlag | None, workers: int, validation: int) -> list[tuple[StackJob, list[RunResult]]]:
+    """Stacks on `workers` threads of this process, longest first, each on a CUDA stream of its own (on a CPU,
+    the same threads without streams: the tests check the plumbing there). A stack's numbers do not depend on
+    which thread or stream trains it; records reach `on_epoch` one at a time."""
+    from contextlib import nullcontext
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock = threading.Lock()
+
+    def report(rec: EpochRecord) -> None:
+        if on_epoch:
+            with lock:
+                on_epoch(rec)
+
+    def train(job: StackJob) -> tuple[StackJob, list[RunResult]]:
+        device = resolve_device(configs[job.group[0]].device)
+        stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
+            return job, train_group(configs, list(job.group), source, report, cancel, "batched", validation,
+                                    job.rounds)
+
+    ordered = sorted(jobs, key=lambda j: -stack_cost(configs, j.group, j.rounds))
+    with ThreadPoolExecutor(workers, thread_name_prefix="gpu-stack") as pool:
+        return list(pool.map(train, ordered))
 
 
 def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> float:

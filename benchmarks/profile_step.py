@@ -1,0 +1,129 @@
+"""Where a training step of one stack spends its time, per layer kind and per layer shape.
+
+    python benchmarks/profile_step.py [--preset table4-cnn-best] [--replicas 5] [--steps 300]
+
+Builds the stack a process trains for the preset (`--replicas` rounds of it: table4-cnn-best's ten rounds train
+as two processes of five on a 2-core machine), runs `--steps` training steps on one thread after 10 of warm-up,
+and times every layer's forward and backward and every Adam call with a wall clock around each (the CPU is
+synchronous, so the figures add up to the step). "other" is the rest: the loss gradients and the dispatch
+between layers. Also prints the weight traffic of a step and the bandwidth it amounts to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.config import find_preset  # noqa: E402
+from workbench.data import load_source  # noqa: E402
+from workbench.engine import stacked  # noqa: E402
+from workbench.engine.batched import EpochTrainer, one_thread, replica_pairs  # noqa: E402
+from workbench.engine.randomness import init_model  # noqa: E402
+
+KINDS = {stacked.StackedLinear: "linear", stacked.StackedConv: "convolution", stacked.StackedActivation:
+         "activation + dropout", stacked.StackedMaxPool: "max-pool", stacked.StackedToMaps: "layout (to maps)",
+         stacked.StackedFlatten: "layout (flatten)"}
+
+
+def label(layer) -> str:
+    kind = KINDS[type(layer)]
+    if isinstance(layer, (stacked.StackedLinear, stacked.StackedConv)):
+        w = layer.weight
+        shape = (f"{w.shape[1]}->{w.shape[2]}" if isinstance(layer, stacked.StackedLinear)
+                 else f"{w.shape[1]}->{layer.out_channels} k{w.shape[2]}")
+        return f"{kind} {shape}"
+    return kind
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="table4-cnn-best")
+    parser.add_argument("--replicas", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+
+    config = find_preset(args.preset).config.replace(device="cpu")
+    replicas = [(0, config, r) for r in range(args.replicas)]
+    device = torch.device("cpu")
+    times: dict[str, float] = collections.defaultdict(float)
+    kind_times: dict[str, float] = collections.defaultdict(float)
+
+    def timed(method, name):
+        def wrapper(self, *a):
+            started = time.perf_counter()
+            result = method(self, *a)
+            spent = time.perf_counter() - started
+            times[f"{label(self)} {name}"] += spent
+            kind_times[KINDS[type(self)]] += spent
+            return result
+        return wrapper
+
+    for cls in KINDS:
+        cls.forward = timed(cls.forward, "forward")
+        cls.backward = timed(cls.backward, "backward")
+    adam_span = stacked.StackAdam.step_span
+
+    def adam(self, start, end):
+        started = time.perf_counter()
+        adam_span(self, start, end)
+        spent = time.perf_counter() - started
+        times["Adam"] += spent
+        kind_times["Adam"] += spent
+
+    stacked.StackAdam.step_span = adam
+
+    with one_thread():
+        source = load_source("embedded")
+        train, _, _ = replica_pairs(replicas, source, 0, device)
+        net = stacked.StackedNet([init_model(config, r) for r in range(args.replicas)], device, config.batch_size)
+        trainer = EpochTrainer(net, replicas, device)
+        trainer.stream.start_epoch(1)
+        scales = stacked.step_scales(trainer.w_bce, trainer.w_aux, trainer.any_aux, config.batch_size)
+        onehot = F.one_hot(train.classes, 10).float()
+        b, n = config.batch_size, config.pairs
+
+        def run(steps):
+            for s in range(steps):
+                part = slice((s * b) % n, (s * b) % n + b)
+                stacked.train_step(net, trainer.optimizer, train.input[:, part], train.target[:, part],
+                                   onehot[:, part], trainer.stream.step(s), *scales)
+
+        run(10)
+        times.clear()
+        kind_times.clear()
+        started = time.perf_counter()
+        run(args.steps)
+        total = time.perf_counter() - started
+
+    per_step = 1e3 * total / args.steps
+    weights = net.flat.numel()
+    print(f"{args.preset}, {args.replicas} replicas in one stack, one thread: {per_step:.2f} ms a step "
+          f"({per_step / args.replicas:.2f} ms a replica-step); {weights / 1e6:.2f} M weights in the stack "
+          f"(Adam {'layer by layer' if trainer.optimizer.by_layer else 'in one call'})")
+    print("\nper layer kind:")
+    for kind, spent in sorted(kind_times.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:<24} {1e3 * spent / args.steps:7.2f} ms  {100 * spent / total:5.1f} %")
+    other = total - sum(kind_times.values())
+    print(f"  {'other (loss, dispatch)':<24} {1e3 * other / args.steps:7.2f} ms  {100 * other / total:5.1f} %")
+    print("\nper layer:")
+    for name, spent in sorted(times.items(), key=lambda kv: -kv[1])[:14]:
+        print(f"  {name:<36} {1e3 * spent / args.steps:7.2f} ms  {100 * spent / total:5.1f} %")
+    # Adam reads weights, gradients and two moments and writes three of them; the products read the weights
+    # twice (forward, input gradient) and write the weight gradient: about 11 passes over the weights a step
+    traffic = 11 * 4 * weights
+    print(f"\nweight traffic a step: about {traffic / 1e6:.0f} MB (11 passes over {4 * weights / 1e6:.1f} MB), "
+          f"{traffic / (total / args.steps) / 1e9:.1f} GB/s over the step's time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
