@@ -258,3 +258,40 @@ def test_a_spec_of_the_wrong_shape_is_a_line_not_a_traceback(tmp_path, text, key
     with pytest.raises(ConfigError) as err:
         load_spec(path)
     assert err.value.key == key and str(path) in str(err.value)
+
+
+def test_a_grid_point_drawn_twice_counts_once_even_when_the_twin_writes_it_late(tiny_spec, tmp_path, source,
+                                                                                 monkeypatch):
+    """Two workers: the earlier trial draws a grid point but writes it only while the later trial, which drew
+    the same point and found no twin when it looked, is training. The later one must give way when it finishes,
+    or the stage counts the point twice (seen once in a full test run under load)."""
+    import workbench.engine as engine
+    from optuna.distributions import CategoricalDistribution
+
+    storage_url = str(tmp_path / "s.journal")
+    storage = open_storage(storage_url)
+    stage = tiny_spec.stages[0]
+    study = optuna.create_study(study_name=stage_study_name("t5", 0, stage), storage=storage,
+                                direction="maximize", sampler=optuna.samplers.GridSampler(stage.grid, seed=0))
+    twin = study.ask()  # running, its point not written yet
+    twin.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    real_run_configs = engine.run_configs
+    written = []
+
+    def run_configs(configs, *args, **kwargs):
+        if not written:  # the twin writes the point this trial trains, and finishes
+            for name, values in stage.grid.items():
+                dist = CategoricalDistribution(values)
+                storage.set_trial_param(twin._trial_id, name, dist.to_internal_repr(getattr(configs[0], name)), dist)
+            study.tell(twin, 0.5)
+            written.append(dict((name, getattr(configs[0], name)) for name in stage.grid))
+        return real_run_configs(configs, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_configs", run_configs)
+    run_worker(tiny_spec, storage_url, "t5", source=source)
+    trials = all_trials(tiny_spec, open_storage(storage_url), "t5")
+    grid = counted(trials, 0)
+    assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
+    same_point = [t for t in study.get_trials(deepcopy=False) if t.params == written[0] and t.number != twin.number]
+    assert same_point and all(t.state.name == "PRUNED" and t.user_attrs["duplicate_of"] == twin.number
+                              for t in same_point)

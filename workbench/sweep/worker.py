@@ -93,16 +93,21 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
                 params = {p: trial.suggest_categorical(p, values) for p, values in stage.grid.items()}
             else:
                 params = {p: trial.suggest_float(p, lo, hi) for p, (lo, hi) in stage.ranges.items()}
-            for other in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-                if other.number < trial.number and other.params == params:
-                    # two workers drew one grid point: the earlier trial owns it
-                    trial.set_user_attr("duplicate_of", other.number)
-                    raise optuna.TrialPruned()
+            def give_way_to_an_earlier_twin() -> None:
+                for other in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+                    if other.number < trial.number and other.params == params:
+                        # two workers drew one grid point: the earlier trial owns it
+                        trial.set_user_attr("duplicate_of", other.number)
+                        raise optuna.TrialPruned()
+
+            give_way_to_an_earlier_twin()
             config = base.replace(**params)
             started = time.perf_counter()
             result = run_configs([config], source, cancel=cancel, validation=spec.validation_pairs)[0]
             if result.status != "done":
                 raise RuntimeError(result.reason or result.status)
+            # again: the twin may have drawn the point just before this trial, yet written it just after it looked
+            give_way_to_an_earlier_twin()
             val_mean, val_std = result.val_mean_std()
             test_mean, test_std = result.mean_std()
             for key, value in (("val_mean", val_mean), ("val_std", val_std), ("test_mean", test_mean),
