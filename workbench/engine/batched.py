@@ -123,6 +123,11 @@ class EpochTrainer:
     def lr(self) -> float:
         return self.optimizer.lr
 
+    def scales_for(self, batch: int) -> tuple:
+        if batch not in self.scales:
+            self.scales[batch] = step_scales(self.w_bce, self.w_aux, self.any_aux, batch)
+        return self.scales[batch]
+
     def train_full_steps(self, epoch, x, target, onehot, out_epoch, digits_epoch) -> int:
         """The epoch's full batches as one program (captured as one CUDA graph on first use, on a GPU);
         returns how many steps it trained: 0 when it cannot be captured (the epoch then goes step by step)."""
@@ -131,9 +136,7 @@ class EpochTrainer:
         inputs = (x[:, :used], target[:, :used], onehot[:, :used] if self.any_aux else None,
                   self.stream.epoch_draws(steps))
         if self.program is None:
-            if batch not in self.scales:
-                self.scales[batch] = step_scales(self.w_bce, self.w_aux, self.any_aux, batch)
-            self.program = EpochProgram(self.net, self.optimizer, inputs, steps, batch, self.scales[batch],
+            self.program = EpochProgram(self.net, self.optimizer, inputs, steps, batch, self.scales_for(batch),
                                         keep_digits=self.any_aux)
             if self.graphs and not self.program.capture():
                 self.whole_epochs, self.program = False, None
@@ -170,16 +173,14 @@ class EpochTrainer:
                 return None
             part = slice(start, start + batch)
             b = min(batch, n - start)
-            if b not in self.scales:
-                self.scales[b] = step_scales(self.w_bce, self.w_aux, self.any_aux, b)
             inputs = (x[:, part], target[:, part], onehot[:, part] if self.any_aux else None, self.stream.step(step))
             if self.graphs and step_graph is None and b == batch and (epoch > 1 or step >= 3):
-                step_graph = StepGraph.capture(self.net, self.optimizer, inputs, self.scales[b])
+                step_graph = StepGraph.capture(self.net, self.optimizer, inputs, self.scales_for(b))
                 self.graphs = step_graph is not None  # a step that cannot be captured trains as it is
             if step_graph is not None and b == batch:
                 out, digits = step_graph.replay(inputs)
             else:
-                out, digits = train_step(self.net, self.optimizer, *inputs, *self.scales[b])
+                out, digits = train_step(self.net, self.optimizer, *inputs, *self.scales_for(b))
             out_epoch[:, part] = out
             if self.any_aux:
                 digits_epoch[:, part] = digits

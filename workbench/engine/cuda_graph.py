@@ -16,10 +16,26 @@ import torch
 from .stacked import StackAdam, StackedNet, train_step
 
 
-def capturing(graph):
-    """A capture on a stream of its own that other threads' CUDA work does not disturb: stacks may train side
-    by side on one GPU, one thread each (scheduler.on_streams), and torch's default capture stream is shared."""
-    return torch.cuda.graph(graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local")
+def captured(body):
+    """(graph, what body returned) with body's CUDA work recorded, not run; (None, None) where it cannot be
+    captured. The capture has a stream of its own that other threads' CUDA work does not disturb: stacks may
+    train side by side on one GPU, one thread each (scheduler.on_streams), and torch's default capture stream
+    is shared."""
+    try:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(), capture_error_mode="thread_local"):
+            result = body()
+    except Exception:  # capture not supported here: the caller trains eagerly
+        torch.cuda.synchronize()
+        return None, None
+    return graph, result
+
+
+def fill(buffers: tuple, inputs: tuple) -> None:
+    """Copies inputs into a graph's own buffers (None stays None: no aux loss, no dropout)."""
+    for mine, new in zip(buffers, inputs):
+        if mine is not None:
+            mine.copy_(new)
 
 
 class StepGraph:
@@ -29,19 +45,11 @@ class StepGraph:
     @classmethod
     def capture(cls, net, optimizer, inputs, scales) -> StepGraph | None:
         static = tuple(None if t is None else t.clone() for t in inputs)
-        try:
-            graph = torch.cuda.CUDAGraph()
-            with capturing(graph):
-                outputs = train_step(net, optimizer, *static, *scales)
-        except Exception:  # capture not supported here: train eagerly
-            torch.cuda.synchronize()
-            return None
-        return cls(graph, static, outputs)
+        graph, outputs = captured(lambda: train_step(net, optimizer, *static, *scales))
+        return None if graph is None else cls(graph, static, outputs)
 
     def replay(self, inputs):
-        for mine, new in zip(self.inputs, inputs):
-            if mine is not None:
-                mine.copy_(new)
+        fill(self.inputs, inputs)
         self.graph.replay()  # a capture only records: this runs the step being captured as well
         return self.outputs
 
@@ -74,22 +82,13 @@ class EpochProgram:
 
     def capture(self) -> bool:
         """Records the epoch as one CUDA graph (nothing runs yet); False where that cannot be done."""
-        try:
-            graph = torch.cuda.CUDAGraph()
-            with capturing(graph):
-                self.body()
-        except Exception:
-            torch.cuda.synchronize()
-            return False
-        self.graph = graph
-        return True
+        self.graph, _ = captured(self.body)
+        return self.graph is not None
 
     def run(self, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trains the epoch's full steps on `inputs` (shaped as at construction); the outputs are the program's
         own buffers, overwritten by the next run."""
-        for mine, new in zip(self.inputs, inputs):
-            if mine is not None:
-                mine.copy_(new)
+        fill(self.inputs, inputs)
         if self.graph is not None:
             self.graph.replay()
         else:

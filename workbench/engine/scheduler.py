@@ -178,9 +178,12 @@ def on_streams(configs: list[RunConfig], jobs: list[StackJob], source: DigitSour
             return job, train_group(configs, list(job.group), source, report, cancel, "batched", validation,
                                     job.rounds)
 
-    ordered = sorted(jobs, key=lambda j: -stack_cost(configs, j.group, j.rounds))
     with ThreadPoolExecutor(workers, thread_name_prefix="gpu-stack") as pool:
-        return list(pool.map(train, ordered))
+        return list(pool.map(train, longest_first(configs, jobs)))
+
+
+def longest_first(configs: list[RunConfig], jobs: list[StackJob]) -> list[StackJob]:
+    return sorted(jobs, key=lambda j: -stack_cost(configs, j.group, j.rounds))
 
 
 def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> float:
@@ -227,7 +230,7 @@ class SideBySide:
                  on_epoch: OnEpoch | None, cancel: CancelFlag | None, workers: int, validation: int):
         self.configs, self.source, self.on_epoch, self.cancel = configs, source, on_epoch, cancel
         self.workers, self.validation = workers, validation
-        self.todo = deque(sorted(jobs, key=lambda j: -stack_cost(configs, j.group, j.rounds)))
+        self.todo = deque(longest_first(configs, jobs))
         self.finished: list[tuple[StackJob, list[RunResult]]] = []
         self.lock = threading.Lock()  # guards todo and finished, and hands records to on_epoch one at a time
         self.here_done = threading.Event()

@@ -412,10 +412,6 @@ class StackedNet:
             layer.bind(weights, grads)
         return flat
 
-    def parameters(self) -> list[torch.Tensor]:
-        """One tensor holding every weight, its gradient in .grad: what the optimizer steps."""
-        return [self.flat]
-
     def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
                 tape: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (R, B, 2, 14, 14) -> output logits (R, B), digit logits (R, B, 2, 10) (left, right) or None.
