@@ -11,7 +11,7 @@ from typing import Any, NoReturn, Sequence
 
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
 from .format import mark, run_name
-from .usage import UsageError, flag, load_digits
+from .usage import UsageError, data_flag, flag, load_digits
 
 EXIT_USAGE = 2
 
@@ -297,10 +297,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"MNIST ready: {source.name}")
         return 0
     if args.data_command == "info":  # from the files' headers: no torch, no tensors
-        try:
+        with data_flag():
             print(describe_source(source_kind(args.data, args.data_dir), args.data_dir))
-        except DataError as exc:
-            raise UsageError(f"--data: {exc}") from None
         return 0
     raise UsageError("digit-workbench data: choose 'download' or 'info'")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 
 class UsageError(Exception):
     pass
@@ -12,12 +14,21 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def load_digits(data: str | None, data_dir: str | None):
-    """The digits that --data and --data-dir name; a UsageError naming --data when they cannot be had."""
-    from .data import load_source
-    from .sources import DataError, source_kind
+@contextmanager
+def data_flag():
+    """Digits that cannot be had become a UsageError naming --data."""
+    from .sources import DataError
 
     try:
-        return load_source(source_kind(data, data_dir), data_dir)
+        yield
     except DataError as exc:
         raise UsageError(f"--data: {exc}") from None
+
+
+def load_digits(data: str | None, data_dir: str | None):
+    """The digits that --data and --data-dir name."""
+    from .data import load_source
+    from .sources import source_kind
+
+    with data_flag():
+        return load_source(source_kind(data, data_dir), data_dir)
