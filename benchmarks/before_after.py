@@ -5,16 +5,19 @@ invocation.
 
 Checks REV (default: HEAD) out into a temporary git worktree, then times `digit-workbench table` (all eight
 Table II rows) or, with --preset, `digit-workbench run --preset NAME` (batched engine, CPU, embedded digits, no
-records written) from that tree and from this one, in the order B A B A ..., each in a fresh process. The VM's
-speed drifts, so the figure to quote is the ratio of the medians measured side by side. Prints the scores too:
-the accuracies must not move beyond noise.
+records kept in a temporary folder) from that tree and from this one, in the order B A B A ..., each in a fresh
+process. The VM's speed drifts, so the figure to quote is the ratio of the medians measured side by side. Then
+compares every run's per-round test accuracies, read from the records, between the two trees: a change that
+promises the same numbers must print "identical" (exit status 1 otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,18 +28,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def table_run(tree: Path, epochs: int, rounds: int, preset: str | None = None) -> tuple[float, str]:
-    env = dict(os.environ, PYTHONPATH=str(tree), DIGIT_WORKBENCH_RUNS=tempfile.mkdtemp(prefix="wb-bench-"))
+def table_run(tree: Path, epochs: int, rounds: int, preset: str | None = None) -> tuple[float, str, dict]:
+    records = Path(tempfile.mkdtemp(prefix="wb-bench-"))
+    env = dict(os.environ, PYTHONPATH=str(tree), DIGIT_WORKBENCH_RUNS=str(records))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # both trees compile once, as an installed package would
     what = ["run", "--preset", preset] if preset else ["table"]
-    cmd = [sys.executable, "-c", "from workbench.cli import main; main()", *what, "--no-save", "--device", "cpu",
+    cmd = [sys.executable, "-c", "from workbench.cli import main; main()", *what, "--device", "cpu",
            "--data", "embedded", "--epochs", str(epochs), "--rounds", str(rounds)]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"before_after: {tree}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
-    return wall, done.stdout
+    accuracies = round_accuracies(records)
+    shutil.rmtree(records, ignore_errors=True)
+    return wall, done.stdout, accuracies
+
+
+def round_accuracies(records: Path) -> dict[str, list[float]]:
+    """Each run's per-round test accuracies, by run name, from the records a run wrote."""
+    out = {}
+    for summary in records.glob("*/summary.json"):
+        data = json.loads(summary.read_text())
+        out[data["name"]] = data["round_acc"]
+    return out
 
 
 def scores(output: str, preset: str | None) -> list[str]:
@@ -59,12 +74,13 @@ def main() -> None:
                        check=True, capture_output=True)
         try:
             times: dict[str, list[float]] = {"before": [], "after": []}
-            outputs = {}
+            outputs, accuracies = {}, {}
             for i in range(args.repeats):
                 for label, tree in (("before", before), ("after", ROOT)):
-                    wall, out = table_run(tree, args.epochs, args.rounds, args.preset)
+                    wall, out, accs = table_run(tree, args.epochs, args.rounds, args.preset)
                     times[label].append(wall)
                     outputs[label] = out
+                    accuracies.setdefault(label, []).append(accs)
                     print(f"run {i + 1} {label:6} {wall:6.1f} s", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False)
@@ -77,6 +93,17 @@ def main() -> None:
     for label in ("before", "after"):
         print(f"\n{label}:")
         print("\n".join(scores(outputs[label], args.preset)))
+    every = accuracies["before"] + accuracies["after"]
+    if all(accs == every[0] for accs in every):
+        rounds = sum(len(a) for a in every[0].values())
+        print(f"\nper-round accuracies: identical in every invocation ({len(every[0])} runs, {rounds} rounds)")
+        return
+    print("\nper-round accuracies DIFFER:")
+    for name in sorted(set().union(*every)):
+        seen = {str(accs.get(name)) for accs in every}
+        if len(seen) > 1:
+            print(f"  {name}: " + " | ".join(sorted(seen)))
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ from workbench.config import TABLE_II, RunConfig, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs, stack_groups  # noqa: E402
 from workbench.engine.cuda_graph import EpochProgram, StepGraph  # noqa: E402
-from workbench.engine.randomness import DropoutStream, init_model  # noqa: E402
-from workbench.engine.stacked import StackAdam, StackedNet, loss_weights, step_scales, train_step  # noqa: E402
+from workbench.randomness import DropoutStream, init_model  # noqa: E402
+from workbench.engine.adam import StackAdam  # noqa: E402
+from workbench.engine.loss import loss_weights, step_scales  # noqa: E402
+from workbench.engine.stacked import StackedNet, train_step  # noqa: E402
 
 
 def main() -> int:

@@ -25,20 +25,20 @@ sys.path.insert(0, str(ROOT))
 
 from workbench.config import find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
-from workbench.engine import stacked  # noqa: E402
+from workbench.engine import adam, layers, loss, stacked  # noqa: E402
 from workbench.engine.batched import EpochTrainer, one_thread, replica_pairs  # noqa: E402
-from workbench.engine.randomness import init_model  # noqa: E402
+from workbench.randomness import init_model  # noqa: E402
 
-KINDS = {stacked.StackedLinear: "linear", stacked.StackedConv: "convolution", stacked.StackedActivation:
-         "activation + dropout", stacked.StackedMaxPool: "max-pool", stacked.StackedToMaps: "layout (to maps)",
-         stacked.StackedFlatten: "layout (flatten)"}
+KINDS = {layers.StackedLinear: "linear", layers.StackedConv: "convolution", layers.StackedActivation:
+         "activation + dropout", layers.StackedMaxPool: "max-pool", layers.StackedToMaps: "layout (to maps)",
+         layers.StackedFlatten: "layout (flatten)"}
 
 
 def label(layer) -> str:
     kind = KINDS[type(layer)]
-    if isinstance(layer, (stacked.StackedLinear, stacked.StackedConv)):
+    if isinstance(layer, (layers.StackedLinear, layers.StackedConv)):
         w = layer.weight
-        shape = (f"{w.shape[1]}->{w.shape[2]}" if isinstance(layer, stacked.StackedLinear)
+        shape = (f"{w.shape[1]}->{w.shape[2]}" if isinstance(layer, layers.StackedLinear)
                  else f"{w.shape[1]}->{layer.out_channels} k{w.shape[2]}")
         return f"{kind} {shape}"
     return kind
@@ -70,7 +70,7 @@ def main() -> int:
     for cls in KINDS:
         cls.forward = timed(cls.forward, "forward")
         cls.backward = timed(cls.backward, "backward")
-    adam_span = stacked.StackAdam.step_span
+    adam_span = adam.StackAdam.step_span
 
     def adam(self, start, end):
         started = time.perf_counter()
@@ -79,7 +79,7 @@ def main() -> int:
         times["Adam"] += spent
         kind_times["Adam"] += spent
 
-    stacked.StackAdam.step_span = adam
+    adam.StackAdam.step_span = adam
 
     with one_thread():
         source = load_source("embedded")
@@ -87,7 +87,7 @@ def main() -> int:
         net = stacked.StackedNet([init_model(config, r) for r in range(args.replicas)], device, config.batch_size)
         trainer = EpochTrainer(net, replicas, device)
         trainer.stream.start_epoch(1)
-        scales = stacked.step_scales(trainer.w_bce, trainer.w_aux, trainer.any_aux, config.batch_size)
+        scales = loss.step_scales(trainer.w_bce, trainer.w_aux, trainer.any_aux, config.batch_size)
         onehot = F.one_hot(train.classes, 10).float()
         b, n = config.batch_size, config.pairs
 

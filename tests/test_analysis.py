@@ -11,6 +11,7 @@ import pytest
 from workbench.analysis import (PredictionsUnreadable, RunPredictions, all_pairs, compare_runs, digit_confusion,
                                 error_grid, error_rate, load_predictions, misclassified, per_digit_accuracy, samples)
 from workbench.config import RunConfig
+from workbench.format import comparison_cells
 
 
 def run(name, scores, seed=0, source="embedded", pairs=1000, statuses=None):
@@ -29,7 +30,7 @@ def test_a_paired_comparison_by_hand():
     t975 = 4.302652729749464  # Student's t, 97.5 %, 2 df (tables)
     assert c.ci == pytest.approx((3.0 - t975, 3.0 + t975))
     assert c.p == pytest.approx(0.0955, abs=5e-4)  # two-sided p of t = 3, df = 2: 1 - 3/sqrt(11) = 0.0955
-    assert c.label() == "+3.0 points [-1.3, +7.3], p = 0.095, 3/3 rounds"
+    assert comparison_cells(c) == ("a − b", "+3.0", "[-1.3, +7.3]", "0.095", "3/3", "paired")
 
 
 def test_rounds_pair_by_round_number_and_only_finished_rounds_count():
@@ -52,7 +53,7 @@ def test_different_seeds_fall_back_to_welch_and_say_why():
     from scipy import stats
 
     assert c.p == pytest.approx(2 * stats.t.sf(3.0 / se, df))
-    assert "unpaired, Welch: different seeds" in c.label()
+    assert comparison_cells(c)[-1].startswith("Welch: different seeds")
     assert compare_runs(a, run("b", [0.78, 0.80, 0.80], source="mnist")).why_unpaired == "different digits"
     assert compare_runs(a, run("b", [0.78, 0.80, 0.80], pairs=500)).why_unpaired == "different numbers of pairs"
 
@@ -62,7 +63,7 @@ def test_identical_runs_and_too_few_rounds():
     same = compare_runs(a, run("b", [0.8, 0.9]))
     assert same.mean_diff == 0 and same.p == 1.0 and same.ties == 2 and same.wins == 0
     one = compare_runs(run("a", [0.8]), run("b", [0.7]))
-    assert one.mean_diff is None and one.label() == "too few rounds to compare"
+    assert one.mean_diff is None and comparison_cells(one)[1:4] == ("—", "—", "—")
     assert [(c.a, c.b) for c in all_pairs([run("x", [0.8]), run("y", [0.8]), run("z", [0.8])])] == [
         ("y", "x"), ("z", "x"), ("z", "y")]
 

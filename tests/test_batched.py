@@ -9,9 +9,11 @@ import torch.nn.functional as F
 
 from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
-from workbench.engine.randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, init_model
-from workbench.engine.stacked import StackAdam, StackedNet, loss_gradients, loss_weights, replica_losses, step_scales, train_step
-from workbench.models import pair_loss
+from workbench.randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, init_model
+from workbench.engine.adam import StackAdam
+from workbench.engine.loss import loss_gradients, loss_weights, pair_loss, replica_losses, step_scales
+from workbench.engine.stacked import StackedNet, train_step
+
 
 R, B = 3, 5
 # The exactness tests run on CPU here; on a GPU machine, DIGIT_WORKBENCH_TEST_DEVICE=cuda runs them there.

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from workbench import models
+from workbench.engine import loss as equation1
 from workbench.config import RunConfig
 from workbench.engine import EngineError, run_configs, stack_groups
 from workbench.engine.base import resolve_device
@@ -79,7 +79,7 @@ def test_cancel_from_another_thread_stops_within_a_second(source, engine):
 
 def nan_after(calls_before_nan):
     """A pair loss that turns NaN after some calls, standing in for a diverging run."""
-    real = models.pair_loss
+    real = equation1.pair_loss
     state = {"calls": 0}
 
     def loss(*args, **kwargs):

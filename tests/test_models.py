@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from workbench.config import RunConfig
-from workbench.models import BasicNet, CnnSubnet, FcnSubnet, build_model, cnn_oc, pair_loss
+from workbench.engine.loss import pair_loss
+from workbench.models import BasicNet, CnnSubnet, FcnSubnet, build_model, cnn_oc
 
 
 @pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])

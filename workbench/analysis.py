@@ -120,6 +120,13 @@ class Curves:
 
 # ------------------------------------------------------------------ what a run gets wrong
 
+def strip_jitter(strips: list[list[float]], width: float) -> list[np.ndarray]:
+    """Horizontal offsets in [-width, width] for every dot of each run's strip of round scores: a fixed draw,
+    so a screen and a figure of the same runs show the same picture every time."""
+    rng = np.random.default_rng(0)
+    return [rng.uniform(-width, width, len(scores)) for scores in strips]
+
+
 def error_grid(preds: RunPredictions) -> tuple[np.ndarray, np.ndarray]:
     """(errors, counts), each 10 x 10 by (first digit, second digit), over every kept round's test pairs."""
     first, second = preds.classes[..., 0].ravel(), preds.classes[..., 1].ravel()
@@ -200,22 +207,6 @@ class Comparison:
     p: float | None
     wins: int | None  # rounds a beat b (paired only)
     ties: int | None
-
-    def p_label(self) -> str:
-        if self.p is None:
-            return "p —"
-        return "p < 0.001" if self.p < 0.001 else f"p = {self.p:.3f}"
-
-    def label(self) -> str:
-        if self.mean_diff is None:
-            return "too few rounds to compare"
-        ci = f" [{self.ci[0]:+.1f}, {self.ci[1]:+.1f}]" if self.ci else ""
-        text = f"{self.mean_diff:+.1f} points{ci}, {self.p_label()}"
-        if self.paired:
-            text += f", {self.wins}/{self.n} rounds"
-        else:
-            text += f" (unpaired, Welch: {self.why_unpaired})"
-        return text
 
 
 def protocol_difference(a, b) -> str:

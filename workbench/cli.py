@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
-from .format import mark, run_name
+from .format import mark
 from .usage import UsageError, data_flag, flag, load_digits
 
 EXIT_USAGE = 2
@@ -111,52 +111,38 @@ def config_from_args(args: argparse.Namespace, preset: Preset | None) -> RunConf
         raise UsageError(f"{flag(exc.key)}: {exc.message}") from None
 
 
-def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argparse.Namespace) -> int:
-    """Train items with a progress bar, save their records, print the comparison; exit status 1 if any failed."""
+def run_and_report(runs: list, args: argparse.Namespace) -> int:
+    """Train the runs with a progress bar, save their records, print the comparison; exit status 1 if any failed
+    or was not saved, 130 when cancelled."""
     from rich.console import Console
 
-    from .engine import EngineError, run_configs
-    from .engine.base import resolve_device
-    from .runs import RunNotSaved, runs_dir, save_run, summarize
+    from .engine import EngineError
+    from .runs import runs_dir
     from .report import ProgressDisplay, results_table
+    from .training import Group, refusal, train_and_record
 
     console = Console(stderr=False)
     source = load_digits(args.data, args.data_dir)
-    configs = [config for _, _, config in items]
-    most = min(len(source.train), len(source.test)) // 2
-    for config in configs:  # refused before anything trains, with what the digits allow
-        if config.pairs > most:
-            raise UsageError(f"--pairs: {config.pairs} pairs need {2 * config.pairs} distinct digits in each split; "
-                             f"{source.name} allows at most {most}")
-    try:
-        for config in configs:
-            resolve_device(config.device)
-    except EngineError as exc:
-        raise UsageError(f"--{exc}") from None
-    display = ProgressDisplay(console, [name for name, _, _ in items], configs)
+    why = refusal([run.config for run in runs], source)  # before anything trains, naming the flag
+    if why:
+        raise UsageError(f"--{why}")
+    runs_root = None if args.no_save else args.runs_dir or runs_dir()
+    display = ProgressDisplay(console, [run.name for run in runs], [run.config for run in runs])
     try:
         with display:
-            results = run_configs(configs, source, on_epoch=display.on_epoch, cancel=display.cancel,
-                                  engine=args.engine)
+            recorded = train_and_record(Group(runs, stop=display.cancel), source, engine=args.engine,
+                                        runs_root=runs_root, on_epoch=display.on_epoch)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    summaries, unsaved = [], []
-    for (name, preset, config), result in zip(items, results):
-        paper = preset.paper_for(config) if preset else None
-        summary = summarize(result, name, preset.name if preset else None, paper)
-        if not args.no_save:
-            try:
-                summary = save_run(result, name, preset.name if preset else None, paper, args.runs_dir or runs_dir())
-            except RunNotSaved as exc:  # the results are still printed; the user learns why they are not on disk
-                unsaved.append(str(exc))
-        summaries.append(summary)
+    summaries = [r.summary for r in recorded]
+    unsaved = [r.unsaved for r in recorded if r.unsaved]
     console.print(results_table(summaries))
-    console.print(f"[dim]digits: {source.name} · device: {results[0].device} · engine: {args.engine}"
-                  + ("" if args.no_save or unsaved else f" · records: {args.runs_dir or runs_dir()}/") + "[/]")
+    console.print(f"[dim]digits: {source.name} · device: {recorded[0].result.device} · engine: {args.engine}"
+                  + ("" if runs_root is None or unsaved else f" · records: {runs_root}/") + "[/]")
     for s in summaries:
         if s.status == "failed":
             console.print(f"[red]{s.name} failed:[/] {s.reason}")
-    for line in unsaved:
+    for line in unsaved:  # the results are still printed; the user learns why they are not on disk
         print(f"digit-workbench: {line}", file=sys.stderr)
     if unsaved or any(s.status == "failed" for s in summaries):
         return 1
@@ -164,20 +150,17 @@ def run_and_report(items: list[tuple[str, Preset | None, RunConfig]], args: argp
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .training import NamedRun
+
     preset = find_preset_or_usage(args.preset) if args.preset is not None else None
-    config = config_from_args(args, preset)
-    name = args.name or (run_name(preset.name, not preset.is_row(config)) if preset else "custom")
-    return run_and_report([(name, preset, config)], args)
+    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, args.name)], args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    names = args.presets or TABLE_II
-    items = []
-    for name in names:
-        preset = find_preset_or_usage(name)
-        config = config_from_args(args, preset)
-        items.append((args.name or run_name(preset.name, not preset.is_row(config)), preset, config))
-    return run_and_report(items, args)
+    from .training import NamedRun
+
+    presets = [find_preset_or_usage(name) for name in args.presets or TABLE_II]
+    return run_and_report([NamedRun.of(config_from_args(args, p), p, args.name) for p in presets], args)
 
 
 def find_preset_or_usage(name: str) -> Preset:
@@ -247,7 +230,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .analysis import all_pairs
-    from .report import comparison_rows, comparison_table
+    from .format import COMPARISON_CSV_HEADER, comparison_csv_row
+    from .report import comparison_table
 
     runs = picked_runs(args, 2)
     comparisons = all_pairs(runs)
@@ -257,8 +241,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        for row in comparison_rows(comparisons):
-            writer.writerow(row)
+        writer.writerow(COMPARISON_CSV_HEADER)
+        for c in comparisons:
+            writer.writerow(comparison_csv_row(c))
         try:
             atomic_write_text(args.csv, buffer.getvalue())
         except OSError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .randomness import REPAIR, TEST_PAIRS, TRAIN_PAIRS, embedded_split_generator, generator
 from .fsutil import atomic_write_bytes, user_cache_dir
 from .sources import (EMBEDDED_NAME, EMBEDDED_PER_CLASS, EMBEDDED_TRAIN_PER_CLASS, DataError, check_mnist,
                       embedded_csv, mnist_name, resolve_source)
 
-EMBEDDED_SPLIT_SEED = 20190501
 CACHE_VERSION = 1
 
 
@@ -88,17 +87,11 @@ def pairs_of(digits: DigitSet, index: torch.Tensor) -> PairSet:
     )
 
 
-def derive_seed(seed: int, *stream: object) -> int:
-    """A 63-bit seed for one named stream (round, purpose) of a run's master seed."""
-    digest = hashlib.sha256(repr((seed, *stream)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
 def round_pairs(source: DigitSource, pairs: int, seed: int, round_index: int, validation: int = 0):
     """The train and test pair sets of one round, fixed by (seed, round); with `validation` > 0, a third set of
     validation pairs from training digits that the round's train pairs do not use (the train pairs stay the same)."""
-    train_gen = torch.Generator().manual_seed(derive_seed(seed, round_index, "train-pairs"))
-    test_gen = torch.Generator().manual_seed(derive_seed(seed, round_index, "test-pairs"))
+    train_gen = generator(seed, round_index, TRAIN_PAIRS)
+    test_gen = generator(seed, round_index, TEST_PAIRS)
     test = make_pairs(source.test, pairs, test_gen)
     if not validation:
         return make_pairs(source.train, pairs, train_gen), test
@@ -112,8 +105,7 @@ def repaired(train: PairSet, seed: int, round_index: int, epoch: int) -> PairSet
     n = len(train)
     digits = train.input.reshape(2 * n, *train.input.shape[2:])
     classes = train.classes.reshape(2 * n)
-    generator = torch.Generator().manual_seed(derive_seed(seed, round_index, "repair", epoch))
-    order = torch.randperm(2 * n, generator=generator).to(train.input.device)
+    order = torch.randperm(2 * n, generator=generator(seed, round_index, REPAIR, epoch)).to(train.input.device)
     pair_classes = classes[order].reshape(n, 2)
     return PairSet(digits[order].reshape(train.input.shape), pair_classes,
                    (pair_classes[:, 0] <= pair_classes[:, 1]).to(train.target.dtype))
@@ -152,7 +144,7 @@ def download_mnist(root: Path) -> DigitSource:
 
 def split_embedded(images: torch.Tensor, labels: torch.Tensor) -> tuple[DigitSet, DigitSet]:
     """Per class, a fixed permutation puts 300 digits in the train pool and the rest in the test pool."""
-    gen = torch.Generator().manual_seed(EMBEDDED_SPLIT_SEED)
+    gen = embedded_split_generator()
     train_idx, test_idx = [], []
     for digit in range(10):
         members = (labels == digit).nonzero().flatten()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Curves, PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores
+from .analysis import Curves, PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores, strip_jitter
 from .fsutil import atomic_write_bytes
 
 FORMATS = ("png", "svg", "pdf")
@@ -48,10 +48,9 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
         ax.legend(fontsize=7)
 
     ax = fig.add_subplot(grid[0, 2])  # the strip plot: every round's final score
-    rng = np.random.default_rng(0)  # a fixed jitter: the same figure for the same runs
-    for i, (s, color) in enumerate(zip(summaries, colors)):
-        scores = list(round_scores(s).values())
-        ax.scatter(i + rng.uniform(-0.12, 0.12, len(scores)), scores, color=color, s=14)
+    strips = [list(round_scores(s).values()) for s in summaries]
+    for i, (scores, jitter, color) in enumerate(zip(strips, strip_jitter(strips, 0.12), colors)):
+        ax.scatter(i + jitter, scores, color=color, s=14)
         if scores:
             ax.hlines(np.mean(scores), i - 0.3, i + 0.3, color=color)
     ax.set_xticks(range(len(summaries)), [s.name for s in summaries], rotation=30, ha="right", fontsize=7)

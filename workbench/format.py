@@ -1,4 +1,6 @@
-"""How figures read, the same in the command's tables and in the app: torch-free, rich-free plain text."""
+"""How every number and cell reads, the same in the command's tables, the app's screens and the CSV files:
+percentages, mean ± std, settings and sweep parameters (one precision), comparison rows, sweep trial and stage
+cells. Torch-free, rich-free plain text."""
 
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ def duration(seconds: float) -> str:
 
 
 def setting(value) -> str:
-    """A config value as a person reads it: switches on/off, numbers to four significant digits."""
+    """A config value as a person reads it, in a form, a table or a sweep's parameters: switches on/off, numbers
+    to four significant digits."""
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
@@ -58,3 +61,56 @@ def paper_label(summary) -> str:
     if summary.paper is not None:
         return summary.paper.label()
     return "edited" if summary.preset else "—"
+
+
+def params_text(params: dict) -> str:
+    """Settings as key=value, e.g. a sweep trial's parameters: 'alpha=0.1723 hl=256'."""
+    return " ".join(f"{k}={setting(v)}" for k, v in params.items())
+
+
+# ------------------------------------------------------------------ comparisons (analysis.Comparison)
+
+COMPARISON_COLUMNS = ("a − b", "mean (points)", "95 % CI", "p", "rounds won", "pairing")
+COMPARISON_CSV_HEADER = ["run a", "run b", "paired", "mean a - b (points)", "95 % CI low", "95 % CI high", "p",
+                         "rounds a won", "rounds", "note"]
+
+
+def p_value(p: float | None) -> str:
+    return "—" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def comparison_cells(c) -> tuple[str, ...]:
+    """A comparison as the command's table and the compare screen show it (COMPARISON_COLUMNS)."""
+    return (f"{c.a} − {c.b}", "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}",
+            "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]", p_value(c.p),
+            "—" if c.wins is None else f"{c.wins}/{c.n}", "paired" if c.paired else f"Welch: {c.why_unpaired}")
+
+
+def comparison_csv_row(c) -> list:
+    """A comparison as a CSV row (COMPARISON_CSV_HEADER): full precision, empty where there is no figure."""
+    return [c.a, c.b, "yes" if c.paired else "no (Welch)", "" if c.mean_diff is None else f"{c.mean_diff:.3f}",
+            "" if c.ci is None else f"{c.ci[0]:.3f}", "" if c.ci is None else f"{c.ci[1]:.3f}",
+            "" if c.p is None else f"{c.p:.4g}", "" if c.wins is None else c.wins, c.n, c.why_unpaired]
+
+
+# ------------------------------------------------------------------ sweeps (sweep.storage's Trial, StageSummary)
+
+TRIAL_COLUMNS = ("stage", "#", "state", "params", "val %", "test %", "s", "worker")
+STAGE_COLUMNS = ("stage", "trials", "best validation %", "test % there", "params")
+
+
+def trial_cells(t) -> tuple[str, ...]:
+    """A trial as the command's table and the app's screen both show it (TRIAL_COLUMNS)."""
+    return (str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean), pct(t.test_mean),
+            "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
+
+
+def stage_cells(s, with_running: bool = True) -> tuple[str, ...]:
+    """A stage (STAGE_COLUMNS): its trials done (and running), its best by validation, that trial's test score,
+    its params."""
+    best = s.best
+    done = f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if with_running and s.running else "")
+    return (f"{s.index + 1}. {s.stage.name}", done,
+            mean_std_label(best.val_mean, best.val_std) if best else "—",
+            mean_std_label(best.test_mean, best.test_std) if best else "—",
+            params_text(best.params) if best else "")

@@ -1,4 +1,5 @@
-"""The paper's networks (section III, Table I) as plain PyTorch modules, their loss (equation 1) and dropout.
+"""The paper's networks (section III, Table I) as plain PyTorch modules, and their dropout (equation 1, their
+loss, is engine/loss.py).
 
 Every network maps a pair input (N, 2, 14, 14) to (output logit (N,), digit logits or None).
 The digit logits are a pair (left (N, 10), right (N, 10)) for the Siamese nets. Weight sharing is one aliasing:
@@ -8,7 +9,6 @@ The digit logits are a pair (left (N, 10), right (N, 10)) for the Siamese nets. 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import RunConfig
@@ -71,9 +71,14 @@ class FcnSubnet(nn.Module):
         return self.body(x)
 
 
+def conv1_side(k: int) -> int:
+    """Side of the first convolution's maps (K, no padding) on a 14x14 image: the CNN's widest activations."""
+    return 14 - k + 1
+
+
 def cnn_side(k: int) -> int:
     """Side of the feature map after conv K, max-pool 2, conv K (no padding)."""
-    return (14 - k + 1) // 2 - k + 1
+    return conv1_side(k) // 2 - k + 1
 
 
 def cnn_oc(bc: int, k: int) -> int:
@@ -148,20 +153,3 @@ def dropout_units(model: nn.Module) -> list[int]:
         for hook in hooks:
             hook.remove()
     return units
-
-
-def equation1_weights(aux_loss: bool, alpha: float) -> tuple[float, float]:
-    """Equation 1 as weights (w_bce, w_aux): loss = w_bce * BCE + w_aux * (CE_left + CE_right), i.e.
-    (alpha, (1 - alpha) / 2) with the auxiliary loss and (1, 0) without. Both engines' losses use these."""
-    return (alpha, (1 - alpha) / 2) if aux_loss else (1.0, 0.0)
-
-
-def pair_loss(out: torch.Tensor, digits, target: torch.Tensor, classes: torch.Tensor,
-              aux_loss: bool, alpha: float) -> torch.Tensor:
-    """Equation 1: BCE on the output logit plus, with the auxiliary loss, the two digit cross-entropies."""
-    bce = F.binary_cross_entropy_with_logits(out, target)
-    if not aux_loss or digits is None:
-        return bce
-    w_bce, w_aux = equation1_weights(aux_loss, alpha)
-    left, right = digits
-    return w_bce * bce + w_aux * (F.cross_entropy(left, classes[:, 0]) + F.cross_entropy(right, classes[:, 1]))

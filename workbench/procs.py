@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import sys
 import threading
 import time
@@ -41,3 +42,23 @@ def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def owner_tag() -> str:
+    """host:pid of this process, as a run directory's claim and a sweep trial name their writer."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether the process a host:pid tag names has died: only a process of this machine can be told dead; one
+    elsewhere, or a tag that is no tag, counts as alive."""
+    host, _, pid = tag.strip().rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # alive, another user's; or no pid at all
+        pass
+    return False

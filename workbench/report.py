@@ -14,7 +14,8 @@ from rich.text import Text
 from rich.table import Table
 
 from .config import RunConfig
-from .format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, signed_points
+from .format import (COMPARISON_COLUMNS, STATUS_STYLE, comparison_cells, duration, mark, mean_std_label, paper_label,
+                     signed_points)
 
 
 def results_table(summaries, title: str = "Results") -> Table:
@@ -117,39 +118,23 @@ class ProgressDisplay:
         self._previous_handlers.clear()
 
 
-COMPARISON_HEADER = ["run a", "run b", "paired", "mean a - b (points)", "95 % CI low", "95 % CI high", "p",
-                     "rounds a won", "rounds", "note"]
-
-
-def comparison_rows(comparisons) -> list[list]:
-    """The comparison table as plain cells (CSV), header first."""
-    rows = [COMPARISON_HEADER]
-    for c in comparisons:
-        rows.append([c.a, c.b, "yes" if c.paired else "no (Welch)",
-                     "" if c.mean_diff is None else f"{c.mean_diff:.3f}",
-                     "" if c.ci is None else f"{c.ci[0]:.3f}", "" if c.ci is None else f"{c.ci[1]:.3f}",
-                     "" if c.p is None else f"{c.p:.4g}", "" if c.wins is None else c.wins, c.n, c.why_unpaired])
-    return rows
-
-
 def comparison_table(runs, comparisons) -> Table:
     """The runs, then every pair: a − b with its interval, p and rounds won."""
     table = Table(title="Paired comparison", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption="round r of two runs with the same seed, digits and pairs sees the same pairs: paired "
                           "differences, 95 % t interval, paired t-test; otherwise Welch's test, unpaired",
                   caption_justify="left")
-    table.add_column("a − b", overflow="fold", min_width=20)
-    table.add_column("mean", justify="right", no_wrap=True)
-    table.add_column("95 % CI", justify="right", no_wrap=True)
-    table.add_column("p", justify="right", no_wrap=True)
-    table.add_column("rounds won", justify="right", no_wrap=True)
-    table.add_column("pairing", overflow="fold")
+    names, mean_col, *numbers, pairing = COMPARISON_COLUMNS
+    table.add_column(names, overflow="fold", min_width=20)
+    table.add_column(mean_col, justify="right", no_wrap=True)
+    for col in numbers:
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column(pairing, overflow="fold")
     for c in comparisons:
-        mean = "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}"
-        style = "" if c.p is None or c.p >= 0.05 or c.mean_diff is None else ("green" if c.mean_diff > 0 else "red")
-        table.add_row(f"{c.a} − {c.b}", f"[{style}]{mean}[/]" if style else mean,
-                      "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]", "—" if c.p is None else ("<0.001" if c.p < 0.001 else f"{c.p:.3f}"),
-                      "—" if c.wins is None else f"{c.wins}/{c.n}", "paired" if c.paired else f"Welch: {c.why_unpaired}")
+        cells = [Text(cell) for cell in comparison_cells(c)]  # names are plain text, never markup
+        if c.p is not None and c.p < 0.05 and c.mean_diff is not None:
+            cells[1].stylize("green" if c.mean_diff > 0 else "red")
+        table.add_row(*cells)
     sources = sorted({s.data_source for s in runs})
     runs_table = Table(box=box.SIMPLE_HEAD, pad_edge=False,
                        caption=f"digits: {sources[0]}" if len(sources) == 1 else None, caption_justify="left")

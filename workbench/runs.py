@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from .config import FIELDS, ConfigError, PaperScore, RunConfig, from_dict
 from .analysis import PREDICTIONS_FILE
 from .fsutil import atomic_write_bytes, atomic_write_text
+from .procs import owner_gone, owner_tag
 
 HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 
@@ -127,25 +127,16 @@ def new_run_dir(root: Path) -> tuple[str, Path]:
             path.mkdir()
         except FileExistsError:
             continue
-        (path / WRITER_FILE).write_text(f"{socket.gethostname()}:{os.getpid()}\n")
+        (path / WRITER_FILE).write_text(owner_tag() + "\n")
         return run_id, path
 
 
 def writer_gone(path: Path) -> bool:
     """Whether the process that claimed a run directory has died (on this machine; elsewhere we cannot tell)."""
     try:
-        host, _, pid = (path / WRITER_FILE).read_text().strip().rpartition(":")
+        return owner_gone((path / WRITER_FILE).read_text())
     except OSError:
         return False
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        pass
-    return False
 
 
 def tidy_abandoned(root: Path | None = None) -> list[str]:

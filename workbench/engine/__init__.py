@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from ..config import ENGINES, RunConfig
 from ..data import DigitSource
-from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, merge_rounds, resolve_device
+from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, cuda_unavailable_reason,
+                   merge_rounds, resolve_device)
 from .scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams, plan_jobs,
                         train_group)
 
-__all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "failed_result", "run_configs",
-           "stack_groups"]
+__all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "cuda_unavailable_reason",
+           "failed_result", "resolve_device", "run_configs", "stack_groups"]
 
 
 def stack_groups(configs: list[RunConfig]) -> list[list[int]]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig
+from .loss import chance_loss
 
 
 class EngineError(RuntimeError):
@@ -107,14 +108,6 @@ class RunResult:
         return mean_std([r.val_acc for r in self.rounds if r.status == "done" and r.val_acc is not None])
 
 
-def chance_loss(config: RunConfig) -> float:
-    """Equation 1's loss of a constant guess: ln 2 for the comparison, ln 10 for each digit."""
-    from ..models import equation1_weights
-
-    w_bce, w_aux = equation1_weights(config.aux_loss, config.alpha)
-    return w_bce * math.log(2) + w_aux * 2 * math.log(10)
-
-
 DIVERGED_FACTOR = 1000.0  # a final loss this many times a constant guess's: diverged (unscaled pixels can start at 20x)
 
 
@@ -133,20 +126,6 @@ def digit_figure(config: RunConfig, digit_acc: float | None) -> float | None:
     """The subnets' digit accuracy, reported only where the auxiliary loss trained the digit heads: without it
     the heads are untrained and their 6-15 % means nothing."""
     return digit_acc if config.aux_loss else None
-
-
-def cancelled_at(result: RunResult, delivered: set[tuple[int, int]]) -> RunResult:
-    """A run as the user cancelled it while it trained beside others: the (round, epoch) records reported before
-    the cancel, each round cancelled at its last reported epoch; no predictions."""
-    history = [h for h in result.history if (h.round, h.epoch) in delivered]
-    last = {h.round: h for h in sorted(history, key=lambda h: h.epoch)}
-    rounds = []
-    for r in result.rounds:
-        h = last.get(r.round)
-        rounds.append(RoundResult(round=r.round, seed=r.seed, status="cancelled", epochs=h.epoch if h else 0,
-                                  test_acc=h.test_acc if h else None, train_acc=h.train_acc if h else None,
-                                  digit_acc=h.digit_acc if h else None, train_loss=h.train_loss if h else None))
-    return dataclasses.replace(result, status="cancelled", reason="", rounds=rounds, history=history)
 
 
 def merge_rounds(parts: list[RunResult]) -> RunResult:

@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig
-from ..data import DigitSource, PairSet, derive_seed, repaired, round_pairs
+from ..data import DigitSource, PairSet, repaired, round_pairs
+from ..randomness import DropoutStream, batch_order, init_model, weights_seed
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    library_versions, predictions_of, resolve_device)
 from .cuda_graph import EpochProgram, StepGraph
-from .randomness import DropoutStream, batch_order, init_model
-from .stacked import (StackAdam, StackedNet, accuracies, evaluate_stack, loss_weights, replica_losses, stack_outputs,
-                      stack_pairs, step_scales, train_step)
+from .adam import StackAdam
+from .loss import loss_weights, replica_losses, step_scales
+from .stacked import StackedNet, accuracies, evaluate_stack, stack_outputs, stack_pairs, train_step
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
@@ -203,7 +204,7 @@ class StackReport:
 
     def __init__(self, runs: list[tuple[int, RunConfig]], replicas: list[Replica], on_epoch: OnEpoch | None):
         self.runs, self.replicas, self.on_epoch = runs, replicas, on_epoch
-        self.rounds = [RoundResult(round=r, seed=derive_seed(c.seed, r, "weights"), status="done")
+        self.rounds = [RoundResult(round=r, seed=weights_seed(c.seed, r), status="done")
                        for _, c, r in replicas]
         self.histories: list[list[EpochRecord]] = [[] for _ in runs]
         self.alive = [True] * len(replicas)  # a replica whose loss went non-finite trains on, unreported

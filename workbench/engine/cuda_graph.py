@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .stacked import StackAdam, StackedNet, train_step
+from .adam import StackAdam
+from .stacked import StackedNet, train_step
 
 
 def captured(body):

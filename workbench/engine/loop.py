@@ -7,11 +7,11 @@ import time
 import torch
 
 from ..config import RunConfig
-from ..data import DigitSource, PairSet, derive_seed, repaired, round_pairs
-from ..models import pair_loss
+from ..data import DigitSource, PairSet, repaired, round_pairs
+from ..randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model, weights_seed
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, library_versions, predictions_of, resolve_device)
-from .randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model
+from .loss import pair_loss
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
     model = init_model(config, round_index).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-    result = RoundResult(round=round_index, seed=derive_seed(config.seed, round_index, "weights"), status="done")
+    result = RoundResult(round=round_index, seed=weights_seed(config.seed, round_index), status="done")
     layout = DropoutLayout.of(model, config.batch_size)
     stream = DropoutStream([(config.seed, round_index)], layout, device)
     step_draws = StepDraws(layout)

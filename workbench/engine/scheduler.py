@@ -25,6 +25,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import DigitSource
+from ..models import build_model, cnn_side, conv1_side
 from ..procs import exit_with_parent, spawn_context
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
 
@@ -64,8 +65,6 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int) -> 
 @functools.lru_cache(maxsize=64)
 def weights_per_replica(config: RunConfig) -> int:
     """Weights of one model of the config (planning, cost and memory all ask; the model is built once)."""
-    from ..models import build_model
-
     with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
         return sum(p.numel() for p in build_model(config).parameters())
 
@@ -77,7 +76,7 @@ def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     replicas = len(job.group) * len(job.rounds)
     weights = weights_per_replica(c)
     pairs = 3 * c.pairs * 2 * 14 * 14 * 4
-    widest = max(c.hl, c.c_hl, 2 * c.bc * 12 * 12, 20)
+    widest = max(c.hl, c.c_hl, 2 * c.bc * conv1_side(c.k) ** 2, 20)
     activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
     return replicas * (16 * weights + pairs + activations)
 
@@ -190,15 +189,13 @@ def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> 
     """Estimated CPU seconds of one stack, to start the longest stacks first. A step costs a fixed overhead
     (one dispatch per operation), time per weight (Adam and the weight traffic of batch-5 products), and for
     CNNs time per convolution group and per multiply-add; constants fitted to one thread of a 2-core x86 CPU."""
-    from ..models import cnn_side
-
     c = configs[group[0]]
     replicas = len(group) * (len(rounds) if rounds is not None else c.rounds)
     slots = replicas * (2 if c.is_siamese and not c.weight_sharing else 1)
     weights = replicas * weights_per_replica(c)
     step_us = (900 if c.subnet == "cnn" else 500) + 0.0013 * weights
     if c.subnet == "cnn":
-        conv_macs = c.bc * (15 - c.k) ** 2 * c.k ** 2 + 2 * c.bc * cnn_side(c.k) ** 2 * c.bc * c.k ** 2
+        conv_macs = c.bc * conv1_side(c.k) ** 2 * c.k ** 2 + 2 * c.bc * cnn_side(c.k) ** 2 * c.bc * c.k ** 2
         step_us += 28 * slots + 0.00054 * conv_macs * 2 * c.batch_size * replicas
     return step_us * 1e-6 * c.epochs * math.ceil(c.pairs / c.batch_size)
 

@@ -14,15 +14,14 @@ on this machine (the command and the app's screen both use it); command.py is `d
 """
 
 from .spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, sweeps_dir
-from .storage import (MAX_RETRIES, TRIAL_COLUMNS, StageSummary, Trial, all_trials, best_params, default_storage, export_trials,
-                      final_runs, is_database, open_storage, params_text, record_spec, recorded_spec, stage_base,
-                      stage_cells, stage_study_name, stage_summaries, stage_trials, trial_cells, trials_csv,
-                      trials_csv_path)
+from .storage import (MAX_RETRIES, StageSummary, Trial, all_trials, best_params, default_storage, export_trials,
+                      final_runs, is_database, open_storage, record_spec, recorded_spec, stage_base, stage_study_name,
+                      stage_summaries, stage_trials, storage_exists, trials_csv, trials_csv_path)
 from .supervisor import FinalRun, SweepRun
-from .worker import open_points, point_key, reap_dead_trials, run_worker, start_workers, worker_id
+from .worker import open_points, point_key, reap_dead_trials, run_worker, start_workers
 
-__all__ = ["MAX_RETRIES", "SWEEPABLE", "TRIAL_COLUMNS", "stage_cells", "trial_cells", "FinalRun", "Stage", "StageSummary", "SweepRun", "SweepSpec", "Trial",
+__all__ = ["MAX_RETRIES", "SWEEPABLE", "FinalRun", "Stage", "StageSummary", "SweepRun", "SweepSpec", "Trial",
            "all_trials", "best_params", "default_storage", "export_trials", "final_runs", "find_spec", "is_database",
-           "load_spec", "open_points", "open_storage", "params_text", "parse_spec", "point_key", "reap_dead_trials",
-           "record_spec", "recorded_spec", "run_worker", "stage_base", "stage_study_name", "stage_summaries",
-           "stage_trials", "start_workers", "sweeps_dir", "trials_csv", "trials_csv_path", "worker_id"]
+           "load_spec", "open_points", "open_storage", "parse_spec", "point_key", "reap_dead_trials", "record_spec",
+           "recorded_spec", "run_worker", "stage_base", "stage_study_name", "stage_summaries", "stage_trials",
+           "start_workers", "storage_exists", "sweeps_dir", "trials_csv", "trials_csv_path"]

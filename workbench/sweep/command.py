@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import time
+import sys
 from pathlib import Path
 
 from rich import box
@@ -12,17 +12,18 @@ from rich.live import Live
 from rich.table import Table
 
 from ..config import ConfigError
-from ..format import mean_std_label, pct
+from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, stage_cells, trial_cells
 from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
-from .storage import TRIAL_COLUMNS, Trial, all_trials, check_study_name, stage_cells, trial_cells, default_storage, open_storage, params_text, recorded_spec, stage_summaries
+from .storage import (Trial, all_trials, check_study_name, default_storage, open_storage, recorded_spec, stage_summaries,
+                      storage_exists)
 from .supervisor import FinalRun, SweepRun
 from .worker import max_workers
 
 
 def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float, last: int = 8) -> Group:
     stages = Table(title=f"sweep {study}: {spec.title}", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("stage", "trials", "best (validation %)", "test % there", "params"):
+    for col in STAGE_COLUMNS:
         stages.add_column(col)
     for s in stage_summaries(spec, trials):
         stages.add_row(*stage_cells(s))
@@ -56,7 +57,7 @@ def show_study(args: argparse.Namespace, console: Console) -> int:
     except ConfigError as exc:
         raise UsageError(f"--show: {exc.message}") from None
     storage_url = args.storage or default_storage(study)
-    if "://" not in storage_url and not Path(storage_url).exists():
+    if not storage_exists(storage_url):
         raise UsageError(f"--show: no sweep storage at {storage_url}")
     try:
         storage = open_storage(storage_url)
@@ -101,10 +102,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         with Live(console=console, refresh_per_second=2) as live:
-            while sweep.running:
-                live.update(trials_view(spec, sweep.trials(), sweep.study, sweep.elapsed))
-                time.sleep(1.0)
-            live.update(trials_view(spec, sweep.trials(), sweep.study, sweep.elapsed))
+            sweep.watch(lambda trials: live.update(trials_view(spec, trials, sweep.study, sweep.elapsed)))
     except KeyboardInterrupt:
         interrupted = True
         sweep.stop()
@@ -121,4 +119,9 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         finals = sweep.measure_final(source, runs_dir())
         if finals:
             console.print(finals_table(spec, sweep.study, finals))
+        for final in finals:
+            if final.unsaved:
+                print(f"digit-workbench: {final.unsaved}", file=sys.stderr)
+        if any(final.unsaved for final in finals):
+            return 1
     return 0

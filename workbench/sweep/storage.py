@@ -44,6 +44,11 @@ def is_database(storage: str) -> bool:
     return "://" in storage
 
 
+def storage_exists(storage: str) -> bool:
+    """Whether there may be a sweep to read: a database (asked when opened), or a journal file that exists."""
+    return is_database(storage) or Path(storage).exists()
+
+
 def open_storage(storage: str):
     """A database URL gets Optuna's RDB storage with heartbeats (a dead worker's trial fails and is retried);
     anything else is a journal file, locked for the processes of one machine."""
@@ -123,33 +128,6 @@ def stage_trials(storage, study: str, index: int, stage: Stage) -> list[Trial]:
                          t.user_attrs.get("val_std"), t.user_attrs.get("test_mean"), t.user_attrs.get("test_std"),
                          t.user_attrs.get("seconds"), str(t.user_attrs.get("worker", ""))))
     return out
-
-
-def params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-TRIAL_COLUMNS = ("stage", "#", "state", "params", "val %", "test %", "s", "worker")
-
-
-def trial_cells(t: Trial) -> tuple[str, ...]:
-    """A trial as the command's table and the app's screen both show it (TRIAL_COLUMNS)."""
-    from ..format import pct
-
-    return (str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean), pct(t.test_mean),
-            "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
-
-
-def stage_cells(s: StageSummary, with_running: bool = True) -> tuple[str, ...]:
-    """A stage: its trials done (and running), its best by validation, that trial's test score, its params."""
-    from ..format import mean_std_label
-
-    best = s.best
-    done = f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if with_running and s.running else "")
-    return (f"{s.index + 1}. {s.stage.name}", done,
-            mean_std_label(best.val_mean, best.val_std) if best else "—",
-            mean_std_label(best.test_mean, best.test_std) if best else "—",
-            params_text(best.params) if best else "")
 
 
 @dataclass

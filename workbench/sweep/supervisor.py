@@ -5,8 +5,10 @@ class, so they start, stop and finish a sweep the same way."""
 from __future__ import annotations
 
 import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..config import RunConfig
 from .spec import SweepSpec
@@ -23,6 +25,7 @@ class FinalRun:
     val_mean: float | None
     result: object  # engine.RunResult
     summary: object  # runs.RunSummary, as saved
+    unsaved: str = ""  # why its record is not on disk
 
 
 class SweepRun:
@@ -58,6 +61,20 @@ class SweepRun:
     def trials(self):
         return all_trials(self.spec, self.storage, self.study)
 
+    def watch(self, on_trials: Callable[[list], None], stop: threading.Event | None = None,
+              poll_s: float = 1.0) -> bool:
+        """Hands the trials to on_trials every poll_s while the workers run, and once more when they have ended;
+        stops the workers when `stop` is set (then returns False)."""
+        while self.running:
+            if stop is not None and stop.is_set():
+                self.stop()
+                on_trials(self.trials())
+                return False
+            on_trials(self.trials())
+            time.sleep(poll_s)
+        on_trials(self.trials())
+        return True
+
     def stop(self) -> None:
         """Stops the workers (a trial in flight is lost; running the sweep again continues the study)."""
         for p in self.procs:
@@ -73,20 +90,13 @@ class SweepRun:
         return export_trials(self.spec, self.storage, self.study, out or trials_csv_path(self.study, self.storage_url))
 
     def measure_final(self, source, runs_root: Path, on_epoch=None, cancel=None) -> list[FinalRun]:
-        """Trains the config chosen after each stage on the test pairs and saves each as a run."""
-        from ..engine import run_configs
-        from ..runs import RunNotSaved, save_run, summarize
+        """Trains the config chosen after each stage on the test pairs and records each as a run."""
+        from ..training import Group, NamedRun, train_and_record
 
         chosen = final_runs(self.spec, self.storage, self.study)
         if not chosen:
             return []
-        results = run_configs([config for _, config, _ in chosen], source, on_epoch=on_epoch, cancel=cancel)
-        finals = []
-        for (label, config, val), result in zip(chosen, results):
-            try:
-                summary = save_run(result, label, None, self.spec.paper, runs_root)
-            except RunNotSaved as exc:  # measured, not on disk: the summary says why
-                summary = summarize(result, label, None, self.spec.paper)
-                summary.reason = "; ".join(r for r in (summary.reason, str(exc)) if r)
-            finals.append(FinalRun(label, config, val, result, summary))
-        return finals
+        runs = [NamedRun(label, config, None, self.spec.paper) for label, config, _ in chosen]
+        recorded = train_and_record(Group(runs, stop=cancel), source, runs_root=runs_root, on_epoch=on_epoch)
+        return [FinalRun(label, config, val, r.result, r.summary, r.unsaved)
+                for (label, config, val), r in zip(chosen, recorded)]

@@ -4,27 +4,13 @@ the storage; and the worker processes of one machine."""
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .spec import Stage, SweepSpec, load_spec
-from .storage import (MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name)
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from ..procs import owner_gone, owner_tag
+from .storage import MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name
 
 
 def reap_dead_trials(study) -> int:
@@ -32,14 +18,11 @@ def reap_dead_trials(study) -> int:
     point enqueued again (at most MAX_RETRIES times). A database storage does this through Optuna's heartbeat."""
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     reaped = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = str(t.user_attrs.get("worker", ""))
-        name, _, pid = worker.rpartition(":")
-        if name != host or not pid.isdigit() or pid_alive(int(pid)):
+        if not owner_gone(str(t.user_attrs.get("worker", ""))):
             continue
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         retries = int(t.user_attrs.get("retry", 0))
         if retries < MAX_RETRIES:
             study.enqueue_trial(dict(t.params), user_attrs={"retry": retries + 1, "retry_of": t.number})
@@ -67,80 +50,111 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
                on_trial: Callable[[Trial], None] | None = None, poll_s: float = 0.5) -> None:
     """Work through every stage in order, with whatever other workers share the storage."""
     import optuna
-    from optuna.trial import TrialState
 
     from ..data import load_source
-    from ..engine import run_configs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     source = source or load_source("auto")
     storage = open_storage(storage_url)
-    me = worker_id()
     for index, stage in enumerate(spec.stages):
         if cancel is not None and cancel.is_set():
             return
-        base = stage_base(spec, storage, study, index)
-        if stage.is_grid:
-            sampler = optuna.samplers.GridSampler(stage.grid, seed=spec.base.seed)
-        else:
-            sampler = optuna.samplers.TPESampler(seed=spec.base.seed + os.getpid(), n_startup_trials=min(10, stage.trials))
-        s = optuna.create_study(study_name=stage_study_name(study, index, stage), storage=storage,
-                                direction="maximize", sampler=sampler, load_if_exists=True)
-
-        def objective(trial) -> float:
-            trial.set_user_attr("worker", me)
-            if stage.is_grid:
-                params = {p: trial.suggest_categorical(p, values) for p, values in stage.grid.items()}
-            else:
-                params = {p: trial.suggest_float(p, lo, hi) for p, (lo, hi) in stage.ranges.items()}
-            def give_way_to_an_earlier_twin() -> None:
-                for other in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-                    if other.number < trial.number and other.params == params:
-                        # two workers drew one grid point: the earlier trial owns it
-                        trial.set_user_attr("duplicate_of", other.number)
-                        raise optuna.TrialPruned()
-
-            give_way_to_an_earlier_twin()
-            config = base.replace(**params)
-            started = time.perf_counter()
-            result = run_configs([config], source, cancel=cancel, validation=spec.validation_pairs)[0]
-            if result.status != "done":
-                raise RuntimeError(result.reason or result.status)
-            # again: the twin may have drawn the point just before this trial, yet written it just after it looked
-            give_way_to_an_earlier_twin()
-            val_mean, val_std = result.val_mean_std()
-            test_mean, test_std = result.mean_std()
-            for key, value in (("val_mean", val_mean), ("val_std", val_std), ("test_mean", test_mean),
-                               ("test_std", test_std), ("seconds", time.perf_counter() - started)):
-                trial.set_user_attr(key, value)
-            return val_mean
-
-        def report(study_, frozen) -> None:
-            if on_trial is not None:
-                on_trial(Trial(index, frozen.number, frozen.state.name.lower(), dict(frozen.params),
-                               frozen.user_attrs.get("val_mean"), frozen.user_attrs.get("val_std"),
-                               frozen.user_attrs.get("test_mean"), frozen.user_attrs.get("test_std"),
-                               frozen.user_attrs.get("seconds"), me))
-            if cancel is not None and cancel.is_set():
-                study_.stop()
-
-        while True:
+        s = stage_study(spec, storage, study, index)
+        objective = Objective(spec, stage, s, stage_base(spec, storage, study, index), source, cancel)
+        callbacks = [trial_reporter(index, on_trial, cancel)]
+        while not (cancel is not None and cancel.is_set()):
             if not is_database(storage_url):
                 reap_dead_trials(s)
-            trials = s.get_trials(deepcopy=False)
-            waiting = [t for t in trials if t.state == TrialState.WAITING]
-            counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)
-                       and t.user_attrs.get("duplicate_of") is None]
-            remaining = len(open_points(stage, trials)) if stage.is_grid else stage.trials - len(counted)
-            if cancel is not None and cancel.is_set():
-                return
-            if waiting or remaining > 0:
-                s.optimize(objective, n_trials=1, catch=(RuntimeError,), callbacks=[report])
-                continue
-            if any(t.state == TrialState.RUNNING for t in trials):
+            left = stage_left(stage, s.get_trials(deepcopy=False))
+            if left == "open":
+                s.optimize(objective, n_trials=1, catch=(RuntimeError,), callbacks=callbacks)
+            elif left == "running":
                 time.sleep(poll_s)  # other workers are finishing this stage's last points
-                continue
-            break
+            else:
+                break
+
+
+def stage_study(spec: SweepSpec, storage, study: str, index: int):
+    """The Optuna study of one stage: a grid sampler over its grid, or TPE over its ranges."""
+    import optuna
+
+    stage = spec.stages[index]
+    if stage.is_grid:
+        sampler = optuna.samplers.GridSampler(stage.grid, seed=spec.base.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=spec.base.seed + os.getpid(), n_startup_trials=min(10, stage.trials))
+    return optuna.create_study(study_name=stage_study_name(study, index, stage), storage=storage,
+                               direction="maximize", sampler=sampler, load_if_exists=True)
+
+
+def stage_left(stage: Stage, trials) -> str:
+    """'open' while a point waits to be tried (or a retry is enqueued), 'running' while only other workers'
+    trials are left, 'done' after."""
+    from optuna.trial import TrialState
+
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)
+               and t.user_attrs.get("duplicate_of") is None]
+    remaining = len(open_points(stage, trials)) if stage.is_grid else stage.trials - len(counted)
+    if waiting or remaining > 0:
+        return "open"
+    return "running" if any(t.state == TrialState.RUNNING for t in trials) else "done"
+
+
+class Objective:
+    """One trial: the stage's base with the trial's parameters, trained alone, scored on validation pairs."""
+
+    def __init__(self, spec: SweepSpec, stage: Stage, study, base, source, cancel) -> None:
+        self.spec, self.stage, self.study, self.base, self.source, self.cancel = spec, stage, study, base, source, cancel
+
+    def params(self, trial) -> dict[str, Any]:
+        if self.stage.is_grid:
+            return {p: trial.suggest_categorical(p, values) for p, values in self.stage.grid.items()}
+        return {p: trial.suggest_float(p, lo, hi) for p, (lo, hi) in self.stage.ranges.items()}
+
+    def give_way_to_an_earlier_twin(self, trial, params: dict[str, Any]) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if other.number < trial.number and other.params == params:
+                # two workers drew one grid point: the earlier trial owns it
+                trial.set_user_attr("duplicate_of", other.number)
+                raise optuna.TrialPruned()
+
+    def __call__(self, trial) -> float:
+        from ..engine import run_configs
+
+        trial.set_user_attr("worker", owner_tag())
+        params = self.params(trial)
+        self.give_way_to_an_earlier_twin(trial, params)
+        started = time.perf_counter()
+        result = run_configs([self.base.replace(**params)], self.source, cancel=self.cancel,
+                             validation=self.spec.validation_pairs)[0]
+        if result.status != "done":
+            raise RuntimeError(result.reason or result.status)
+        # again: the twin may have drawn the point just before this trial, yet written it just after it looked
+        self.give_way_to_an_earlier_twin(trial, params)
+        val_mean, val_std = result.val_mean_std()
+        test_mean, test_std = result.mean_std()
+        for key, value in (("val_mean", val_mean), ("val_std", val_std), ("test_mean", test_mean),
+                           ("test_std", test_std), ("seconds", time.perf_counter() - started)):
+            trial.set_user_attr(key, value)
+        return val_mean
+
+
+def trial_reporter(index: int, on_trial: Callable[[Trial], None] | None, cancel):
+    """An Optuna callback: tells on_trial of each finished trial, and stops the study once cancelled."""
+    def report(study_, frozen) -> None:
+        if on_trial is not None:
+            on_trial(Trial(index, frozen.number, frozen.state.name.lower(), dict(frozen.params),
+                           frozen.user_attrs.get("val_mean"), frozen.user_attrs.get("val_std"),
+                           frozen.user_attrs.get("test_mean"), frozen.user_attrs.get("test_std"),
+                           frozen.user_attrs.get("seconds"), str(frozen.user_attrs.get("worker", ""))))
+        if cancel is not None and cancel.is_set():
+            study_.stop()
+
+    return report
 
 
 def max_workers() -> int:

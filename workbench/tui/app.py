@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import threading
-import time
 from pathlib import Path
 from typing import Iterable
 
@@ -16,18 +13,20 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from ..config import TABLE_II, ConfigError, Preset, RunConfig, load_presets
-from ..format import config_name, mean_std_label, run_name
-from ..runs import RunSummary, export_csv, load_runs, runs_dir, tidy_abandoned
+from ..config import TABLE_II, ConfigError, Preset, load_presets
+from ..format import mean_std_label
+from ..runs import RunSummary, export_csv, runs_dir, tidy_abandoned
+from ..training import NamedRun
 from .confirm import Choose, Confirm
 from .details import RunDetails
 from .form import ConfigForm
 from .live import LiveView
+from .loading import Digits, RunsWatcher
 from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound
 from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
+from .training import train_queue_group
 
-PROGRESS_EVERY_S = 0.2  # the thread batches epoch records into a message at most this often
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
 
 
@@ -69,11 +68,9 @@ class WorkbenchApp(App):
         except ConfigError as exc:
             self.preset_problem = str(exc)
         self.runs = RunQueue()
-        self.unreadable_runs: set[str] = set()  # told once, not at every look
+        self.watcher = RunsWatcher(self.runs_root)
         self.quitting = False
-        self._source = None
-        self._source_lock = threading.Lock()
-        self.source_name = ""
+        self.digits = Digits()
         self.set_class(True, "-form-view")  # before the widgets exist: a class set at mount restyles them all
 
     # ------------------------------------------------------------------ layout
@@ -107,8 +104,7 @@ class WorkbenchApp(App):
             self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
         for note in tidy_abandoned(self.runs_root):
             self.notify(note, title="A run that did not finish", severity="warning")
-        summaries, problems = load_runs(self.runs_root)
-        self.on_runs_found(RunsFound(summaries, problems))
+        self.watcher.look(set(), self.on_runs_found)
         self.set_interval(RESCAN_S, self.rescan_runs)
         self.query_one("#digits", Static).update("digits: loading…")
         self.update_queue_bar()
@@ -119,10 +115,7 @@ class WorkbenchApp(App):
     @work(thread=True, group="rescan", exclusive=True, exit_on_error=False)
     def rescan_runs(self) -> None:
         """Reads the records other processes wrote since the last look (only their new folders)."""
-        known = set(self.query_one(ResultsTable).summaries) | self.unreadable_runs
-        summaries, problems = load_runs(self.runs_root, skip=known)
-        if summaries or problems:
-            self.post_message(RunsFound(summaries, problems))
+        self.watcher.look(set(self.query_one(ResultsTable).summaries), self.post_message)
 
     def on_runs_found(self, message: RunsFound) -> None:
         table = self.query_one(ResultsTable)
@@ -130,36 +123,15 @@ class WorkbenchApp(App):
             if s.id not in table.summaries:
                 table.put(s)
         for problem in message.problems:
-            self.unreadable_runs.add(problem.run_id)
             self.notify(problem, title="Skipped a run record", severity="warning")
 
     # ------------------------------------------------------------------ digits and torch, off the UI thread
 
-    def digits(self):
-        """The digit source, loaded once (it imports torch: never on the UI thread)."""
-        with self._source_lock:
-            if self._source is None:
-                from ..data import load_source
-
-                self._source = load_source("auto")
-            return self._source
-
     @work(thread=True, group="prepare", exit_on_error=False)
     def prepare(self) -> None:
-        try:
-            source = self.digits()
-            from ..engine.base import cuda_unavailable_reason
-            import torch
-
-            importlib.import_module("scipy.stats")  # the compare screen's tests: a second to import, done here
-
-            available = torch.cuda.is_available()
-            self.post_message(DigitsReady(source.name, available, "" if available else cuda_unavailable_reason()))
-        except Exception as exc:  # missing package, damaged file: say so, keep the app
-            self.post_message(DigitsFailed(f"{type(exc).__name__}: {exc}"))
+        self.digits.prepare(self.post_message)
 
     def on_digits_ready(self, message: DigitsReady) -> None:
-        self.source_name = message.source_name
         self.sub_title = f"digits: {message.source_name}"
         self.query_one("#digits", Static).update(f"digits: {message.source_name}")
         self.query_one(ConfigForm).set_cuda(message.cuda_available, message.cuda_reason)
@@ -170,8 +142,8 @@ class WorkbenchApp(App):
 
     # ------------------------------------------------------------------ the queue
 
-    def enqueue(self, name: str, config: RunConfig, preset: Preset | None, start: bool = True) -> QueueItem:
-        item = self.runs.add(name, config, preset)
+    def enqueue(self, run: NamedRun, start: bool = True) -> QueueItem:
+        item = self.runs.add(run)
         if start:
             self.start_next()
         self.update_queue_bar()
@@ -187,98 +159,36 @@ class WorkbenchApp(App):
         live = self.query_one(LiveView)
         for item in group:
             live.start(item.name, item.config.rounds * item.config.epochs, item.id)
-        self.train(group, self.runs.group_cancel)
+        self.train()
         self.update_queue_bar()
 
     def update_queue_bar(self) -> None:
         self.query_one("#queue", Static).update(self.runs.status_line())
 
     @work(thread=True, group="training", exit_on_error=False)
-    def train(self, group: list[QueueItem], group_cancel: threading.Event) -> None:
-        """Runs in a thread: trains the group in one engine call, writes each record, and reports only through
-        messages. A run cancelled while the others train stops being reported and is recorded as cancelled with
-        the epochs it had; its replicas finish inside their stack, unseen (a config's numbers never depend on
-        its stack-mates, so the others are unaffected)."""
-        from ..engine import EngineError, failed_result, run_configs
-        from ..engine.base import cancelled_at
-        from ..runs import RunNotSaved, save_run, summarize
-
-        pending: dict[int, list] = {item.id: [] for item in group}
-        delivered: dict[int, set] = {item.id: set() for item in group}
-        last_post = [0.0]
-
-        def flush() -> None:
-            for item in group:
-                if pending[item.id]:
-                    self.post_message(RunProgress(item.id, pending[item.id][:]))
-                    pending[item.id].clear()
-
-        def all_left_are_cancelled() -> bool:
-            """Every run not cancelled has reported all its epochs: what still trains was cancelled."""
-            return any(i.cancel.is_set() for i in group) and all(
-                i.cancel.is_set() or len(delivered[i.id]) == i.config.rounds * i.config.epochs for i in group)
-
-        def on_epoch(rec) -> None:
-            item = group[rec.run]
-            if item.cancel.is_set():
-                if all_left_are_cancelled():
-                    group_cancel.set()  # stop training what nobody waits for
-                return
-            delivered[item.id].add((rec.round, rec.epoch))
-            pending[item.id].append(rec)
-            now = time.monotonic()
-            if now - last_post[0] >= PROGRESS_EVERY_S:
-                last_post[0] = now
-                flush()
-
-        try:
-            source = self.digits()
-            results = run_configs([item.config for item in group], source, on_epoch=on_epoch, cancel=group_cancel,
-                                  engine=self.engine)
-        except Exception as exc:  # no digits, no device, too big: failed runs, recorded like any other
-            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
-            results = [failed_result(item.config, self.source_name, self.engine, reason) for item in group]
-        flush()
-        for item, result in zip(group, results):
-            if item.cancel.is_set() and result.status != "cancelled":
-                result = cancelled_at(result, delivered[item.id])
-            paper = item.preset.paper_for(item.config) if item.preset else None
-            preset_name = item.preset.name if item.preset else None
-            try:
-                try:
-                    summary = save_run(result, item.name, preset_name, paper, self.runs_root)
-                except RunNotSaved as exc:  # a full disk: the results stay in the app, the user is told why
-                    unsaved = summarize(result, item.name, preset_name, paper, f"unsaved-{item.id}")
-                    self.post_message(RunFinished(item.id, unsaved, str(exc)))
-                    continue
-                self.post_message(RunFinished(item.id, summary))
-            except Exception as exc:  # anything else: the run is reported failed, the app goes on
-                self.post_message(RunFinished(item.id, None, f"{type(exc).__name__}: {exc}"))
+    def train(self) -> None:
+        train_queue_group(self.runs, self.digits, self.engine, self.runs_root, self.post_message)
 
     def on_run_progress(self, message: RunProgress) -> None:
         self.query_one(LiveView).add(message.records, message.item_id)
 
     def on_run_finished(self, message: RunFinished) -> None:
         live = self.query_one(LiveView)
-        summary: RunSummary | None = message.summary
-        if summary is None:
-            live.finish("failed", message.error, message.item_id)
-            self.notify(message.error, title="Run failed", severity="error", timeout=10)
+        summary: RunSummary = message.summary
+        self.query_one(ResultsTable).put(summary)
+        line = f"test {mean_std_label(summary.mean, summary.std)} %"
+        if summary.paper:
+            line += f" · paper {summary.paper.label()} %"
+        live.finish(summary.status, line + (f" · {summary.reason}" if summary.reason else ""), message.item_id)
+        if summary.status == "failed":
+            self.notify(f"{summary.name}: {summary.reason}", title="Run failed", severity="error", timeout=10)
+        elif summary.status == "cancelled":
+            self.notify(f"{summary.name} cancelled; its partial history is kept", title="Cancelled")
         else:
-            self.query_one(ResultsTable).put(summary)
-            line = f"test {mean_std_label(summary.mean, summary.std)} %"
-            if summary.paper:
-                line += f" · paper {summary.paper.label()} %"
-            live.finish(summary.status, line + (f" · {summary.reason}" if summary.reason else ""), message.item_id)
-            if summary.status == "failed":
-                self.notify(f"{summary.name}: {summary.reason}", title="Run failed", severity="error", timeout=10)
-            elif summary.status == "cancelled":
-                self.notify(f"{summary.name} cancelled; its partial history is kept", title="Cancelled")
-            else:
-                self.notify(f"{summary.name}: {line}", title="Run finished")
-            if message.error:
-                self.notify(f"{message.error}; its results are shown here only", title="Run not saved",
-                            severity="error", timeout=15)
+            self.notify(f"{summary.name}: {line}", title="Run finished")
+        if message.unsaved:
+            self.notify(f"{message.unsaved}; its results are shown here only", title="Run not saved",
+                        severity="error", timeout=15)
         group_over = self.runs.finished(message.item_id)
         if self.quitting and group_over:
             self.exit()
@@ -300,13 +210,9 @@ class WorkbenchApp(App):
             self.notify(f"fix {names} first: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
                         title="Cannot run", severity="error", timeout=8)
             return
-        preset = form.preset
-        if preset is not None:
-            name = run_name(preset.name, not form.is_preset_unchanged(config))
-        else:
-            name = config_name(config.subnet, config.weight_sharing, config.aux_loss)
-        self.enqueue(name, config, preset)
-        self.notify(f"queued {name}")
+        run = NamedRun.of(config, form.preset)
+        self.enqueue(run)
+        self.notify(f"queued {run.name}")
         if self.has_class("-narrow"):
             self.action_show_tab("live")
 
@@ -316,7 +222,7 @@ class WorkbenchApp(App):
             self.notify(f"missing presets: {', '.join(missing)}", severity="error")
             return
         for name in TABLE_II:  # queued as one: they start together, as `digit-workbench table` trains them
-            self.enqueue(name, self.presets[name].config, self.presets[name], start=False)
+            self.enqueue(NamedRun.of(self.presets[name].config, self.presets[name]), start=False)
         self.start_next()
         self.update_queue_bar()
         self.notify("queued the eight rows of Table II")

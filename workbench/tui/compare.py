@@ -19,7 +19,8 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual_plotext import PlotextPlot
 
 from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions,
-                        round_scores)
+                        round_scores, strip_jitter)
+from ..format import COMPARISON_COLUMNS, comparison_cells
 from ..runs import RunSummary, readable_history
 from .live import RUN_COLORS, plot_metric
 from .pictures import grid_text
@@ -73,8 +74,7 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = f"comparing {len(self.summaries)} runs · reading their records…"
-        self.query_one("#c-pairs", DataTable).add_columns("a − b", "mean (points)", "95 % CI", "p", "rounds won",
-                                                          "pairing")
+        self.query_one("#c-pairs", DataTable).add_columns(*COMPARISON_COLUMNS)
         self.call_after_refresh(self.load)  # the screen first, then its records: opening waits for neither
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -105,11 +105,7 @@ class CompareScreen(Screen):
         self.draw_curves()
         table = self.query_one("#c-pairs", DataTable)
         for c in self.comparisons:  # Text, not str: a str cell is parsed as markup (a fifth of the opening time)
-            table.add_row(*(Text(cell) for cell in (
-                f"{c.a} − {c.b}", "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}",
-                "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]",
-                "—" if c.p is None else ("<0.001" if c.p < 0.001 else f"{c.p:.3f}"),
-                "—" if c.wins is None else f"{c.wins}/{c.n}", "paired" if c.paired else f"Welch: {c.why_unpaired}")))
+            table.add_row(*(Text(cell) for cell in comparison_cells(c)))
         self.draw_heatmaps()
         self.loaded.set()
 
@@ -125,11 +121,10 @@ class CompareScreen(Screen):
         plt.clear_data()
         plt.clear_figure()
         plt.title("final test accuracy % of every round (dots) and their mean (—)")
-        rng = np.random.default_rng(0)  # a fixed jitter: the same picture for the same runs
-        for i, (s, color) in enumerate(zip(self.summaries, self.run_colors)):
-            scores = list(round_scores(s).values())
+        strips = [list(round_scores(s).values()) for s in self.summaries]
+        for i, (scores, jitter, color) in enumerate(zip(strips, strip_jitter(strips, 0.2), self.run_colors)):
             if scores:
-                plt.scatter(list(i + 1 + rng.uniform(-0.2, 0.2, len(scores))), scores, color=color, marker="dot")
+                plt.scatter(list(i + 1 + jitter), scores, color=color, marker="dot")
                 plt.plot([i + 0.7, i + 1.3], [float(np.mean(scores))] * 2, color=color, marker="braille")
         plt.xticks(list(range(1, len(self.summaries) + 1)), [s.name[:14] for s in self.summaries])
         plt.xlim(0.5, len(self.summaries) + 0.5)

@@ -31,11 +31,11 @@ class RunProgress(Message):
 
 @dataclass
 class RunFinished(Message):
-    """A queued run ended: done, cancelled or failed. `summary` is None when nothing could be recorded."""
+    """A queued run ended: done, cancelled or failed; `unsaved` says why its record is not on disk."""
 
     item_id: int
-    summary: object  # runs.RunSummary | None
-    error: str = ""
+    summary: object  # runs.RunSummary
+    unsaved: str = ""
 
 
 @dataclass

@@ -1,21 +1,27 @@
 """The app's run queue as plain state: what waits, what trains, and what the bottom line says. No widgets, no
-threads: the app asks it what to start and tells it what ended; tests drive it directly."""
+threads: the app asks it what to start and tells it what ended; tests drive it directly. How a group's runs are
+cancelled is training.Group's rule."""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..config import Preset, RunConfig
+from ..config import RunConfig
+from ..training import Group, NamedRun
 
 
 @dataclass
 class QueueItem:
     id: int
-    name: str
-    config: RunConfig
-    preset: Preset | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    run: NamedRun
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def config(self) -> RunConfig:
+        return self.run.config
 
 
 class RunQueue:
@@ -25,12 +31,13 @@ class RunQueue:
 
     def __init__(self) -> None:
         self.waiting: list[QueueItem] = []
-        self.running: list[QueueItem] = []
-        self.group_cancel = threading.Event()  # stops the group's engine: set once every run in it is cancelled
+        self.running: list[QueueItem] = []  # the running group's runs that have not ended yet
+        self.group = Group([])
+        self.group_items: list[QueueItem] = []  # the running group's runs, in the group's order
         self.next_id = 1
 
-    def add(self, name: str, config: RunConfig, preset: Preset | None = None) -> QueueItem:
-        item = QueueItem(self.next_id, name, config, preset)
+    def add(self, run: NamedRun) -> QueueItem:
+        item = QueueItem(self.next_id, run)
         self.next_id += 1
         self.waiting.append(item)
         return item
@@ -40,7 +47,8 @@ class RunQueue:
         if self.running or not self.waiting:
             return []
         self.running, self.waiting = self.waiting, []
-        self.group_cancel = threading.Event()
+        self.group_items = list(self.running)
+        self.group = Group([item.run for item in self.group_items])
         return list(self.running)
 
     @property
@@ -53,20 +61,19 @@ class RunQueue:
         self.running = [item for item in self.running if item.id != item_id]
         return not self.running
 
+    def is_cancelled(self, item: QueueItem) -> bool:
+        return item in self.group_items and self.group.is_cancelled(self.group_items.index(item))
+
     def cancel(self, item: QueueItem) -> None:
-        """Cancels one run of the group; the others train on. Cancelling the last stops the engine."""
-        item.cancel.set()
-        if all(i.cancel.is_set() for i in self.running):
-            self.group_cancel.set()
+        """Cancels one run of the group; the others train on."""
+        self.group.cancel(self.group_items.index(item))
 
     def cancel_all(self) -> None:
-        for item in self.running:
-            item.cancel.set()
-        self.group_cancel.set()
+        self.group.cancel_all()
 
     def live(self) -> list[QueueItem]:
         """The running runs not cancelled."""
-        return [item for item in self.running if not item.cancel.is_set()]
+        return [item for item in self.running if not self.is_cancelled(item)]
 
     def clear(self) -> int:
         """Drops every waiting item; returns how many there were."""
@@ -81,7 +88,7 @@ class RunQueue:
     def status_line(self, shown: int = 4) -> str:
         parts = []
         if self.running:
-            names = ", ".join(item.name + (" (cancelling)" if item.cancel.is_set() else "")
+            names = ", ".join(item.name + (" (cancelling)" if self.is_cancelled(item) else "")
                               for item in self.running[:shown]) + ("…" if len(self.running) > shown else "")
             parts.append(f"[b]running{f' together ({len(self.running)})' if len(self.running) > 1 else ''}:[/b] "
                          f"{names}")

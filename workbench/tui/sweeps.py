@@ -4,7 +4,6 @@ the end the config chosen after each stage is measured on the test pairs and joi
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from textual import work
@@ -16,9 +15,9 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from textual_plotext import PlotextPlot
 
 from ..config import FIELDS, ConfigError
-from ..format import mean_std_label, setting
-from ..sweep import (TRIAL_COLUMNS, SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec,
-                     open_storage, stage_cells, stage_summaries, trial_cells, trials_csv_path)
+from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, setting, stage_cells, trial_cells
+from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
+                     stage_summaries, storage_exists, trials_csv_path)
 from ..sweep.worker import max_workers
 from .messages import RunsFound, SweepUpdate
 
@@ -84,8 +83,7 @@ class SweepScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#sweep-stages", DataTable).add_columns("stage", "trials", "best validation %",
-                                                               "test % there", "params")
+        self.query_one("#sweep-stages", DataTable).add_columns(*STAGE_COLUMNS)
         self.query_one("#sweep-trials", DataTable).add_columns(*TRIAL_COLUMNS)
         self.query_one("#sweep-spec", Select).focus()  # the keyboard starts where the user starts
 
@@ -104,7 +102,7 @@ class SweepScreen(Screen):
 
     def load_existing(self) -> list[Trial]:
         storage_url = self.storage_choice()
-        if "://" not in storage_url and not Path(storage_url).exists():
+        if not storage_exists(storage_url):
             return []
         try:
             return all_trials(self.spec, open_storage(storage_url), self.study)
@@ -151,14 +149,12 @@ class SweepScreen(Screen):
         except Exception as exc:
             self.post_message(SweepUpdate([], False, f"cannot start: {type(exc).__name__}: {exc}"))
             return
-        while sweep.running:
-            if self.stop.is_set():
-                sweep.stop()
-                self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"))
-                return
-            self.post_message(SweepUpdate(sweep.trials(), True,
-                                          f"running {workers} worker(s) · {sweep.elapsed:.0f} s"))
-            time.sleep(POLL_S)
+        def running(trials: list[Trial]) -> None:
+            self.post_message(SweepUpdate(trials, True, f"running {workers} worker(s) · {sweep.elapsed:.0f} s"))
+
+        if not sweep.watch(running, self.stop, POLL_S):
+            self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"))
+            return
         failed = sweep.failed_workers()
         if failed:
             self.post_message(SweepUpdate(sweep.trials(), False, f"{len(failed)} worker(s) failed (exit {failed})"))
@@ -168,7 +164,7 @@ class SweepScreen(Screen):
         finals = sweep.measure_final(self.app.digits(), self.app.runs_root, cancel=self.stop)
         self.app.post_message(RunsFound([f.summary for f in finals], []))  # into the results table at once
         done = "; ".join(f"{f.label.split(' after ', 1)[1]}: test {mean_std_label(*f.result.mean_std())} %"
-                         for f in finals)
+                         + (f" ({f.unsaved})" if f.unsaved else "") for f in finals)
         self.post_message(SweepUpdate(sweep.trials(), False, f"{searched}; chosen configs on test: {done}"))
 
     def on_sweep_update(self, message: SweepUpdate) -> None:

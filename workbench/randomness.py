@@ -1,7 +1,8 @@
-"""Every random draw of a round, derived from (seed, round) alone: initial weights, batch order, dropout draws.
-
-Pairs come from data.round_pairs on the same rule. Nothing here depends on what else trains: a replica's
-draws are its own, so a config's numbers do not move with its stack-mates, the worker count or the caller.
+"""Every random stream of the workbench, each derived from (seed, round, name) alone: a round's pairs (drawn by
+data.round_pairs from the generators here), their re-pairing, initial weights, batch order and dropout draws;
+and the fixed split of the embedded digits. Nothing here depends on what else trains: a replica's draws are its
+own, so a config's numbers do not move with its stack-mates, the worker count or the caller. (The strip plots'
+jitter is no draw of a run: analysis.strip_jitter, torch-free.)
 
 Dropout draws. Each step of each round draws D = B * sum(units) 16-bit integers, laid out in the order the
 reference model calls its dropout layers (left subnet, right subnet, combiner; `models.dropout_units`), each
@@ -13,28 +14,52 @@ both draw the same words in the same calls, so they see the same bits on any dev
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import RunConfig
-from ..data import derive_seed
-from ..models import Dropout, build_model, dropout_units, mask_from_draws
+from .config import RunConfig
+from .models import Dropout, build_model, dropout_units, mask_from_draws
 
 BLOCK_STEPS = 16  # steps drawn per generator call: few calls, and a few MB at most for a large stack
+EMBEDDED_SPLIT_SEED = 20190501  # the embedded digits' train/test split: one fixed draw for every run
+
+# The names of a round's streams: a new kind of draw gets a new name here, never a reused one.
+TRAIN_PAIRS, TEST_PAIRS, REPAIR, WEIGHTS, BATCHES, DROPOUT = (
+    "train-pairs", "test-pairs", "repair", "weights", "batches", "dropout")
+
+
+def derive_seed(seed: int, *stream: object) -> int:
+    """A 63-bit seed for one named stream (round, purpose) of a run's master seed."""
+    digest = hashlib.sha256(repr((seed, *stream)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def generator(seed: int, round_index: int, name: str, *more: object) -> torch.Generator:
+    """A CPU generator for one named stream of a round (more: the epoch, for the streams drawn anew each epoch)."""
+    return torch.Generator().manual_seed(derive_seed(seed, round_index, name, *more))
+
+
+def embedded_split_generator() -> torch.Generator:
+    return torch.Generator().manual_seed(EMBEDDED_SPLIT_SEED)
+
+
+def weights_seed(seed: int, round_index: int) -> int:
+    """The seed of a replica's initial weights; a round's record keeps it as the round's seed."""
+    return derive_seed(seed, round_index, WEIGHTS)
 
 
 def init_model(config: RunConfig, round_index: int) -> nn.Module:
     """The round's initial weights, fixed by (seed, round): both engines start from these."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(config.seed, round_index, "weights"))
+        torch.manual_seed(weights_seed(config.seed, round_index))
         return build_model(config)
 
 
 def batch_order(config: RunConfig, round_index: int, epoch: int, n: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(derive_seed(config.seed, round_index, "batches", epoch))
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=generator(config.seed, round_index, BATCHES, epoch))
 
 
 @dataclass(frozen=True)
@@ -67,7 +92,7 @@ class DropoutStream:
 
     def start_epoch(self, epoch: int) -> None:
         for gen, (seed, round_index) in zip(self.generators, self.rounds):
-            gen.manual_seed(derive_seed(seed, round_index, "dropout", epoch))
+            gen.manual_seed(derive_seed(seed, round_index, DROPOUT, epoch))
 
     def step(self, step: int) -> torch.Tensor | None:
         """Step `step` (0-based, within the epoch) of every replica: int16 (R, D), uniform on [-2^15, 2^15);

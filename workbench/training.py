@@ -1,0 +1,175 @@
+"""Train named configs and record them: the one path from a config to its run record. The CLI (`run`, `table`),
+the app's queue and a sweep's final measurements all come through here, so a run is named, cancelled, saved
+(or told why not) and scored against the paper the same way whoever asked for it.
+
+Torch-free at import (the app's queue holds a Group from its first screen); the engine is imported when a group
+trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .config import PaperScore, Preset, RunConfig
+from .format import config_name, run_name
+from .runs import RunNotSaved, RunSummary, save_run, summarize
+
+
+@dataclass
+class NamedRun:
+    """A config to train under a name, with the paper's score it is measured against (None where it is no row of
+    the paper, or an edited one)."""
+
+    name: str
+    config: RunConfig
+    preset: str | None = None
+    paper: PaperScore | None = None
+
+    @classmethod
+    def of(cls, config: RunConfig, preset: Preset | None = None, name: str | None = None) -> NamedRun:
+        """Named as asked, else after its preset (marked when edited), else after its net and switches."""
+        if preset is None:
+            return cls(name or config_name(config.subnet, config.weight_sharing, config.aux_loss), config)
+        return cls(name or run_name(preset.name, not preset.is_row(config)), config, preset.name,
+                   preset.paper_for(config))
+
+
+class Group:
+    """Runs trained in one engine call, and the one rule for cancelling them: a run cancelled while the others
+    train stops being reported and is recorded as cancelled with the epochs reported before; its replicas
+    finish inside their stack unseen (a config's numbers never depend on its stack-mates). The engine itself
+    stops (`is_set`, its cancel flag) once every run not cancelled has reported all its epochs."""
+
+    def __init__(self, runs: list[NamedRun], stop: threading.Event | None = None):
+        self.runs = runs
+        self.stop = stop or threading.Event()
+        self.cancelled: set[int] = set()  # indices into runs
+        self.delivered: list[set[tuple[int, int]]] = [set() for _ in runs]  # (round, epoch) reported per run
+        self.lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self.stop.is_set()
+
+    def is_cancelled(self, index: int) -> bool:
+        return index in self.cancelled or self.stop.is_set()
+
+    def cancel(self, index: int) -> None:
+        with self.lock:
+            self.cancelled.add(index)
+            self._stop_if_only_cancelled_left()
+
+    def cancel_all(self) -> None:
+        self.cancelled.update(range(len(self.runs)))
+        self.stop.set()
+
+    def accept(self, rec) -> bool:
+        """Whether an epoch record is reported: never for a cancelled run."""
+        with self.lock:
+            if self.is_cancelled(rec.run):
+                self._stop_if_only_cancelled_left()
+                return False
+            self.delivered[rec.run].add((rec.round, rec.epoch))
+            return True
+
+    def _stop_if_only_cancelled_left(self) -> None:
+        total = [run.config.rounds * run.config.epochs for run in self.runs]
+        if all(i in self.cancelled or len(self.delivered[i]) == total[i] for i in range(len(self.runs))):
+            self.stop.set()
+
+    def as_cancelled(self, index: int, result):
+        """A run's result as the user cancelled it: the records reported before the cancel, each round cancelled
+        at its last reported epoch; no predictions."""
+        from .engine import RoundResult
+
+        history = [h for h in result.history if (h.round, h.epoch) in self.delivered[index]]
+        last = {h.round: h for h in sorted(history, key=lambda h: h.epoch)}
+        rounds = []
+        for r in result.rounds:
+            h = last.get(r.round)
+            rounds.append(RoundResult(round=r.round, seed=r.seed, status="cancelled", epochs=h.epoch if h else 0,
+                                      test_acc=h.test_acc if h else None, train_acc=h.train_acc if h else None,
+                                      digit_acc=h.digit_acc if h else None, train_loss=h.train_loss if h else None))
+        return dataclasses.replace(result, status="cancelled", reason="", rounds=rounds, history=history)
+
+
+@dataclass
+class Recorded:
+    """A trained run, as recorded: its summary (with its record's id and path when saved), and why it is not on
+    disk when it could not be saved ('' otherwise)."""
+
+    run: NamedRun
+    summary: RunSummary
+    result: object = field(repr=False)  # engine.RunResult
+    unsaved: str = ""
+
+
+def refusal(configs: list[RunConfig], source) -> str:
+    """Why these configs cannot train on these digits or devices, named by field ('' when they can): said before
+    anything trains."""
+    from .engine import EngineError, resolve_device
+
+    most = min(len(source.train), len(source.test)) // 2
+    for config in configs:
+        if config.pairs > most:
+            return (f"pairs: {config.pairs} pairs need {2 * config.pairs} distinct digits in each split; "
+                    f"{source.name} allows at most {most}")
+    try:
+        for config in configs:
+            resolve_device(config.device)
+    except EngineError as exc:
+        return str(exc)
+    return ""
+
+
+def train_and_record(group: Group | list[NamedRun], source, engine: str = "batched", runs_root: Path | None = None,
+                     on_epoch: Callable | None = None, refuse: bool = True, validation: int = 0) -> list[Recorded]:
+    """Trains the group's runs in one engine call and records each under runs_root (None: nothing is written).
+    on_epoch sees the epoch records of the runs not cancelled. `source` is the digits, or a function that loads
+    them. With `refuse`, what cannot start (the digits, a device, memory) raises EngineError before anything
+    trains; without, every failure becomes failed runs, recorded like any other."""
+    from .engine import EngineError, failed_result, run_configs
+
+    group = group if isinstance(group, Group) else Group(group)
+    configs = [run.config for run in group.runs]
+
+    def report(rec) -> None:
+        if group.accept(rec) and on_epoch is not None:
+            on_epoch(rec)
+
+    source_name = ""
+    try:
+        digits = source() if callable(source) else source
+        source_name = digits.name
+        why = refusal(configs, digits)
+        if why:
+            raise EngineError(why)
+        results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine, validation=validation)
+    except Exception as exc:  # no digits, no device, too big
+        if refuse:
+            raise
+        reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+        results = [failed_result(config, source_name, engine, reason) for config in configs]
+    # a run the engine stopped itself (the whole group was cancelled) keeps the engine's partial result
+    results = [group.as_cancelled(i, r) if i in group.cancelled and r.status != "cancelled" else r
+               for i, r in enumerate(results)]
+    return [record(run, result, runs_root) for run, result in zip(group.runs, results)]
+
+
+def record(run: NamedRun, result, runs_root: Path | None) -> Recorded:
+    """A run's result saved under runs_root (or not, for None); where it cannot be saved (a full disk, a runs
+    directory that is a file), the summary stays in memory under an id of its own and says why."""
+    if runs_root is None:
+        return Recorded(run, summarize(result, run.name, run.preset, run.paper), result)
+    try:
+        return Recorded(run, save_run(result, run.name, run.preset, run.paper, runs_root), result)
+    except RunNotSaved as exc:
+        unsaved = str(exc)
+    except Exception as exc:  # anything else in saving: the results are still shown, with the reason
+        unsaved = f"{run.name}: not saved: {type(exc).__name__}: {exc}"
+    summary = summarize(result, run.name, run.preset, run.paper, f"unsaved-{secrets.token_hex(3)}")
+    return Recorded(run, summary, result, unsaved)

@@ -1,0 +1,54 @@
+"""What the app loads off the UI thread: torch and the digits once, and the run records other processes write."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from pathlib import Path
+from typing import Callable
+
+from ..runs import load_runs
+from .messages import DigitsFailed, DigitsReady, RunsFound
+
+
+class Digits:
+    """The digit source, loaded once (it imports torch: never on the UI thread)."""
+
+    def __init__(self) -> None:
+        self.source = None
+        self.lock = threading.Lock()
+
+    def __call__(self):
+        with self.lock:
+            if self.source is None:
+                from ..data import load_source
+
+                self.source = load_source("auto")
+            return self.source
+
+    def prepare(self, post: Callable) -> None:
+        """Loads the digits, torch and scipy, then says what the devices are; a failure is a message."""
+        try:
+            source = self()
+            from ..engine import cuda_unavailable_reason
+            import torch
+
+            importlib.import_module("scipy.stats")  # the compare screen's tests: a second to import, done here
+            available = torch.cuda.is_available()
+            post(DigitsReady(source.name, available, "" if available else cuda_unavailable_reason()))
+        except Exception as exc:  # missing package, damaged file: say so, keep the app
+            post(DigitsFailed(f"{type(exc).__name__}: {exc}"))
+
+
+class RunsWatcher:
+    """The runs folder as the results table knows it: each look reads only the folders it has not seen."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.unreadable: set[str] = set()  # told once, not at every look
+
+    def look(self, known: set[str], post: Callable) -> None:
+        summaries, problems = load_runs(self.root, skip=known | self.unreadable)
+        self.unreadable.update(problem.run_id for problem in problems)
+        if summaries or problems:
+            post(RunsFound(summaries, problems))
