@@ -11,7 +11,7 @@ from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
 from workbench.randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, init_model
 from workbench.engine.adam import StackAdam
-from workbench.engine.loss import loss_gradients, loss_weights, pair_loss, replica_losses, step_scales
+from workbench.engine.loss import loss_gradients, loss_weights, pair_loss, step_scales
 from workbench.engine.stacked import StackedNet, train_step
 
 
@@ -311,25 +311,6 @@ def test_the_longest_stacks_are_estimated_longest():
     wide = [configs[0].replace(hl=512)]
     assert stack_cost(wide, [0]) > stack_cost(configs[:1], [0])
     assert stack_cost([configs[0].replace(rounds=20)], [0]) > stack_cost(configs[:1], [0])
-
-
-def test_epoch_losses_are_equation_1_averaged_over_the_batches():
-    """The per-epoch loss each replica reports equals the mean over its batches of the reference loss."""
-    g = torch.Generator().manual_seed(3)
-    n, batch = 13, 5  # a short last batch
-    out = torch.randn(2, n, generator=g)
-    digits = torch.randn(2, n, 2, 10, generator=g)
-    classes = torch.randint(0, 10, (2, n, 2), generator=g)
-    target = (classes[..., 0] <= classes[..., 1]).float()
-    alphas, aux = [0.3, 1.0], [True, False]
-    w_bce = torch.tensor([a if x else 1.0 for a, x in zip(alphas, aux)])
-    w_aux = torch.tensor([(1 - a) / 2 if x else 0.0 for a, x in zip(alphas, aux)])
-    got = replica_losses(out, digits, target, classes, w_bce, w_aux, batch)
-    for r in range(2):
-        per_batch = [pair_loss(out[r, s:s + batch], (digits[r, s:s + batch, 0], digits[r, s:s + batch, 1]),
-                               target[r, s:s + batch], classes[r, s:s + batch], aux[r], alphas[r])
-                     for s in range(0, n, batch)]
-        assert got[r].item() == pytest.approx(torch.stack(per_batch).mean().item(), rel=1e-5)
 
 
 def test_the_digits_are_shared_before_any_process_starts(source, tiny, monkeypatch):

@@ -79,9 +79,23 @@ def test_unknown_preset_lists_the_known_ones():
         find_preset("table9")
 
 
-def test_every_field_has_a_flag_label_and_help():
+def test_every_field_has_a_flag_that_sets_it_with_its_help():
+    from workbench.cli import build_parser, config_from_args
+    from workbench.usage import flag
+
+    parser = build_parser()
+    run = parser._subparsers._group_actions[0].choices["run"]  # the `run` subcommand's own parser
+    helps = {action.dest: action.help for action in run._actions}
+    other = RunConfig(subnet="cnn", weight_sharing=False, aux_loss=False, alpha=0.25, hl=33, kl=2, bc=5, k=4,
+                      c_hl=17, c_kl=2, dropout=0.1, lr=0.002, lr_decay=0.8, epochs=3, repair=True, batch_size=7,
+                      rounds=2, pairs=70, seed=9, device="cpu")
     for key, spec in FIELDS.items():
-        assert spec.label and spec.help
+        value = getattr(other, key)
+        assert value != getattr(RunConfig(), key), key  # each flag is seen to change its field
+        argv = [f"--{'' if value else 'no-'}{flag(key)[2:]}"] if spec.kind is bool else [flag(key), str(value)]
+        args = parser.parse_args(["run", "--subnet", "cnn", *argv])
+        assert getattr(config_from_args(args, None), key) == value, key
+        assert spec.label and helps[key] and spec.help in helps[key], key
 
 
 def test_a_run_is_the_papers_row_only_while_its_config_is_the_presets():

@@ -75,7 +75,7 @@ def test_re_pairing_is_a_flag_a_record_field_and_sweepable(tmp_path, capsys):
                  "--hl", "8", "--data", "embedded", "--runs-dir", str(tmp_path), "--name", "re-paired"]) == 0
     import json
 
-    (config,) = [json.loads(p.read_text()) for p in tmp_path.glob("*/config.json")]
+    (config,) = [json.loads(p.read_text())["config"] for p in tmp_path.glob("*/summary.json")]
     assert config["repair"] is True
     import csv
 

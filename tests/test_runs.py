@@ -21,8 +21,8 @@ def test_a_run_is_written_whole(tmp_path, trained):
     paper = PaperScore("II", "4", 0.892, 0.006)
     summary = save_run(trained, "my run", "table2-fcn-ws-aux", paper, tmp_path)
     files = sorted(p.name for p in summary.path.iterdir())
-    assert files == ["config.json", "history.csv", "predictions.npz", "summary.json"]
-    assert json.loads((summary.path / "config.json").read_text())["hl"] == 16
+    assert files == ["history.csv", "predictions.npz", "summary.json"]  # no config.json: the summary holds it
+    assert json.loads((summary.path / "summary.json").read_text())["config"]["hl"] == 16
     history = load_history(summary.path)
     assert [(h["round"], h["epoch"]) for h in history] == [(0, 1), (1, 1)]
     loaded, problems = load_runs(tmp_path)

@@ -5,6 +5,7 @@ from textual.clock import MockClock
 from workbench.config import PaperScore, RunConfig
 from workbench.engine.base import EpochRecord
 from workbench.runs import RunSummary, history_csv
+from workbench.training import NamedRun
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.details import RunDetails
 from workbench.tui.live import LiveView
@@ -67,9 +68,9 @@ def test_main_screen_during_a_run(snap_compare, tmp_path):
         await settle(pilot)
         app = pilot.app
         app.query_one(ResultsTable).put(fake_summary("20261127-110000-aaaaaa", "table2-fcn-ws"))
-        app.runs.add("table2-fcn-ws-aux", RunConfig(rounds=3, epochs=10))
+        app.runs.add(NamedRun("table2-fcn-ws-aux", RunConfig(rounds=3, epochs=10)))
         app.runs.start_next()
-        app.runs.add("table2-cnn-ws-aux", RunConfig(subnet="cnn"))
+        app.runs.add(NamedRun("table2-cnn-ws-aux", RunConfig(subnet="cnn")))
         app.update_queue_bar()
         await show_fake_run(pilot)
 

@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import DataTable, Input, Select, Switch
 
 from workbench.config import RunConfig
+from workbench.training import NamedRun
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.confirm import Confirm
 from workbench.tui.details import RunDetails
@@ -404,7 +405,7 @@ async def test_quit_during_a_run_confirms_then_stops_the_run_and_ends(make_app, 
         await wait_until(pilot, lambda: not app.is_running, timeout=10)
         assert time.monotonic() - started < 10  # the app ends instead of hanging on the run
     (run,) = list((tmp_path / "runs").iterdir())
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.csv", "summary.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["history.csv", "summary.json"]
     assert '"status": "cancelled"' in (run / "summary.json").read_text()
 
 
@@ -570,7 +571,7 @@ async def test_what_waits_trains_together_with_the_numbers_each_gets_alone(make_
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         for i, config in enumerate(configs):
-            app.enqueue(f"run{i}", config, None, start=False)
+            app.enqueue(NamedRun(f"run{i}", config), start=False)
         app.start_next()
         assert [item.name for item in app.runs.running] == ["run0", "run1", "run2"]  # one group
         assert "running together (3)" in app.runs.status_line()
@@ -591,8 +592,8 @@ async def test_cancelling_one_run_of_a_group_keeps_the_others(make_app, source):
     short_run = RunConfig(subnet="cnn", hl=8, c_hl=8, rounds=2, epochs=3, pairs=100, batch_size=20, device="cpu")
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        app.enqueue("long", long_run, None, start=False)
-        app.enqueue("short", short_run, None, start=False)
+        app.enqueue(NamedRun("long", long_run), start=False)
+        app.enqueue(NamedRun("short", short_run), start=False)
         app.start_next()
         live = app.query_one(LiveView)
         await wait_until(pilot, lambda: len(live.runs[1].curves) > 0)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-PREDICTIONS_FILE = "predictions.npz"
+from .runs import PREDICTIONS_FILE
+
 
 
 class PredictionsUnreadable(ValueError):

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .format import mean_std_label
+
 # The choices, said once: the CLI's flags, the form and the engine read them from here.
 SUBNETS = ("basic", "fcn", "cnn")
 SUBNET_LABELS = {"basic": "basic net", "fcn": "FCN subnet", "cnn": "CNN subnet"}
@@ -30,20 +32,30 @@ DATA_SOURCES = ("auto", "mnist", "embedded")  # auto: full MNIST when present, e
 
 
 class ConfigError(ValueError):
-    """A bad configuration value, naming the field (and the file, when there is one)."""
+    """A bad configuration value, naming the field (and the file, when there is one). `errors` holds every bad
+    field of the config with its reason, the first one being `key`'s (a form shows them all at once)."""
 
-    def __init__(self, key: str, message: str, source: str | None = None):
+    def __init__(self, key: str, message: str, source: str | None = None, errors: dict[str, str] | None = None):
         self.key, self.message, self.source = key, message, source
+        self.errors = {key: message, **(errors or {})}
         where = f"{source}: " if source else ""
         super().__init__(f"{where}{key}: {message}")
 
+    @classmethod
+    def of(cls, errors: dict[str, str], source: str | None = None) -> ConfigError:
+        key, message = next(iter(errors.items()))
+        return cls(key, message, source, errors)
+
     def at(self, key: str | None = None, source: str | None = None) -> ConfigError:
         """The same complaint, said of another key (a sweep's `stage.grid.hl`) or file."""
-        return ConfigError(key or self.key, self.message, source or self.source)
+        errors = self.errors if key is None else {}
+        return ConfigError(key or self.key, self.message, source or self.source, errors)
 
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """What one config field is: its type, its label in the form and tables, its help, its bounds or choices."""
+
     kind: type
     label: str
     help: str
@@ -111,13 +123,20 @@ class RunConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        """Where every value is checked (ConfigError names every bad field); a switch the subnet lacks is off."""
+        errors = {}
         for key in FIELDS:
-            object.__setattr__(self, key, coerce(key, getattr(self, key)))
+            try:
+                object.__setattr__(self, key, coerce(key, getattr(self, key)))
+            except ConfigError as exc:
+                errors[key] = exc.message
+        if not errors and self.batch_size > self.pairs:
+            errors["batch_size"] = f"larger than the {self.pairs} pairs"
+        if errors:
+            raise ConfigError.of(errors)
         for key, spec in FIELDS.items():
-            if spec.kind is bool and self.subnet not in spec.subnets:
+            if spec.kind is bool and not field_applies(key, self.subnet):
                 object.__setattr__(self, key, False)
-        if self.batch_size > self.pairs:
-            raise ConfigError("batch_size", f"larger than the {self.pairs} pairs")
 
     def replace(self, **changes: Any) -> RunConfig:
         return from_dict(changes, base=self)
@@ -138,7 +157,7 @@ class RunConfig:
 
     def uses(self, key: str) -> bool:
         """Whether the field matters to this config: its subnet has it, and alpha only with the auxiliary loss."""
-        return self.subnet in FIELDS[key].subnets and (key != "alpha" or self.aux_loss)
+        return field_applies(key, self.subnet, self.aux_loss)
 
     def differences(self, other: RunConfig | None = None) -> dict[str, Any]:
         """Fields whose value differs from `other` (default: the defaults)."""
@@ -198,18 +217,26 @@ def coerce(key: str, value: Any, source: str | None = None) -> Any:
     return value
 
 
+def field_applies(key: str, subnet: str, aux_loss: bool = True) -> bool:
+    """Whether a field matters to a config of this subnet (the basic net has no subnets, so no switches, no
+    alpha, no BC, K, C-HL, C-KL), and alpha only with the auxiliary loss."""
+    return subnet in FIELDS[key].subnets and (key != "alpha" or aux_loss)
+
+
 def from_dict(values: dict[str, Any], source: str | None = None, base: RunConfig | None = None) -> RunConfig:
-    """A validated RunConfig from `base` (default: the defaults) with `values` applied; errors name the key."""
-    merged = (base or DEFAULTS).to_dict()
-    for key, value in values.items():
-        merged[key] = coerce(key, value, source)
-    for key, spec in FIELDS.items():  # asked for explicitly, a switch the subnet lacks is refused
-        if spec.kind is bool and merged["subnet"] not in spec.subnets and key in values and merged[key]:
-            raise ConfigError(key, f"the {merged['subnet']} net has no subnets; it cannot be on", source)
+    """A validated RunConfig from `base` (default: the defaults) with `values` applied; a ConfigError names the
+    first bad key, and carries every bad key in `errors`."""
+    unknown = [key for key in values if key not in FIELDS]
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown key (known: {', '.join(FIELDS)})", source)
     try:
-        return RunConfig(**merged)
+        config = RunConfig(**{**(base or DEFAULTS).to_dict(), **values})
     except ConfigError as exc:
         raise exc.at(source=source) from None
+    for key, spec in FIELDS.items():  # asked for explicitly, a switch the subnet lacks is refused, not dropped
+        if spec.kind is bool and key in values and not field_applies(key, config.subnet) and coerce(key, values[key]):
+            raise ConfigError(key, f"the {config.subnet} net has no subnets; it cannot be on", source)
+    return config
 
 
 DEFAULTS = RunConfig()
@@ -217,6 +244,8 @@ DEFAULTS = RunConfig()
 
 @dataclass(frozen=True)
 class PaperScore:
+    """A score the paper reports for one of its rows (fractions, as our records keep them)."""
+
     table: str
     row: str
     score: float
@@ -224,8 +253,7 @@ class PaperScore:
     note: str = ""
 
     def label(self) -> str:
-        std = f" ± {self.std * 100:.1f}" if self.std is not None else ""
-        return f"{self.score * 100:.1f}{std}"
+        return mean_std_label(self.score, self.std)
 
 
 # Where and with which draws a config runs, not what it is: a run that differs from its preset only here is

@@ -1,8 +1,11 @@
 """Run records on disk, their summaries, and CSV export.
 
-runs/<id>/config.json   the full configuration, with name and preset
-runs/<id>/history.csv   one row per round and epoch
-runs/<id>/summary.json  status, per-round results, mean and std, paper score, device, data source, versions
+runs/<id>/summary.json      status, the full configuration, per-round results, mean and std, paper score, device,
+                            data source, versions (what every reader reads: a listed run is a run with one)
+runs/<id>/history.csv       one row per round and epoch
+runs/<id>/predictions.npz   each round's test predictions after its last epoch (analysis.py reads them)
+
+(Records before this layout also hold a config.json, which nothing reads.)
 
 Every file is written whole (temporary file, then rename); a run directory is claimed with mkdir, so two processes
 never write into the same one.
@@ -22,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import FIELDS, ConfigError, PaperScore, RunConfig, from_dict
-from .analysis import PREDICTIONS_FILE
+from .config import FIELDS, ConfigError, PaperScore, Preset, RunConfig, from_dict
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .procs import owner_gone, owner_tag
 
+PREDICTIONS_FILE = "predictions.npz"
 HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 
 
@@ -200,7 +203,7 @@ class RunNotSaved(Exception):
 
 def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
              root: Path | None = None) -> RunSummary:
-    """Write a run's config, history and summary; the summary goes last, so a listed run is a whole run. Where a
+    """Write a run's history, predictions and summary; the summary goes last, so a listed run is a whole run. Where a
     file cannot be written (a full disk, a runs directory that is a file), what was written goes and RunNotSaved
     says why."""
     root = root or runs_dir()
@@ -209,8 +212,6 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         run_id, path = new_run_dir(root)
         summary = summarize(result, name, preset, paper, run_id)
         summary.path, summary.saved_at = path, time.time()
-        atomic_write_text(path / "config.json", json.dumps({"name": name, "preset": preset,
-                                                            **result.config.to_dict()}, indent=2) + "\n")
         atomic_write_text(path / "history.csv", history_csv(result.history))
         predictions = predictions_npz(result.rounds)
         if predictions is not None:
@@ -234,14 +235,20 @@ def load_history(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def readable_history(summary: RunSummary) -> list[dict[str, Any]]:
-    """A run's history, or none when it has none or it cannot be read: its rounds' scores still stand."""
+def read_history(summary: RunSummary) -> tuple[list[dict[str, Any]], str]:
+    """A run's history, and why it cannot be read ('' when it can, or when the run has no record on disk): an
+    unreadable history is an empty one, the rounds' scores still stand."""
     if summary.path is None:
-        return []
+        return [], ""
     try:
-        return load_history(summary.path)
-    except (OSError, ValueError):
-        return []
+        return load_history(summary.path), ""
+    except (OSError, ValueError) as exc:
+        return [], f"history of {summary.id} cannot be read: {exc}"
+
+
+def readable_history(summary: RunSummary) -> list[dict[str, Any]]:
+    """A run's history, or none when it has none or it cannot be read."""
+    return read_history(summary)[0]
 
 
 class Unreadable(str):
@@ -323,6 +330,17 @@ def export_csv(summaries: list[RunSummary], out: Path) -> Path:
     for row in rows:
         writer.writerow(["" if v is None else v for v in row])
     atomic_write_text(out, buffer.getvalue())
+    return out
+
+
+def latest_row_runs(summaries: list[RunSummary], presets: list[Preset]) -> list[RunSummary]:
+    """For each preset in turn, its latest finished run whose config is still the preset's row (none for a preset
+    without one)."""
+    out = []
+    for preset in presets:
+        rows = [s for s in summaries if s.preset == preset.name and preset.is_row(s.config) and s.status == "done"]
+        if rows:
+            out.append(max(rows, key=lambda s: (s.started_at, s.id)))
     return out
 
 

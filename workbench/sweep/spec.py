@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, ConfigError, PaperScore, RunConfig, coerce, from_dict, parse_toml, read_text
+from ..config import FIELDS, ConfigError, PaperScore, RunConfig, field_applies, from_dict, parse_toml, read_text
 
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "pairs")}  # the protocol stays
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
@@ -123,13 +123,9 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
         check_param(param, key, base, source)
         if not isinstance(values, list) or not values:
             raise ConfigError(key, "an empty grid: list at least one value", source)
-        try:
-            stage.grid[param] = [coerce(param, v) for v in values]
-        except ConfigError as exc:
-            raise exc.at(key, source) from None
+        stage.grid[param] = checked_values(base, param, values, key, source)
         if len(set(stage.grid[param])) != len(stage.grid[param]):
             raise ConfigError(key, "lists a value twice", source)
-        check_with_base(base, param, stage.grid[param], key, source)
     if grid and stage.size() > MAX_GRID_POINTS:
         sizes = " x ".join(str(len(v)) for v in stage.grid.values())
         raise ConfigError(f"{where}.grid", f"{sizes} = {stage.size():,} points, more than the {MAX_GRID_POINTS:,} a "
@@ -141,13 +137,9 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
             raise ConfigError(key, "ranges are for real-valued parameters; use a grid", source)
         if not isinstance(bounds, list) or len(bounds) != 2:
             raise ConfigError(key, "a range is [low, high]", source)
-        try:
-            low, high = (coerce(param, b) for b in bounds)
-        except ConfigError as exc:
-            raise exc.at(key, source) from None
+        low, high = checked_values(base, param, bounds, key, source)
         if not low < high:
             raise ConfigError(key, f"low must be below high, got [{low}, {high}]", source)
-        check_with_base(base, param, [low, high], key, source)
         stage.ranges[param] = (low, high)
     if ranges:
         trials = data.get("trials")
@@ -157,18 +149,23 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
     return stage
 
 
-def check_with_base(base: RunConfig, param: str, values: list, key: str, source: str) -> None:
-    """Each value must make a valid config with the base (a batch larger than the base's pairs does not)."""
+def checked_values(base: RunConfig, param: str, values: list, key: str, source: str) -> list:
+    """Each value as the config takes it, asked of the config itself: a bad value is refused as the field
+    refuses it, one that makes no valid config with the base (a batch larger than its pairs) says so."""
+    out = []
     for value in values:
         try:
-            base.replace(**{param: value})
+            out.append(getattr(base.replace(**{param: value}), param))
         except ConfigError as exc:
+            if exc.key == param:
+                raise exc.at(key, source) from None
             raise ConfigError(key, f"{value!r} with the base: {exc.key}: {exc.message}", source) from None
+    return out
 
 
 def check_param(param: str, key: str, base: RunConfig, source: str) -> None:
     if param not in SWEEPABLE:
         raise ConfigError(key, f"unknown or unsweepable parameter (sweepable: {', '.join(sorted(SWEEPABLE))})",
                           source)
-    if base.subnet not in FIELDS[param].subnets:
+    if not field_applies(param, base.subnet):
         raise ConfigError(key, f"the {base.subnet} subnet has no {param}", source)

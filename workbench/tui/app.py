@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 
 from ..config import TABLE_II, ConfigError, Preset, load_presets
 from ..format import mean_std_label
-from ..runs import RunSummary, export_csv, runs_dir, tidy_abandoned
+from ..runs import RunSummary, export_csv, latest_row_runs, runs_dir, tidy_abandoned
 from ..training import NamedRun
 from .confirm import Choose, Confirm
 from .details import RunDetails
@@ -321,13 +321,8 @@ class WorkbenchApp(App):
 
     def action_compare_table2(self) -> None:
         """The latest run of each Table II row whose config is still the row's."""
-        runs = []
-        for name in TABLE_II:
-            preset = self.presets.get(name)
-            rows = [s for s in self.query_one(ResultsTable).summaries.values()
-                    if s.preset == name and preset is not None and preset.is_row(s.config) and s.status == "done"]
-            if rows:
-                runs.append(max(rows, key=lambda s: (s.started_at, s.id)))
+        presets = [self.presets[name] for name in TABLE_II if name in self.presets]
+        runs = latest_row_runs(list(self.query_one(ResultsTable).summaries.values()), presets)
         if len(runs) < 2:
             self.notify("fewer than two Table II rows have a finished run: ctrl+t trains them", title="Compare",
                         severity="warning")

@@ -14,7 +14,7 @@ from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_gr
                         misclassified, per_digit_accuracy, samples)
 from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting
-from ..runs import RunSummary, load_history
+from ..runs import RunSummary, read_history
 from .live import draw_curves
 from .pictures import grid_text, pair_picture
 
@@ -77,12 +77,9 @@ class RunDetails(ModalScreen[str | None]):
             table.add_row(r.get("round"), pct(r.get("test_acc")), pct(r.get("train_acc")), pct(r.get("digit_acc")),
                           "—" if r.get("train_loss") is None else f"{r['train_loss']:.4f}", r.get("epochs", ""),
                           r.get("status", ""))
-        history = []
-        if self.summary.path is not None:
-            try:
-                history = load_history(self.summary.path)
-            except (OSError, ValueError) as exc:  # said here: the details are where a user looks at one run
-                self.notify(f"history of {self.summary.id} cannot be read: {exc}", severity="warning")
+        history, problem = read_history(self.summary)
+        if problem:  # said here: the details are where a user looks at one run
+            self.notify(problem, severity="warning")
         draw_curves(self.query_one("#details-loss", PlotextPlot), self.query_one("#details-acc", PlotextPlot),
                     Curves.of(history))
         self.show_predictions()

@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, coerce, from_dict
+from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, field_applies, from_dict
 from ..format import setting
 
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
@@ -118,32 +118,19 @@ class ConfigForm(VerticalScroll):
         return values
 
     def enabled(self, key: str, values: dict[str, Any]) -> bool:
-        subnet = values["subnet"]
-        if subnet not in FIELDS[key].subnets:
-            return False
-        return not (key == "alpha" and not values["aux_loss"])
+        return field_applies(key, values["subnet"], values["aux_loss"])
 
     def read(self) -> tuple[RunConfig | None, dict[str, str]]:
-        """The config the form would run, or None, and each bad field's reason (fields in use only)."""
+        """The config the form would run, or None, and each bad field's reason (fields in use only), as the
+        config itself judges them."""
         values = self.raw_values()
-        base = self.preset.config if self.preset else RunConfig()
-        errors: dict[str, str] = {}
-        clean: dict[str, Any] = {}
-        for key, value in values.items():
-            if not self.enabled(key, values):
-                continue
-            try:
-                clean[key] = coerce(key, value)
-            except ConfigError as exc:
-                errors[key] = exc.message
-        if values["device"] == "cuda" and self.cuda_note:
-            errors["device"] = self.cuda_note
-        if errors:
-            return None, errors
+        errors = {"device": self.cuda_note} if values["device"] == "cuda" and self.cuda_note else {}
         try:
-            return from_dict(clean, base=base), {}
+            config = from_dict({k: v for k, v in values.items() if self.enabled(k, values)},
+                               base=self.preset.config if self.preset else None)
         except ConfigError as exc:
-            return None, {exc.key: exc.message}
+            return None, {**exc.errors, **errors}
+        return (None, errors) if errors else (config, {})
 
     # ------------------------------------------------------------------ state
 
@@ -180,9 +167,6 @@ class ConfigForm(VerticalScroll):
         listed = ", ".join(f"{FIELDS[k].label} {setting(v)}" for k, v in list(changed.items())[:4])
         more = "…" if len(changed) > 4 else ""
         return f"[b]{self.preset.name}[/b] [yellow]edited[/yellow]: {listed}{more}{paper}"
-
-    def is_preset_unchanged(self, config: RunConfig) -> bool:
-        return self.preset is not None and self.preset.is_row(config)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if not self._filling:
