@@ -105,7 +105,7 @@ def test_an_empty_runs_variable_is_no_runs_variable(monkeypatch, tmp_path):
 
 
 def test_time_left_comes_from_the_measured_epoch_rate_not_the_start_up():
-    from workbench.report import StepRate
+    from workbench.format import StepRate
 
     rate = StepRate(total=200)
     assert rate.seconds_left() is None  # nothing measured yet: "measuring…", never a guess

@@ -159,8 +159,12 @@ PRESET_CASES_FOR_EVERY_FIELD = [  # beyond the campaign: the fields it did not b
 ]
 
 
+def case_ids(cases: list[tuple[str, str | None]]) -> list[str]:
+    return [f"{i}-{key}" for i, (_, key) in enumerate(cases)]
+
+
 @pytest.mark.parametrize("body, key", BROKEN_PRESETS + PRESET_CASES_FOR_EVERY_FIELD,
-                         ids=[f"{i}-{k}" for i, (_, k) in enumerate(BROKEN_PRESETS + PRESET_CASES_FOR_EVERY_FIELD)])
+                         ids=case_ids(BROKEN_PRESETS + PRESET_CASES_FOR_EVERY_FIELD))
 def test_a_broken_preset_file_is_one_line_naming_the_file_and_key(capsys, tmp_path, body, key):
     path = tmp_path / "mine.toml"
     path.write_bytes(body.encode("utf-8"))
@@ -245,7 +249,7 @@ SPEC_CASES_BEYOND_THE_CAMPAIGN = [  # the training knobs became sweepable (issue
 
 
 @pytest.mark.parametrize("body, key", BROKEN_SPECS + SPEC_CASES_BEYOND_THE_CAMPAIGN,
-                         ids=[f"{i}-{k}" for i, (_, k) in enumerate(BROKEN_SPECS + SPEC_CASES_BEYOND_THE_CAMPAIGN)])
+                         ids=case_ids(BROKEN_SPECS + SPEC_CASES_BEYOND_THE_CAMPAIGN))
 def test_a_broken_sweep_spec_is_one_line_naming_the_file_and_key(capsys, tmp_path, monkeypatch, body, key):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "spec.toml"

@@ -4,6 +4,8 @@ cells. Torch-free, rich-free plain text."""
 
 from __future__ import annotations
 
+import time
+
 STATUS_STYLE = {"done": "green", "cancelled": "yellow", "failed": "red", "running": "cyan", "queued": "dim"}
 
 
@@ -39,6 +41,29 @@ def setting(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+class StepRate:
+    """Time left from the measured rate of epochs since the first one ended: start-up (digits, worker processes,
+    the first step's allocations) is not a rate, so it never inflates the estimate."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.first: tuple[float, int] | None = None  # (time, epochs done) at the first report
+        self.latest: tuple[float, int] | None = None
+
+    def update(self, done: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.first is None:
+            self.first = (now, done)
+        self.latest = (now, done)
+
+    def seconds_left(self) -> float | None:
+        if self.first is None or self.latest is None or self.latest[1] <= self.first[1]:
+            return None
+        (t0, d0), (t1, d1) = self.first, self.latest
+        rate = (d1 - d0) / max(t1 - t0, 1e-9)  # epochs per second
+        return max(self.total - d1, 0) / rate
 
 
 def mark(on: bool) -> str:

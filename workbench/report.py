@@ -7,15 +7,14 @@ import threading
 
 from rich import box
 from rich.console import Console
-import time
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from rich.table import Table
 
 from .config import RunConfig
-from .format import (COMPARISON_COLUMNS, STATUS_STYLE, comparison_cells, duration, mark, mean_std_label, paper_label,
-                     signed_points)
+from .format import (COMPARISON_COLUMNS, STATUS_STYLE, StepRate, comparison_cells, duration, mark, mean_std_label,
+                     paper_label, signed_points)
 
 
 def results_table(summaries, title: str = "Results") -> Table:
@@ -42,29 +41,6 @@ def results_table(summaries, title: str = "Results") -> Table:
             paper_label(s), signed_points(s.difference),
             duration(s.wall_time), f"[{style}]{s.status}[/]" if style else s.status)
     return table
-
-
-class StepRate:
-    """Time left from the measured rate of epochs since the first one ended: start-up (digits, worker processes,
-    the first step's allocations) is not a rate, so it never inflates the estimate."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self.first: tuple[float, int] | None = None  # (time, epochs done) at the first report
-        self.latest: tuple[float, int] | None = None
-
-    def update(self, done: int, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if self.first is None:
-            self.first = (now, done)
-        self.latest = (now, done)
-
-    def seconds_left(self) -> float | None:
-        if self.first is None or self.latest is None or self.latest[1] <= self.first[1]:
-            return None
-        (t0, d0), (t1, d1) = self.first, self.latest
-        rate = (d1 - d0) / max(t1 - t0, 1e-9)  # epochs per second
-        return max(self.total - d1, 0) / rate
 
 
 class TimeLeftColumn(ProgressColumn):

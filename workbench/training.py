@@ -154,9 +154,8 @@ def train_and_record(group: Group | list[NamedRun], source, engine: str = "batch
             raise
         reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
         results = [failed_result(config, source_name, engine, reason) for config in configs]
-    # a run the engine stopped itself (the whole group was cancelled) keeps the engine's partial result
-    results = [group.as_cancelled(i, r) if i in group.cancelled and r.status != "cancelled" else r
-               for i, r in enumerate(results)]
+    # a run the user cancelled keeps what was reported before the cancel, never epochs trained unseen after it
+    results = [group.as_cancelled(i, r) if i in group.cancelled else r for i, r in enumerate(results)]
     return [record(run, result, runs_root) for run, result in zip(group.runs, results)]
 
 

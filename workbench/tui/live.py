@@ -14,7 +14,7 @@ from textual_plotext import PlotextPlot
 
 from ..analysis import Curves
 from ..format import duration
-from ..report import StepRate
+from ..format import StepRate
 
 TRAIN_COLOR = (230, 140, 20)
 TEST_COLOR = (40, 170, 90)

@@ -1,0 +1,91 @@
+"""training.py: the one path from a config to its record, as the CLI, the app's queue and a sweep's finals use it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from workbench.config import RunConfig, find_preset
+from workbench.engine import EngineError
+from workbench.training import Group, NamedRun, train_and_record
+
+TINY = dict(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
+
+
+def test_a_run_is_named_by_the_user_else_its_preset_else_its_switches():
+    preset = find_preset("table2-fcn-ws-aux")
+    row = NamedRun.of(preset.config, preset)
+    assert (row.name, row.preset, row.paper) == ("table2-fcn-ws-aux", "table2-fcn-ws-aux", preset.paper)
+    edited = NamedRun.of(preset.config.replace(alpha=0.2), preset)
+    assert edited.name == "table2-fcn-ws-aux (edited)" and edited.paper is None  # never scored against a row it left
+    assert NamedRun.of(preset.config.replace(seed=4, device="cpu"), preset).paper is preset.paper
+    assert NamedRun.of(RunConfig(subnet="cnn", weight_sharing=False)).name == "cnn aux"
+    assert NamedRun.of(preset.config, preset, name="mine").name == "mine"
+
+
+def record(run: int, round_: int, epoch: int):
+    return SimpleNamespace(run=run, round=round_, epoch=epoch)
+
+
+def test_a_cancelled_run_goes_unreported_and_the_engine_stops_once_only_cancelled_runs_train():
+    config = RunConfig(rounds=1, epochs=2)
+    group = Group([NamedRun("a", config), NamedRun("b", config)])
+    assert group.accept(record(0, 0, 1)) and group.accept(record(1, 0, 1))
+    group.cancel(0)
+    assert not group.is_set()  # b still trains
+    assert not group.accept(record(0, 0, 2))  # a's records are no longer reported
+    assert group.accept(record(1, 0, 2)) and not group.is_set()
+    assert not group.accept(record(0, 0, 2)) and group.is_set()  # b is done: nothing left that anyone waits for
+    assert group.delivered == [{(0, 1)}, {(0, 1), (0, 2)}]
+
+
+def test_cancelling_every_run_stops_the_engine_at_once():
+    group = Group([NamedRun("a", RunConfig()), NamedRun("b", RunConfig())])
+    group.cancel(1)
+    assert not group.is_set()
+    group.cancel(0)
+    assert group.is_set()
+
+
+def test_a_run_cancelled_beside_others_keeps_the_epochs_it_reported(source, tmp_path):
+    runs = [NamedRun("stopped", RunConfig(**TINY)), NamedRun("goes on", RunConfig(aux_loss=False, **TINY))]
+    group = Group(runs)
+
+    def on_epoch(rec) -> None:
+        if rec.run == 0 and rec.epoch == 1 and rec.round == 1:
+            group.cancel(0)
+
+    stopped, goes_on = train_and_record(group, source, runs_root=tmp_path, on_epoch=on_epoch)
+    assert goes_on.summary.status == "done" and len(goes_on.result.history) == 4
+    assert stopped.summary.status == "cancelled"
+    assert {(h.round, h.epoch) for h in stopped.result.history} == {(0, 1), (1, 1)}
+    assert [r["epochs"] for r in stopped.summary.rounds] == [1, 1]
+    alone = train_and_record([NamedRun("alone", RunConfig(aux_loss=False, **TINY))], source)[0]
+    assert goes_on.summary.round_acc == alone.summary.round_acc  # the cancel moved no other run's numbers
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([stopped.summary.id, goes_on.summary.id])
+
+
+def test_what_cannot_start_is_refused_or_recorded_failed_naming_the_field(source, tmp_path):
+    too_many = [NamedRun("big", RunConfig(**{**TINY, "pairs": 5000}))]
+    with pytest.raises(EngineError, match="^pairs: 5000 pairs need 10000"):
+        train_and_record(too_many, source, runs_root=tmp_path)
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())  # refused before anything was written
+    (failed,) = train_and_record(too_many, source, runs_root=tmp_path, refuse=False)
+    assert failed.summary.status == "failed" and failed.summary.reason.startswith("pairs: ")
+    assert (tmp_path / failed.summary.id / "summary.json").exists()  # recorded like any other run
+
+    def no_digits():
+        raise OSError("digits are gone")
+
+    (failed,) = train_and_record(too_many, no_digits, refuse=False)
+    assert failed.summary.status == "failed" and "digits are gone" in failed.summary.reason
+
+
+def test_a_record_that_cannot_be_saved_stays_in_memory_saying_why(source, tmp_path):
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the runs directory should be")
+    (r,) = train_and_record([NamedRun("kept", RunConfig(**TINY))], source, runs_root=blocked)
+    assert r.summary.status == "done" and r.summary.id.startswith("unsaved-") and r.summary.path is None
+    assert "kept: not saved" in r.unsaved and str(blocked) in r.unsaved
+    assert blocked.read_text().startswith("a file")  # nothing replaced or written
