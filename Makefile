@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench clean cli
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ setup: $(BIN)/.installed
 
 run: setup
 	$(BIN)/digit-workbench
+
+cli: setup  # make cli ARGS='run --preset basic': any headless command, through the venv's digit-workbench
+	$(BIN)/digit-workbench $(ARGS)
 
 test: setup
 	$(BIN)/pytest -q -rs

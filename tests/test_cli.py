@@ -160,3 +160,36 @@ def test_data_info_says_which_digits_or_names_what_is_wrong(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("digit-workbench: error: --data: MNIST is not at") and str(tmp_path) in err
     assert "\n" not in err
+
+
+def test_output_to_a_pipe_never_splits_a_word(tmp_path):
+    """A pipe is no terminal: rich would fold at 80 columns ('table2-fcn-pla', 'do', 'Re-pairing=Tru e')."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    command = [sys.executable, "-c", "from workbench.cli import main; raise SystemExit(main())"]
+    presets = subprocess.run([*command, "presets"], capture_output=True, text=True, env=env, timeout=60).stdout
+    assert "Re-pairing=on" in presets and "alpha=0.172 HL=256 KL=2 BC=24 K=5 C-HL=512" in presets
+    table = subprocess.run([*command, "table", "table2-fcn-plain", "table2-cnn-ws-aux", "--rounds", "1", "--epochs",
+                            "1", "--pairs", "100", "--batch-size", "20", "--data", "embedded", "--runs-dir",
+                            str(tmp_path)], capture_output=True, text=True, env=env, timeout=120).stdout
+    rows = [line for line in table.splitlines() if "(edited)" in line and "done" in line]
+    assert len(rows) == 2 and "table2-fcn-plain (edited)" in rows[0] and "table2-cnn-ws-aux (edited)" in rows[1]
+
+
+def test_the_command_says_its_version_and_every_flag_its_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("digit-workbench ")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: fcn)" in text and "(default: 0.001)" in text and "(default: off)" in text
+    assert text.count("basic, fcn, cnn") == 0  # the choices are said once, in the help's words
+    for argv in (["presets", "--help"], ["sweep", "--help"], ["export", "--help"], ["data", "download", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert help_text.count("(default:") >= 1 or "Every preset" in help_text, argv

@@ -57,9 +57,10 @@ def test_a_run_is_found_by_the_start_of_its_id(runs_dir, capsys, monkeypatch):
     ids = [p.name for p in runs_dir.iterdir() if p.is_dir()]
     both = next(i for i in ids if '"name": "both"' in (runs_dir / i / "summary.json").read_text())
     start = next(both[:n] for n in range(4, len(both) + 1) if sum(i.startswith(both[:n]) for i in ids) == 1)
-    assert main(["compare", "plain", start, "--runs-dir", str(runs_dir)]) == 0
+    assert main(["compare", "plain", start, "--runs-dir", str(runs_dir), "--csv", str(runs_dir.parent / "one.csv")]) == 0
     out = capsys.readouterr().out
     assert "both − plain" in out and both in out  # the run that id starts, compared
+    assert "wrote 1 comparison to" in out
 
 
 def test_plot_writes_a_readable_png_and_an_svg_naming_the_runs(runs_dir, tmp_path, capsys):

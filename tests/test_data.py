@@ -1,6 +1,8 @@
 import struct
 import urllib.error
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -115,6 +117,30 @@ def test_download_without_network_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(DataError, match="network"):
         data.download_mnist(tmp_path)
+
+
+def test_a_failed_download_leaves_nothing_it_made_and_keeps_what_was_there(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    kept = tmp_path / "mnist" / "MNIST" / "raw" / "mine.txt"
+    kept.parent.mkdir(parents=True)
+    kept.write_text("the user's")
+
+    def half_then_offline(root, *args, **kwargs):  # as torchvision does: folders and a partial file, then fails
+        raw = Path(root) / "MNIST" / "raw"
+        (raw / "sub").mkdir(parents=True, exist_ok=True)
+        (raw / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b partial")
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", half_then_offline)
+    with pytest.raises(DataError, match="network"):
+        data.download_mnist(tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "mnist", "mnist/MNIST", "mnist/MNIST/raw", "mnist/MNIST/raw/mine.txt"]
+    empty = tmp_path / "fresh"
+    with pytest.raises(DataError):
+        data.download_mnist(empty)
+    assert not (empty / "mnist").exists()  # nothing of the attempt stays: no empty mnist/MNIST/raw
 
 
 @pytest.mark.parametrize("wrong", [{}, [1, 2], "labels", "shapes", "label 99"])

@@ -171,14 +171,16 @@ def test_two_workers_against_postgresql(tiny_spec):
 
 
 def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
-    out = tmp_path / "trials.csv"
-    assert main(["sweep", str(tiny_spec.path), "--study", "cli", "--out", str(out)]) == 0
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "elsewhere"))  # --runs-dir wins over it
+    out, runs = tmp_path / "trials.csv", tmp_path / "runs"
+    assert main(["sweep", str(tiny_spec.path), "--study", "cli", "--out", str(out), "--runs-dir", str(runs)]) == 0
     text = capsys.readouterr().out
     assert "chosen on validation" in text
     rows = out.read_text().splitlines()
     assert rows[0].startswith("stage,stage_name,trial,state") and len(rows) == 1 + 6
-    assert main(["sweep", "--show", "cli"]) == 0
+    assert (runs / "sweeps" / "cli.journal").is_file() and len(list(runs.glob("*/summary.json"))) == 2
+    assert not (tmp_path / "elsewhere").exists()
+    assert main(["sweep", "--show", "cli", "--runs-dir", str(runs)]) == 0
     assert "widths" in capsys.readouterr().out
     assert main(["sweep", "--show", "nothing-here"]) == 2
     assert main(["sweep", str(tiny_spec.path), "--workers", "0"]) == 2

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
-from .format import mark
+from .format import mark, setting
 from .usage import UsageError, data_flag, flag, load_digits
 
 EXIT_USAGE = 2
+DATA_DIR_HELP = "MNIST root (default: $PYTORCH_DATA_DIR or the user cache)"
+RUNS_DIR_HELP = "the run records' folder (default: $DIGIT_WORKBENCH_RUNS, else ./runs)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -23,32 +25,39 @@ class Parser(argparse.ArgumentParser):
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field; values are checked by the config, so errors read the same everywhere."""
-    g = p.add_argument_group("configuration (overrides the preset)")
+    from .config import DEFAULTS
+    from .format import setting
+
+    g = p.add_argument_group("configuration (overrides the preset; without one, the defaults shown)")
     for key, spec in FIELDS.items():
+        listed = spec.choices and not all(choice in spec.help for choice in spec.choices)
+        text = spec.help + (f" ({', '.join(spec.choices)})" if listed else "")
+        text = f"{text} (default: {setting(getattr(DEFAULTS, key))})".replace("%", "%%")
         if spec.kind is bool:
-            g.add_argument(flag(key), dest=key, action=argparse.BooleanOptionalAction, default=None, help=spec.help)
+            g.add_argument(flag(key), dest=key, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            g.add_argument(flag(key), dest=key, metavar=key.upper().replace("_", "-"), default=None,
-                           help=spec.help + (f" ({', '.join(spec.choices)})" if spec.choices else ""))
-    g.add_argument("--name", help="a name for the run (default: the preset's)")
+            g.add_argument(flag(key), dest=key, metavar=key.upper().replace("_", "-"), default=None, help=text)
+    g.add_argument("--name", help="a name for the run (default: the preset's, marked when edited; else the net and "
+                                  "its switches)")
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                    help="batched: all rounds as one stacked model (default); loop: the reference loop")
     add_data_flags(p)
-    p.add_argument("--runs-dir", type=Path, default=None, help="where run records go (default: ./runs)")
+    p.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
     p.add_argument("--no-save", action="store_true", help="do not write run records")
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", choices=DATA_SOURCES, default=None,
                    help="digit source: full MNIST when present (auto), or the embedded 5,000-digit subset")
-    p.add_argument("--data-dir", default=None, help="MNIST root (default: $PYTORCH_DATA_DIR or the user cache)")
+    p.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="digit-workbench", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"digit-workbench {package_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     run = sub.add_parser("run", help="train one configuration over several rounds")
@@ -61,21 +70,23 @@ def build_parser() -> Parser:
     add_config_flags(table)
     add_engine_flags(table)
 
-    sub.add_parser("presets", help="list the presets with the paper's scores")
+    sub.add_parser("presets", help="list the presets with the paper's scores",
+                   description="Every preset (a row of the paper's tables, or beyond the paper), its settings and the "
+                               "paper's score. `run --preset NAME` trains one; `table NAME...` several.")
 
     export = sub.add_parser("export", help="write every run under runs/ to one CSV")
     export.add_argument("--out", type=Path, default=Path("runs-export.csv"), help="CSV file (default: runs-export.csv)")
-    export.add_argument("--runs-dir", type=Path, default=None)
+    export.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 %% interval, p, rounds won")
     compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets: the latest run of each")
     compare.add_argument("--csv", type=Path, default=None, help="also write the comparison table to this CSV")
-    compare.add_argument("--runs-dir", type=Path, default=None)
+    compare.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     plot = sub.add_parser("plot", help="a figure comparing runs: curves with bands, every round's score, heatmaps")
     plot.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets")
     plot.add_argument("--out", type=Path, default=Path("comparison.png"), help="fig.png, fig.svg or fig.pdf")
-    plot.add_argument("--runs-dir", type=Path, default=None)
+    plot.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     sweep = sub.add_parser("sweep", help="run a grid search from presets/sweeps (Tables III and IV)")
     sweep.add_argument("spec", nargs="?", help="a spec name (presets/sweeps/NAME.toml) or a .toml file")
@@ -88,12 +99,14 @@ def build_parser() -> Parser:
     sweep.add_argument("--out", type=Path, default=None, help="CSV of all trials (default: runs/sweeps/STUDY-trials.csv)")
     sweep.add_argument("--no-final", action="store_true",
                        help="skip measuring the chosen configs on the test pairs afterwards")
+    sweep.add_argument("--runs-dir", type=Path, default=None,
+                       help=RUNS_DIR_HELP + "; the journal, the trials CSV and the final runs go there")
     add_data_flags(sweep)
 
     data = sub.add_parser("data", help="the digit sources")
     data_sub = data.add_subparsers(dest="data_command", parser_class=Parser)
     download = data_sub.add_parser("download", help="download full MNIST (needs the network)")
-    download.add_argument("--data-dir", default=None)
+    download.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     info = data_sub.add_parser("info", help="which digits a run would use")
     add_data_flags(info)
 
@@ -114,14 +127,13 @@ def config_from_args(args: argparse.Namespace, preset: Preset | None) -> RunConf
 def run_and_report(runs: list, args: argparse.Namespace) -> int:
     """Train the runs with a progress bar, save their records, print the comparison; exit status 1 if any failed
     or was not saved, 130 when cancelled."""
-    from rich.console import Console
-
     from .engine import EngineError
     from .runs import runs_dir
     from .report import ProgressDisplay, results_table
+    from .report import console as report_console
     from .training import Group, refusal, train_and_record
 
-    console = Console(stderr=False)
+    console = report_console()
     source = load_digits(args.data, args.data_dir)
     why = refusal([run.config for run in runs], source)  # before anything trains, naming the flag
     if why:
@@ -171,8 +183,9 @@ def find_preset_or_usage(name: str) -> Preset:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from .report import console
 
     try:
         presets = load_presets()
@@ -189,9 +202,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
         c = p.config
         diff = {k: v for k, v in c.differences().items() if k not in ("subnet", "weight_sharing", "aux_loss")}
         table.add_row(p.name, p.paper.table if p.paper else "", c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
-                      " ".join(f"{FIELDS[k].label}={v}" for k, v in diff.items()),
+                      " ".join(f"{FIELDS[k].label}={setting(v)}" for k, v in diff.items()),
                       p.paper.label() if p.paper else "")
-    Console().print(table)
+    console().print(table)
     return 0
 
 
@@ -227,15 +240,13 @@ def picked_runs(args: argparse.Namespace, at_least: int) -> list:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from .analysis import all_pairs
     from .format import COMPARISON_CSV_HEADER, comparison_csv_row
-    from .report import comparison_table
+    from .report import comparison_table, console
 
     runs = picked_runs(args, 2)
     comparisons = all_pairs(runs)
-    Console().print(comparison_table(runs, comparisons))
+    console().print(comparison_table(runs, comparisons))
     if args.csv is not None:
         from .fsutil import atomic_write_text
 
@@ -248,7 +259,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             atomic_write_text(args.csv, buffer.getvalue())
         except OSError as exc:
             raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from None
-        print(f"wrote {len(comparisons)} comparisons to {args.csv}")
+        print(f"wrote {len(comparisons)} comparison{'s' if len(comparisons) != 1 else ''} to {args.csv}")
     return 0
 
 
@@ -289,9 +300,23 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
     from .sweep.command import run_sweep_command
 
+    if args.runs_dir is not None:  # read by the storage, the final runs and the worker processes alike
+        os.environ["DIGIT_WORKBENCH_RUNS"] = str(args.runs_dir)
+
     return run_sweep_command(args)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("digit-workbench")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -129,15 +129,37 @@ def load_mnist(root: Path) -> DigitSource:
 
 
 def download_mnist(root: Path) -> DigitSource:
-    """The user's explicit download; a clear DataError when there is no network."""
+    """The user's explicit download; a clear DataError when there is no network, and whatever the failed attempt
+    created (empty folders, partial files) removed: what was there before stays."""
     from torchvision.datasets import MNIST
 
+    target = root / "mnist"
+    before = set(target.rglob("*")) if target.exists() else set()
+    target_existed = target.exists()
     try:
         for train in (True, False):
-            MNIST(str(root / "mnist"), train=train, download=True)
+            MNIST(str(target), train=train, download=True)
     except (OSError, RuntimeError) as exc:
-        raise DataError(f"download of MNIST into {root / 'mnist'} failed (is there a network?): {exc}") from None
+        remove_new(target, before, target_existed)
+        raise DataError(f"download of MNIST into {target} failed (is there a network?): {exc}") from None
     return load_mnist(root)
+
+
+def remove_new(folder: Path, before: set[Path], folder_existed: bool) -> None:
+    """Removes what appeared under folder since `before` was taken, deepest first; leaves anything else."""
+    for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            try:
+                path.rmdir()  # only when empty: a folder holding older files stays
+            except OSError:
+                pass
+        else:
+            path.unlink(missing_ok=True)
+    if not folder_existed:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- the embedded subset

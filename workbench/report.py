@@ -17,6 +17,18 @@ from .format import (COMPARISON_COLUMNS, STATUS_STYLE, StepRate, comparison_cell
                      paper_label, signed_points)
 
 
+PIPED_WIDTH = 200  # columns of output that goes to a file or a pipe: wide enough that no name or cell is folded
+
+
+def console() -> Console:
+    """The commands' console: a terminal's own width, else (a pipe, a file) PIPED_WIDTH unless COLUMNS says."""
+    import os
+    import sys
+
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=PIPED_WIDTH if piped else None)
+
+
 def results_table(summaries, title: str = "Results") -> Table:
     """Ours beside the paper's, mean ± std over rounds, in accuracy points."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..config import ConfigError
 from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, stage_cells, trial_cells
+from ..report import console as commands_console
 from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
 from .storage import (Trial, all_trials, check_study_name, default_storage, open_storage, recorded_spec, stage_summaries,
@@ -72,7 +73,7 @@ def show_study(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    console = Console()
+    console = commands_console()
     if not 1 <= args.workers <= max_workers():
         raise UsageError(f"--workers: 1 to {max_workers()} on this machine (one per core), got {args.workers}")
     try:
