@@ -422,3 +422,65 @@ async def test_a_run_the_app_cannot_save_stays_in_the_table_and_says_why(tmp_pat
         assert summary.status == "done" and len(summary.round_acc) == 2
         assert any("not saved" in n.message and "No space left" in n.message for n in app._notifications)
     assert not any((tmp_path / "runs").iterdir())
+
+
+# ---------------------------------------------------------------------- names are plain text wherever drawn
+# (issue 22, item 19: markup, escape sequences and mathtext in a run's name)
+
+HOSTILE_NAMES = ["[/]", "[bold red]x[/bold red]", "evil\x1b]0;owned\x07\x1b[31mred", "$x^$", "_hidden", "a\nb"]
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory):
+    """One tiny run per hostile name, trained once for the module."""
+    root = tmp_path_factory.mktemp("hostile") / "runs"
+    for name in HOSTILE_NAMES:
+        assert main(["run", *TINY, "--name", name, "--runs-dir", str(root)]) == 0
+    return root
+
+
+def test_hostile_names_train_and_print_as_plain_text(hostile_runs, capsys):
+    capsys.readouterr()
+    assert main(["compare", "[/]", "[bold red]x[/bold red]", "--runs-dir", str(hostile_runs)]) == 0
+    out = capsys.readouterr().out
+    assert "[/]" in out and "[bold red]x[/bold red]" in out
+    escaped = "evil\\x1b]0;owned\\x07\\x1b[31mred"
+    assert main(["compare", HOSTILE_NAMES[2], "$x^$", "--runs-dir", str(hostile_runs)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and escaped in out  # shown, never sent to the terminal
+
+
+def test_hostile_names_in_a_figure(hostile_runs, tmp_path, capsys):
+    out = tmp_path / "fig.svg"
+    assert main(["plot", *HOSTILE_NAMES[:5], "--out", str(out), "--runs-dir", str(hostile_runs)]) == 0
+    svg = out.read_text()
+    assert "_hidden" in svg  # kept in the legend, not dropped as matplotlib's '_' labels are
+    assert "\x1b" not in capsys.readouterr().out
+
+
+async def test_hostile_names_in_the_app(hostile_runs, tmp_path):
+    from workbench.config import RunConfig
+    from workbench.training import NamedRun
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    app = WorkbenchApp(runs_root=hostile_runs, export_path=tmp_path / "export.csv")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ResultsTable)
+        assert sorted(s.name for s in table.summaries.values()) == sorted(HOSTILE_NAMES)
+        config = RunConfig(rounds=1, epochs=1, pairs=100, batch_size=20, hl=8, c_hl=8, device="cpu")
+        for name in ("[/]", "evil\x1b]0;x\x07"):
+            app.enqueue(NamedRun(name, config))  # queue line, legend, notifications: all with the name
+        for _ in range(400):
+            await pilot.pause(0.05)
+            if app.runs.idle:
+                break
+        assert app.runs.idle and len(table.summaries) == len(HOSTILE_NAMES) + 2
+        app.action_show_tab("results")
+        for run_id in list(table.summaries)[:3]:
+            table.marked.append(run_id)
+        app.action_compare()
+        await pilot.pause(1.0)
+        screen = app.export_screenshot()
+        assert "\x1b" not in screen and "\x07" not in screen

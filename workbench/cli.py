@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
-from .format import mark, setting
+from .format import mark, plain, setting
 from .usage import UsageError, data_flag, flag, load_digits
 
 EXIT_USAGE = 2
@@ -129,7 +129,9 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
     or was not saved, 130 when cancelled."""
     from .engine import EngineError
     from .runs import runs_dir
-    from .report import ProgressDisplay, results_table
+    from rich.text import Text
+
+    from .report import ProgressDisplay, results_table, text
     from .report import console as report_console
     from .training import Group, refusal, train_and_record
 
@@ -149,13 +151,13 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
     summaries = [r.summary for r in recorded]
     unsaved = [r.unsaved for r in recorded if r.unsaved]
     console.print(results_table(summaries))
-    console.print(f"[dim]digits: {source.name} · device: {recorded[0].result.device} · engine: {args.engine}"
-                  + ("" if runs_root is None or unsaved else f" · records: {runs_root}/") + "[/]")
+    console.print(text(f"digits: {source.name} · device: {recorded[0].result.device} · engine: {args.engine}"
+                       + ("" if runs_root is None or unsaved else f" · records: {runs_root}/"), "dim"))
     for s in summaries:
         if s.status == "failed":
-            console.print(f"[red]{s.name} failed:[/] {s.reason}")
+            console.print(Text.assemble(text(f"{s.name} failed:", "red"), " ", text(s.reason)))
     for line in unsaved:  # the results are still printed; the user learns why they are not on disk
-        print(f"digit-workbench: {line}", file=sys.stderr)
+        print(f"digit-workbench: {plain(line)}", file=sys.stderr)
     if unsaved or any(s.status == "failed" for s in summaries):
         return 1
     return 130 if display.cancel.is_set() else 0
@@ -185,7 +187,7 @@ def find_preset_or_usage(name: str) -> Preset:
 def cmd_presets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from .report import console
+    from .report import console, text
 
     try:
         presets = load_presets()
@@ -201,7 +203,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     for p in presets.values():
         c = p.config
         diff = {k: v for k, v in c.differences().items() if k not in ("subnet", "weight_sharing", "aux_loss")}
-        table.add_row(p.name, p.paper.table if p.paper else "", c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
+        table.add_row(text(p.name), text(p.paper.table) if p.paper else "", c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
                       " ".join(f"{FIELDS[k].label}={setting(v)}" for k, v in diff.items()),
                       p.paper.label() if p.paper else "")
     console().print(table)
@@ -212,15 +214,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .runs import export_csv, load_runs, runs_dir, tidy_abandoned
 
     for note in tidy_abandoned(args.runs_dir or runs_dir()):
-        print(f"digit-workbench: skipped {note}", file=sys.stderr)
+        print(f"digit-workbench: skipped {plain(note)}", file=sys.stderr)
     summaries, problems = load_runs(args.runs_dir or runs_dir())
     for problem in problems:
-        print(f"digit-workbench: skipped {problem}", file=sys.stderr)
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     try:
         export_csv(summaries, args.out)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--out: cannot write {args.out}: {getattr(exc, 'strerror', None) or exc}") from None
-    print(f"wrote {len(summaries)} runs to {args.out}")
+    print(plain(f"wrote {len(summaries)} runs to {args.out}"))
     return 0
 
 
@@ -232,7 +234,7 @@ def picked_runs(args: argparse.Namespace, at_least: int) -> list:
                          f"(ids, names or presets), got {len(args.runs)}")
     summaries, problems = load_runs(args.runs_dir or runs_dir())
     for problem in problems:
-        print(f"digit-workbench: skipped {problem}", file=sys.stderr)
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     try:
         return pick_runs(args.runs, summaries)
     except LookupError as exc:
@@ -259,7 +261,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             atomic_write_text(args.csv, buffer.getvalue())
         except OSError as exc:
             raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from None
-        print(f"wrote {len(comparisons)} comparison{'s' if len(comparisons) != 1 else ''} to {args.csv}")
+        print(plain(f"wrote {len(comparisons)} comparison{'s' if len(comparisons) != 1 else ''} to {args.csv}"))
     return 0
 
 
@@ -274,7 +276,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         write_figure(runs, [readable_history(s) for s in runs], args.out)
     except OSError as exc:
         raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"wrote {args.out} ({', '.join(s.name for s in runs)})")
+    print(plain(f"wrote {args.out} ({', '.join(s.name for s in runs)})"))
     return 0
 
 
@@ -333,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         return handler(args)
     except UsageError as exc:
-        print(f"digit-workbench: error: {str(exc).removeprefix('digit-workbench: ')}", file=sys.stderr)
+        print(f"digit-workbench: error: {plain(str(exc).removeprefix('digit-workbench: '))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("digit-workbench: interrupted", file=sys.stderr)

@@ -9,10 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import Curves, PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores, strip_jitter
+from .format import plain
 from .fsutil import atomic_write_bytes
 
 FORMATS = ("png", "svg", "pdf")
 MAX_HEATMAPS = 4
+
+
+def figure_text(value) -> str:
+    """A name as matplotlib must draw it: plain text. '$' would start mathtext (a lone '$x^$' raises), and a legend
+    label that starts with '_' would be dropped from the legend."""
+    text = plain(value).replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 def comparison_figure(summaries: list, histories: list[list[dict]]):
@@ -41,7 +49,7 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
         for s, run_curves, color in zip(summaries, curves, colors):
             epochs, mean, std = (np.array(x) for x in Curves.mean_std(getattr(run_curves, attr)))
             if len(epochs):
-                ax.plot(epochs, mean * scale, color=color, label=s.name)
+                ax.plot(epochs, mean * scale, color=color, label=figure_text(s.name))
                 ax.fill_between(epochs, (mean - std) * scale, (mean + std) * scale, color=color, alpha=0.2)
         ax.set_title(f"{title}: mean ± std over rounds")
         ax.set_xlabel("epoch")
@@ -53,7 +61,7 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
         ax.scatter(i + jitter, scores, color=color, s=14)
         if scores:
             ax.hlines(np.mean(scores), i - 0.3, i + 0.3, color=color)
-    ax.set_xticks(range(len(summaries)), [s.name for s in summaries], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(range(len(summaries)), [figure_text(s.name) for s in summaries], rotation=30, ha="right", fontsize=7)
     ax.set_title("final test accuracy % of each round")
 
     rates = [error_rate(*error_grid(p)) * 100 for _, p in heat]
@@ -61,7 +69,7 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
     for column, ((s, p), rate) in enumerate(zip(heat, rates)):
         ax = fig.add_subplot(grid[1, column])
         image = ax.imshow(rate, cmap="magma_r", vmin=0, vmax=top)
-        ax.set_title(f"{s.name}: error % by digit pair", fontsize=9)
+        ax.set_title(figure_text(f"{s.name}: error % by digit pair"), fontsize=9)
         ax.set_xlabel("second digit")
         ax.set_ylabel("first digit")
         ax.set_xticks(range(10))

@@ -6,6 +6,16 @@ from __future__ import annotations
 
 import time
 
+def plain(text) -> str:
+    """A name or any text a user or a file gave, as one safe line: every control character (escape sequences,
+    bell, line breaks) shown as its escape, so nothing reaches a terminal as a command. Markup is the drawing
+    layer's to escape (tui/text.py, report.py, figures.py)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 STATUS_STYLE = {"done": "green", "cancelled": "yellow", "failed": "red", "running": "cyan", "queued": "dim"}
 
 

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .config import RunConfig
 from .format import (COMPARISON_COLUMNS, STATUS_STYLE, StepRate, comparison_cells, duration, mark, mean_std_label,
-                     paper_label, signed_points)
+                     paper_label, plain, signed_points)
 
 
 PIPED_WIDTH = 200  # columns of output that goes to a file or a pipe: wide enough that no name or cell is folded
@@ -27,6 +27,11 @@ def console() -> Console:
 
     piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
     return Console(width=PIPED_WIDTH if piped else None)
+
+
+def text(value, style: str = "") -> Text:
+    """A cell or a line part that a user or a file gave: plain text, never markup, no control character."""
+    return Text(plain(value), style=style)
 
 
 def results_table(summaries, title: str = "Results") -> Table:
@@ -48,10 +53,9 @@ def results_table(summaries, title: str = "Results") -> Table:
         c = s.config
         style = STATUS_STYLE.get(s.status, "")
         table.add_row(
-            s.name, c.subnet, f"{mark(c.weight_sharing)}   {mark(c.aux_loss)}",
+            text(s.name), c.subnet, f"{mark(c.weight_sharing)}   {mark(c.aux_loss)}",
             f"{c.alpha:g}" if c.aux_loss else "—", mean_std_label(s.mean, s.std),
-            paper_label(s), signed_points(s.difference),
-            duration(s.wall_time), f"[{style}]{s.status}[/]" if style else s.status)
+            paper_label(s), signed_points(s.difference), duration(s.wall_time), text(s.status, style))
     return table
 
 
@@ -72,11 +76,11 @@ class ProgressDisplay:
 
     def __init__(self, console: Console, names: list[str], configs: list[RunConfig]):
         self.cancel = threading.Event()
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[acc]}"), TimeElapsedColumn(), TimeLeftColumn(),
                                  console=console, transient=False)
         self.rates = [StepRate(c.rounds * c.epochs) for c in configs]
-        self.tasks = [self.progress.add_task(name, total=c.rounds * c.epochs, acc="", rate=rate)
+        self.tasks = [self.progress.add_task(plain(name), total=c.rounds * c.epochs, acc="", rate=rate)
                       for name, c, rate in zip(names, configs, self.rates)]
         self._previous_handlers: dict[int, object] = {}
 
@@ -119,13 +123,13 @@ def comparison_table(runs, comparisons) -> Table:
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column(pairing, overflow="fold")
     for c in comparisons:
-        cells = [Text(cell) for cell in comparison_cells(c)]  # names are plain text, never markup
+        cells = [text(cell) for cell in comparison_cells(c)]
         if c.p is not None and c.p < 0.05 and c.mean_diff is not None:
             cells[1].stylize("green" if c.mean_diff > 0 else "red")
         table.add_row(*cells)
     sources = sorted({s.data_source for s in runs})
     runs_table = Table(box=box.SIMPLE_HEAD, pad_edge=False,
-                       caption=f"digits: {sources[0]}" if len(sources) == 1 else None, caption_justify="left")
+                       caption=text(f"digits: {sources[0]}") if len(sources) == 1 else None, caption_justify="left")
     runs_table.add_column("run", no_wrap=True)
     runs_table.add_column("id", no_wrap=True)
     for col in ("test acc %", "rounds", "seed", "pairs"):
@@ -133,8 +137,8 @@ def comparison_table(runs, comparisons) -> Table:
     if len(sources) > 1:
         runs_table.add_column("digits", overflow="fold")
     for s in runs:
-        runs_table.add_row(s.name, s.id, mean_std_label(s.mean, s.std), str(len(s.round_acc)), str(s.config.seed),
-                           str(s.config.pairs), *([s.data_source] if len(sources) > 1 else []))
+        runs_table.add_row(text(s.name), text(s.id), mean_std_label(s.mean, s.std), str(len(s.round_acc)), str(s.config.seed),
+                           str(s.config.pairs), *([text(s.data_source)] if len(sources) > 1 else []))
     from rich.console import Group
 
     return Group(runs_table, table)

@@ -11,8 +11,9 @@ from rich.live import Live
 from rich.table import Table
 
 from ..config import ConfigError
-from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, stage_cells, trial_cells
+from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, plain, stage_cells, trial_cells
 from ..report import console as commands_console
+from ..report import text
 from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
 from .storage import (Trial, all_trials, check_study_name, default_storage, open_storage, recorded_spec, stage_summaries,
@@ -22,32 +23,32 @@ from .worker import max_workers
 
 
 def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float, last: int = 8) -> Group:
-    stages = Table(title=f"sweep {study}: {spec.title}", title_justify="left", box=box.SIMPLE_HEAD)
+    stages = Table(title=text(f"sweep {study}: {spec.title}"), title_justify="left", box=box.SIMPLE_HEAD)
     for col in STAGE_COLUMNS:
         stages.add_column(col)
     for s in stage_summaries(spec, trials):
-        stages.add_row(*stage_cells(s))
+        stages.add_row(*(text(c) for c in stage_cells(s)))
     recent = Table(title="latest trials", title_justify="left", box=box.SIMPLE_HEAD)
     for col in TRIAL_COLUMNS:
         recent.add_column(col)
     for t in sorted(trials, key=lambda t: (t.stage, t.number))[-last:]:
-        recent.add_row(*trial_cells(t))
+        recent.add_row(*(text(c) for c in trial_cells(t)))
     return Group(stages, recent, f"[dim]{elapsed:.0f} s elapsed · trials are chosen on validation pairs from "
                                  f"training digits; test accuracy is shown, never used to choose[/]\n")
 
 
 def finals_table(spec: SweepSpec, study: str, finals: list[FinalRun]) -> Table:
-    table = Table(title=f"{study}: chosen on validation, measured on test ({spec.final_rounds} rounds)",
+    table = Table(title=text(f"{study}: chosen on validation, measured on test ({spec.final_rounds} rounds)"),
                   title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("after stage", "config", "validation %", "test %"):
         table.add_column(col)
     searched: dict = {}
     for stage, final in zip(spec.stages, finals):
         searched.update({p: getattr(final.config, p) for p in [*stage.grid, *stage.ranges]})
-        table.add_row(final.label.split(" after ", 1)[1], params_text(searched), pct(final.val_mean),
+        table.add_row(text(final.label.split(" after ", 1)[1]), text(params_text(searched)), pct(final.val_mean),
                       mean_std_label(*final.result.mean_std()))
     if spec.paper:
-        table.caption = f"paper: {spec.paper.score * 100:.2f} % ({spec.paper.note})"
+        table.caption = text(f"paper: {spec.paper.score * 100:.2f} % ({spec.paper.note})")
     return table
 
 
@@ -108,7 +109,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         sweep.stop()
         console.print("[yellow]stopped; run the same command again to continue the study[/]")
     out = sweep.export(args.out)
-    console.print(f"trials written to {out}")
+    console.print(text(f"trials written to {out}"))
     if interrupted:
         return 130
     failed_workers = sweep.failed_workers()
@@ -121,7 +122,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             console.print(finals_table(spec, sweep.study, finals))
         for final in finals:
             if final.unsaved:
-                print(f"digit-workbench: {final.unsaved}", file=sys.stderr)
+                print(f"digit-workbench: {plain(final.unsaved)}", file=sys.stderr)
         if any(final.unsaved for final in finals):
             return 1
     return 0

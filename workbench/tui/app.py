@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
 from ..config import TABLE_II, ConfigError, Preset, load_presets
-from ..format import mean_std_label
+from ..format import mean_std_label, plain
 from ..runs import RunSummary, export_csv, latest_row_runs, runs_dir, tidy_abandoned
 from ..training import NamedRun
 from .confirm import Choose, Confirm
@@ -25,6 +25,7 @@ from .loading import Digits, RunsWatcher
 from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound
 from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
+from .text import cell, markup
 from .training import train_queue_group
 
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
@@ -101,9 +102,9 @@ class WorkbenchApp(App):
         self.set_class(self.size.width < self.NARROW, "-narrow")
         self.query_one("#preset").focus()  # the keyboard starts at the first choice a user makes
         if self.preset_problem:
-            self.notify(self.preset_problem, title="Presets", severity="error", timeout=10)
+            self.notify(markup(self.preset_problem), title="Presets", severity="error", timeout=10)
         for note in tidy_abandoned(self.runs_root):
-            self.notify(note, title="A run that did not finish", severity="warning")
+            self.notify(markup(note), title="A run that did not finish", severity="warning")
         self.watcher.look(set(), self.on_runs_found)
         self.set_interval(RESCAN_S, self.rescan_runs)
         self.query_one("#digits", Static).update("digits: loading…")
@@ -123,7 +124,7 @@ class WorkbenchApp(App):
             if s.id not in table.summaries:
                 table.put(s)
         for problem in message.problems:
-            self.notify(problem, title="Skipped a run record", severity="warning")
+            self.notify(markup(problem), title="Skipped a run record", severity="warning")
 
     # ------------------------------------------------------------------ digits and torch, off the UI thread
 
@@ -132,13 +133,13 @@ class WorkbenchApp(App):
         self.digits.prepare(self.post_message)
 
     def on_digits_ready(self, message: DigitsReady) -> None:
-        self.sub_title = f"digits: {message.source_name}"
-        self.query_one("#digits", Static).update(f"digits: {message.source_name}")
+        self.sub_title = f"digits: {plain(message.source_name)}"
+        self.query_one("#digits", Static).update(f"digits: {markup(message.source_name)}")
         self.query_one(ConfigForm).set_cuda(message.cuda_available, message.cuda_reason)
 
     def on_digits_failed(self, message: DigitsFailed) -> None:
         self.query_one("#digits", Static).update(f"[red]digits unavailable:[/] {message.reason}")
-        self.notify(message.reason, title="Digits", severity="error", timeout=10)
+        self.notify(markup(message.reason), title="Digits", severity="error", timeout=10)
 
     # ------------------------------------------------------------------ the queue
 
@@ -179,15 +180,15 @@ class WorkbenchApp(App):
         line = f"test {mean_std_label(summary.mean, summary.std)} %"
         if summary.paper:
             line += f" · paper {summary.paper.label()} %"
-        live.finish(summary.status, line + (f" · {summary.reason}" if summary.reason else ""), message.item_id)
+        live.finish(summary.status, line + (f" · {markup(summary.reason)}" if summary.reason else ""), message.item_id)
         if summary.status == "failed":
-            self.notify(f"{summary.name}: {summary.reason}", title="Run failed", severity="error", timeout=10)
+            self.notify(f"{markup(summary.name)}: {markup(summary.reason)}", title="Run failed", severity="error", timeout=10)
         elif summary.status == "cancelled":
-            self.notify(f"{summary.name} cancelled; its partial history is kept", title="Cancelled")
+            self.notify(f"{markup(summary.name)} cancelled; its partial history is kept", title="Cancelled")
         else:
-            self.notify(f"{summary.name}: {line}", title="Run finished")
+            self.notify(f"{markup(summary.name)}: {line}", title="Run finished")
         if message.unsaved:
-            self.notify(f"{message.unsaved}; its results are shown here only", title="Run not saved",
+            self.notify(f"{markup(message.unsaved)}; its results are shown here only", title="Run not saved",
                         severity="error", timeout=15)
         group_over = self.runs.finished(message.item_id)
         if self.quitting and group_over:
@@ -212,7 +213,7 @@ class WorkbenchApp(App):
             return
         run = NamedRun.of(config, form.preset)
         self.enqueue(run)
-        self.notify(f"queued {run.name}")
+        self.notify(f"queued {markup(run.name)}")
         if self.has_class("-narrow"):
             self.action_show_tab("live")
 
@@ -247,13 +248,13 @@ class WorkbenchApp(App):
                     self.cancel_item(item)
 
         self.push_screen(Choose("Cancel which run? The others train on.",
-                                [(str(i.id), i.name) for i in live] + [("all", "all of them")]), chosen)
+                                [(str(i.id), cell(i.name)) for i in live] + [("all", "all of them")]), chosen)
 
     def cancel_item(self, item: QueueItem) -> None:
         self.runs.cancel(item)
         self.query_one(LiveView).finish("cancelled", "", item.id)
         self.update_queue_bar()
-        self.notify(f"cancelling {item.name}…")
+        self.notify(f"cancelling {markup(item.name)}…")
 
     def action_clear_queue(self) -> None:
         count = self.runs.clear()
@@ -265,9 +266,9 @@ class WorkbenchApp(App):
         try:
             path = export_csv(summaries, self.export_path)
         except (OSError, ValueError) as exc:
-            self.notify(f"cannot write {self.export_path}: {exc}", title="Export", severity="error")
+            self.notify(markup(f"cannot write {self.export_path}: {exc}"), title="Export", severity="error")
             return
-        self.notify(f"{len(summaries)} runs written to {path.resolve()}", title="Exported")
+        self.notify(markup(f"{len(summaries)} runs written to {path.resolve()}"), title="Exported")
 
     def action_close_help(self) -> None:
         """Escape closes the key panel, as it closes every other panel."""
@@ -352,7 +353,7 @@ class WorkbenchApp(App):
             elif stop:
                 self.exit()
 
-        names = ", ".join(item.name for item in self.runs.running[:3]) + ("…" if len(self.runs.running) > 3 else "")
+        names = ", ".join(markup(item.name) for item in self.runs.running[:3]) + ("…" if len(self.runs.running) > 3 else "")
         one = len(self.runs.running) == 1
         self.push_screen(Confirm(f"{names} {'is' if one else 'are'} running. Stop {'it' if one else 'them'} "
                                  "and quit?"), answer)
@@ -368,7 +369,7 @@ class WorkbenchApp(App):
             if answer == "load":
                 preset = self.presets.get(summary.preset or "")
                 self.query_one(ConfigForm).set_config(summary.config, preset)
-                self.notify(f"form loaded from {summary.name}")
+                self.notify(f"form loaded from {markup(summary.name)}")
 
         self.push_screen(RunDetails(summary), load)
 

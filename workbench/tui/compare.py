@@ -20,10 +20,11 @@ from textual_plotext import PlotextPlot
 
 from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions,
                         round_scores, strip_jitter)
-from ..format import COMPARISON_COLUMNS, comparison_cells
+from ..format import COMPARISON_COLUMNS, comparison_cells, plain
 from ..runs import RunSummary, readable_history
 from .live import RUN_COLORS, plot_metric
 from .pictures import grid_text
+from .text import markup
 
 
 class CompareScreen(Screen):
@@ -69,7 +70,7 @@ class CompareScreen(Screen):
         yield Footer()
 
     def legend(self) -> str:
-        return "  ".join(f"[rgb({r},{g},{b})]━━[/] [b]{s.name}[/b] ({s.id[-6:]})"
+        return "  ".join(f"[rgb({r},{g},{b})]━━[/] [b]{markup(s.name)}[/b] ({markup(s.id[-6:])})"
                          for s, (r, g, b) in zip(self.summaries, self.run_colors))
 
     def on_mount(self) -> None:
@@ -100,12 +101,12 @@ class CompareScreen(Screen):
     def show_loaded(self, histories, curves, comparisons, heatmaps, problems) -> None:
         self.histories, self.curves, self.comparisons, self.heatmaps = histories, curves, comparisons, heatmaps
         for problem in problems:
-            self.notify(problem, severity="warning")
+            self.notify(markup(problem), severity="warning")
         self.sub_title = f"comparing {len(self.summaries)} runs"
         self.draw_curves()
         table = self.query_one("#c-pairs", DataTable)
         for c in self.comparisons:  # Text, not str: a str cell is parsed as markup (a fifth of the opening time)
-            table.add_row(*(Text(cell) for cell in comparison_cells(c)))
+            table.add_row(*(Text(plain(cell)) for cell in comparison_cells(c)))
         self.draw_heatmaps()
         self.loaded.set()
 
@@ -115,7 +116,7 @@ class CompareScreen(Screen):
                                             ("#c-loss", "loss", "train loss", 1.0),
                                             ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
             plot_metric(self.query_one(plot_id, PlotextPlot), title,
-                        [(s.name, getattr(curves, attr), color) for s, curves, color in runs], scale)
+                        [(plain(s.name), getattr(curves, attr), color) for s, curves, color in runs], scale)
         plot = self.query_one("#c-strip", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
@@ -126,7 +127,7 @@ class CompareScreen(Screen):
             if scores:
                 plt.scatter(list(i + 1 + jitter), scores, color=color, marker="dot")
                 plt.plot([i + 0.7, i + 1.3], [float(np.mean(scores))] * 2, color=color, marker="braille")
-        plt.xticks(list(range(1, len(self.summaries) + 1)), [s.name[:14] for s in self.summaries])
+        plt.xticks(list(range(1, len(self.summaries) + 1)), [plain(s.name)[:14] for s in self.summaries])
         plt.xlim(0.5, len(self.summaries) + 0.5)
         plot.refresh()
 
@@ -142,16 +143,16 @@ class CompareScreen(Screen):
         if len(self.heatmaps) == 1 or not self.difference:
             top = max(float(np.nanmax(rate)) for _, rate in self.heatmaps)  # one scale for both
             for widget, (s, rate) in zip((a, b), self.heatmaps):
-                widget.update(grid_text(rate, f"{s.name}: error % by digit pair", top=top))
+                widget.update(grid_text(rate, f"{plain(s.name)}: error % by digit pair", top=top))
             if len(self.heatmaps) == 1:
                 b.update("")
             note.update("error % by (first digit, second digit) over all rounds' test pairs, one colour scale"
                         + (" · x: their difference" if len(self.heatmaps) == 2 else ""))
             return
         (sa, ra), (sb, rb) = self.heatmaps
-        a.update(grid_text(ra - rb, f"{sa.name} − {sb.name}: error % points", signed=True, fmt="{:+3.0f}"))
+        a.update(grid_text(ra - rb, f"{plain(sa.name)} − {plain(sb.name)}: error % points", signed=True, fmt="{:+3.0f}"))
         b.update("")
-        note.update(f"red: {sa.name} errs more on that digit pair; blue: less · x: side by side")
+        note.update(f"red: {markup(sa.name)} errs more on that digit pair; blue: less · x: side by side")
 
     def action_toggle_difference(self) -> None:
         self.difference = not self.difference
@@ -169,6 +170,6 @@ class CompareScreen(Screen):
         try:
             write_figure(self.summaries, histories, out)
         except (OSError, ValueError) as exc:
-            self.notify(f"cannot write {out}: {exc}", title="Export figure", severity="error")
+            self.notify(markup(f"cannot write {out}: {exc}"), title="Export figure", severity="error")
             return
-        self.notify(f"figure written to {out.resolve()}", title="Export figure")
+        self.notify(markup(f"figure written to {out.resolve()}"), title="Export figure")

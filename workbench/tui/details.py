@@ -15,6 +15,7 @@ from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_gr
 from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting
 from ..runs import RunSummary, read_history
+from .text import markup
 from .live import draw_curves
 from .pictures import grid_text, pair_picture
 
@@ -37,7 +38,8 @@ class RunDetails(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         s = self.summary
         with Vertical(id="details"):
-            yield Label(f"[b]{s.name}[/b] · {s.status}" + (f": {s.reason}" if s.reason else ""), id="details-title")
+            yield Label(f"[b]{markup(s.name)}[/b] · {markup(s.status)}" + (f": {markup(s.reason)}" if s.reason else ""),
+                        id="details-title")
             yield Static(
                 f"test accuracy {mean_std_label(s.mean, s.std)} % over {len(s.round_acc)} rounds"
                 + (f" · paper {s.paper.label()} % (Table {s.paper.table})" if s.paper else "")
@@ -79,7 +81,7 @@ class RunDetails(ModalScreen[str | None]):
                           r.get("status", ""))
         history, problem = read_history(self.summary)
         if problem:  # said here: the details are where a user looks at one run
-            self.notify(problem, severity="warning")
+            self.notify(markup(problem), severity="warning")
         draw_curves(self.query_one("#details-loss", PlotextPlot), self.query_one("#details-acc", PlotextPlot),
                     Curves.of(history))
         self.show_predictions()
@@ -89,7 +91,7 @@ class RunDetails(ModalScreen[str | None]):
         try:
             self.predictions = load_predictions(self.summary.path)
         except PredictionsUnreadable as exc:
-            self.notify(str(exc), severity="warning")
+            self.notify(markup(exc), severity="warning")
         p = self.predictions
         if p is None:
             missing = "no test predictions recorded for this run (a cancelled or failed run, or an older record)"

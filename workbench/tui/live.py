@@ -13,8 +13,8 @@ from textual.widgets import ProgressBar
 from textual_plotext import PlotextPlot
 
 from ..analysis import Curves
-from ..format import duration
-from ..format import StepRate
+from ..format import StepRate, duration, plain
+from .text import markup
 
 TRAIN_COLOR = (230, 140, 20)
 TEST_COLOR = (40, 170, 90)
@@ -94,7 +94,7 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
     for label, by_round, color in series:
         epochs, means, stds = Curves.mean_std(by_round)
         if epochs:
-            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, label, scale)
+            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, plain(label), scale)
             last = max(last, epochs[-1])
     if last:
         plt.xticks(epoch_ticks(list(range(1, last + 1))))
@@ -195,7 +195,7 @@ class LiveView(Vertical):
             self.rate.update(self.epochs_done(), self.clock.time)
             last = records[-1]
             epochs, test = Curves.mean(run.curves.test_acc)
-            self.status = (f"{self.time_left()} · {run.title}: epoch {epochs[-1]}, test {test[-1] * 100:.1f}% "
+            self.status = (f"{self.time_left()} · {markup(run.title)}: epoch {epochs[-1]}, test {test[-1] * 100:.1f}% "
                            f"(mean of {len(run.curves.test_acc)} rounds) · lr {last.lr:.2e}")
         self.text_dirty = self.plots_dirty = True
 
@@ -208,7 +208,7 @@ class LiveView(Vertical):
             return
         run = self.runs[run_id] if run_id in self.runs else next(reversed(self.runs.values()))
         run.status = status
-        self.status = f"{run.title}: {status}" + (f" · {line}" if line else "")
+        self.status = f"{markup(run.title)}: {status}" + (f" · {line}" if line else "")
         if not self.training():
             self.query_one("#live-progress", ProgressBar).update(total=1, progress=1)
         self.text_dirty = self.plots_dirty = True
@@ -223,7 +223,7 @@ class LiveView(Vertical):
             r, g, b = run.color if len(self.runs) > 1 else MEAN_COLOR
             state = {"starting": "…", "training": "…", "done": " ✓", "cancelled": " (cancelled)",
                      "failed": " (failed)"}[run.status]
-            parts.append(f"[rgb({r},{g},{b})]━━[/] [b]{run.title}[/b]{state}")
+            parts.append(f"[rgb({r},{g},{b})]━━[/] [b]{markup(run.title)}[/b]{state}")
         return "  ".join(parts)
 
     def update_text(self, force: bool = False) -> None:

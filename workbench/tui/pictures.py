@@ -8,6 +8,8 @@ import math
 import numpy as np
 from rich.text import Text
 
+from ..format import plain
+
 from ..analysis import PairView
 
 
@@ -35,7 +37,7 @@ def grid_text(values: np.ndarray, title: str, top: float | None = None, signed: 
     """A 10 x 10 grid of numbers on coloured cells, digits along both edges."""
     finite = values[np.isfinite(values)]
     top = top if top is not None else (float(np.abs(finite).max()) if finite.size else 1.0)
-    text = Text(f"{title}\n", style="bold")
+    text = Text(f"{plain(title)}\n", style="bold")
     text.append(f"{row_label} ↓  {column_label} →\n", style="dim")
     text.append("   " + "".join(f"{d:>4}" for d in range(10)) + "\n", style="dim")
     for i in range(10):

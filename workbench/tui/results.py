@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from ..config import FIELDS
 from ..format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, setting, signed_points
 from ..runs import RunSummary
+from .text import cell
 
 # What a reader needs first comes first (the run column stays put when the table scrolls right).
 COLUMNS = [("run", "run"), ("status", "status"), ("acc", "test acc %"), ("paper", "paper %"), ("diff", "Δ"),
@@ -29,14 +30,14 @@ def cells(summary: RunSummary) -> list:
     style = STATUS_STYLE.get(summary.status, "")
     diff = summary.difference
     return [
-        summary.name, Text(summary.status, style=style),
+        cell(summary.name), cell(summary.status, style=style),
         Text(mean_std_label(summary.mean, summary.std), justify="right"),
         Text(paper_label(summary), justify="right"),
         Text(signed_points(diff), style="" if diff is None else ("green" if diff >= -0.03 else "red"), justify="right"),
         c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
         f"{c.alpha:g}" if c.aux_loss else "—",
         Text(duration(summary.wall_time) if summary.wall_time else "—", justify="right"),
-        started(summary.started_at), summary.id, other_settings(summary), summary.device.split(" (")[0],
+        started(summary.started_at), cell(summary.id), other_settings(summary), cell(summary.device.split(" (")[0]),
     ]
 
 
@@ -97,7 +98,7 @@ class ResultsTable(DataTable):
     def row_cells(self, summary: RunSummary) -> list:
         row = cells(summary)
         if summary.id in self.marked:
-            row[0] = Text("● " + summary.name, style="bold")
+            row[0] = cell("● " + summary.name, style="bold")
         return row
 
     def put(self, summary: RunSummary) -> None:

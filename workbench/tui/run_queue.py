@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..config import RunConfig
 from ..training import Group, NamedRun
+from .text import markup
 
 
 @dataclass
@@ -88,11 +89,11 @@ class RunQueue:
     def status_line(self, shown: int = 4) -> str:
         parts = []
         if self.running:
-            names = ", ".join(item.name + (" (cancelling)" if self.is_cancelled(item) else "")
+            names = ", ".join(markup(item.name) + (" (cancelling)" if self.is_cancelled(item) else "")
                               for item in self.running[:shown]) + ("…" if len(self.running) > shown else "")
             parts.append(f"[b]running{f' together ({len(self.running)})' if len(self.running) > 1 else ''}:[/b] "
                          f"{names}")
         if self.waiting:
-            names = ", ".join(item.name for item in self.waiting[:shown]) + ("…" if len(self.waiting) > shown else "")
+            names = ", ".join(markup(item.name) for item in self.waiting[:shown]) + ("…" if len(self.waiting) > shown else "")
             parts.append(f"[b]queued ({len(self.waiting)}):[/b] {names}")
         return " · ".join(parts) if parts else "queue empty"

@@ -15,27 +15,28 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from textual_plotext import PlotextPlot
 
 from ..config import FIELDS, ConfigError
-from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, setting, stage_cells, trial_cells
+from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, setting, stage_cells, trial_cells
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
                      stage_summaries, storage_exists, trials_csv_path)
 from ..sweep.worker import max_workers
 from .messages import RunsFound, SweepUpdate
+from .text import cell, markup
 
 POLL_S = 1.0
 
 
 def spec_text(spec: SweepSpec) -> str:
     """The spec as a reader checks it before starting: each stage's grid (or range) and its trial count."""
-    lines = [f"[b]{spec.title}[/b] · base: {spec.base.subnet}, {spec.base.rounds} rounds per trial · "
+    lines = [f"[b]{markup(spec.title)}[/b] · base: {spec.base.subnet}, {spec.base.rounds} rounds per trial · "
              f"chosen on {spec.validation_pairs} validation pairs, then {spec.final_rounds} rounds on the test pairs"]
     for i, stage in enumerate(spec.stages, 1):
         if stage.is_grid:
             axes = " × ".join(f"{FIELDS[k].label} {{{', '.join(setting(v) for v in values)}}}"
                               for k, values in stage.grid.items())
-            lines.append(f"  {i}. {stage.name}: {axes} = {stage.size()} trials")
+            lines.append(f"  {i}. {markup(stage.name)}: {axes} = {stage.size()} trials")
         else:
             axes = ", ".join(f"{FIELDS[k].label} in [{setting(lo)}, {setting(hi)}]" for k, (lo, hi) in stage.ranges.items())
-            lines.append(f"  {i}. {stage.name}: {axes}, {stage.trials} trials (model-based search)")
+            lines.append(f"  {i}. {markup(stage.name)}: {axes}, {stage.trials} trials (model-based search)")
     return "\n".join(lines)
 
 
@@ -94,7 +95,7 @@ class SweepScreen(Screen):
             self.spec = load_spec(Path(event.value))
         except ConfigError as exc:
             self.spec = None
-            self.notify(str(exc), title="Bad sweep spec", severity="error", timeout=10)
+            self.notify(markup(exc), title="Bad sweep spec", severity="error", timeout=10)
             return
         self.study = self.spec.name
         self.query_one("#sweep-title", Static).update(spec_text(self.spec))
@@ -125,7 +126,7 @@ class SweepScreen(Screen):
             return
         raw = self.query_one("#sweep-workers", Input).value.strip()
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_workers():
-            self.notify(f"Workers: 1 to {max_workers()} on this machine (one per core), got {raw[:20]!r}",
+            self.notify(markup(f"Workers: 1 to {max_workers()} on this machine (one per core), got {raw[:20]!r}"),
                         title="Cannot start", severity="error")
             return
         self.storage_url = self.storage_choice()
@@ -170,7 +171,7 @@ class SweepScreen(Screen):
     def on_sweep_update(self, message: SweepUpdate) -> None:
         self.show(message.trials, message.running, message.note)
         if message.note and not message.running:
-            self.notify(message.note, title=f"Sweep {self.study}")
+            self.notify(markup(message.note), title=f"Sweep {plain(self.study)}")
 
     def show(self, trials: list[Trial], running: bool, note: str = "") -> None:
         if self.spec is None:
@@ -178,12 +179,12 @@ class SweepScreen(Screen):
         stages = self.query_one("#sweep-stages", DataTable)
         stages.clear()
         for s in stage_summaries(self.spec, trials):
-            stages.add_row(*stage_cells(s, with_running=False))
+            stages.add_row(*(cell(c) for c in stage_cells(s, with_running=False)))
         table = self.query_one("#sweep-trials", DataTable)
         table.clear()
         for t in sorted(trials, key=lambda t: (t.stage, t.number)):
-            table.add_row(*trial_cells(t))
-        self.query_one("#sweep-status", Static).update(note or ("running" if running else ""))
+            table.add_row(*(cell(c) for c in trial_cells(t)))
+        self.query_one("#sweep-status", Static).update(markup(note) or ("running" if running else ""))
         self.draw_plots(trials)
 
     def draw_plots(self, trials: list[Trial]) -> None:
@@ -210,7 +211,7 @@ class SweepScreen(Screen):
             values = [float(t.params[param]) for t in mine if param in t.params]
             scores = [100 * t.val_mean for t in mine if param in t.params]
             plt.scatter(values, scores, marker="dot", color=(40, 170, 90))
-            plt.title(f"{stage.name}: validation % vs {FIELDS[param].label}")
+            plt.title(f"{plain(stage.name)}: validation % vs {FIELDS[param].label}")
             plt.xlabel(FIELDS[param].label)
             if stage.is_grid and len(set(values)) <= 8:
                 plt.xticks(sorted(set(values)), [setting(v) for v in sorted(set(values))])
@@ -221,7 +222,7 @@ class SweepScreen(Screen):
             best = max(best, 100 * t.val_mean)
             so_far.append(best)
         plt.plot(list(range(1, len(so_far) + 1)), so_far, marker="braille", color=(30, 150, 220))
-        plt.title(f"{stage.name}: best validation % so far")
+        plt.title(f"{plain(stage.name)}: best validation % so far")
         plt.xlabel("trial")
         plots[2].refresh()
 
@@ -241,9 +242,9 @@ class SweepScreen(Screen):
         try:
             export_trials(self.spec, open_storage(url), self.study, out)
         except Exception as exc:
-            self.notify(f"cannot export: {exc}", severity="error")
+            self.notify(markup(f"cannot export: {exc}"), severity="error")
             return
-        self.notify(f"trials written to {out.resolve()}", title="Exported")
+        self.notify(markup(f"trials written to {out.resolve()}"), title="Exported")
 
     def on_unmount(self) -> None:
         self.stop.set()
