@@ -5,6 +5,7 @@ end of this file's docstring of each section."""
 
 from __future__ import annotations
 
+import csv
 import errno
 import json
 import os
@@ -341,7 +342,7 @@ def test_export_skips_a_corrupt_record_naming_it_and_writes_the_rest(capsys, tmp
     assert main(["export", "--runs-dir", str(runs), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert "bad000" in captured.err and "Traceback" not in captured.err
-    assert "wrote 1 runs" in captured.out and "good" in out.read_text()
+    assert "wrote 1 run to" in captured.out and "good" in out.read_text()
 
 
 def test_an_export_that_cannot_be_written_leaves_the_old_file_whole(tmp_path, monkeypatch, capsys):
@@ -484,3 +485,235 @@ async def test_hostile_names_in_the_app(hostile_runs, tmp_path):
         await pilot.pause(1.0)
         screen = app.export_screenshot()
         assert "\x1b" not in screen and "\x07" not in screen
+
+
+# ---------------------------------------------------------------------- records a reader cannot trust (item 17)
+
+def good_record(tmp_path_factory, cache={}):
+    """A run record trained once; each test copies it and breaks the copy."""
+    if "root" not in cache:
+        root = tmp_path_factory.mktemp("good") / "runs"
+        assert main(["run", *TINY, "--runs-dir", str(root), "--name", "good"]) == 0
+        cache["root"] = root
+    return next(cache["root"].iterdir())
+
+
+def broken_copy(tmp_path, tmp_path_factory, change):
+    import shutil
+
+    runs = tmp_path / "runs"
+    good = good_record(tmp_path_factory)
+    shutil.copytree(good, runs / good.name)
+    bad = runs / "20000101-000000-bad000"
+    shutil.copytree(good, bad)
+    record = json.loads((bad / "summary.json").read_text())
+    record["id"] = bad.name
+    text = change(record)
+    (bad / "summary.json").write_text(text if isinstance(text, str) else json.dumps(record))
+    return runs
+
+
+RECORD_BREAKS = {
+    "nested 200,000 deep": lambda r: "[" * 200_000 + "]" * 200_000,
+    "round missing": lambda r: r["rounds"][0].pop("round"),
+    "round not a number": lambda r: r["rounds"][0].update(round="first"),
+    "round infinite": lambda r: r["rounds"][0].update(round=float("inf")),
+    "paper score text": lambda r: r.update(paper={"table": "II", "row": "1", "score": "high"}),
+    "accuracy negative": lambda r: r["round_acc"].__setitem__(0, -0.2),
+    "accuracy above 100 %": lambda r: r["round_acc"].__setitem__(0, 87.0),
+    "accuracy NaN": lambda r: r.update(mean=float("nan")),
+    "accuracy infinite": lambda r: r["rounds"][0].update(test_acc=float("inf")),
+    "status unknown": lambda r: r.update(status="maybe"),
+}
+
+
+@pytest.mark.parametrize("how", RECORD_BREAKS)
+def test_a_record_that_cannot_be_trusted_is_skipped_by_name_everywhere(capsys, tmp_path, tmp_path_factory, how):
+    runs = broken_copy(tmp_path, tmp_path_factory, RECORD_BREAKS[how])
+    capsys.readouterr()
+    for argv in (["export", "--out", str(tmp_path / "x.csv")], ["compare", "good", "good", "--csv", "no.csv"],
+                 ["plot", "good", "--out", str(tmp_path / "f.png")]):
+        code = main([*argv, "--runs-dir", str(runs)])
+        err = capsys.readouterr().err
+        assert "bad000" in err and "Traceback" not in err, (how, argv)
+        assert code in ((2,) if argv[0] == "compare" else (0,)), (how, argv, err)  # compare: 'good' named twice
+    assert len(list(csv.DictReader((tmp_path / "x.csv").open()))) == 1
+
+
+async def test_the_app_starts_beside_untrustworthy_records(tmp_path, tmp_path_factory):
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    runs = broken_copy(tmp_path, tmp_path_factory, RECORD_BREAKS["paper score text"])
+    (runs / "deep" ).mkdir()
+    (runs / "deep" / "summary.json").write_text("[" * 200_000 + "]" * 200_000)
+    app = WorkbenchApp(runs_root=runs, export_path=tmp_path / "e.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert [s.name for s in app.query_one(ResultsTable).summaries.values()] == ["good"]
+        assert len([n for n in app._notifications if "cannot be read" in str(n.message)]) == 2
+
+
+def test_links_in_the_runs_folder_are_read_once_or_named(capsys, tmp_path, tmp_path_factory):
+    runs = broken_copy(tmp_path, tmp_path_factory, lambda r: None)
+    bad = runs / "20000101-000000-bad000"
+    (bad / "summary.json").unlink()
+    (bad / "summary.json").symlink_to(bad / "summary.json")  # a record linked to itself
+    good = next(p for p in runs.iterdir() if p != bad)
+    (runs / "zz-link").symlink_to(good, target_is_directory=True)  # a run folder linked: one run, not two
+    capsys.readouterr()
+    assert main(["export", "--runs-dir", str(runs), "--out", str(tmp_path / "x.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "bad000" in err and "zz-link" in err
+    assert len(list(csv.DictReader((tmp_path / "x.csv").open()))) == 1
+
+
+# ---------------------------------------------------------------------- damaged predictions and histories (item 18)
+
+PREDICTION_BREAKS = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:200]),
+    "empty": lambda p: p.write_bytes(b""),
+    "garbage": lambda p: p.write_bytes(b"\x00garbage" * 50),
+    "NaN probabilities": lambda p: nan_predictions(p),
+}
+HISTORY_BREAKS = {
+    "lacks a column": lambda h: h.write_text("\n".join(",".join(line.split(",")[:-1]) for line in h.read_text().splitlines())),
+    "extra fields": lambda h: h.write_text(h.read_text().replace("\n", ",1,2\n").replace("seconds,1,2", "seconds", 1)),
+    "cut mid-row": lambda h: h.write_text(h.read_text()[:-25]),
+    "no number": lambda h: h.write_text(h.read_text().replace(",0.", ",x.", 1)),
+}
+
+
+def nan_predictions(path):
+    import numpy as np
+
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["prob"][0, 0] = np.nan
+    np.savez(path.with_suffix(".tmp.npz"), **arrays)
+    path.with_suffix(".tmp.npz").replace(path)
+
+
+@pytest.mark.parametrize("how", [*PREDICTION_BREAKS, *HISTORY_BREAKS])
+def test_plot_draws_what_it_can_and_names_the_damaged_file(capsys, tmp_path, tmp_path_factory, how):
+    runs = broken_copy(tmp_path, tmp_path_factory, lambda r: None)
+    bad = runs / "20000101-000000-bad000"
+    if how in PREDICTION_BREAKS:
+        PREDICTION_BREAKS[how](bad / "predictions.npz")
+    else:
+        HISTORY_BREAKS[how](bad / "history.csv")
+    capsys.readouterr()
+    out = tmp_path / "fig.png"
+    assert main(["plot", "good", bad.name, "--out", str(out), "--runs-dir", str(runs)]) == 0
+    err = capsys.readouterr().err
+    assert out.stat().st_size > 10_000 and "Traceback" not in err
+    assert ("predictions.npz" if how in PREDICTION_BREAKS else "history") in err and "bad000" in err
+
+
+# ---------------------------------------------------------------------- inputs that are no regular files (item 20)
+
+def test_a_fifo_or_a_device_as_preset_or_spec_is_refused_at_once(capsys, tmp_path):
+    fifo = tmp_path / "preset.toml"
+    os.mkfifo(fifo)
+    endless = tmp_path / "endless.toml"
+    endless.symlink_to("/dev/zero")
+    for argv in (["run", "--preset", str(fifo), *TINY], ["run", "--preset", str(endless), *TINY],
+                 ["sweep", str(fifo)], ["sweep", str(endless)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        one_line_naming(err, str(argv[2] if argv[0] == "run" else argv[1]))
+        assert "not a regular file" in err
+
+
+def test_mnist_files_that_are_fifos_or_empty_are_refused_naming_the_split(capsys, tmp_path):
+    import struct
+
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 0), ("t10k", 20)):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">4I", 2051, n, 28, 28) + bytes(n * 784))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">2I", 2049, n) + bytes(n))
+    assert main(["data", "info", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    one_line_naming(err, "--data")
+    assert "train split" in err and "no digits" in err
+    labels = raw / "t10k-labels-idx1-ubyte"
+    labels.unlink()
+    os.mkfifo(labels)
+    (raw / "train-images-idx3-ubyte").write_bytes(struct.pack(">4I", 2051, 20, 28, 28) + bytes(20 * 784))
+    (raw / "train-labels-idx1-ubyte").write_bytes(struct.pack(">2I", 2049, 20) + bytes(20))
+    for argv in (["data", "info", "--data-dir", str(tmp_path)], ["run", *TINY[:-2], "--data-dir", str(tmp_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "not a regular file" in err and "test split" in err
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "-" + "9" * 5000], ids=["5000 digits", "minus 5000 digits"])
+def test_a_whole_number_of_thousands_of_digits_is_out_of_bounds_not_a_crash(capsys, value):
+    from workbench.config import ConfigError, from_dict
+
+    assert main(["run", "--hl", value, "--data", "embedded"]) == 2
+    one_line_naming(capsys.readouterr().err, "--hl")
+    with pytest.raises(ConfigError, match="hl: must be at"):
+        from_dict({"hl": value})  # what the form hands it, pasted
+    with pytest.raises(ConfigError, match="hl: must be at most 4096, got a number of about"):
+        from_dict({"hl": 10 ** 4500})  # what a TOML file hands it
+
+
+@pytest.mark.parametrize("table", ["grid", "range"])
+def test_a_grid_or_range_given_as_a_list_of_tables_is_refused_by_name(capsys, tmp_path, monkeypatch, table):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "spec.toml"
+    path.write_text(f"[[stage]]\nname = 's'\ntrials = 2\n[[stage.{table}]]\nhl = [8, 16]\n")
+    assert main(["sweep", str(path), "--no-final"]) == 2
+    err = capsys.readouterr().err
+    one_line_naming(err, str(path))
+    assert f"stage[0].{table}" in err
+
+
+# ---------------------------------------------------------------------- outputs never replace a link or a device (item 25)
+
+def test_an_output_that_is_a_link_is_written_through_and_stays_a_link(capsys, tmp_path, tmp_path_factory):
+    runs = good_record(tmp_path_factory).parent
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert main(["export", "--runs-dir", str(runs), "--out", str(link)]) == 0
+    assert link.is_symlink() and target.read_text().startswith('"id","name"')
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "new.csv")
+    assert main(["export", "--runs-dir", str(runs), "--out", str(dangling)]) == 0
+    assert dangling.is_symlink() and (tmp_path / "new.csv").read_text().startswith('"id","name"')
+    capsys.readouterr()
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    assert main(["export", "--runs-dir", str(runs), "--out", str(loop)]) == 2
+    one_line_naming(capsys.readouterr().err, "--out")
+    assert loop.is_symlink()
+
+
+def test_an_output_that_is_a_pipe_or_a_device_is_written_as_a_stream(capsys, tmp_path, tmp_path_factory):
+    import stat
+    import threading
+
+    runs = good_record(tmp_path_factory).parent
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    assert main(["export", "--runs-dir", str(runs), "--out", str(fifo)]) == 0
+    reader.join(10)
+    assert got and got[0].startswith('"id","name"') and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert main(["export", "--runs-dir", str(runs), "--out", "/dev/null"]) == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # a /dev/full of our own: the real one is not ours
+    except PermissionError:
+        pytest.skip("making a device needs root")
+    capsys.readouterr()
+    assert main(["export", "--runs-dir", str(runs), "--out", str(full)]) == 2
+    one_line_naming(capsys.readouterr().err, "--out")
+    assert stat.S_ISCHR(os.stat(full).st_mode)  # still the device, not a file that replaced it

@@ -5,13 +5,17 @@ Numpy and scipy only: the app and the CLI read these without torch."""
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from .fsutil import open_input
 from .runs import PREDICTIONS_FILE
+
+PREDICTIONS_LIMIT = 256 << 20  # 100 rounds of 30,000 pairs is under 50 MB
 
 
 
@@ -51,7 +55,7 @@ def load_predictions(run_dir: Path | None) -> RunPredictions | None:
         return None
     path = Path(run_dir) / PREDICTIONS_FILE
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with open_input(path, PREDICTIONS_LIMIT) as f, np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         k, n = arrays["prob"].shape
         preds = RunPredictions(
@@ -60,14 +64,18 @@ def load_predictions(run_dir: Path | None) -> RunPredictions | None:
             digit_pred=arrays["digit_pred"].astype(int) if "digit_pred" in arrays else None,
             image_round=arrays["image_round"].astype(int), image_pair=arrays["image_pair"].astype(int),
             images=arrays["images"])
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, IndexError, zipfile.BadZipFile) as exc:
         raise PredictionsUnreadable(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
     shapes_ok = (preds.rounds.shape == (k,) and preds.classes.shape == (k, n, 2) and preds.target.shape == (k, n)
                  and (preds.digit_pred is None or preds.digit_pred.shape == (k, n, 2))
                  and preds.images.shape[1:] == (2, 14, 14) and len(preds.images) == len(preds.image_pair)
-                 and ((preds.classes >= 0) & (preds.classes <= 9)).all())
+                 and ((preds.classes >= 0) & (preds.classes <= 9)).all()
+                 and (preds.digit_pred is None or ((preds.digit_pred >= 0) & (preds.digit_pred <= 9)).all())
+                 and np.isin(preds.target, (0, 1)).all()
+                 and np.isfinite(preds.prob).all() and ((preds.prob >= 0) & (preds.prob <= 1)).all())
     if not shapes_ok:
-        raise PredictionsUnreadable(f"{path}: arrays of the wrong shape or digits outside 0-9")
+        raise PredictionsUnreadable(f"{path}: arrays of the wrong shape, or digits, targets or probabilities "
+                                    "out of range")
     return preds
 
 

@@ -222,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_csv(summaries, args.out)
     except (OSError, ValueError) as exc:
         raise UsageError(f"--out: cannot write {args.out}: {getattr(exc, 'strerror', None) or exc}") from None
-    print(plain(f"wrote {len(summaries)} runs to {args.out}"))
+    print(plain(f"wrote {len(summaries)} run{'s' if len(summaries) != 1 else ''} to {args.out}"))
     return 0
 
 
@@ -267,15 +267,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .figures import FORMATS, write_figure
-    from .runs import readable_history
+    from .runs import read_history
 
     if args.out.suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
     runs = picked_runs(args, 1)
+    histories = []
+    for s in runs:
+        history, problem = read_history(s)
+        histories.append(history)
+        if problem:
+            print(f"digit-workbench: skipped {plain(problem)}; its curves are left out", file=sys.stderr)
     try:
-        write_figure(runs, [readable_history(s) for s in runs], args.out)
+        problems = write_figure(runs, histories, args.out)
     except OSError as exc:
         raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     print(plain(f"wrote {args.out} ({', '.join(s.name for s in runs)})"))
     return 0
 

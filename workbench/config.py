@@ -165,12 +165,16 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if base[k] != v}
 
 
+MAX_DIGITS = 30  # every field's bounds have fewer digits: a longer whole number is out of bounds, unread
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)
 
 
 def shown(value: Any, limit: int = 40) -> str:
-    """A bad value as an error message quotes it: a long paste is cut, not echoed whole."""
+    """A bad value as an error message quotes it: a long paste is cut, not echoed whole (a huge integer is not
+    even turned into text: Python refuses past 4,300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a {'negative ' if value < 0 else ''}number of about {int(value.bit_length() * 0.30103) + 1} digits"
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
@@ -196,6 +200,10 @@ def coerce(key: str, value: Any, source: str | None = None) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, str)) or (
                 isinstance(value, str) and not WHOLE_NUMBER.fullmatch(value.strip())):
             raise ConfigError(key, f"expected a whole number, got {shown(value)}", source)
+        if isinstance(value, str) and len(value.strip().lstrip("+-")) > MAX_DIGITS:  # int() refuses past 4,300
+            negative = value.strip().startswith("-")
+            side = f"at least {bound(spec, spec.low)}" if negative else f"at most {bound(spec, spec.high)}"
+            raise ConfigError(key, f"must be {side}, got {shown(value)}", source)
         value = int(value.strip()) if isinstance(value, str) else value
     elif spec.kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
@@ -294,8 +302,11 @@ def parse_toml(text: str, source: str, what: str) -> dict[str, Any]:
 
 
 def read_text(path: Path) -> str:
+    """A preset's or a spec's text: a regular file of sane size (a FIFO or a device is refused, never read)."""
+    from .fsutil import read_input_text
+
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_input_text(Path(path))
     except OSError as exc:
         raise ConfigError("file", f"cannot read: {exc.strerror or exc}", str(path)) from None
     except UnicodeDecodeError as exc:

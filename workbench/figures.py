@@ -23,8 +23,9 @@ def figure_text(value) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
-def comparison_figure(summaries: list, histories: list[list[dict]]):
-    """A matplotlib Figure comparing the runs (at least one)."""
+def comparison_figure(summaries: list, histories: list[list[dict]], problems: list[str] | None = None):
+    """A matplotlib Figure comparing the runs (at least one); a predictions file that cannot be read is left out
+    of the heatmaps and named in `problems`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,8 +35,10 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
     for s in summaries:
         try:
             preds.append(load_predictions(s.path))
-        except PredictionsUnreadable:
+        except PredictionsUnreadable as exc:
             preds.append(None)
+            if problems is not None:
+                problems.append(f"{exc}: no heatmap for {plain(s.name)}")
     heat = [(s, p) for s, p in zip(summaries, preds) if p is not None][:MAX_HEATMAPS]
     columns = max(3, len(heat))
     fig = Figure(figsize=(4.2 * columns, 7.6 if heat else 3.8), layout="constrained")
@@ -78,14 +81,16 @@ def comparison_figure(summaries: list, histories: list[list[dict]]):
     return fig
 
 
-def write_figure(summaries: list, histories: list[list[dict]], out: Path) -> Path:
-    """Writes the comparison to out (png, svg or pdf by its suffix), whole or not at all."""
+def write_figure(summaries: list, histories: list[list[dict]], out: Path) -> list[str]:
+    """Writes the comparison to out (png, svg or pdf by its suffix), whole or not at all; returns what could not
+    be drawn, one line each."""
     out = Path(out)
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
-    fig = comparison_figure(summaries, histories)
+    problems: list[str] = []
+    fig = comparison_figure(summaries, histories, problems)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=120)
     atomic_write_bytes(out, buffer.getvalue())
-    return out
+    return problems

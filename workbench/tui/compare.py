@@ -168,8 +168,10 @@ class CompareScreen(Screen):
         out = self.figure_dir / f"comparison-{time.strftime('%Y%m%d-%H%M%S')}.png"
         histories = self.histories if self.loaded.is_set() else [readable_history(s) for s in self.summaries]
         try:
-            write_figure(self.summaries, histories, out)
+            problems = write_figure(self.summaries, histories, out)
         except (OSError, ValueError) as exc:
             self.notify(markup(f"cannot write {out}: {exc}"), title="Export figure", severity="error")
             return
         self.notify(markup(f"figure written to {out.resolve()}"), title="Export figure")
+        for problem in problems:
+            self.notify(markup(problem), title="Export figure", severity="warning")
