@@ -631,3 +631,47 @@ async def test_compare_the_table_ii_rows_takes_the_latest_run_of_each_row(make_a
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert [s.name for s in app.screen.summaries] == [TABLE_II[0], TABLE_II[3]]
+
+
+async def test_a_refusal_names_the_fields_by_their_labels(make_app):
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, hl="x", c_hl="y", lr_decay="2")
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        (note,) = [n for n in app._notifications if n.title == "Cannot run"]
+        assert "fix HL, C-HL, LR decay first" in str(note.message) and "c_hl" not in str(note.message)
+        assert app.runs.idle
+
+
+async def test_pairs_the_digits_cannot_supply_are_refused_in_the_form(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        await wait_until(pilot, lambda: form.digits is not None)
+        set_fields(app, pairs="5000")
+        message = str(form.query_one("#e-pairs").render())
+        assert "5000 pairs need 10000 distinct digits" in message and "at most 1000" in message
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.runs.idle and not app.query_one(ResultsTable).summaries  # no failed row: nothing queued
+        assert any("Pairs" in str(n.message) for n in app._notifications if n.title == "Cannot run")
+        set_fields(app, pairs="1000")
+        assert not str(form.query_one("#e-pairs").render())
+
+
+async def test_a_cancelled_run_shows_how_far_it_got_not_a_full_bar(make_app):
+    from textual.widgets import ProgressBar
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        set_fields(app, **{**TINY, "epochs": "300", "rounds": "1", "pairs": "500", "batch_size": "5"})
+        await pilot.press("ctrl+r")
+        live = app.query_one(LiveView)
+        await wait_until(pilot, lambda: live.runs and len(next(iter(live.runs.values())).curves) > 0)
+        await pilot.press("ctrl+b")
+        await wait_idle(pilot, app)
+        bar = app.query_one("#live-progress", ProgressBar)
+        (summary,) = app.query_one(ResultsTable).summaries.values()
+        assert summary.status == "cancelled"
+        assert 0 < bar.percentage < 0.5  # cancelled early: the bar says how far, never 100 %

@@ -108,16 +108,27 @@ class Recorded:
     unsaved: str = ""
 
 
+def most_pairs(source) -> int:
+    """Pairs a round can draw from these digits: each split gives two distinct digits a pair."""
+    return min(len(source.train), len(source.test)) // 2
+
+
+def too_many_pairs(pairs: int, most: int, source_name: str) -> str:
+    """Why `pairs` cannot be drawn ('' when they can); the form and the refusal below say it alike."""
+    if pairs <= most:
+        return ""
+    return f"{pairs} pairs need {2 * pairs} distinct digits in each split; {source_name} allows at most {most}"
+
+
 def refusal(configs: list[RunConfig], source) -> str:
     """Why these configs cannot train on these digits or devices, named by field ('' when they can): said before
     anything trains."""
     from .engine import EngineError, resolve_device
 
-    most = min(len(source.train), len(source.test)) // 2
     for config in configs:
-        if config.pairs > most:
-            return (f"pairs: {config.pairs} pairs need {2 * config.pairs} distinct digits in each split; "
-                    f"{source.name} allows at most {most}")
+        why = too_many_pairs(config.pairs, most_pairs(source), source.name)
+        if why:
+            return f"pairs: {why}"
     try:
         for config in configs:
             resolve_device(config.device)

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from ..config import TABLE_II, ConfigError, Preset, load_presets
+from ..config import FIELDS, TABLE_II, ConfigError, Preset, load_presets
 from ..format import mean_std_label, plain
 from ..runs import RunSummary, export_csv, latest_row_runs, runs_dir, tidy_abandoned
 from ..training import NamedRun
@@ -135,7 +135,9 @@ class WorkbenchApp(App):
     def on_digits_ready(self, message: DigitsReady) -> None:
         self.sub_title = f"digits: {plain(message.source_name)}"
         self.query_one("#digits", Static).update(f"digits: {markup(message.source_name)}")
-        self.query_one(ConfigForm).set_cuda(message.cuda_available, message.cuda_reason)
+        form = self.query_one(ConfigForm)
+        form.digits = (message.source_name, message.most_pairs)
+        form.set_cuda(message.cuda_available, message.cuda_reason)
 
     def on_digits_failed(self, message: DigitsFailed) -> None:
         self.query_one("#digits", Static).update(f"[red]digits unavailable:[/] {message.reason}")
@@ -207,8 +209,9 @@ class WorkbenchApp(App):
         form.refresh_state()
         config, errors = form.read()
         if config is None:
-            names = ", ".join(sorted(errors))
-            self.notify(f"fix {names} first: " + "; ".join(f"{k}: {v}" for k, v in errors.items()),
+            labels = {key: FIELDS[key].label if key in FIELDS else key for key in errors}
+            self.notify(markup(f"fix {', '.join(labels.values())} first: "
+                               + "; ".join(f"{labels[k]}: {v}" for k, v in errors.items())),
                         title="Cannot run", severity="error", timeout=8)
             return
         run = NamedRun.of(config, form.preset)

@@ -11,6 +11,7 @@ from textual.widgets import Input, Label, Select, Static, Switch
 
 from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, field_applies, from_dict
 from ..format import setting
+from ..training import too_many_pairs
 
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 # The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
@@ -38,6 +39,7 @@ class ConfigForm(VerticalScroll):
         self.errors: dict[str, str] = {}
         self._filling = False
         self.cuda_note = ""
+        self.digits: tuple[str, int] | None = None  # (name, most pairs) once the digits are loaded
 
     def compose(self) -> ComposeResult:
         options = [(f"{name}  ({p.paper.label()})" if p.paper else name, name) for name, p in self.presets.items()]
@@ -130,6 +132,8 @@ class ConfigForm(VerticalScroll):
                                base=self.preset.config if self.preset else None)
         except ConfigError as exc:
             return None, {**exc.errors, **errors}
+        if self.digits is not None and too_many_pairs(config.pairs, self.digits[1], self.digits[0]):
+            errors["pairs"] = too_many_pairs(config.pairs, self.digits[1], self.digits[0])
         return (None, errors) if errors else (config, {})
 
     # ------------------------------------------------------------------ state

@@ -209,8 +209,13 @@ class LiveView(Vertical):
         run = self.runs[run_id] if run_id in self.runs else next(reversed(self.runs.values()))
         run.status = status
         self.status = f"{markup(run.title)}: {status}" + (f" · {line}" if line else "")
-        if not self.training():
-            self.query_one("#live-progress", ProgressBar).update(total=1, progress=1)
+        if not self.training():  # all done: a full bar; a run cancelled or failed shows how far it got
+            bar = self.query_one("#live-progress", ProgressBar)
+            if all(r.status == "done" for r in self.runs.values()):
+                bar.update(total=1, progress=1)
+            else:
+                bar.update(total=sum(r.total for r in self.runs.values()),
+                           progress=sum(len(r.curves) for r in self.runs.values()))
         self.text_dirty = self.plots_dirty = True
         self.update_text()
         self.redraw()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..runs import load_runs
+from ..training import most_pairs
 from .messages import DigitsFailed, DigitsReady, RunsFound
 
 
@@ -35,7 +36,8 @@ class Digits:
 
             importlib.import_module("scipy.stats")  # the compare screen's tests: a second to import, done here
             available = torch.cuda.is_available()
-            post(DigitsReady(source.name, available, "" if available else cuda_unavailable_reason()))
+            post(DigitsReady(source.name, available, "" if available else cuda_unavailable_reason(),
+                             most_pairs(source)))
         except Exception as exc:  # missing package, damaged file: say so, keep the app
             post(DigitsFailed(f"{type(exc).__name__}: {exc}"))
 

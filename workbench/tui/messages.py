@@ -14,6 +14,7 @@ class DigitsReady(Message):
     source_name: str
     cuda_available: bool
     cuda_reason: str
+    most_pairs: int = 0  # pairs a round can draw from these digits
 
 
 @dataclass
