@@ -224,12 +224,16 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         assert app.screen is screen and screen.spec is not None
         await pilot.click("#sweep-start")
         deadline = clock.monotonic() + 240
+        lines = set()  # what the main screen's bottom line said while the sweep ran
         while clock.monotonic() < deadline:
             await pilot.pause(0.2)
+            lines.add(str(app.query_one("#queue").render()))
             if screen.sweep is not None and not screen.busy and not app.workers:
                 break
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)
+        assert "sweep tiny running (f4)" in lines  # said while the sweep ran
+        assert str(app.query_one("#queue").render()) == "queue empty"  # and no longer once it ended
         assert screen.query_one("#sweep-trials", DataTable).row_count == 6
         from textual_plotext import PlotextPlot
 
@@ -297,3 +301,32 @@ def test_a_grid_point_drawn_twice_counts_once_even_when_the_twin_writes_it_late(
     same_point = [t for t in study.get_trials(deepcopy=False) if t.params == written[0] and t.number != twin.number]
     assert same_point and all(t.state.name == "PRUNED" and t.user_attrs["duplicate_of"] == twin.number
                               for t in same_point)
+
+
+async def test_the_sweep_screen_offers_only_its_own_keys_and_quitting_during_a_sweep_asks(tiny_spec, tmp_path):
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.confirm import Confirm
+    from workbench.tui.sweeps import SweepScreen
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        shown = {binding.action for (_, binding, enabled, _) in app.active_bindings.values() if binding.show}
+        assert not shown & {"run", "run_table2", "show_form", "show_tab('live')", "show_tab('results')"}
+        await pilot.press("ctrl+r", "ctrl+t", "f2")
+        await pilot.pause()
+        assert app.runs.idle and app.screen is screen  # the hidden form's config was not queued
+        screen.busy, screen.study = True, "tiny"  # a sweep that runs, as the screen marks it
+        app.update_queue_bar()
+        assert "sweep tiny running" in str(app.query_one("#queue").render())
+        await pilot.press("escape")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm) and app.is_running  # asked, not quit
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running
+        screen.busy = False

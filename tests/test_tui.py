@@ -102,7 +102,7 @@ async def test_invalid_input_is_marked_and_run_is_refused_naming_the_field(make_
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert app.runs.idle
-        assert any("hl" in n.message and "Cannot run" in (n.title or "") for n in app._notifications)
+        assert any("fix HL first" in str(n.message) and "Cannot run" in (n.title or "") for n in app._notifications)
         # a field that is off does not block a run
         form.query_one("#f-subnet", Select).value = "cnn"
         await pilot.pause()

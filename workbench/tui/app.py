@@ -136,7 +136,7 @@ class WorkbenchApp(App):
         self.sub_title = f"digits: {plain(message.source_name)}"
         self.query_one("#digits", Static).update(f"digits: {markup(message.source_name)}")
         form = self.query_one(ConfigForm)
-        form.digits = (message.source_name, message.most_pairs)
+        form.digits = (message.source_name, message.most_pairs) if message.most_pairs else None
         form.set_cuda(message.cuda_available, message.cuda_reason)
 
     def on_digits_failed(self, message: DigitsFailed) -> None:
@@ -166,7 +166,26 @@ class WorkbenchApp(App):
         self.update_queue_bar()
 
     def update_queue_bar(self) -> None:
-        self.query_one("#queue", Static).update(self.runs.status_line())
+        sweep = self.running_sweep()
+        line = self.runs.status_line()
+        if sweep is not None:  # a sweep trains too: the bottom line says so, never "queue empty"
+            line = ("" if self.runs.idle else line + " · ") + f"[b]sweep {markup(sweep.study)} running[/b] (f4)"
+        self.query_one("#queue", Static).update(line)
+
+    def running_sweep(self):
+        """The sweep screen, while its sweep runs (None otherwise)."""
+        if self.is_screen_installed("sweeps"):
+            screen = self.get_screen("sweeps")
+            return screen if screen.busy else None
+        return None
+
+    # Actions of the main screen's form and queue: elsewhere (the sweep screen, a dialog) they would act unseen
+    MAIN_SCREEN_ACTIONS = {"run", "run_table2", "show_form", "show_tab", "filter", "clear_queue", "export", "cancel"}
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in self.MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
+            return False  # neither shown in the footer nor run
+        return True
 
     @work(thread=True, group="training", exit_on_error=False)
     def train(self) -> None:
@@ -343,8 +362,14 @@ class WorkbenchApp(App):
         self.notify(f"loaded preset {name}")
 
     async def action_quit(self) -> None:
-        if not self.runs.running:
+        sweep = self.running_sweep()
+        if not self.runs.running and sweep is None:
             self.exit()
+            return
+        if not self.runs.running:
+            self.push_screen(Confirm(f"The sweep {markup(sweep.study)} is running. Stop its workers and quit? "
+                                     "Running it again continues the study."),
+                             lambda stop: self.exit() if stop else None)
             return
 
         def answer(stop: bool | None) -> None:

@@ -14,7 +14,7 @@ class DigitsReady(Message):
     source_name: str
     cuda_available: bool
     cuda_reason: str
-    most_pairs: int = 0  # pairs a round can draw from these digits
+    most_pairs: int = 0  # pairs a round can draw from these digits (0: not known)
 
 
 @dataclass
@@ -46,6 +46,11 @@ class RunsFound(Message):
 
     summaries: list
     problems: list
+
+
+@dataclass
+class SweepEnded(Message):
+    """The sweep's thread is done: started, watched, measured, or stopped."""
 
 
 @dataclass

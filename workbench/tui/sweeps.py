@@ -19,7 +19,7 @@ from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, settin
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
                      stage_summaries, storage_exists, trials_csv_path)
 from ..sweep.worker import max_workers
-from .messages import RunsFound, SweepUpdate
+from .messages import RunsFound, SweepEnded, SweepUpdate
 from .text import cell, markup
 
 POLL_S = 1.0
@@ -143,6 +143,7 @@ class SweepScreen(Screen):
             self.watch_sweep(sweep, workers)
         finally:
             self.busy = False
+            self.post_message(SweepEnded())  # the main screen's bottom line stops saying a sweep runs
 
     def watch_sweep(self, sweep: SweepRun, workers: int) -> None:
         try:
@@ -168,8 +169,12 @@ class SweepScreen(Screen):
                          + (f" ({f.unsaved})" if f.unsaved else "") for f in finals)
         self.post_message(SweepUpdate(sweep.trials(), False, f"{searched}; chosen configs on test: {done}"))
 
+    def on_sweep_ended(self, message: SweepEnded) -> None:
+        self.app.update_queue_bar()
+
     def on_sweep_update(self, message: SweepUpdate) -> None:
         self.show(message.trials, message.running, message.note)
+        self.app.update_queue_bar()
         if message.note and not message.running:
             self.notify(markup(message.note), title=f"Sweep {plain(self.study)}")
 
