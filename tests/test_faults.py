@@ -717,3 +717,25 @@ def test_an_output_that_is_a_pipe_or_a_device_is_written_as_a_stream(capsys, tmp
     assert main(["export", "--runs-dir", str(runs), "--out", str(full)]) == 2
     one_line_naming(capsys.readouterr().err, "--out")
     assert stat.S_ISCHR(os.stat(full).st_mode)  # still the device, not a file that replaced it
+
+
+# ---------------------------------------------------------------------- a sweep on too few digits (item 21)
+
+@pytest.mark.parametrize("n_train, n_test", [(300, 300), (600, 100)], ids=["validation", "test pairs"])
+def test_a_sweep_on_too_few_digits_is_refused_before_its_study_exists(capsys, tmp_path, monkeypatch, n_train, n_test):
+    import struct
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
+    raw = tmp_path / "data" / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">4I", 2051, n, 28, 28) + bytes(n * 784))
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">2I", 2049, n) + bytes(i % 10 for i in range(n)))
+    spec = tmp_path / "small.toml"
+    spec.write_text("validation_pairs = 100\n[base]\npairs = 100\nbatch_size = 20\n" + GOOD_STAGE)
+    assert main(["sweep", str(spec), "--data-dir", str(tmp_path / "data"), "--no-final"]) == 2
+    err = capsys.readouterr().err
+    one_line_naming(err, "--data")
+    assert "pairs" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # no study to poison a later run with good digits

@@ -330,3 +330,27 @@ async def test_the_sweep_screen_offers_only_its_own_keys_and_quitting_during_a_s
         await pilot.pause()
         assert app.is_running
         screen.busy = False
+
+
+async def test_the_sweep_screen_refuses_a_sweep_the_digits_cannot_feed(tiny_spec, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from textual.widgets import Select
+
+    from workbench.tui.app import WorkbenchApp
+
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    app.digits.source = SimpleNamespace(name="a few digits", train=[0] * 250, test=[0] * 250)  # 100 + 40 pairs need 280
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#sweep-spec", Select).value = str(tiny_spec.path)
+        await pilot.pause()
+        await pilot.click("#sweep-start")
+        await pilot.pause()
+        assert not screen.busy and screen.sweep is None
+        (note,) = [n for n in app._notifications if n.title == "Cannot start"]
+        assert "need 280 distinct training digits" in str(note.message)
+        assert not (tmp_path / "runs").exists()

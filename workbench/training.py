@@ -120,13 +120,17 @@ def too_many_pairs(pairs: int, most: int, source_name: str) -> str:
     return f"{pairs} pairs need {2 * pairs} distinct digits in each split; {source_name} allows at most {most}"
 
 
-def refusal(configs: list[RunConfig], source) -> str:
+def refusal(configs: list[RunConfig], source, validation: int = 0) -> str:
     """Why these configs cannot train on these digits or devices, named by field ('' when they can): said before
-    anything trains."""
+    anything trains. With `validation` (a sweep's trials), the training digits must hold those pairs too."""
     from .engine import EngineError, resolve_device
 
     for config in configs:
         why = too_many_pairs(config.pairs, most_pairs(source), source.name)
+        need = 2 * (config.pairs + validation)
+        if not why and validation and need > len(source.train):
+            why = (f"{config.pairs} pairs and {validation} validation pairs need {need} distinct training digits; "
+                   f"{source.name} has {len(source.train)}")
         if why:
             return f"pairs: {why}"
     try:

@@ -14,6 +14,7 @@ from ..config import ConfigError
 from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, plain, stage_cells, trial_cells
 from ..report import console as commands_console
 from ..report import text
+from ..training import refusal
 from ..usage import UsageError, load_digits
 from .spec import SweepSpec, find_spec, load_spec
 from .storage import (Trial, all_trials, check_study_name, default_storage, open_storage, recorded_spec, stage_summaries,
@@ -93,6 +94,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UsageError(f"--study: {exc.message}") from None
     source = load_digits(args.data, args.data_dir)  # checked before any worker starts; the workers load the same digits
+    why = refusal([spec.base], source, spec.validation_pairs)  # before the study exists: a refused sweep leaves none
+    if why:
+        raise UsageError(f"--data: {why} (a trial of {args.spec} trains {spec.base.pairs} pairs and scores "
+                         f"{spec.validation_pairs} validation pairs)")
     sweep = SweepRun(spec, study, args.storage, source_kind(args.data, args.data_dir), args.data_dir)
     try:
         sweep.open()

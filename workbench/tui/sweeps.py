@@ -19,6 +19,7 @@ from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, settin
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
                      stage_summaries, storage_exists, trials_csv_path)
 from ..sweep.worker import max_workers
+from ..training import refusal
 from .messages import RunsFound, SweepEnded, SweepUpdate
 from .text import cell, markup
 
@@ -128,6 +129,13 @@ class SweepScreen(Screen):
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_workers():
             self.notify(markup(f"Workers: 1 to {max_workers()} on this machine (one per core), got {raw[:20]!r}"),
                         title="Cannot start", severity="error")
+            return
+        source = self.app.digits.source  # loaded at start: the workers load the same digits
+        why = refusal([self.spec.base], source, self.spec.validation_pairs) if source is not None else ""
+        if why:
+            self.notify(markup(f"{why} (a trial of {self.spec.name} trains {self.spec.base.pairs} pairs and scores "
+                               f"{self.spec.validation_pairs} validation pairs)"), title="Cannot start",
+                        severity="error")
             return
         self.storage_url = self.storage_choice()
         self.stop.clear()
