@@ -739,3 +739,29 @@ def test_a_sweep_on_too_few_digits_is_refused_before_its_study_exists(capsys, tm
     one_line_naming(err, "--data")
     assert "pairs" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()  # no study to poison a later run with good digits
+
+
+def test_a_full_disk_at_the_claim_leaves_no_empty_writer_file(capsys, tmp_path, monkeypatch):
+    import pathlib
+
+    runs = tmp_path / "runs"
+    real_write_text = pathlib.Path.write_text
+
+    def full_at_the_claim(self, *args, **kwargs):
+        if self.name == ".writer":
+            real_write_text(self, "")  # the file is made, its text does not fit
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_at_the_claim)
+    assert main(["run", *TINY, "--runs-dir", str(runs), "--name", "kept"]) == 1
+    assert "No space left" in capsys.readouterr().err and list(runs.iterdir()) == []
+    monkeypatch.undo()
+    # one an older version left: an empty claim a minute old is tidied by the next export, a fresh one is not
+    old, fresh = runs / "20000101-000000-aaaaaa", runs / "20000101-000000-bbbbbb"
+    for claim in (old, fresh):
+        claim.mkdir()
+        (claim / ".writer").write_text("")
+    os.utime(old / ".writer", (0, 0))
+    assert main(["export", "--runs-dir", str(runs), "--out", str(tmp_path / "x.csv")]) == 0
+    assert not old.exists() and fresh.exists()

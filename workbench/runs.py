@@ -110,6 +110,7 @@ def summarize(result, name: str, preset: str | None = None, paper: PaperScore | 
         rounds=[{k: v for k, v in vars(r).items() if k != "predictions"} for r in result.rounds])
 
 
+CLAIM_GRACE_S = 60  # a claim is named in the same step it is made: an empty one this old was cut short
 WRITER_FILE = ".writer"  # host:pid of the process writing a run directory, until its summary is written
 
 
@@ -124,14 +125,22 @@ def new_run_dir(root: Path) -> tuple[str, Path]:
             path.mkdir()
         except FileExistsError:
             continue
-        (path / WRITER_FILE).write_text(owner_tag() + "\n")
+        try:
+            (path / WRITER_FILE).write_text(owner_tag() + "\n")
+        except OSError:  # a full disk: no claim stays behind, empty or not
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return run_id, path
 
 
 def writer_gone(path: Path) -> bool:
-    """Whether the process that claimed a run directory has died (on this machine; elsewhere we cannot tell)."""
+    """Whether the process that claimed a run directory has died (on this machine; elsewhere we cannot tell). A
+    claim that names no writer, a minute after it was made, was cut short (a full disk): nobody writes it."""
     try:
-        return owner_gone((path / WRITER_FILE).read_text())
+        tag = (path / WRITER_FILE).read_text()
+        if not tag.strip():
+            return time.time() - (path / WRITER_FILE).stat().st_mtime > CLAIM_GRACE_S
+        return owner_gone(tag)
     except OSError:
         return False
 
