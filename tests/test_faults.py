@@ -765,3 +765,31 @@ def test_a_full_disk_at_the_claim_leaves_no_empty_writer_file(capsys, tmp_path, 
     os.utime(old / ".writer", (0, 0))
     assert main(["export", "--runs-dir", str(runs), "--out", str(tmp_path / "x.csv")]) == 0
     assert not old.exists() and fresh.exists()
+
+
+# ---------------------------------------------------------------------- a signal while the record is written (item 23)
+
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+                         ids=["ctrl-c", "sigterm", "ctrl-c twice"])
+def test_a_signal_while_the_record_is_written(capsys, tmp_path, monkeypatch, signals):
+    import workbench.runs
+
+    real = workbench.runs.history_csv
+    sent = []
+
+    def signalled(history):  # the record is being written: its folder exists, its summary does not yet
+        if not sent:
+            sent.append(True)
+            for signum in signals:
+                os.kill(os.getpid(), signum)
+        return real(history)
+
+    monkeypatch.setattr(workbench.runs, "history_csv", signalled)
+    runs = tmp_path / "runs"
+    code = main(["run", *TINY, "--runs-dir", str(runs)])
+    left = [p.name for run in runs.iterdir() for p in run.iterdir()] if runs.exists() else []
+    if len(signals) == 1:  # the first signal keeps what was computed: the whole record
+        assert code == 130 and sorted(left) == ["history.csv", "predictions.npz", "summary.json"]
+    else:  # a second quits at once: no record, and nothing half-written
+        assert code == 130 and left == []
+    assert "Traceback" not in capsys.readouterr().err

@@ -222,9 +222,11 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
         (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
         return summary
-    except OSError as exc:
+    except BaseException as exc:  # a full disk, or a second Ctrl-C that quits at once: nothing partial stays
         if path is not None:
-            shutil.rmtree(path, ignore_errors=True)  # nothing partial stays
+            shutil.rmtree(path, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
         where = exc.filename or root
         why = "not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
         raise RunNotSaved(f"{name}: not saved to {where}: {why}") from None
