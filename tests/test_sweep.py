@@ -354,3 +354,39 @@ async def test_the_sweep_screen_refuses_a_sweep_the_digits_cannot_feed(tiny_spec
         (note,) = [n for n in app._notifications if n.title == "Cannot start"]
         assert "need 280 distinct training digits" in str(note.message)
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_stopped_sweep_leaves_no_trial_running(tiny_spec, tmp_path):
+    from workbench.sweep import SweepRun
+
+    sweep = SweepRun(tiny_spec, "stopped", str(tmp_path / "s.journal"))
+    sweep.open()
+    stage = tiny_spec.stages[0]
+    study = optuna.create_study(study_name=stage_study_name("stopped", 0, stage), storage=sweep.storage,
+                                direction="maximize", sampler=optuna.samplers.GridSampler(stage.grid, seed=0),
+                                load_if_exists=True)
+    trial = study.ask()
+    params = {p: trial.suggest_categorical(p, v) for p, v in stage.grid.items()}
+    stopped = multiprocessing.get_context("spawn").Process(target=os.getpid)  # a worker the stop just ended
+    stopped.start()
+    stopped.join()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{stopped.pid}")
+    assert [t.state for t in sweep.trials()] == ["running"]
+    sweep.stop()
+    trials = sweep.trials()
+    assert "running" not in [t.state for t in trials]  # on screen and in `sweep --show`: no "+1 running"
+    assert sorted((t.state, t.params == params) for t in trials) == [("fail", True), ("waiting", False)]
+
+
+def test_a_cancelled_final_measurement_says_cancelled_not_a_dash():
+    from types import SimpleNamespace
+
+    from workbench.tui.sweeps import final_line
+
+    result = SimpleNamespace(mean_std=lambda: (None, None))
+    cancelled = SimpleNamespace(label="tiny after widths", result=result, unsaved="",
+                                summary=SimpleNamespace(status="cancelled", reason=""))
+    assert final_line(cancelled) == "widths: cancelled"
+    done = SimpleNamespace(label="tiny after alpha", unsaved="", result=SimpleNamespace(mean_std=lambda: (0.9, 0.01)),
+                           summary=SimpleNamespace(status="done", reason=""))
+    assert final_line(done) == "alpha: test 90.0 ± 1.0 %"

@@ -13,7 +13,7 @@ from typing import Callable
 from ..config import RunConfig
 from .spec import SweepSpec
 from .storage import all_trials, check_study_name, default_storage, export_trials, final_runs, open_storage, record_spec, trials_csv_path
-from .worker import start_workers
+from .worker import reap_dead_trials, stage_study, start_workers
 
 
 @dataclass
@@ -76,11 +76,15 @@ class SweepRun:
         return True
 
     def stop(self) -> None:
-        """Stops the workers (a trial in flight is lost; running the sweep again continues the study)."""
+        """Stops the workers. A trial they had in flight is failed at once and its point queued again, so the
+        study shows no trial running and running the sweep again continues it."""
         for p in self.procs:
             p.terminate()
         for p in self.procs:
             p.join(5)
+        if self.storage is not None:
+            for index, stage in enumerate(self.spec.stages):
+                reap_dead_trials(stage_study(self.spec, self.storage, self.study, index))
 
     def failed_workers(self) -> list[int]:
         """Exit codes of the workers that ended with an error."""

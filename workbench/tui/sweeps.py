@@ -41,6 +41,16 @@ def spec_text(spec: SweepSpec) -> str:
     return "\n".join(lines)
 
 
+def final_line(final) -> str:
+    """A chosen config's final measurement as the screen's status line says it: its score, or why it has none."""
+    stage = final.label.split(" after ", 1)[1]
+    if final.summary.status != "done":
+        what = final.summary.status + (f": {final.summary.reason}" if final.summary.reason else "")
+    else:
+        what = f"test {mean_std_label(*final.result.mean_std())} %"
+    return f"{stage}: {what}" + (f" ({final.unsaved})" if final.unsaved else "")
+
+
 class SweepScreen(Screen):
     """One per app: leaving it (escape) and coming back (f4) finds the chosen spec, and a running sweep, as left."""
 
@@ -173,8 +183,7 @@ class SweepScreen(Screen):
         self.post_message(SweepUpdate(sweep.trials(), True, f"{searched}; measuring the chosen configs on test…"))
         finals = sweep.measure_final(self.app.digits(), self.app.runs_root, cancel=self.stop)
         self.app.post_message(RunsFound([f.summary for f in finals], []))  # into the results table at once
-        done = "; ".join(f"{f.label.split(' after ', 1)[1]}: test {mean_std_label(*f.result.mean_std())} %"
-                         + (f" ({f.unsaved})" if f.unsaved else "") for f in finals)
+        done = "; ".join(final_line(f) for f in finals)
         self.post_message(SweepUpdate(sweep.trials(), False, f"{searched}; chosen configs on test: {done}"))
 
     def on_sweep_ended(self, message: SweepEnded) -> None:
