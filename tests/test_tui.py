@@ -217,7 +217,9 @@ async def test_runs_on_disk_appear_at_start_and_sort(make_app, tmp_path, source)
         await pilot.pause()
         accuracies = [s.mean for s in table.shown()]
         assert accuracies == sorted(accuracies, reverse=True)
-        assert str(table.columns[table.get_column_key("run")].label) == "run"
+        assert str(table.columns[table.get_column_key("run")].label).rstrip() == "run"
+        acc = table.columns[table.get_column_key("acc")]
+        assert str(acc.label) == "test acc % ▼" and acc.content_width >= len("test acc % ▼")  # the arrow is seen
         # filter by text: "/" goes to the filter, every word must match
         await pilot.press("slash", *"a-r")
         await pilot.pause()

@@ -75,6 +75,11 @@ def sort_value(summary: RunSummary, column: str):
     return (False, text.lower())
 
 
+def header(label: str, arrow: str) -> Text:
+    """A column's header with room for the sort arrow from the start: a column is as wide as its first header."""
+    return Text(f"{label} {arrow or ' '}")
+
+
 class ResultsTable(DataTable):
     """Rows keyed by run id; a click on a header sorts by it (again: reversed); so do `s` (the next column) and
     `r` (reversed) from the keyboard. The sorted column's header carries ▲ or ▼. `space` marks a run for the
@@ -93,7 +98,7 @@ class ResultsTable(DataTable):
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(header(label, ""), key=key)
 
     def row_cells(self, summary: RunSummary) -> list:
         row = cells(summary)
@@ -153,8 +158,8 @@ class ResultsTable(DataTable):
         self.sort_reverse = not self.sort_reverse if self.sort_column == column else column in ("acc", "diff")
         self.sort_column = column
         for key, label in COLUMNS:
-            arrow = (" ▼" if self.sort_reverse else " ▲") if key == column else ""
-            self.columns[self.get_column_key(key)].label = Text(label + arrow)
+            arrow = ("▼" if self.sort_reverse else "▲") if key == column else ""
+            self.columns[self.get_column_key(key)].label = header(label, arrow)
         self.apply_sort()
 
     def get_column_key(self, key: str):
