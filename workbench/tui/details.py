@@ -113,7 +113,8 @@ class RunDetails(ModalScreen[str | None]):
                              column_label="predicted", fmt="{:3.0f}")
             accuracy = per_digit_accuracy(confusion) * 100
             text.append("\nper-digit accuracy %\n", style="bold")
-            text.append("  ".join(f"{d}: {a:.1f}" for d, a in enumerate(accuracy)))
+            # two rows of five: as wide as the grid above, so no digit is cut at 120 columns
+            text.append("\n".join("  ".join(f"{d}: {accuracy[d]:5.1f}" for d in range(row, row + 5)) for row in (0, 5)))
             self.query_one("#errors-confusion", Static).update(text)
         wrong = misclassified(p)
         self.query_one("#wrong-note", Static).update(
