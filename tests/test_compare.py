@@ -75,3 +75,22 @@ def test_plot_writes_a_readable_png_and_an_svg_naming_the_runs(runs_dir, tmp_pat
     for name in ("plain", "both", "error % by digit pair", "final test accuracy"):
         assert name in text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_the_figure_marks_a_run_that_did_not_finish_and_labels_its_axes(runs_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    both = next(p for p in runs_dir.iterdir() if '"name": "both"' in (p / "summary.json").read_text())
+    copy = tmp_path / "runs" / "20000101-000000-cccccc"
+    shutil.copytree(both, copy)
+    record = json.loads((copy / "summary.json").read_text())
+    record.update(id=copy.name, name="stopped", status="cancelled", round_acc=[], mean=None, std=None)
+    for r in record["rounds"]:
+        r["status"] = "cancelled"
+    (copy / "summary.json").write_text(json.dumps(record))
+    (copy / "predictions.npz").unlink()
+    out = tmp_path / "fig.svg"
+    assert main(["plot", "stopped", "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
+    svg = out.read_text()
+    assert "stopped (cancelled)" in svg and "<!-- test accuracy % -->" in svg  # the strip plot's y label

@@ -336,6 +336,19 @@ async def test_export_writes_the_rows_shown(make_app, tmp_path):
         rows = list(csv.DictReader((tmp_path / "export.csv").open()))
         assert [r["id"] for r in rows] == [s.id for s in app.query_one(ResultsTable).shown()]
         assert any(str(tmp_path / "export.csv") in n.message for n in app._notifications)
+        # a second export asks before it replaces the first: no, then yes
+        (tmp_path / "export.csv").write_text("kept\n")
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        await pilot.press("n")
+        await pilot.pause()
+        assert (tmp_path / "export.csv").read_text() == "kept\n"
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert len(list(csv.DictReader((tmp_path / "export.csv").open()))) == 2
 
 
 async def test_details_show_rounds_and_load_the_config(make_app):

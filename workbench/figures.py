@@ -23,6 +23,12 @@ def figure_text(value) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
+def run_label(summary) -> str:
+    """A run as the figure names it; one that did not finish says so, for its curve stops and its strip is empty."""
+    status = "" if summary.status == "done" else f" ({summary.status})"
+    return figure_text(summary.name + status)
+
+
 def comparison_figure(summaries: list, histories: list[list[dict]], problems: list[str] | None = None):
     """A matplotlib Figure comparing the runs (at least one); a predictions file that cannot be read is left out
     of the heatmaps and named in `problems`."""
@@ -46,15 +52,17 @@ def comparison_figure(summaries: list, histories: list[list[dict]], problems: li
     colors = [f"C{i}" for i in range(len(summaries))]
 
     curves = [Curves.of(history) for history in histories]
-    for column, (attr, title, scale) in enumerate((("test_acc", "test accuracy %", 100.0),
-                                                    ("loss", "train loss", 1.0))):
+    labels = [run_label(s) for s in summaries]
+    mixed = len({s.config.aux_loss for s in summaries}) > 1
+    loss_title = "train loss (equation 1: with the digit terms where aux is on)" if mixed else "train loss"
+    for column, (attr, title, scale) in enumerate((("test_acc", "test accuracy %", 100.0), ("loss", loss_title, 1.0))):
         ax = fig.add_subplot(grid[0, column])
-        for s, run_curves, color in zip(summaries, curves, colors):
+        for label, run_curves, color in zip(labels, curves, colors):
             epochs, mean, std = (np.array(x) for x in Curves.mean_std(getattr(run_curves, attr)))
             if len(epochs):
-                ax.plot(epochs, mean * scale, color=color, label=figure_text(s.name))
+                ax.plot(epochs, mean * scale, color=color, label=label)
                 ax.fill_between(epochs, (mean - std) * scale, (mean + std) * scale, color=color, alpha=0.2)
-        ax.set_title(f"{title}: mean ± std over rounds")
+        ax.set_title(f"{title}: mean ± std over rounds", fontsize=9 if mixed and attr == "loss" else None)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
 
@@ -64,7 +72,8 @@ def comparison_figure(summaries: list, histories: list[list[dict]], problems: li
         ax.scatter(i + jitter, scores, color=color, s=14)
         if scores:
             ax.hlines(np.mean(scores), i - 0.3, i + 0.3, color=color)
-    ax.set_xticks(range(len(summaries)), [figure_text(s.name) for s in summaries], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(range(len(summaries)), labels, rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("test accuracy %")
     ax.set_title("final test accuracy % of each round")
 
     rates = [error_rate(*error_grid(p)) * 100 for _, p in heat]

@@ -283,7 +283,13 @@ class WorkbenchApp(App):
         self.update_queue_bar()
         self.notify(f"cleared {count} queued run{'s' if count != 1 else ''}")
 
-    def action_export(self) -> None:
+    def action_export(self, replace: bool = False) -> None:
+        """The results table (the rows the filter shows) to CSV; an export already there is replaced only when the
+        user says so."""
+        if self.export_path.exists() and not replace:
+            self.push_screen(Confirm(f"{markup(self.export_path)} exists. Replace it?"),
+                             lambda yes: self.action_export(replace=True) if yes else None)
+            return
         summaries = self.query_one(ResultsTable).shown()
         try:
             path = export_csv(summaries, self.export_path)
