@@ -1,6 +1,7 @@
 """The Textual workbench, driven headless with Pilot: every behaviour the issue names."""
 
 import csv
+import re
 import subprocess
 import sys
 import time
@@ -690,3 +691,23 @@ async def test_a_cancelled_run_shows_how_far_it_got_not_a_full_bar(make_app):
         (summary,) = app.query_one(ResultsTable).summaries.values()
         assert summary.status == "cancelled"
         assert 0 < bar.percentage < 0.5  # cancelled early: the bar says how far, never 100 %
+
+
+async def test_plot_titles_fit_their_plots_instead_of_vanishing(make_app):
+    from textual_plotext import PlotextPlot
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for alpha in (0.2, 0.5, 0.8):  # three runs: the accuracy plot's title is its longest
+            app.enqueue(NamedRun(f"alpha {alpha}", RunConfig(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100,
+                                                              batch_size=20, alpha=alpha, device="cpu")), start=False)
+        app.start_next()
+        await wait_idle(pilot, app)
+        live = app.query_one(LiveView)
+        live.redraw()
+        await pilot.pause(0.3)
+        for plot_id, title in (("#loss-plot", "train loss"), ("#acc-plot", "test accuracy %")):
+            plot = app.query_one(plot_id, PlotextPlot)
+            plot.plt.plotsize(plot.size.width, plot.size.height)
+            drawn = re.sub(r"\x1b\[[0-9;]*m", "", plot.plt.build())
+            assert title in drawn, plot_id  # shortened to fit, never dropped

@@ -22,7 +22,7 @@ from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, er
                         round_scores, strip_jitter)
 from ..format import COMPARISON_COLUMNS, comparison_cells, plain
 from ..runs import RunSummary, readable_history
-from .live import RUN_COLORS, plot_metric
+from .live import RUN_COLORS, fit_title, plot_metric
 from .pictures import grid_text
 from .text import markup
 
@@ -121,7 +121,6 @@ class CompareScreen(Screen):
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("final test accuracy % of every round (dots) and their mean (—)")
         strips = [list(round_scores(s).values()) for s in self.summaries]
         for i, (scores, jitter, color) in enumerate(zip(strips, strip_jitter(strips, 0.2), self.run_colors)):
             if scores:
@@ -129,6 +128,7 @@ class CompareScreen(Screen):
                 plt.plot([i + 0.7, i + 1.3], [float(np.mean(scores))] * 2, color=color, marker="braille")
         plt.xticks(list(range(1, len(self.summaries) + 1)), [plain(s.name)[:14] for s in self.summaries])
         plt.xlim(0.5, len(self.summaries) + 0.5)
+        fit_title(plot, "final test accuracy % of every round (dots) and their mean (—)")
         plot.refresh()
 
     def draw_heatmaps(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
@@ -81,6 +82,26 @@ def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[st
         plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours in what plotext builds
+
+
+def fit_title(plot: PlotextPlot, title: str) -> None:
+    """A plot's title, shortened until it shows at the plot's size: plotext drops a title wider than its canvas
+    (beside the y axis's labels), and with it what the plot shows. Call it once the data is plotted."""
+    plt = plot.plt
+    plt.title(title)
+    width, height = plot.size.width, plot.size.height
+    if width <= 0 or height <= 0:
+        return
+    plt.plotsize(width, height)
+    candidate = title
+    for cut in range(len(title) - 2, 6, -2):
+        if candidate in ANSI.sub("", plt.build()):
+            return
+        candidate = title[:cut].rstrip() + "…"
+        plt.title(candidate)
+
+
 def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0) -> None:
     """One metric, one line per (label, per-round series by epoch, colour): the mean over rounds, and up to
     BANDS_UP_TO lines ± std over rounds as a dotted band."""
@@ -88,7 +109,6 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
-    plt.title(f"{title}: {'mean ± std over rounds' if spread else 'mean over rounds'}")
     plt.xlabel("epoch")
     last = 0
     for label, by_round, color in series:
@@ -98,6 +118,7 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
             last = max(last, epochs[-1])
     if last:
         plt.xticks(epoch_ticks(list(range(1, last + 1))))
+    fit_title(plot, f"{title}: {'mean ± std over rounds' if spread else 'mean over rounds'}")
     plot.refresh()
 
 

@@ -21,6 +21,7 @@ from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, ex
 from ..sweep.worker import max_workers
 from ..training import refusal
 from .messages import RunsFound, SweepEnded, SweepUpdate
+from .live import fit_title
 from .text import cell, markup
 
 POLL_S = 1.0
@@ -233,7 +234,7 @@ class SweepScreen(Screen):
             values = [float(t.params[param]) for t in mine if param in t.params]
             scores = [100 * t.val_mean for t in mine if param in t.params]
             plt.scatter(values, scores, marker="dot", color=(40, 170, 90))
-            plt.title(f"{plain(stage.name)}: validation % vs {FIELDS[param].label}")
+            fit_title(plot, f"{plain(stage.name)}: validation % vs {FIELDS[param].label}")
             plt.xlabel(FIELDS[param].label)
             if stage.is_grid and len(set(values)) <= 8:
                 plt.xticks(sorted(set(values)), [setting(v) for v in sorted(set(values))])
@@ -244,7 +245,7 @@ class SweepScreen(Screen):
             best = max(best, 100 * t.val_mean)
             so_far.append(best)
         plt.plot(list(range(1, len(so_far) + 1)), so_far, marker="braille", color=(30, 150, 220))
-        plt.title(f"{plain(stage.name)}: best validation % so far")
+        fit_title(plots[2], f"{plain(stage.name)}: best validation % so far")
         plt.xlabel("trial")
         plots[2].refresh()
 
