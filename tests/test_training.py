@@ -89,3 +89,20 @@ def test_a_record_that_cannot_be_saved_stays_in_memory_saying_why(source, tmp_pa
     assert r.summary.status == "done" and r.summary.id.startswith("unsaved-") and r.summary.path is None
     assert "kept: not saved" in r.unsaved and str(blocked) in r.unsaved
     assert blocked.read_text().startswith("a file")  # nothing replaced or written
+
+
+def test_a_preset_beyond_the_paper_is_no_edit_of_a_paper_row(source):
+    from workbench.format import paper_label
+    from workbench.runs import RunSummary
+
+    beyond = find_preset("beyond-fcn-best")
+    assert beyond.paper is None
+    row = NamedRun.of(beyond.config, beyond)
+    assert row.edited is False and row.paper is None and row.name == "beyond-fcn-best"
+    assert NamedRun.of(beyond.config.replace(alpha=0.2), beyond).edited is True
+    tiny = RunConfig(**TINY)
+    as_is, edited = train_and_record([NamedRun("b", tiny, "beyond-fcn-best", None, False),
+                                      NamedRun("b (edited)", tiny, "beyond-fcn-best", None, True)], source)
+    assert paper_label(as_is.summary) == "—" and paper_label(edited.summary) == "edited"
+    older = RunSummary.from_dict({**as_is.summary.to_dict(), "id": "old", "edited": None})
+    assert paper_label(older) == "edited"  # a record from before keeps the label it had

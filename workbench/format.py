@@ -92,10 +92,14 @@ def config_name(subnet: str, weight_sharing: bool, aux_loss: bool) -> str:
 
 
 def paper_label(summary) -> str:
-    """The paper's score beside a run; 'edited' for a run whose config is no longer its preset's row."""
+    """The paper's score beside a run; 'edited' for a run whose config is no longer its preset's row; '—' where
+    there is no row (a preset beyond the paper, no preset)."""
     if summary.paper is not None:
         return summary.paper.label()
-    return "edited" if summary.preset else "—"
+    edited = getattr(summary, "edited", None)
+    if edited is None:  # a record from before 'edited' was kept: a preset without a score was an edit
+        edited = bool(summary.preset)
+    return "edited" if edited else "—"
 
 
 def params_text(params: dict) -> str:

@@ -64,6 +64,7 @@ class RunSummary:
     rounds: list[dict[str, Any]] = field(default_factory=list)
     saved_at: float = 0.0
     path: Path | None = None
+    edited: bool | None = None  # its config is no longer its preset's (None: a record from before this was kept)
 
     @property
     def difference(self) -> float | None:
@@ -78,7 +79,7 @@ class RunSummary:
             "paper": None if self.paper is None else vars(self.paper),
             "wall_time": self.wall_time, "device": self.device, "data_source": self.data_source,
             "engine": self.engine, "started_at": self.started_at, "versions": self.versions, "rounds": self.rounds,
-            "saved_at": self.saved_at,
+            "saved_at": self.saved_at, "edited": self.edited,
         }
 
     @classmethod
@@ -95,15 +96,16 @@ class RunSummary:
             device=str(d.get("device", "")), data_source=str(d.get("data_source", "")),
             engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
             versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])),
-            saved_at=float(d.get("saved_at", 0.0)), path=path)
+            saved_at=float(d.get("saved_at", 0.0)), path=path, edited=d.get("edited"))
 
 
 def summarize(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
-              run_id: str = "") -> RunSummary:
+              run_id: str = "", edited: bool | None = None) -> RunSummary:
     """A RunSummary of an engine RunResult."""
     mean, std = result.mean_std()
     return RunSummary(
-        id=run_id, name=name, preset=preset, status=result.status, reason=result.reason, config=result.config,
+        id=run_id, name=name, preset=preset, edited=edited, status=result.status, reason=result.reason,
+        config=result.config,
         round_acc=result.test_accuracies(), mean=mean, std=std, paper=paper, wall_time=result.wall_time,
         device=result.device, data_source=result.data_source, engine=result.engine, started_at=result.started_at,
         versions=result.versions,
@@ -205,7 +207,7 @@ class RunNotSaved(Exception):
 
 
 def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
-             root: Path | None = None) -> RunSummary:
+             root: Path | None = None, edited: bool | None = None) -> RunSummary:
     """Write a run's history, predictions and summary; the summary goes last, so a listed run is a whole run. Where a
     file cannot be written (a full disk, a runs directory that is a file), what was written goes and RunNotSaved
     says why."""
@@ -213,7 +215,7 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
     path = None
     try:
         run_id, path = new_run_dir(root)
-        summary = summarize(result, name, preset, paper, run_id)
+        summary = summarize(result, name, preset, paper, run_id, edited)
         summary.path, summary.saved_at = path, time.time()
         atomic_write_text(path / "history.csv", history_csv(result.history))
         predictions = predictions_npz(result.rounds)

@@ -44,6 +44,7 @@ def check_summary(d: Any) -> None:
     for i, acc in enumerate(accs):
         check(fraction(acc), f"round_acc[{i}]", "a fraction in [0, 1]", acc)
     check(isinstance(d.get("versions", {}), dict), "versions", "an object", d.get("versions"))
+    check(d.get("edited") in (None, True, False), "edited", "true, false or null", d.get("edited"))
     check_rounds(d.get("rounds", []))
     check_paper(d.get("paper"))
 
