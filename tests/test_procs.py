@@ -84,3 +84,41 @@ def test_a_sweep_worker_never_splits_a_stack_into_processes_of_its_own():
     cores, jobs = queue.get(timeout=120)
     worker.join(30)
     assert cores == 1 and jobs == 1
+
+
+def test_sigterm_to_a_sweep_stops_its_workers_and_keeps_its_trials(tmp_path):
+    """One SIGTERM to `sweep --workers 2`: one line, exit 130, the trials CSV written, no trial left 'running', no
+    worker left behind (it used to die at once: exit -15, no line, no CSV, trials running)."""
+    import csv
+    import os
+    import signal
+    import time
+
+    spec = tmp_path / "slow.toml"
+    spec.write_text('validation_pairs = 40\n[base]\nhl = 8\nc_hl = 4\nrounds = 2\nepochs = 400\npairs = 300\n'
+                    'batch_size = 5\ndevice = "cpu"\n[[stage]]\nname = "widths"\ngrid = { hl = [8, 16, 32, 64] }\n')
+    env = dict(os.environ, DIGIT_WORKBENCH_RUNS=str(tmp_path / "runs"), COLUMNS="200")
+    cli = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", str(spec), "--workers", "2",
+                            "--data", "embedded"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        deadline = time.monotonic() + 90
+        workers = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            workers = [c for c in children_of(cli.pid) if "spawn_main" in open(f"/proc/{c}/cmdline").read()]
+        assert len(workers) == 2, "the workers did not start"
+        time.sleep(8)  # each has a trial in flight
+        cli.send_signal(signal.SIGTERM)
+        out, err = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 130, err
+    assert "stopped; trials written to" in out and "Traceback" not in err
+    rows = list(csv.DictReader((tmp_path / "runs" / "sweeps" / "slow-trials.csv").open()))
+    assert rows and "running" not in {r["state"] for r in rows}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(alive(w) for w in workers)

@@ -179,6 +179,9 @@ def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monke
     rows = out.read_text().splitlines()
     assert rows[0].startswith("stage,stage_name,trial,state") and len(rows) == 1 + 6
     assert (runs / "sweeps" / "cli.journal").is_file() and len(list(runs.glob("*/summary.json"))) == 2
+    # the same command again: nothing left to search, and the chosen configs were measured: nothing trains again
+    assert main(["sweep", str(tiny_spec.path), "--study", "cli", "--out", str(out), "--runs-dir", str(runs)]) == 0
+    assert "measured before" in capsys.readouterr().out and len(list(runs.glob("*/summary.json"))) == 2
     assert not (tmp_path / "elsewhere").exists()
     assert main(["sweep", "--show", "cli", "--runs-dir", str(runs)]) == 0
     assert "widths" in capsys.readouterr().out
@@ -383,10 +386,9 @@ def test_a_cancelled_final_measurement_says_cancelled_not_a_dash():
 
     from workbench.tui.sweeps import final_line
 
-    result = SimpleNamespace(mean_std=lambda: (None, None))
-    cancelled = SimpleNamespace(label="tiny after widths", result=result, unsaved="",
-                                summary=SimpleNamespace(status="cancelled", reason=""))
+    cancelled = SimpleNamespace(label="tiny after widths", unsaved="",
+                                summary=SimpleNamespace(status="cancelled", reason="", mean=None, std=None))
     assert final_line(cancelled) == "widths: cancelled"
-    done = SimpleNamespace(label="tiny after alpha", unsaved="", result=SimpleNamespace(mean_std=lambda: (0.9, 0.01)),
-                           summary=SimpleNamespace(status="done", reason=""))
-    assert final_line(done) == "alpha: test 90.0 ± 1.0 %"
+    done = SimpleNamespace(label="tiny after alpha", unsaved="", measured_before=True,
+                           summary=SimpleNamespace(status="done", reason="", mean=0.9, std=0.01))
+    assert final_line(done) == "alpha: test 90.0 ± 1.0 % (measured before)"

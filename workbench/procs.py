@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 _tracker_lock = threading.Lock()
 
@@ -42,6 +44,24 @@ def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """While active, SIGTERM ends the work as Ctrl-C does (KeyboardInterrupt), so it stops what it started and
+    says so, instead of dying with what it computed unsaved. Main thread only; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def owner_tag() -> str:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..config import ConfigError
 from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, plain, stage_cells, trial_cells
+from ..procs import sigterm_as_interrupt
 from ..report import console as commands_console
 from ..report import text
 from ..training import refusal
@@ -47,7 +48,7 @@ def finals_table(spec: SweepSpec, study: str, finals: list[FinalRun]) -> Table:
     for stage, final in zip(spec.stages, finals):
         searched.update({p: getattr(final.config, p) for p in [*stage.grid, *stage.ranges]})
         table.add_row(text(final.label.split(" after ", 1)[1]), text(params_text(searched)), pct(final.val_mean),
-                      mean_std_label(*final.result.mean_std()))
+                      mean_std_label(final.summary.mean, final.summary.std))
     if spec.paper:
         table.caption = text(f"paper: {spec.paper.score * 100:.2f} % ({spec.paper.note})")
     return table
@@ -82,7 +83,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if args.show is not None:  # a look at a study: no torch, no digits
             return show_study(args, console)
         from ..sources import source_kind
-        from ..runs import runs_dir
 
         if not args.spec:
             raise UsageError("sweep: name a spec (see presets/sweeps/) or use --show STUDY")
@@ -104,30 +104,39 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     except Exception as exc:  # a database that cannot be reached, a journal that cannot be written
         raise UsageError(f"--storage: cannot open {sweep.storage_url}: {exc}") from None
 
+    with sigterm_as_interrupt():  # SIGTERM stops the workers and keeps the trials, as Ctrl-C does
+        return supervise(sweep, args, source, console)
+
+
+def supervise(sweep: SweepRun, args: argparse.Namespace, source, console: Console) -> int:
+    """Starts the workers, watches them, exports the trials and measures the chosen configs; an interrupt stops
+    the workers (their trial in flight is queued again) and still writes the trials CSV."""
+    spec = sweep.spec
     sweep.start(args.workers)
-    interrupted = False
     try:
         with Live(console=console, refresh_per_second=2) as live:
             sweep.watch(lambda trials: live.update(trials_view(spec, trials, sweep.study, sweep.elapsed)))
     except KeyboardInterrupt:
-        interrupted = True
         sweep.stop()
-        console.print("[yellow]stopped; run the same command again to continue the study[/]")
-    out = sweep.export(args.out)
-    console.print(text(f"trials written to {out}"))
-    if interrupted:
+        console.print(text(f"stopped; trials written to {sweep.export(args.out)}; run the same command again "
+                           "to continue the study", "yellow"))
         return 130
+    console.print(text(f"trials written to {sweep.export(args.out)}"))
     failed_workers = sweep.failed_workers()
     if failed_workers:
         console.print(f"[red]{len(failed_workers)} worker(s) ended with an error (exit {failed_workers})[/]")
         return 1
-    if not args.no_final:
-        finals = sweep.measure_final(source, runs_dir())
-        if finals:
-            console.print(finals_table(spec, sweep.study, finals))
-        for final in finals:
-            if final.unsaved:
-                print(f"digit-workbench: {plain(final.unsaved)}", file=sys.stderr)
-        if any(final.unsaved for final in finals):
-            return 1
-    return 0
+    if args.no_final:
+        return 0
+    from ..runs import runs_dir
+
+    finals = sweep.measure_final(source, runs_dir())
+    if finals:
+        console.print(finals_table(spec, sweep.study, finals))
+    if any(f.measured_before for f in finals):
+        console.print(text("the configs chosen are the ones measured before: their runs are shown, nothing was "
+                           "trained again", "dim"))
+    for final in finals:
+        if final.unsaved:
+            print(f"digit-workbench: {plain(final.unsaved)}", file=sys.stderr)
+    return 1 if any(final.unsaved for final in finals) else 0

@@ -85,6 +85,24 @@ def record_spec(storage, study: str, spec: SweepSpec) -> None:
         meta.set_user_attr("spec_path", str(spec.path))
 
 
+def record_finals(storage, study: str, finals: list[dict]) -> None:
+    """The final measurements' runs ({label, config, run}), kept with the study: a rerun with the same choices
+    shows them instead of training them again."""
+    import optuna
+
+    optuna.load_study(study_name=f"{study}/spec", storage=storage).set_user_attr("finals", finals)
+
+
+def recorded_finals(storage, study: str) -> list[dict]:
+    import optuna
+
+    try:
+        finals = optuna.load_study(study_name=f"{study}/spec", storage=storage).user_attrs.get("finals")
+    except KeyError:
+        return []
+    return finals if isinstance(finals, list) else []
+
+
 def recorded_spec(storage, study: str) -> SweepSpec:
     import optuna
 

@@ -12,7 +12,8 @@ from typing import Callable
 
 from ..config import RunConfig
 from .spec import SweepSpec
-from .storage import all_trials, check_study_name, default_storage, export_trials, final_runs, open_storage, record_spec, trials_csv_path
+from .storage import (all_trials, check_study_name, default_storage, export_trials, final_runs, open_storage,
+                      record_finals, record_spec, recorded_finals, trials_csv_path)
 from .worker import reap_dead_trials, stage_study, start_workers
 
 
@@ -23,9 +24,9 @@ class FinalRun:
     label: str
     config: RunConfig
     val_mean: float | None
-    result: object  # engine.RunResult
     summary: object  # runs.RunSummary, as saved
     unsaved: str = ""  # why its record is not on disk
+    measured_before: bool = False  # by an earlier run of the sweep: nothing was trained again
 
 
 class SweepRun:
@@ -94,13 +95,32 @@ class SweepRun:
         return export_trials(self.spec, self.storage, self.study, out or trials_csv_path(self.study, self.storage_url))
 
     def measure_final(self, source, runs_root: Path, on_epoch=None, cancel=None) -> list[FinalRun]:
-        """Trains the config chosen after each stage on the test pairs and records each as a run."""
+        """Trains the config chosen after each stage on the test pairs and records each as a run; when every
+        choice was measured before (a rerun of a finished sweep), returns those runs instead of training again."""
         from ..training import Group, NamedRun, train_and_record
 
         chosen = final_runs(self.spec, self.storage, self.study)
-        if not chosen:
-            return []
+        earlier = self.measured_before(chosen, runs_root)
+        if not chosen or earlier:
+            return earlier
         runs = [NamedRun(label, config, None, self.spec.paper) for label, config, _ in chosen]
         recorded = train_and_record(Group(runs, stop=cancel), source, runs_root=runs_root, on_epoch=on_epoch)
-        return [FinalRun(label, config, val, r.result, r.summary, r.unsaved)
-                for (label, config, val), r in zip(chosen, recorded)]
+        finals = [FinalRun(label, config, val, r.summary, r.unsaved) for (label, config, val), r in zip(chosen, recorded)]
+        if all(f.summary.status == "done" and not f.unsaved for f in finals):
+            record_finals(self.storage, self.study, [{"label": f.label, "config": f.config.to_dict(),
+                                                      "run": f.summary.id} for f in finals])
+        return finals
+
+    def measured_before(self, chosen, runs_root: Path) -> list[FinalRun]:
+        """The runs an earlier final measurement recorded, if they measured exactly these choices and are all
+        still in runs_root; [] otherwise."""
+        from ..runs import load_runs
+
+        stored = recorded_finals(self.storage, self.study)
+        if not chosen or [(f.get("label"), f.get("config")) for f in stored] != [(l, c.to_dict()) for l, c, _ in chosen]:
+            return []
+        summaries = {s.id: s for s in load_runs(runs_root)[0]}
+        if not all(f.get("run") in summaries for f in stored):
+            return []
+        return [FinalRun(label, config, val, summaries[f["run"]], measured_before=True)
+                for (label, config, val), f in zip(chosen, stored)]

@@ -48,8 +48,9 @@ def final_line(final) -> str:
     if final.summary.status != "done":
         what = final.summary.status + (f": {final.summary.reason}" if final.summary.reason else "")
     else:
-        what = f"test {mean_std_label(*final.result.mean_std())} %"
-    return f"{stage}: {what}" + (f" ({final.unsaved})" if final.unsaved else "")
+        what = f"test {mean_std_label(final.summary.mean, final.summary.std)} %"
+    earlier = " (measured before)" if getattr(final, "measured_before", False) else ""
+    return f"{stage}: {what}{earlier}" + (f" ({final.unsaved})" if final.unsaved else "")
 
 
 class SweepScreen(Screen):
