@@ -201,21 +201,26 @@ def test_a_study_name_is_a_name_not_a_path(tiny_spec, tmp_path, capsys, monkeypa
     assert not list(tmp_path.rglob("*.journal")) and not (tmp_path / "evil").exists()
 
 
+async def open_sweep_screen(pilot, app):
+    from workbench.tui.sweeps import SweepScreen
+
+    await pilot.press("f4")
+    await pilot.pause()
+    assert isinstance(app.screen, SweepScreen)
+    return app.screen
+
+
 async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monkeypatch):
     import time as clock
 
     from textual.widgets import DataTable, Select
 
     from workbench.tui.app import WorkbenchApp
-    from workbench.tui.sweeps import SweepScreen
 
     monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
     app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f4")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, SweepScreen)
+        screen = await open_sweep_screen(pilot, app)
         screen.query_one("#sweep-spec", Select).value = str(tiny_spec.path)
         await pilot.pause()
         assert screen.query_one("#sweep-stages", DataTable).row_count == 2
@@ -309,14 +314,10 @@ def test_a_grid_point_drawn_twice_counts_once_even_when_the_twin_writes_it_late(
 async def test_the_sweep_screen_offers_only_its_own_keys_and_quitting_during_a_sweep_asks(tiny_spec, tmp_path):
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.confirm import Confirm
-    from workbench.tui.sweeps import SweepScreen
 
     app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f4")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, SweepScreen)
+        screen = await open_sweep_screen(pilot, app)
         shown = {binding.action for (_, binding, enabled, _) in app.active_bindings.values() if binding.show}
         assert not shown & {"run", "run_table2", "show_form", "show_tab('live')", "show_tab('results')"}
         await pilot.press("ctrl+r", "ctrl+t", "f2")

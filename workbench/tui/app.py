@@ -15,8 +15,9 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 
 from ..config import FIELDS, TABLE_II, ConfigError, Preset, load_presets
 from ..format import mean_std_label, plain
-from ..runs import RunSummary, export_csv, latest_row_runs, runs_dir, tidy_abandoned
+from ..runs import RunSummary, runs_dir, tidy_abandoned
 from ..training import NamedRun
+from .actions import RunsActions
 from .confirm import Choose, Confirm
 from .details import RunDetails
 from .form import ConfigForm
@@ -31,7 +32,7 @@ from .training import train_queue_group
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
 
 
-class WorkbenchApp(App):
+class WorkbenchApp(RunsActions, App):
     CSS_PATH = str(Path(__file__).with_name("workbench.tcss"))
     TITLE = "digit-workbench"
     SUB_TITLE = "digits: loading…"
@@ -283,21 +284,6 @@ class WorkbenchApp(App):
         self.update_queue_bar()
         self.notify(f"cleared {count} queued run{'s' if count != 1 else ''}")
 
-    def action_export(self, replace: bool = False) -> None:
-        """The results table (the rows the filter shows) to CSV; an export already there is replaced only when the
-        user says so."""
-        if self.export_path.exists() and not replace:
-            self.push_screen(Confirm(f"{markup(self.export_path)} exists. Replace it?"),
-                             lambda yes: self.action_export(replace=True) if yes else None)
-            return
-        summaries = self.query_one(ResultsTable).shown()
-        try:
-            path = export_csv(summaries, self.export_path)
-        except (OSError, ValueError) as exc:
-            self.notify(markup(f"cannot write {self.export_path}: {exc}"), title="Export", severity="error")
-            return
-        self.notify(markup(f"{len(summaries)} runs written to {path.resolve()}"), title="Exported")
-
     def action_close_help(self) -> None:
         """Escape closes the key panel, as it closes every other panel."""
         if self.screen.query("HelpPanel"):
@@ -337,31 +323,6 @@ class WorkbenchApp(App):
         if not self.is_screen_installed("sweeps"):  # installed: leaving it keeps its spec and a running sweep
             self.install_screen(SweepScreen(self.sweep_specs or sweeps_dir()), "sweeps")
         self.push_screen("sweeps")
-
-    def action_compare(self) -> None:
-        """The marked runs on the compare screen, in the order marked."""
-        table = self.query_one(ResultsTable)
-        runs = [table.summaries[i] for i in table.marked if i in table.summaries]
-        if len(runs) < 2:
-            self.notify("mark two or more runs in the results table with space first", title="Compare",
-                        severity="warning")
-            return
-        self.open_compare(runs)
-
-    def action_compare_table2(self) -> None:
-        """The latest run of each Table II row whose config is still the row's."""
-        presets = [self.presets[name] for name in TABLE_II if name in self.presets]
-        runs = latest_row_runs(list(self.query_one(ResultsTable).summaries.values()), presets)
-        if len(runs) < 2:
-            self.notify("fewer than two Table II rows have a finished run: ctrl+t trains them", title="Compare",
-                        severity="warning")
-            return
-        self.open_compare(runs)
-
-    def open_compare(self, runs: list[RunSummary]) -> None:
-        from .compare import CompareScreen
-
-        self.push_screen(CompareScreen(runs, self.export_path.parent))
 
     def action_load_preset(self, name: str) -> None:
         self.query_one(ConfigForm).load_preset(name)
