@@ -393,3 +393,21 @@ def test_a_cancelled_final_measurement_says_cancelled_not_a_dash():
     done = SimpleNamespace(label="tiny after alpha", unsaved="", measured_before=True,
                            summary=SimpleNamespace(status="done", reason="", mean=0.9, std=0.01))
     assert final_line(done) == "alpha: test 90.0 ± 1.0 % (measured before)"
+
+
+def test_a_failing_worker_writes_its_traceback_to_the_sweeps_log_not_to_the_terminal(tiny_spec, tmp_path, capfd):
+    from workbench.sweep import SweepRun
+
+    sweep = SweepRun(tiny_spec, "broken", str(tmp_path / "sweeps" / "broken.journal"), data="embedded")
+    sweep.open()
+    tiny_spec.path.unlink()  # each worker reads the spec from its file: gone, every worker fails at once
+    capfd.readouterr()
+    sweep.start(2)
+    for p in sweep.procs:
+        p.join(120)
+    assert sweep.failed_workers() == [1, 1]
+    log = tmp_path / "sweeps" / "broken-workers.log"
+    assert "Traceback" in log.read_text() and "tiny.toml" in log.read_text()
+    assert "Traceback" not in capfd.readouterr().err  # nothing drawn over a screen the app owns
+    note = sweep.failure_note()
+    assert note.startswith("2 worker(s) ended with an error") and str(log) in note

@@ -122,9 +122,8 @@ def supervise(sweep: SweepRun, args: argparse.Namespace, source, console: Consol
                            "to continue the study", "yellow"))
         return 130
     console.print(text(f"trials written to {sweep.export(args.out)}"))
-    failed_workers = sweep.failed_workers()
-    if failed_workers:
-        console.print(f"[red]{len(failed_workers)} worker(s) ended with an error (exit {failed_workers})[/]")
+    if sweep.failure_note():
+        console.print(text(sweep.failure_note(), "red"))
         return 1
     if args.no_final:
         return 0

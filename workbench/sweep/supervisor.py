@@ -14,7 +14,7 @@ from ..config import RunConfig
 from .spec import SweepSpec
 from .storage import (all_trials, check_study_name, default_storage, export_trials, final_runs, open_storage,
                       record_finals, record_spec, recorded_finals, trials_csv_path)
-from .worker import reap_dead_trials, stage_study, start_workers
+from .worker import reap_dead_trials, stage_study, start_workers, workers_log
 
 
 @dataclass
@@ -90,6 +90,14 @@ class SweepRun:
     def failed_workers(self) -> list[int]:
         """Exit codes of the workers that ended with an error."""
         return [p.exitcode for p in self.procs if p.exitcode not in (0, None)]
+
+    def failure_note(self) -> str:
+        """One line on the workers that failed, naming the log their tracebacks went to ('' when none did)."""
+        failed = self.failed_workers()
+        if not failed:
+            return ""
+        return (f"{len(failed)} worker(s) ended with an error (exit {failed}); what happened: "
+                f"{workers_log(self.study, self.storage_url)}; running the sweep again continues the study")
 
     def export(self, out: Path | None = None) -> Path:
         return export_trials(self.spec, self.storage, self.study, out or trials_csv_path(self.study, self.storage_url))

@@ -4,13 +4,14 @@ the storage; and the worker processes of one machine."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from .spec import Stage, SweepSpec, load_spec
 from ..procs import owner_gone, owner_tag
-from .storage import MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name
+from .storage import MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name, trials_csv_path
 
 
 def reap_dead_trials(study) -> int:
@@ -162,6 +163,11 @@ def max_workers() -> int:
     return os.cpu_count() or 1
 
 
+def workers_log(study: str, storage_url: str) -> Path:
+    """Where a sweep's workers write what made one of them fail: beside the trials CSV."""
+    return trials_csv_path(study, storage_url).with_name(f"{study}-workers.log")
+
+
 def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None) -> None:
     import signal
 
@@ -170,10 +176,19 @@ def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data
 
     exit_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
-    import torch
+    try:
+        import torch
 
-    torch.set_num_threads(1)
-    run_worker(load_spec(Path(spec_path)), storage_url, study, load_source(data, data_dir))
+        torch.set_num_threads(1)
+        run_worker(load_spec(Path(spec_path)), storage_url, study, load_source(data, data_dir))
+    except Exception:  # the traceback goes to the sweep's log, never over the screen the app draws
+        import traceback
+
+        log = workers_log(study, storage_url)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {owner_tag()}\n{traceback.format_exc()}\n")
+        sys.exit(1)
 
 
 def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, data: str = "auto",

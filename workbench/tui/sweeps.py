@@ -177,9 +177,8 @@ class SweepScreen(Screen):
         if not sweep.watch(running, self.stop, POLL_S):
             self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"))
             return
-        failed = sweep.failed_workers()
-        if failed:
-            self.post_message(SweepUpdate(sweep.trials(), False, f"{len(failed)} worker(s) failed (exit {failed})"))
+        if sweep.failure_note():
+            self.post_message(SweepUpdate(sweep.trials(), False, sweep.failure_note()))
             return
         searched = f"searched in {sweep.elapsed:.0f} s"
         self.post_message(SweepUpdate(sweep.trials(), True, f"{searched}; measuring the chosen configs on test…"))
