@@ -711,3 +711,43 @@ async def test_plot_titles_fit_their_plots_instead_of_vanishing(make_app):
             plot.plt.plotsize(plot.size.width, plot.size.height)
             drawn = re.sub(r"\x1b\[[0-9;]*m", "", plot.plt.build())
             assert title in drawn, plot_id  # shortened to fit, never dropped
+
+
+async def test_at_80x24_an_error_stays_in_its_fields_cell_and_the_footer_is_clean(make_app):
+    from textual.widgets import Footer
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.query_one(ConfigForm)
+        before = {k: form.query_one(f"#row-{k}").region for k in ("hl", "kl", "bc", "k")}
+        set_fields(app, hl="x")
+        await pilot.pause()
+        after = {k: form.query_one(f"#row-{k}").region for k in ("hl", "kl", "bc", "k")}
+        error = form.query_one("#e-hl").region
+        assert after["kl"].y == after["hl"].y and after["kl"].x == before["kl"].x  # KL stays beside HL
+        assert after["bc"].x == before["bc"].x and after["k"].x == before["k"].x  # BC and K keep their columns
+        assert error.x >= after["hl"].x and error.right <= after["kl"].x  # the error under HL, in HL's column
+        assert app.query_one(Footer).show_command_palette is False  # no '^p palettep' under the keys
+
+
+async def test_at_80x24_the_compare_screen_shows_whole_heatmaps_and_every_paired_column(make_app, source, tmp_path):
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    config = RunConfig(hl=16, c_hl=8, rounds=3, epochs=1, pairs=100, batch_size=20, device="cpu")
+    for name, cfg in (("a rather long run name", config), ("another long run name", config.replace(aux_loss=False))):
+        save_run(run_configs([cfg], source)[0], name, root=tmp_path / "runs")
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.marked.extend(table.summaries)
+        app.action_compare()
+        await pilot.pause(1.0)
+        await pilot.press("e")
+        await pilot.pause(0.5)
+        heat_a, heat_b = app.screen.query_one("#c-heat-a"), app.screen.query_one("#c-heat-b")
+        assert heat_b.region.x == heat_a.region.x and heat_a.region.right <= 80  # one above the other, whole
+        await pilot.press("p")
+        await pilot.pause(0.5)
+        pairs = app.screen.query_one("#c-pairs", DataTable)
+        assert sum(c.get_render_width(pairs) for c in pairs.columns.values()) <= 80  # the pairing column in view

@@ -97,10 +97,15 @@ class WorkbenchApp(RunsActions, App):
     NARROW = 100
 
     def on_resize(self, event) -> None:
-        self.set_class(event.size.width < self.NARROW, "-narrow")
+        self.set_narrow(event.size.width < self.NARROW)
+
+    def set_narrow(self, narrow: bool) -> None:
+        self.set_class(narrow, "-narrow")
+        # a narrow footer's keys run under the palette item, which then showed through ('^p palettep')
+        self.query_one(Footer).show_command_palette = not narrow
 
     def on_mount(self) -> None:
-        self.set_class(self.size.width < self.NARROW, "-narrow")
+        self.set_narrow(self.size.width < self.NARROW)
         self.query_one("#preset").focus()  # the keyboard starts at the first choice a user makes
         if self.preset_problem:
             self.notify(markup(self.preset_problem), title="Presets", severity="error", timeout=10)

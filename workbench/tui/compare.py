@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, HorizontalScroll, Vertical
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
@@ -25,6 +25,9 @@ from ..runs import RunSummary, readable_history
 from .live import RUN_COLORS, fit_title, plot_metric
 from .pictures import grid_text
 from .text import markup
+
+
+PAIR_COLUMNS_WIDTH = 64  # what the paired table's columns after "a − b" take, with their padding and a margin
 
 
 class CompareScreen(Screen):
@@ -64,7 +67,7 @@ class CompareScreen(Screen):
                              "rounds won); otherwise Welch's unpaired test, and the reason", id="c-pairs-note")
             with TabPane("Errors (e)", id="c-errors"):
                 yield Static("", id="c-errors-note")
-                with HorizontalScroll(id="c-heatmaps"):
+                with ScrollableContainer(id="c-heatmaps"):  # side by side; one above the other when narrow
                     yield Static("", id="c-heat-a", classes="picture")
                     yield Static("", id="c-heat-b", classes="picture")
         yield Footer()
@@ -75,7 +78,11 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = f"comparing {len(self.summaries)} runs · reading their records…"
-        self.query_one("#c-pairs", DataTable).add_columns(*COMPARISON_COLUMNS)
+        table = self.query_one("#c-pairs", DataTable)
+        names, *others = COMPARISON_COLUMNS
+        # long names wrap in what the other columns leave: the last column stays in view at 80 columns
+        table.add_column(names, width=max(16, min(40, self.app.size.width - PAIR_COLUMNS_WIDTH)))
+        table.add_columns(*others)
         self.call_after_refresh(self.load)  # the screen first, then its records: opening waits for neither
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -106,7 +113,7 @@ class CompareScreen(Screen):
         self.draw_curves()
         table = self.query_one("#c-pairs", DataTable)
         for c in self.comparisons:  # Text, not str: a str cell is parsed as markup (a fifth of the opening time)
-            table.add_row(*(Text(plain(cell)) for cell in comparison_cells(c)))
+            table.add_row(*(Text(plain(cell)) for cell in comparison_cells(c)), height=None)
         self.draw_heatmaps()
         self.loaded.set()
 

@@ -62,16 +62,18 @@ class ConfigForm(VerticalScroll):
                 yield Label(title, classes="section")
                 for key in keys:
                     spec = FIELDS[key]
-                    with Horizontal(classes="field", id=f"row-{key}"):
-                        yield Label(spec.label, classes="field-label")
-                        yield Input(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
-                    yield Static("", id=f"e-{key}", classes="field-error")
+                    with Vertical(classes="field-cell"):  # a field and its error: one cell of the narrow grid
+                        with Horizontal(classes="field", id=f"row-{key}"):
+                            yield Label(spec.label, classes="field-label")
+                            yield Input(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
+                        yield Static("", id=f"e-{key}", classes="field-error")
                 if title == "Training":
-                    with Horizontal(classes="field"):
-                        yield Label(FIELDS["device"].label, classes="field-label")
-                        yield Select([(d, d) for d in DEVICES], value=DEFAULTS.device, allow_blank=False,
-                                     id="f-device", compact=True)
-                    yield Static("", id="e-device", classes="field-error")
+                    with Vertical(classes="field-cell"):
+                        with Horizontal(classes="field"):
+                            yield Label(FIELDS["device"].label, classes="field-label")
+                            yield Select([(d, d) for d in DEVICES], value=DEFAULTS.device, allow_blank=False,
+                                         id="f-device", compact=True)
+                        yield Static("", id="e-device", classes="field-error")
 
     def on_mount(self) -> None:
         self.set_config(RunConfig())
