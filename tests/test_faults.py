@@ -793,3 +793,20 @@ def test_a_signal_while_the_record_is_written(capsys, tmp_path, monkeypatch, sig
     else:  # a second quits at once: no record, and nothing half-written
         assert code == 130 and left == []
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_digits_load_cancels_before_anything_trains(capsys, tmp_path, monkeypatch):
+    """The first second of `run` (torch and the digits loading): the first Ctrl-C is a cancel like any other,
+    never a KeyboardInterrupt inside an import (it once left numpy half-imported, or a run 'done')."""
+    import workbench.cli
+
+    real = workbench.cli.load_digits
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workbench.cli, "load_digits", interrupted)
+    assert main(["run", *TINY, "--runs-dir", str(tmp_path / "runs")]) == 130
+    out = capsys.readouterr().out
+    assert "cancelled before training" in out and not (tmp_path / "runs").exists()

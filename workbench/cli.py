@@ -136,18 +136,22 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
     from .training import Group, refusal, train_and_record
 
     console = report_console()
-    source = load_digits(args.data, args.data_dir)
-    why = refusal([run.config for run in runs], source)  # before anything trains, naming the flag
-    if why:
-        raise UsageError(f"--{why}")
-    runs_root = None if args.no_save else args.runs_dir or runs_dir()
     display = ProgressDisplay(console, [run.name for run in runs], [run.config for run in runs])
-    try:
-        with display:
-            recorded = train_and_record(Group(runs, stop=display.cancel), source, engine=args.engine,
-                                        runs_root=runs_root, on_epoch=display.on_epoch)
-    except EngineError as exc:
-        raise UsageError(str(exc)) from None
+    with display.signals():
+        source = load_digits(args.data, args.data_dir)
+        why = refusal([run.config for run in runs], source)  # before anything trains, naming the flag
+        if why:
+            raise UsageError(f"--{why}")
+        if display.cancel.is_set():
+            console.print(text("cancelled before training: nothing trained, nothing written", "yellow"))
+            return 130
+        runs_root = None if args.no_save else args.runs_dir or runs_dir()
+        try:
+            with display:
+                recorded = train_and_record(Group(runs, stop=display.cancel), source, engine=args.engine,
+                                            runs_root=runs_root, on_epoch=display.on_epoch)
+        except EngineError as exc:
+            raise UsageError(str(exc)) from None
     summaries = [r.summary for r in recorded]
     unsaved = [r.unsaved for r in recorded if r.unsaved]
     console.print(results_table(summaries))

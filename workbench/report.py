@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console
@@ -82,7 +83,6 @@ class ProgressDisplay:
         self.rates = [StepRate(c.rounds * c.epochs) for c in configs]
         self.tasks = [self.progress.add_task(plain(name), total=c.rounds * c.epochs, acc="", rate=rate)
                       for name, c, rate in zip(names, configs, self.rates)]
-        self._previous_handlers: dict[int, object] = {}
 
     def on_epoch(self, rec) -> None:
         task = self.tasks[rec.run]
@@ -96,18 +96,26 @@ class ProgressDisplay:
         what = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
         self.progress.console.print(f"[yellow]{what}: cancelling, the records are kept… ({what} again quits at once)[/]")
 
+    @contextmanager
+    def signals(self):
+        """The first Ctrl-C or SIGTERM cancels, a second quits at once: from the command's first moment (loading
+        the digits, importing torch) to its last record written, not only while the bars show."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {signum: signal.signal(signum, self._interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
     def __enter__(self) -> ProgressDisplay:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous_handlers[signum] = signal.signal(signum, self._interrupt)
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.progress.__exit__(*exc)
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-        self._previous_handlers.clear()
 
 
 def comparison_table(runs, comparisons) -> Table:
