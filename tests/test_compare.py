@@ -94,3 +94,19 @@ def test_the_figure_marks_a_run_that_did_not_finish_and_labels_its_axes(runs_dir
     assert main(["plot", "stopped", "--out", str(out), "--runs-dir", str(tmp_path / "runs")]) == 0
     svg = out.read_text()
     assert "stopped (cancelled)" in svg and "<!-- test accuracy % -->" in svg  # the strip plot's y label
+
+
+def test_the_figure_holds_the_paired_result_and_the_difference_view_when_asked(runs_dir, tmp_path):
+    from workbench.figures import write_figure
+    from workbench.runs import load_runs, pick_runs, readable_history
+
+    runs = pick_runs(["plain", "both"], load_runs(runs_dir)[0])
+    side_by_side, difference = tmp_path / "side.svg", tmp_path / "diff.svg"
+    assert write_figure(runs, [readable_history(s) for s in runs], side_by_side) == []
+    text = side_by_side.read_text()
+    assert "<!-- paired comparison (points, 95 % CI, p, rounds won) -->" in text  # the sixth panel, no longer empty
+    assert "<!-- plain: error % by digit pair -->" in text and "error % points" not in text
+    write_figure(runs, [readable_history(s) for s in runs], difference, difference=True)  # as the screen shows it
+    text = difference.read_text()
+    assert "<!-- both − plain: error % points -->" in text or "<!-- plain − both: error % points -->" in text
+    assert "by digit pair -->" not in text

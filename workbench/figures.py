@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Curves, PredictionsUnreadable, error_grid, error_rate, load_predictions, round_scores, strip_jitter
-from .format import plain
+from .analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions, round_scores,
+                       strip_jitter)
+from .format import COMPARISON_COLUMNS, comparison_cells, plain
 from .fsutil import atomic_write_bytes
 
 FORMATS = ("png", "svg", "pdf")
@@ -29,7 +30,8 @@ def run_label(summary) -> str:
     return figure_text(summary.name + status)
 
 
-def comparison_figure(summaries: list, histories: list[list[dict]], problems: list[str] | None = None):
+def comparison_figure(summaries: list, histories: list[list[dict]], problems: list[str] | None = None,
+                      difference: bool = False):
     """A matplotlib Figure comparing the runs (at least one); a predictions file that cannot be read is left out
     of the heatmaps and named in `problems`."""
     import matplotlib
@@ -76,21 +78,51 @@ def comparison_figure(summaries: list, histories: list[list[dict]], problems: li
     ax.set_ylabel("test accuracy %")
     ax.set_title("final test accuracy % of each round")
 
+    if heat:
+        used = draw_heatmaps(fig, grid, heat, difference and len(heat) == 2)
+        if used < columns and len(summaries) > 1:  # a panel left: the paired comparison belongs there
+            draw_paired(fig.add_subplot(grid[1, used:]), summaries)
+    return fig
+
+
+def draw_heatmaps(fig, grid, heat: list, difference: bool) -> int:
+    """The runs' error heatmaps on one scale, or (difference) the first minus the second; returns the panels used."""
     rates = [error_rate(*error_grid(p)) * 100 for _, p in heat]
-    top = max([1.0] + [float(np.nanmax(r)) for r in rates if np.isfinite(r).any()])  # one scale: comparable
-    for column, ((s, p), rate) in enumerate(zip(heat, rates)):
+    if difference:
+        (a, _), (b, _) = heat
+        rates, titles = [rates[0] - rates[1]], [f"{a.name} − {b.name}: error % points"]
+        finite = [r for r in rates if np.isfinite(r).any()]
+        top = max([1.0] + [float(np.nanmax(np.abs(r))) for r in finite])
+        scale = {"cmap": "RdBu_r", "vmin": -top, "vmax": top}
+    else:
+        titles = [f"{s.name}: error % by digit pair" for s, _ in heat]
+        top = max([1.0] + [float(np.nanmax(r)) for r in rates if np.isfinite(r).any()])  # one scale: comparable
+        scale = {"cmap": "magma_r", "vmin": 0, "vmax": top}
+    for column, (rate, title) in enumerate(zip(rates, titles)):
         ax = fig.add_subplot(grid[1, column])
-        image = ax.imshow(rate, cmap="magma_r", vmin=0, vmax=top)
-        ax.set_title(figure_text(f"{s.name}: error % by digit pair"), fontsize=9)
+        image = ax.imshow(rate, **scale)
+        ax.set_title(figure_text(title), fontsize=9)
         ax.set_xlabel("second digit")
         ax.set_ylabel("first digit")
         ax.set_xticks(range(10))
         ax.set_yticks(range(10))
         fig.colorbar(image, ax=ax, shrink=0.8)
-    return fig
+    return len(rates)
 
 
-def write_figure(summaries: list, histories: list[list[dict]], out: Path) -> list[str]:
+def draw_paired(ax, summaries: list) -> None:
+    """The paired comparison of every pair of runs as a small table of text (format.py's cells)."""
+    rows = [comparison_cells(c) for c in all_pairs(summaries)[:8]]
+    widths = [max(len(text) for text in column) for column in zip(COMPARISON_COLUMNS[1:], *(r[1:] for r in rows))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(COMPARISON_COLUMNS[1:], widths))]
+    for name, *cells in rows:
+        lines += [figure_text(name), "  ".join(c.ljust(w) for c, w in zip(cells, widths))]
+    ax.axis("off")
+    ax.set_title("paired comparison (points, 95 % CI, p, rounds won)", fontsize=9)
+    ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7, transform=ax.transAxes)
+
+
+def write_figure(summaries: list, histories: list[list[dict]], out: Path, difference: bool = False) -> list[str]:
     """Writes the comparison to out (png, svg or pdf by its suffix), whole or not at all; returns what could not
     be drawn, one line each."""
     out = Path(out)
@@ -98,7 +130,7 @@ def write_figure(summaries: list, histories: list[list[dict]], out: Path) -> lis
     if fmt not in FORMATS:
         raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
     problems: list[str] = []
-    fig = comparison_figure(summaries, histories, problems)
+    fig = comparison_figure(summaries, histories, problems, difference)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=120)
     atomic_write_bytes(out, buffer.getvalue())

@@ -175,7 +175,7 @@ class CompareScreen(Screen):
         out = self.figure_dir / f"comparison-{time.strftime('%Y%m%d-%H%M%S')}.png"
         histories = self.histories if self.loaded.is_set() else [readable_history(s) for s in self.summaries]
         try:
-            problems = write_figure(self.summaries, histories, out)
+            problems = write_figure(self.summaries, histories, out, difference=self.difference)
         except (OSError, ValueError) as exc:
             self.notify(markup(f"cannot write {out}: {exc}"), title="Export figure", severity="error")
             return
