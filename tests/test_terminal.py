@@ -215,3 +215,35 @@ def test_a_run_at_80_by_24(terminal, tmp_path):
     term.child.expect(pexpect.EOF, timeout=10)
     term.child.close()
     assert term.child.exitstatus == 0
+
+
+def test_the_form_the_footer_and_the_sweep_screen_at_80_by_24(terminal, tmp_path):
+    """Issue 22, items 6, 8 and 9 where a user sees them: a field's error stays in its cell, the footer has no stray
+    text, a refusal names the field's label, the sweep screen offers only its own keys."""
+    term = terminal(80, 24)
+    term.wait_for("Seed")
+    footer = term.text.splitlines()[-1]
+    assert "palettep" not in footer and "^r Run" in footer
+    term.press(*["tab"] * 6, "ctrl+u", "x")  # to HL, a bad value
+    term.wait_for("expected a whole")
+    lines = term.text.splitlines()
+    hl = next(i for i, line in enumerate(lines) if line.startswith(" HL"))
+    assert "KL" in lines[hl] and "expected a whole" in lines[hl + 1]  # KL beside HL, the error under HL
+    assert lines[hl + 1].index("expected") < lines[hl].index("KL")  # in HL's column, not spilling into KL's
+    assert any(line.startswith(" BC") and " K " in line for line in lines[hl + 1:])  # BC and K as they were
+    term.press("ctrl+r")
+    term.wait_for("fix HL first")
+    term.press("f4")
+    term.wait_for("choose a sweep spec")
+    term.wait_for("Back")  # the sweep screen's own footer
+    footer = term.text.splitlines()[-1]
+    assert "f1 Form" not in footer and "^r Run" not in footer
+    term.press("ctrl+r", "ctrl+t")
+    term.pump(0.5)
+    assert "choose a sweep spec" in term.text and not (tmp_path / "runs").exists()  # nothing queued unseen
+    term.press("escape")
+    term.wait_for("queue empty")
+    term.press("ctrl+q")
+    term.child.expect(pexpect.EOF, timeout=10)
+    term.child.close()
+    assert term.child.exitstatus == 0
