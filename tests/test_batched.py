@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 
 import pytest
 import torch
@@ -495,3 +496,21 @@ def test_stacks_on_threads_give_the_numbers_they_give_alone(source, tiny):
         assert [r.train_loss for r in got[i].rounds] == [r.train_loss for r in alone[i].rounds]
     assert not inside.is_set()
     assert len(received) == sum(c.rounds * c.epochs for c in configs)
+
+
+def test_a_cancel_while_a_worker_process_starts_leaves_no_traceback_and_no_process(source, capfd):
+    """SIGTERM 2.4 s into a two-stack `table`: the worker still starting read the shared digits after the command
+    had let them go, and printed FileNotFoundError over the screen."""
+    import multiprocessing
+    import threading
+
+    before = set(multiprocessing.active_children())
+    configs = [RunConfig(subnet="cnn", rounds=2, epochs=5, device="cpu"),
+               RunConfig(subnet="fcn", rounds=2, epochs=5, device="cpu")]
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()  # long before a spawned process is up
+    results = run_configs(configs, source, cancel=cancel)
+    assert [r.status for r in results] == ["cancelled", "cancelled"]
+    time.sleep(3)  # what a process left running would print, it would have printed by now
+    assert "Traceback" not in capfd.readouterr().err
+    assert not set(multiprocessing.active_children()) - before

@@ -240,6 +240,7 @@ class SideBySide:
         self.records, self.stop = ctx.Queue(), ctx.Event()
         self.source.share_memory()  # before this thread trains on it: starting a process would move it meanwhile
         job = self._take()  # the longest stack starts here, at once: the processes take a few seconds to start
+        others = set(multiprocessing.active_children())  # processes this one had before the pool's
         pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_worker_init,
                                    initargs=(os.getpid(), self.records, self.stop, self.source))
         dispatcher = threading.Thread(target=self._dispatch, args=(pool,), name="stack-dispatch", daemon=True)
@@ -253,7 +254,11 @@ class SideBySide:
         finally:
             self.here_done.set()
             dispatcher.join()
-            # a process abandoned while starting sees the stop at once and exits on its own
+            if self.abandoned.is_set():
+                # a process still starting would read the shared digits after this one let them go (and print
+                # FileNotFoundError over the user's screen): it has nothing to finish, so it is ended here
+                for process in set(multiprocessing.active_children()) - others:
+                    process.terminate()
             pool.shutdown(wait=not self.abandoned.is_set(), cancel_futures=True)
         self._drain()  # records a process put just before it returned
         self.records.close()
