@@ -82,6 +82,13 @@ class Terminal:
         self.child.expect(pexpect.EOF, timeout=timeout)
         return time.monotonic() - asked
 
+    def quit_idle(self) -> int:
+        """ctrl+q with nothing running: the app ends at once; its exit status."""
+        self.press("ctrl+q")
+        self.child.expect(pexpect.EOF, timeout=10)
+        self.child.close()
+        return self.child.exitstatus
+
     def close(self) -> None:
         if self.child.isalive():
             self.child.terminate(force=True)
@@ -211,10 +218,7 @@ def test_a_run_at_80_by_24(terminal, tmp_path):
     assert "done" in row and "±" in row  # status and the whole score within 80 columns
     term.press("f1")
     term.wait_for("Batch size")
-    term.press("ctrl+q")
-    term.child.expect(pexpect.EOF, timeout=10)
-    term.child.close()
-    assert term.child.exitstatus == 0
+    assert term.quit_idle() == 0
 
 
 def test_the_form_the_footer_and_the_sweep_screen_at_80_by_24(terminal, tmp_path):
@@ -243,7 +247,4 @@ def test_the_form_the_footer_and_the_sweep_screen_at_80_by_24(terminal, tmp_path
     assert "choose a sweep spec" in term.text and not (tmp_path / "runs").exists()  # nothing queued unseen
     term.press("escape")
     term.wait_for("queue empty")
-    term.press("ctrl+q")
-    term.child.expect(pexpect.EOF, timeout=10)
-    term.child.close()
-    assert term.child.exitstatus == 0
+    assert term.quit_idle() == 0
