@@ -47,21 +47,27 @@ def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
 
 
 @contextmanager
-def sigterm_as_interrupt():
-    """While active, SIGTERM ends the work as Ctrl-C does (KeyboardInterrupt), so it stops what it started and
-    says so, instead of dying with what it computed unsaved. Main thread only; elsewhere nothing changes."""
+def handling(signums: tuple[int, ...], handler):
+    """While active, these signals go to `handler`; the handlers before come back after. Only the main thread may
+    set handlers: elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def sigterm_as_interrupt():
+    """While active, SIGTERM ends the work as Ctrl-C does (KeyboardInterrupt), so it stops what it started and
+    says so, instead of dying with what it computed unsaved."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return handling((signal.SIGTERM,), interrupt)
 
 
 def owner_tag() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from contextlib import contextmanager
 
 from rich import box
 from rich.console import Console
@@ -14,6 +13,7 @@ from rich.text import Text
 from rich.table import Table
 
 from .config import RunConfig
+from .procs import handling
 from .format import (COMPARISON_COLUMNS, STATUS_STYLE, StepRate, comparison_cells, duration, mark, mean_std_label,
                      paper_label, plain, signed_points)
 
@@ -96,19 +96,10 @@ class ProgressDisplay:
         what = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
         self.progress.console.print(f"[yellow]{what}: cancelling, the records are kept… ({what} again quits at once)[/]")
 
-    @contextmanager
     def signals(self):
         """The first Ctrl-C or SIGTERM cancels, a second quits at once: from the command's first moment (loading
         the digits, importing torch) to its last record written, not only while the bars show."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {signum: signal.signal(signum, self._interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        return handling((signal.SIGINT, signal.SIGTERM), self._interrupt)
 
     def __enter__(self) -> ProgressDisplay:
         self.progress.__enter__()

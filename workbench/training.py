@@ -143,7 +143,7 @@ def refusal(configs: list[RunConfig], source, validation: int = 0) -> str:
 
 
 def train_and_record(group: Group | list[NamedRun], source, engine: str = "batched", runs_root: Path | None = None,
-                     on_epoch: Callable | None = None, refuse: bool = True, validation: int = 0) -> list[Recorded]:
+                     on_epoch: Callable | None = None, refuse: bool = True) -> list[Recorded]:
     """Trains the group's runs in one engine call and records each under runs_root (None: nothing is written).
     on_epoch sees the epoch records of the runs not cancelled. `source` is the digits, or a function that loads
     them. With `refuse`, what cannot start (the digits, a device, memory) raises EngineError before anything
@@ -164,7 +164,7 @@ def train_and_record(group: Group | list[NamedRun], source, engine: str = "batch
         why = refusal(configs, digits)
         if why:
             raise EngineError(why)
-        results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine, validation=validation)
+        results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine)
     except Exception as exc:  # no digits, no device, too big
         if refuse:
             raise
