@@ -55,6 +55,16 @@ def test_presets_carry_the_papers_numbers():
             assert p.config.aux_loss == (row["aux_loss"] == "yes")
 
 
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference is beside the checkout")
+def test_sweep_stages_carry_the_papers_numbers():
+    from workbench.sweep.spec import find_spec, load_spec
+
+    with open(REFERENCE, newline="") as f:
+        reference = {(r["table"], r["row"]): float(r["score"]) for r in csv.DictReader(f) if r["table"] in ("III", "IV")}
+    stages = [s for name in ("table3-fcn", "table4-cnn") for s in load_spec(find_spec(name)).stages]
+    assert {(s.paper.table, s.paper.row): s.paper.score for s in stages} == reference
+
+
 @pytest.mark.parametrize("body, key", [
     ('[config]\nsubnet = "fcn"\nwidth = 3\n', "width"),
     ('[config]\nhl = "big"\n', "hl"),

@@ -122,3 +122,33 @@ def test_sigterm_to_a_sweep_stops_its_workers_and_keeps_its_trials(tmp_path):
     while time.monotonic() < deadline and any(alive(w) for w in workers):
         time.sleep(0.2)
     assert not any(alive(w) for w in workers)
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from workbench.procs import sigterm_between_writes, whole_write
+
+    sigterm_between_writes()
+    out = Path(sys.argv[1])
+    if sys.argv[2] == "inside":
+        with whole_write():
+            print("writing", flush=True)
+            time.sleep(1.0)
+            out.write_text("whole")
+    else:
+        print("idle", flush=True)
+    time.sleep(30)
+""")
+
+
+def test_sigterm_waits_for_a_whole_write_then_ends_the_worker_by_sigterm(tmp_path):
+    import signal
+
+    for where in ("inside", "outside"):
+        out = tmp_path / f"{where}.txt"
+        child = subprocess.Popen([sys.executable, "-c", WRITER, str(out), where], stdout=subprocess.PIPE, text=True)
+        child.stdout.readline()
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(20) == -signal.SIGTERM  # ended by the signal, as an unhandled one ends it
+        assert out.exists() == (where == "inside")  # the write it was in finished; nothing else ran after

@@ -136,6 +136,53 @@ def test_a_dead_workers_trial_is_failed_and_retried(tiny_spec, tmp_path, source)
     assert len(counted(trials, 0)) == 4
 
 
+def dead_tag() -> str:
+    dead = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    dead.start()
+    dead.join()
+    return f"{socket.gethostname()}:{dead.pid}"
+
+
+@pytest.mark.parametrize("suggested", [0, 1], ids=["before its params", "between its params"])
+def test_a_trial_killed_before_all_its_params_were_drawn_neither_crashes_a_worker_nor_loses_its_point(
+        tiny_spec, tmp_path, source, suggested):
+    """Issue 22, item 1: a cancel that ended a worker between a trial's start and its last parameter left a retry
+    without its grid point, and the worker that drew it died of Optuna's "All parameters must be specified"."""
+    storage_url = str(tmp_path / "s.journal")
+    stage = tiny_spec.stages[0]
+    study = optuna.create_study(study_name=stage_study_name("t5", 0, stage), storage=open_storage(storage_url),
+                                direction="maximize", sampler=optuna.samplers.GridSampler(stage.grid, seed=0))
+    trial = study.ask()
+    trial.set_user_attr("worker", dead_tag())
+    for param, values in list(stage.grid.items())[:suggested]:
+        trial.suggest_categorical(param, values)
+    run_worker(tiny_spec, storage_url, "t5", source=source)
+    trials = all_trials(tiny_spec, open_storage(storage_url), "t5")
+    grid = counted(trials, 0)
+    assert sorted(point_key(t.params) for t in grid) == sorted(
+        point_key({"hl": h, "c_hl": c}) for h in (8, 16) for c in (4, 8))
+    assert len(counted(trials, 1)) == 2
+
+
+def test_a_trial_whose_worker_died_before_naming_itself_is_reaped_not_waited_for(tiny_spec, tmp_path, source,
+                                                                                  monkeypatch):
+    import workbench.sweep.worker as worker
+
+    storage_url = str(tmp_path / "s.journal")
+    stage = tiny_spec.stages[0]
+    study = optuna.create_study(study_name=stage_study_name("t6", 0, stage), storage=open_storage(storage_url),
+                                direction="maximize", sampler=optuna.samplers.GridSampler(stage.grid, seed=0))
+    study.ask()  # started, never tagged: its worker was ended in between
+    monkeypatch.setattr(worker, "UNTAGGED_GRACE_S", 0.0)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (run_worker(tiny_spec, storage_url, "t6", source=source), done.set()),
+                              daemon=True)
+    thread.start()
+    thread.join(240)
+    assert done.is_set()  # it did not wait for the orphan forever
+    assert len(counted(all_trials(tiny_spec, open_storage(storage_url), "t6"), 0)) == 4
+
+
 def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path, source):
     from workbench.engine import run_configs
 

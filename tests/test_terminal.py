@@ -18,7 +18,7 @@ from proctools import alive, children_of
 
 KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f1": "\x1bOP", "f2": "\x1bOQ",
         "f3": "\x1bOR", "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+t": "\x14", "ctrl+l": "\x0c", "ctrl+b": "\x02",
-        "ctrl+o": "\x0f", "ctrl+q": "\x11", "ctrl+p": "\x10", "end": "\x1b[F"}
+        "ctrl+o": "\x0f", "ctrl+u": "\x15", "ctrl+q": "\x11", "ctrl+p": "\x10", "end": "\x1b[F"}
 
 
 def test_every_key_the_tests_press_reaches_textual_as_that_key():
@@ -40,10 +40,10 @@ def installed_command() -> str:
 class Terminal:
     """A pseudo-terminal of cols x rows running the command; `text` is what the screen shows."""
 
-    def __init__(self, cwd: Path, cols: int, rows: int):
+    def __init__(self, cwd: Path, cols: int, rows: int, env: dict | None = None):
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.ByteStream(self.screen)
-        env = dict(os.environ, TERM="xterm-256color", DIGIT_WORKBENCH_RUNS=str(cwd / "runs"))
+        env = dict(os.environ, TERM="xterm-256color", DIGIT_WORKBENCH_RUNS=str(cwd / "runs"), **(env or {}))
         self.child = pexpect.spawn(installed_command(), [], dimensions=(rows, cols), env=env, cwd=str(cwd))
 
     def pump(self, seconds: float = 0.2) -> None:
@@ -73,6 +73,15 @@ class Terminal:
                 raise AssertionError(f"{fragment!r} never {'went' if gone else 'appeared'}; the screen:\n{self.text}")
             self.pump(0.2)
 
+    def wait_until(self, done, what: str, timeout: float = 60.0) -> None:
+        """Until done() holds (a file the app writes), the screen kept up to date meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline or not self.child.isalive():
+                raise AssertionError(f"{what} never happened; the screen:\n{self.text}")
+            self.pump(0.2)
+        self.pump(1.0)
+
     def quit_during_a_run(self, timeout: float = 60.0) -> float:
         """ctrl+q during a run, "y" to the question; the seconds from the answer to the process's end."""
         self.press("ctrl+q")
@@ -98,8 +107,8 @@ class Terminal:
 def terminal(tmp_path):
     opened = []
 
-    def open_terminal(cols=120, rows=40):
-        term = Terminal(tmp_path, cols, rows)
+    def open_terminal(cols=120, rows=40, env=None):
+        term = Terminal(tmp_path, cols, rows, env)
         opened.append(term)
         term.wait_for("digits: embedded", timeout=60)
         return term
@@ -247,4 +256,89 @@ def test_the_form_the_footer_and_the_sweep_screen_at_80_by_24(terminal, tmp_path
     assert "choose a sweep spec" in term.text and not (tmp_path / "runs").exists()  # nothing queued unseen
     term.press("escape")
     term.wait_for("queue empty")
+    assert term.quit_idle() == 0
+
+
+TINY_SPEC = """title = "Tiny: two stages for the terminal test"
+validation_pairs = 100
+final_rounds = 2
+
+[base]
+subnet = "fcn"
+weight_sharing = true
+aux_loss = true
+hl = 8
+c_hl = 8
+rounds = 1
+epochs = 4
+pairs = 200
+
+[[stage]]
+name = "widths"
+grid = { hl = [8, 16], c_hl = [4, 8] }
+
+[[stage]]
+name = "alpha"
+range = { alpha = [0.1, 0.9] }
+trials = 3
+"""
+
+
+def open_tiny_sweep(term: Terminal) -> None:
+    """f4, then the user's own spec: listed after the four shipped ones, with its folder."""
+    term.press("f4")
+    term.wait_for("choose a sweep spec")
+    term.press("enter", *["down"] * 5, "enter", pause=0.3)
+    term.wait_for("Tiny: two stages")
+
+
+def start_sweep(term: Terminal, workers: int) -> None:
+    term.press("tab", "ctrl+u", str(workers), "tab", "tab", "enter", pause=0.3)
+    term.wait_for(f"running {workers} worker(s)", timeout=60)
+
+
+@pytest.mark.parametrize("cols, rows", [(120, 40), (80, 24)])
+def test_a_sweep_cancelled_quit_and_resumed_finishes_every_point_once(terminal, tmp_path, cols, rows):
+    """Issue 22, items 1 and 5 where a user met them: start, cancel, start again, quit during it; in a new app the
+    same sweep continues and finishes, with no traceback over the screen and no worker failed."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "tiny.toml").write_text(TINY_SPEC)
+    env = {"DIGIT_WORKBENCH_SWEEP_SPECS": str(specs)}
+    workers = min(2, os.cpu_count() or 1)
+    term = terminal(cols, rows, env)
+    open_tiny_sweep(term)
+    start_sweep(term, workers)
+    term.pump(1.5)  # into the first trials
+    term.press("ctrl+b")
+    term.wait_for("cancelled: start again", timeout=30)
+    term.press("enter", pause=0.3)  # Start again: the button still has the focus
+    term.wait_for(f"running {workers} worker(s)", timeout=60)
+    term.pump(1.0)
+    term.press("ctrl+q")
+    term.wait_for("Stop its workers and quit?")
+    term.press("y", pause=0.0)
+    term.child.expect(pexpect.EOF, timeout=30)
+    term.child.close()
+    assert term.child.exitstatus == 0
+
+    term = terminal(cols, rows, env)  # the same study, continued
+    open_tiny_sweep(term)
+    start_sweep(term, workers)
+    summaries = lambda: list((tmp_path / "runs").glob("*/summary.json"))  # noqa: E731
+    term.wait_until(lambda: len(summaries()) == 2, "the final measurement of both stages", timeout=300)
+    term.wait_for("Sweep tiny")  # the notification of its end
+    screen = term.text
+    assert "Traceback" not in screen and "failed" not in screen and "ended with an error" not in screen, screen
+    assert "best validation" in screen or rows < 40  # the plot's title, fitted to it (80x24 leaves no room)
+    log = tmp_path / "runs" / "sweeps" / "tiny-workers.log"
+    assert not log.exists() or "Traceback" not in log.read_text(), log.read_text()
+    trials = list(csv.DictReader((tmp_path / "runs" / "sweeps" / "tiny-trials.csv").open()))
+    complete = [(t["hl"], t["c_hl"]) for t in trials if t["stage"] == "1" and t["state"] == "complete"]
+    assert sorted(complete) == sorted((h, c) for h in ("8", "16") for c in ("4", "8"))  # every point, once
+    assert sum(t["stage"] == "2" and t["state"] == "complete" for t in trials) == 3
+    assert not any(t["state"] == "running" for t in trials)
+    finals = [json.loads(p.read_text()) for p in summaries()]
+    assert sorted(f["name"] for f in finals) == ["tiny after alpha", "tiny after widths"]
+    assert all(f["status"] == "done" for f in finals)
     assert term.quit_idle() == 0

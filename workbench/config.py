@@ -313,6 +313,27 @@ def read_text(path: Path) -> str:
         raise ConfigError("file", f"not UTF-8 text: {exc}", str(path)) from None
 
 
+def parse_paper(values: Any, where: str, source: str) -> PaperScore:
+    """The paper's score as a preset, a sweep or a sweep's stage gives it; errors name `where`'s key."""
+    if not isinstance(values, dict):
+        raise ConfigError(where, "must be a table", source)
+    for key, value in values.items():
+        want = PAPER_KEYS.get(key)
+        if want is None:
+            raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(PAPER_KEYS)})", source)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else isinstance(value, want)
+        if not ok:
+            raise ConfigError(f"{where}.{key}", f"expected {want.__name__}, got {value!r}", source)
+    if "score" not in values:
+        raise ConfigError(f"{where}.score", "missing", source)
+    for key in ("score", "std"):
+        if key in values and not 0.0 <= values[key] <= 1.0:
+            raise ConfigError(f"{where}.{key}", f"must be a fraction in [0, 1] (0.9282, not 92.82), got "
+                                                f"{values[key]!r}", source)
+    return PaperScore(values.get("table", ""), values.get("row", ""), float(values["score"]),
+                      float(values["std"]) if "std" in values else None, values.get("note", ""))
+
+
 def load_preset(path: Path) -> Preset:
     """Read one preset TOML file; any error names the file and the key."""
     source = str(path)
@@ -326,30 +347,7 @@ def load_preset(path: Path) -> Preset:
     if not isinstance(config_values, dict):
         raise ConfigError("config", "must be a table of settings", source)
     config = from_dict({k: v for k, v in config_values.items()}, source)
-    paper = None
-    if "paper" in data:
-        paper_values = data["paper"]
-        if not isinstance(paper_values, dict):
-            raise ConfigError("paper", "must be a table", source)
-        for key, value in paper_values.items():
-            want = PAPER_KEYS.get(key)
-            if want is None:
-                raise ConfigError(f"paper.{key}", f"unknown key (known: {', '.join(PAPER_KEYS)})", source)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) if want is float else isinstance(value, want)
-            if not ok:
-                raise ConfigError(f"paper.{key}", f"expected {want.__name__}, got {value!r}", source)
-        if "score" not in paper_values:
-            raise ConfigError("paper.score", "missing", source)
-        for key in ("score", "std"):
-            if key in paper_values and not 0.0 <= paper_values[key] <= 1.0:
-                raise ConfigError(f"paper.{key}", f"must be a fraction in [0, 1], got {paper_values[key]!r}", source)
-        paper = PaperScore(
-            table=paper_values.get("table", ""),
-            row=paper_values.get("row", ""),
-            score=float(paper_values["score"]),
-            std=float(paper_values["std"]) if "std" in paper_values else None,
-            note=paper_values.get("note", ""),
-        )
+    paper = parse_paper(data["paper"], "paper", source) if "paper" in data else None
     title = data.get("title", path.stem)
     if not isinstance(title, str):
         raise ConfigError("title", f"expected text, got {title!r}", source)

@@ -153,3 +153,18 @@ def stage_cells(s, with_running: bool = True) -> tuple[str, ...]:
             mean_std_label(best.val_mean, best.val_std) if best else "—",
             mean_std_label(best.test_mean, best.test_std) if best else "—",
             params_text(best.params) if best else "")
+
+
+FINAL_COLUMNS = ("after stage", "config", "validation %", "test %", "paper %")
+
+
+def final_rows(spec, finals) -> list[tuple[str, ...]]:
+    """A sweep's final measurements (FINAL_COLUMNS), one per stage: the params searched so far as chosen on
+    validation, the validation score, the test score over the final rounds, and what the paper reports there."""
+    rows, searched = [], {}
+    for stage, final in zip(spec.stages, finals):
+        searched.update({p: getattr(final.config, p) for p in [*stage.grid, *stage.ranges]})
+        paper = f"{stage.paper.score * 100:.2f} ({stage.paper.note})" if stage.paper else ""
+        rows.append((stage.name, params_text(searched), pct(final.val_mean),
+                     mean_std_label(final.summary.mean, final.summary.std), paper))
+    return rows

@@ -70,6 +70,40 @@ def sigterm_as_interrupt():
     return handling((signal.SIGTERM,), interrupt)
 
 
+_writing = 0  # whole_write blocks open in this process
+_term_pending = False
+
+
+def sigterm_between_writes() -> None:
+    """In a worker process: SIGTERM still ends it at once, unless it is inside a `whole_write` block, which it
+    finishes first (a journal record cut short, or its lock file left behind, would stall every other worker)."""
+    def on_term(signum, frame) -> None:
+        global _term_pending
+        if _writing:
+            _term_pending = True
+        else:
+            _end_by(signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _end_by(signum: int) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # ended by the signal itself: the exit status says so, as before
+    os.kill(os.getpid(), signum)
+
+
+@contextmanager
+def whole_write():
+    global _writing
+    _writing += 1
+    try:
+        yield
+    finally:
+        _writing -= 1
+        if not _writing and _term_pending:
+            _end_by(signal.SIGTERM)
+
+
 def owner_tag() -> str:
     """host:pid of this process, as a run directory's claim and a sweep trial name their writer."""
     return f"{socket.gethostname()}:{os.getpid()}"

@@ -13,7 +13,7 @@ spec.py reads specs; storage.py keeps and reads the studies; worker.py runs tria
 on this machine (the command and the app's screen both use it); command.py is `digit-workbench sweep`.
 """
 
-from .spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, sweeps_dir
+from .spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, spec_paths, sweeps_dir
 from .storage import (MAX_RETRIES, StageSummary, Trial, all_trials, best_params, default_storage, export_trials,
                       final_runs, is_database, open_storage, record_spec, recorded_spec, stage_base, stage_study_name,
                       stage_summaries, stage_trials, storage_exists, trials_csv, trials_csv_path)
@@ -24,4 +24,4 @@ __all__ = ["MAX_RETRIES", "SWEEPABLE", "FinalRun", "Stage", "StageSummary", "Swe
            "all_trials", "best_params", "default_storage", "export_trials", "final_runs", "find_spec", "is_database",
            "load_spec", "open_points", "open_storage", "parse_spec", "point_key", "reap_dead_trials", "record_spec",
            "recorded_spec", "run_worker", "stage_base", "stage_study_name", "stage_summaries", "stage_trials",
-           "start_workers", "storage_exists", "sweeps_dir", "trials_csv", "trials_csv_path"]
+           "start_workers", "storage_exists", "spec_paths", "sweeps_dir", "trials_csv", "trials_csv_path"]

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from ..config import ConfigError
-from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, params_text, pct, plain, stage_cells, trial_cells
+from ..format import (FINAL_COLUMNS, STAGE_COLUMNS, TRIAL_COLUMNS, final_rows, plain, stage_cells, trial_cells)
 from ..procs import sigterm_as_interrupt
 from ..report import console as commands_console
 from ..report import text
@@ -42,13 +42,12 @@ def trials_view(spec: SweepSpec, trials: list[Trial], study: str, elapsed: float
 def finals_table(spec: SweepSpec, study: str, finals: list[FinalRun]) -> Table:
     table = Table(title=text(f"{study}: chosen on validation, measured on test ({spec.final_rounds} rounds)"),
                   title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("after stage", "config", "validation %", "test %"):
+    rows = final_rows(spec, finals)
+    columns = FINAL_COLUMNS if any(row[-1] for row in rows) else FINAL_COLUMNS[:-1]
+    for col in columns:
         table.add_column(col)
-    searched: dict = {}
-    for stage, final in zip(spec.stages, finals):
-        searched.update({p: getattr(final.config, p) for p in [*stage.grid, *stage.ranges]})
-        table.add_row(text(final.label.split(" after ", 1)[1]), text(params_text(searched)), pct(final.val_mean),
-                      mean_std_label(final.summary.mean, final.summary.std))
+    for row in rows:
+        table.add_row(*(text(c) for c in row[:len(columns)]))
     if spec.paper:
         table.caption = text(f"paper: {spec.paper.score * 100:.2f} % ({spec.paper.note})")
     return table

@@ -3,15 +3,17 @@ names the file and the key (`stage[0].grid.hl`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, ConfigError, PaperScore, RunConfig, field_applies, from_dict, parse_toml, read_text
+from ..config import (FIELDS, ConfigError, PaperScore, RunConfig, field_applies, from_dict, parse_paper, parse_toml,
+                      read_text)
 
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "pairs")}  # the protocol stays
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
-STAGE_KEYS = {"name", "grid", "range", "trials"}
+STAGE_KEYS = {"name", "grid", "range", "trials", "paper"}
 MAX_GRID_POINTS = 100_000  # a stage's grid is enumerated to hand out trials; beyond this, use a range search
 MAX_VALIDATION = 30000  # pairs: MNIST's 60,000 training digits (the digits in use are checked when a trial draws)
 
@@ -22,6 +24,7 @@ class Stage:
     grid: dict[str, list] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     trials: int = 0  # for ranges: how many trials the model-based search gets
+    paper: PaperScore | None = None  # what the paper reports after this stage of its own search
 
     @property
     def is_grid(self) -> bool:
@@ -48,21 +51,36 @@ class SweepSpec:
     path: Path | None = None
 
 
+SPECS_ENV = "DIGIT_WORKBENCH_SWEEP_SPECS"  # a folder of the user's own specs, beside the shipped ones
+
+
 def sweeps_dir() -> Path:
     from ..config import presets_dir
 
     return presets_dir() / "sweeps"
 
 
+def spec_dirs() -> list[Path]:
+    """Where specs are found by name, in this order: the shipped ones, then the folder DIGIT_WORKBENCH_SWEEP_SPECS
+    names (the app's sweep screen lists both)."""
+    own = os.environ.get(SPECS_ENV)
+    return [sweeps_dir()] + ([Path(own)] if own else [])
+
+
+def spec_paths() -> list[Path]:
+    return [path for folder in spec_dirs() for path in sorted(folder.glob("*.toml"))]
+
+
 def find_spec(name: str) -> Path:
     path = Path(name)
     if path.suffix == ".toml" and path.exists():
         return path
-    candidate = sweeps_dir() / f"{name}.toml"
-    if not candidate.exists():
-        known = ", ".join(sorted(p.stem for p in sweeps_dir().glob("*.toml")))
-        raise ConfigError("spec", f"no sweep spec named {name!r} (known: {known})")
-    return candidate
+    for folder in spec_dirs():
+        candidate = folder / f"{name}.toml"
+        if candidate.exists():
+            return candidate
+    known = ", ".join(sorted({p.stem for p in spec_paths()}))
+    raise ConfigError("spec", f"no sweep spec named {name!r} (known: {known})")
 
 
 def load_spec(path: Path) -> SweepSpec:
@@ -83,18 +101,7 @@ def parse_spec(text: str, path: Path) -> SweepSpec:
     if not isinstance(stages_data, list) or not stages_data:
         raise ConfigError("stage", "a sweep needs at least one [[stage]]", source)
     stages = [parse_stage(i, s, base, source) for i, s in enumerate(stages_data)]
-    paper = None
-    if "paper" in data:
-        p = data["paper"]
-        if not isinstance(p, dict) or not isinstance(p.get("score"), (int, float)) or isinstance(p["score"], bool):
-            raise ConfigError("paper.score", "a number is needed", source)
-        unknown = set(p) - {"table", "row", "score", "note"}
-        if unknown:
-            raise ConfigError(f"paper.{sorted(unknown)[0]}", "unknown key (known: note, row, score, table)", source)
-        if not 0.0 <= p["score"] <= 1.0:
-            raise ConfigError("paper.score", f"a fraction in [0, 1] (0.9282, not 92.82), got {p['score']!r}", source)
-        paper = PaperScore(str(p.get("table", "")), str(p.get("row", "")), float(p["score"]), None,
-                           str(p.get("note", "")))
+    paper = parse_paper(data["paper"], "paper", source) if "paper" in data else None
     validation = data.get("validation_pairs", 500)
     if isinstance(validation, bool) or not isinstance(validation, int) or not 10 <= validation <= MAX_VALIDATION:
         raise ConfigError("validation_pairs", f"a whole number in 10..{MAX_VALIDATION}, got {validation!r}", source)
@@ -113,6 +120,8 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
         if key not in STAGE_KEYS:
             raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(STAGE_KEYS))})", source)
     stage = Stage(name=str(data.get("name", f"stage {index + 1}")))
+    if "paper" in data:
+        stage.paper = parse_paper(data["paper"], f"{where}.paper", source)
     grid, ranges = data.get("grid", {}), data.get("range", {})
     for kind, table in (("grid", grid), ("range", ranges)):
         if not isinstance(table, dict):

@@ -66,9 +66,18 @@ def open_storage(storage: str):
                     max_retry=MAX_RETRIES))
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
+    from ..procs import whole_write
+
+    class WholeWritesJournal(JournalFileBackend):
+        """A worker told to stop finishes the record it is writing, and lets go of the file's lock."""
+
+        def append_logs(self, logs) -> None:
+            with whole_write():
+                super().append_logs(logs)
+
     path = Path(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    return optuna.storages.JournalStorage(WholeWritesJournal(str(path), lock_obj=JournalFileOpenLock(str(path))))
 
 
 def stage_study_name(study: str, index: int, stage: Stage) -> str:

@@ -85,7 +85,7 @@ class SweepRun:
             p.join(5)
         if self.storage is not None:
             for index, stage in enumerate(self.spec.stages):
-                reap_dead_trials(stage_study(self.spec, self.storage, self.study, index))
+                reap_dead_trials(stage_study(self.spec, self.storage, self.study, index), stage)
 
     def failed_workers(self) -> list[int]:
         """Exit codes of the workers that ended with an error."""

@@ -14,18 +14,36 @@ from ..procs import owner_gone, owner_tag
 from .storage import MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name, trials_csv_path
 
 
-def reap_dead_trials(study) -> int:
+UNTAGGED_GRACE_S = 60.0  # a trial names its worker within milliseconds of its start; one untagged longer is an orphan
+
+
+def trial_owner_gone(t) -> bool:
+    """Whether a running trial's worker has died: its host:pid is gone, or it never got to name itself (ended
+    between the trial's start and its first write) and the trial started long ago."""
+    import datetime
+
+    tag = str(t.user_attrs.get("worker", ""))
+    if tag:
+        return owner_gone(tag)
+    started = t.datetime_start
+    return started is not None and (datetime.datetime.now() - started).total_seconds() > UNTAGGED_GRACE_S
+
+
+def reap_dead_trials(study, stage: Stage) -> int:
     """Journal storage has no heartbeat: a running trial whose worker on this machine is gone is failed and its
-    point enqueued again (at most MAX_RETRIES times). A database storage does this through Optuna's heartbeat."""
+    point enqueued again (at most MAX_RETRIES times). A trial that died before it drew all its parameters has no
+    point to retry: a grid's point stays open (open_points), a range search draws another. A database storage
+    does this through Optuna's heartbeat."""
     from optuna.trial import TrialState
 
+    names = set(stage.grid or stage.ranges)
     reaped = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not owner_gone(str(t.user_attrs.get("worker", ""))):
+        if not trial_owner_gone(t):
             continue
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         retries = int(t.user_attrs.get("retry", 0))
-        if retries < MAX_RETRIES:
+        if retries < MAX_RETRIES and set(t.params) == names:
             study.enqueue_trial(dict(t.params), user_attrs={"retry": retries + 1, "retry_of": t.number})
         reaped += 1
     return reaped
@@ -36,7 +54,8 @@ def point_key(params: dict[str, Any]) -> tuple:
 
 
 def open_points(stage: Stage, trials) -> set[tuple]:
-    """Grid points that no trial has started: a failed point comes back only through its enqueued retry."""
+    """Grid points that no trial has started or is queued to start: a failed point comes back only through its
+    enqueued retry."""
     import itertools
 
     from optuna.trial import TrialState
@@ -44,7 +63,21 @@ def open_points(stage: Stage, trials) -> set[tuple]:
     names = list(stage.grid)
     points = {point_key(dict(zip(names, combo))) for combo in itertools.product(*stage.grid.values())}
     started = {point_key(t.params) for t in trials if t.state != TrialState.WAITING and t.params}
-    return points - started
+    queued = {point_key(t.system_attrs.get("fixed_params") or {}) for t in trials if t.state == TrialState.WAITING}
+    return points - started - queued
+
+
+def queue_open_point(study, stage: Stage) -> None:
+    """Before each grid trial, its point is queued by name: every trial then draws a whole point, so a point whose
+    trial ended before it drew its parameters is tried again (the grid sampler counts that point as visited)."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials):
+        return
+    points = sorted(open_points(stage, trials))
+    if points:
+        study.enqueue_trial(dict(points[os.getpid() % len(points)]))  # workers start from different points
 
 
 def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cancel=None,
@@ -65,9 +98,11 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
         callbacks = [trial_reporter(index, on_trial, cancel)]
         while not (cancel is not None and cancel.is_set()):
             if not is_database(storage_url):
-                reap_dead_trials(s)
+                reap_dead_trials(s, stage)
             left = stage_left(stage, s.get_trials(deepcopy=False))
             if left == "open":
+                if stage.is_grid:
+                    queue_open_point(s, stage)
                 s.optimize(objective, n_trials=1, catch=(RuntimeError,), callbacks=callbacks)
             elif left == "running":
                 time.sleep(poll_s)  # other workers are finishing this stage's last points
@@ -170,24 +205,28 @@ def workers_log(study: str, storage_url: str) -> Path:
 
 def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None) -> None:
     import signal
+    import traceback
 
     from ..data import load_source
-    from ..procs import exit_with_parent
+    from ..procs import exit_with_parent, sigterm_between_writes
 
     exit_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
+    sigterm_between_writes()
+    log = workers_log(study, storage_url)
+    try:  # what a worker says (Optuna's warnings, a traceback) goes to the sweep's log, never over the screen
+        log.parent.mkdir(parents=True, exist_ok=True)
+        os.dup2(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644), 2)
+    except OSError:
+        pass  # then to the standard error the worker was given
     try:
         import torch
 
         torch.set_num_threads(1)
         run_worker(load_spec(Path(spec_path)), storage_url, study, load_source(data, data_dir))
-    except Exception:  # the traceback goes to the sweep's log, never over the screen the app draws
-        import traceback
-
-        log = workers_log(study, storage_url)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {owner_tag()}\n{traceback.format_exc()}\n")
+    except Exception:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {owner_tag()}: {traceback.format_exc()}",
+              file=sys.stderr, flush=True)
         sys.exit(1)
 
 

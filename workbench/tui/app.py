@@ -320,13 +320,13 @@ class WorkbenchApp(RunsActions, App):
             self.query_one(ResultsTable).focus()
 
     def action_sweeps(self) -> None:
-        from ..sweep import sweeps_dir
+        from ..sweep import spec_paths
         from .sweeps import SweepScreen
 
         if isinstance(self.screen, SweepScreen):
             return
         if not self.is_screen_installed("sweeps"):  # installed: leaving it keeps its spec and a running sweep
-            self.install_screen(SweepScreen(self.sweep_specs or sweeps_dir()), "sweeps")
+            self.install_screen(SweepScreen(sorted(self.sweep_specs.glob("*.toml")) if self.sweep_specs else spec_paths()), "sweeps")
         self.push_screen("sweeps")
 
     def action_load_preset(self, name: str) -> None:

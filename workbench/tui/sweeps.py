@@ -17,7 +17,7 @@ from textual_plotext import PlotextPlot
 from ..config import FIELDS, ConfigError
 from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, setting, stage_cells, trial_cells
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
-                     stage_summaries, storage_exists, trials_csv_path)
+                     stage_summaries, storage_exists, sweeps_dir, trials_csv_path)
 from ..sweep.worker import max_workers
 from ..training import refusal
 from .messages import RunsFound, SweepEnded, SweepUpdate
@@ -42,6 +42,11 @@ def spec_text(spec: SweepSpec) -> str:
     return "\n".join(lines)
 
 
+def spec_label(path: Path) -> str:
+    """A shipped spec by its name; one of the user's own with its folder too (it may share a shipped name)."""
+    return path.stem if path.parent == sweeps_dir() else f"{path.stem} ({path.parent.name}/)"
+
+
 def final_line(final) -> str:
     """A chosen config's final measurement as the screen's status line says it: its score, or why it has none."""
     stage = final.label.split(" after ", 1)[1]
@@ -59,9 +64,9 @@ class SweepScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("ctrl+e", "export", "Export trials"),
                 Binding("ctrl+b", "cancel", "Cancel sweep", priority=True)]
 
-    def __init__(self, specs_dir: Path) -> None:
+    def __init__(self, specs: list[Path]) -> None:
         super().__init__()
-        self.specs = sorted(specs_dir.glob("*.toml"))
+        self.specs = specs
         self.spec: SweepSpec | None = None
         self.study = ""
         self.storage_url = ""
@@ -74,7 +79,7 @@ class SweepScreen(Screen):
         with Vertical(id="sweep"):
             with Horizontal(classes="sweep-row"):
                 yield Label("Spec", classes="sweep-label")
-                yield Select([(p.stem, str(p)) for p in self.specs], prompt="choose a sweep spec…", id="sweep-spec",
+                yield Select([(spec_label(p), str(p)) for p in self.specs], prompt="choose a sweep spec…", id="sweep-spec",
                              compact=True)
             with Horizontal(classes="sweep-row"):
                 yield Label("Workers", classes="sweep-label")
@@ -86,13 +91,13 @@ class SweepScreen(Screen):
                 yield Button("Start", id="sweep-start", variant="primary", compact=True)
                 yield Button("Cancel", id="sweep-cancel", variant="error", compact=True)
                 yield Button("Export trials", id="sweep-export", compact=True)
+                yield Static("", id="sweep-status")  # beside the buttons: in view at any terminal size
             yield Static("", id="sweep-title")
             yield DataTable(id="sweep-stages", cursor_type="none")
             with Horizontal(id="sweep-plots"):
                 yield PlotextPlot(id="sweep-param-a")
                 yield PlotextPlot(id="sweep-param-b")
                 yield PlotextPlot(id="sweep-best")
-            yield Static("", id="sweep-status")
             yield DataTable(id="sweep-trials", zebra_stripes=True, cursor_type="row")
         yield Footer()
 
@@ -174,8 +179,14 @@ class SweepScreen(Screen):
         def running(trials: list[Trial]) -> None:
             self.post_message(SweepUpdate(trials, True, f"running {workers} worker(s) · {sweep.elapsed:.0f} s"))
 
-        if not sweep.watch(running, self.stop, POLL_S):
-            self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"))
+        finished = sweep.watch(running, self.stop, POLL_S)
+        try:  # as the command does: every trial in the study's CSV, whether it finished or was stopped
+            written = f"; trials written to {sweep.export()}"
+        except OSError as exc:
+            written = f"; the trials CSV could not be written: {exc.strerror or exc}"
+        if not finished:
+            self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"
+                                          + written))
             return
         if sweep.failure_note():
             self.post_message(SweepUpdate(sweep.trials(), False, sweep.failure_note()))

@@ -1,0 +1,134 @@
+"""The README's measured figures come from benchmarks/results/ and nowhere else.
+
+    python benchmarks/readme.py            # list where the README and the results disagree (exit 1 if anywhere)
+    python benchmarks/readme.py --write    # copy the results files into the README's generated blocks
+
+Two rules, both checked by tests/test_readme.py:
+
+- A generated block, `<!-- from results/FILE -->` ... `<!-- end -->`, holds FILE's text verbatim (a benchmark
+  writes FILE; `--write` copies it in).
+- Any other paragraph, list item or table row that cites `results/FILE` (one or more) quotes its figures from
+  those files: every number in it with a decimal point, or above 10, must appear in one of them. Numbers inside
+  `code` (commands, commits) are not figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+BLOCK = re.compile(r"<!-- from results/(?P<file>[\w.-]+) -->\n(?P<body>.*?)<!-- end -->", re.S)
+CITATION = re.compile(r"results/([\w.*-]+\.(?:txt|md|csv|log))")
+NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+CODE = re.compile(r"`[^`]*`")
+
+
+@dataclass
+class Disagreement:
+    where: str  # the README's text, shortened
+    what: str
+
+    def __str__(self) -> str:
+        return f"README: {self.where!r}: {self.what}"
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers a text states, as written without thousands commas (`1,000` is `1000`)."""
+    return {n.replace(",", "") for n in NUMBER.findall(text)}
+
+
+def is_figure(number: str) -> bool:
+    """A measured figure, not a small count ('3 rounds', 'two of 5'): it has decimals or is above 10."""
+    return "." in number or int(number) > 10
+
+
+def segments(text: str) -> list[str]:
+    """Paragraphs and list items as one line each, and every table row on its own; generated blocks and code
+    blocks are left out (the first are checked whole, the second hold commands and screens)."""
+    text = BLOCK.sub("", text)
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    out, current = [], []
+    for line in text.splitlines():
+        starts_item = re.match(r"\s*(?:[-*]|\d+\.)\s", line) is not None
+        if not line.strip() or line.lstrip().startswith(("|", "#")) or starts_item:
+            if current:
+                out.append(" ".join(current))
+            current = []
+            if line.lstrip().startswith("|"):
+                out.append(line)
+                continue
+        if line.strip() and not line.lstrip().startswith("#"):
+            current.append(line.strip())
+    if current:
+        out.append(" ".join(current))
+    return out
+
+
+def cited_files(segment: str, results: Path) -> list[Path]:
+    files = []
+    for pattern in CITATION.findall(segment):
+        files += sorted(results.glob(pattern))
+    return files
+
+
+def check(readme: str, results: Path = RESULTS) -> list[Disagreement]:
+    problems = []
+    for block in BLOCK.finditer(readme):
+        path = results / block["file"]
+        if not path.is_file():
+            problems.append(Disagreement(f"from results/{block['file']}", "no such results file"))
+        elif block["body"] != path.read_text(encoding="utf-8"):
+            problems.append(Disagreement(f"from results/{block['file']}", "differs from the file (run "
+                                         "`python benchmarks/readme.py --write`)"))
+    for segment in segments(readme):
+        if not CITATION.search(segment):
+            continue
+        files = cited_files(segment, results)
+        if not files:
+            problems.append(Disagreement(segment[:70], f"cites {', '.join(CITATION.findall(segment))}: no such file"))
+            continue
+        known = set().union(*(numbers(f.read_text(encoding="utf-8", errors="replace")) for f in files))
+        stated = {n for n in numbers(CODE.sub("", segment)) if is_figure(n)}
+        missing = sorted(stated - known, key=float)
+        if missing:
+            problems.append(Disagreement(segment[:70], f"{', '.join(missing)} not in "
+                                                       f"{', '.join(f.name for f in files)}"))
+    return problems
+
+
+def write(readme: str, results: Path = RESULTS) -> str:
+    """The README with every generated block refilled from its file."""
+    def refill(block: re.Match) -> str:
+        path = results / block["file"]
+        body = path.read_text(encoding="utf-8") if path.is_file() else block["body"]
+        return f"<!-- from results/{block['file']} -->\n{body}<!-- end -->"
+
+    return BLOCK.sub(refill, readme)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="refill the generated blocks from the results files")
+    args = parser.parse_args()
+    text = README.read_text(encoding="utf-8")
+    if args.write:
+        sys.path.insert(0, str(ROOT))
+        from workbench.fsutil import atomic_write_text
+
+        text = write(text)
+        atomic_write_text(README, text)
+    problems = check(text)
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
