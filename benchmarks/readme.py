@@ -8,8 +8,8 @@ Two rules, both checked by tests/test_readme.py:
 - A generated block, `<!-- from results/FILE -->` ... `<!-- end -->`, holds FILE's text verbatim (a benchmark
   writes FILE; `--write` copies it in).
 - Any other paragraph, list item or table row that cites `results/FILE` (one or more) quotes its figures from
-  those files: every number in it with a decimal point, or above 10, must appear in one of them. Numbers inside
-  `code` (commands, commits) are not figures.
+  those files: every figure in it (a number with decimals, or with a unit: s, %, x, GB, ...) must appear in one
+  of them. Numbers inside `code` (commands, commits) and issue numbers are not figures.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 BLOCK = re.compile(r"<!-- from results/(?P<file>[\w.-]+) -->\n(?P<body>.*?)<!-- end -->", re.S)
 CITATION = re.compile(r"results/([\w.*-]+\.(?:txt|md|csv|log))")
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+FIGURE = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(x\b|\s?(?:%|s\b|ms\b|min\b|GB\b|MB\b|MiB\b|KiB\b|GiB\b|GFLOP/s))?")
+ISSUE = re.compile(r"issues? \d+(?: and \d+)?")  # issue numbers name work, they measure nothing
 CODE = re.compile(r"`[^`]*`")
 
 
@@ -44,9 +46,10 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in NUMBER.findall(text)}
 
 
-def is_figure(number: str) -> bool:
-    """A measured figure, not a small count ('3 rounds', 'two of 5'): it has decimals or is above 10."""
-    return "." in number or int(number) > 10
+def figures(text: str) -> set[str]:
+    """The measured figures a text states: numbers with decimals, or with a unit (s, %, GB, ..., or a ratio's x as
+    in 36x); a count such as '10 rounds', '24 misclassified pairs' or '768 x 512' is not one."""
+    return {m[1].replace(",", "") for m in FIGURE.finditer(text) if "." in m[1] or m[2]}
 
 
 def segments(text: str) -> list[str]:
@@ -71,6 +74,19 @@ def segments(text: str) -> list[str]:
     return out
 
 
+def measured_rows(text: str) -> list[str]:
+    """The body rows of every table whose header names a column `measured`: each must cite its results."""
+    rows, header = [], None
+    for line in BLOCK.sub("", text).splitlines():
+        if not line.lstrip().startswith("|"):
+            header = None
+        elif header is None:
+            header = line
+        elif "measured" in header and not set(line.strip()) <= set("|-: "):
+            rows.append(line)
+    return rows
+
+
 def cited_files(segment: str, results: Path) -> list[Path]:
     files = []
     for pattern in CITATION.findall(segment):
@@ -87,6 +103,9 @@ def check(readme: str, results: Path = RESULTS) -> list[Disagreement]:
         elif block["body"] != path.read_text(encoding="utf-8"):
             problems.append(Disagreement(f"from results/{block['file']}", "differs from the file (run "
                                          "`python benchmarks/readme.py --write`)"))
+    for row in measured_rows(readme):
+        if not CITATION.search(row):
+            problems.append(Disagreement(row[:70], "a row of measured figures cites no results file"))
     for segment in segments(readme):
         if not CITATION.search(segment):
             continue
@@ -95,7 +114,7 @@ def check(readme: str, results: Path = RESULTS) -> list[Disagreement]:
             problems.append(Disagreement(segment[:70], f"cites {', '.join(CITATION.findall(segment))}: no such file"))
             continue
         known = set().union(*(numbers(f.read_text(encoding="utf-8", errors="replace")) for f in files))
-        stated = {n for n in numbers(CODE.sub("", segment)) if is_figure(n)}
+        stated = figures(ISSUE.sub("", CODE.sub("", segment)))
         missing = sorted(stated - known, key=float)
         if missing:
             problems.append(Disagreement(segment[:70], f"{', '.join(missing)} not in "

@@ -11,33 +11,11 @@ import pytest
 
 from workbench.cli import main
 from workbench.config import ConfigError
+from sweep_specs import tiny_spec_text
 from workbench.sweep import (all_trials, best_params, find_spec, load_spec, open_storage, point_key, run_worker,
                              stage_study_name, start_workers)
 
-TINY_SPEC = """
-title = "tiny"
-validation_pairs = 40
-final_rounds = 2
-
-[base]
-subnet = "fcn"
-hl = 8
-c_hl = 4
-rounds = 2
-epochs = 1
-pairs = 100
-batch_size = 20
-device = "cpu"
-
-[[stage]]
-name = "widths"
-grid = { hl = [8, 16], c_hl = [4, 8] }
-
-[[stage]]
-name = "alpha"
-range = { alpha = [0.1, 0.9] }
-trials = 2
-"""
+TINY_SPEC = tiny_spec_text()
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ import pexpect
 import pyte
 import pytest
 from proctools import alive, children_of
+from sweep_specs import tiny_spec_text
 
-KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "escape": "\x1b", "f1": "\x1bOP", "f2": "\x1bOQ",
+KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "up": "\x1b[A", "escape": "\x1b", "f1": "\x1bOP", "f2": "\x1bOQ",
         "f3": "\x1bOR", "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+t": "\x14", "ctrl+l": "\x0c", "ctrl+b": "\x02",
-        "ctrl+o": "\x0f", "ctrl+u": "\x15", "ctrl+q": "\x11", "ctrl+p": "\x10", "end": "\x1b[F"}
+        "ctrl+o": "\x0f", "ctrl+u": "\x15", "ctrl+e": "\x05", "ctrl+q": "\x11", "ctrl+p": "\x10", "end": "\x1b[F"}
 
 
 def test_every_key_the_tests_press_reaches_textual_as_that_key():
@@ -259,29 +260,8 @@ def test_the_form_the_footer_and_the_sweep_screen_at_80_by_24(terminal, tmp_path
     assert term.quit_idle() == 0
 
 
-TINY_SPEC = """title = "Tiny: two stages for the terminal test"
-validation_pairs = 100
-final_rounds = 2
-
-[base]
-subnet = "fcn"
-weight_sharing = true
-aux_loss = true
-hl = 8
-c_hl = 8
-rounds = 1
-epochs = 4
-pairs = 200
-
-[[stage]]
-name = "widths"
-grid = { hl = [8, 16], c_hl = [4, 8] }
-
-[[stage]]
-name = "alpha"
-range = { alpha = [0.1, 0.9] }
-trials = 3
-"""
+TINY_SPEC = tiny_spec_text("Tiny: two stages for the terminal test", rounds=1, epochs=4, pairs=200, batch_size=5,
+                           validation_pairs=100, alpha_trials=3)
 
 
 def open_tiny_sweep(term: Terminal) -> None:
@@ -309,7 +289,11 @@ def test_a_sweep_cancelled_quit_and_resumed_finishes_every_point_once(terminal, 
     term = terminal(cols, rows, env)
     open_tiny_sweep(term)
     start_sweep(term, workers)
-    term.pump(1.5)  # into the first trials
+    term.press("escape", pause=0.5)  # the main screen says a sweep trains, never "queue empty"
+    term.wait_for("sweep tiny running")
+    assert "queue empty" not in term.text
+    term.press("f4", pause=0.5)
+    term.pump(0.5)  # into the first trials
     term.press("ctrl+b")
     term.wait_for("cancelled: start again", timeout=30)
     term.press("enter", pause=0.3)  # Start again: the button still has the focus
@@ -341,4 +325,67 @@ def test_a_sweep_cancelled_quit_and_resumed_finishes_every_point_once(terminal, 
     finals = [json.loads(p.read_text()) for p in summaries()]
     assert sorted(f["name"] for f in finals) == ["tiny after alpha", "tiny after widths"]
     assert all(f["status"] == "done" for f in finals)
+    assert term.quit_idle() == 0
+
+
+@pytest.mark.parametrize("cols, rows", [(120, 40), (80, 24)])
+def test_what_a_new_user_tripped_on_holds_in_a_real_terminal(terminal, tmp_path, cols, rows):
+    """Issue 22, items 2, 3, 4, 7, 10 and 11 where a user met them, at both sizes: pairs the digits cannot supply
+    are refused in the form; a run cancelled at once does not read 100 %; plot titles show; a sorted column shows
+    its arrow; the per-digit accuracy is whole; the compare screen exports its figure."""
+    narrow = cols < 100
+    term = terminal(cols, rows)
+    term.press(*["tab"] * 16, pause=0.1)  # to Pairs
+    term.pump(1.0)  # the field selects its text once focused: typing before that would be partly replaced
+    term.press("ctrl+u", *"5000", pause=0.1)
+    term.wait_for("distinct digits")
+    term.press("ctrl+r")
+    term.wait_for("fix Pairs first")
+    assert not (tmp_path / "runs").exists()  # nothing queued, nothing failed
+    term.press("ctrl+u", *"1000", pause=0.1)
+    term.wait_for("distinct digits", gone=True)
+
+    term.press("ctrl+p", pause=0.4)  # the palette loads a preset wherever the focus is
+    term.press(*"table2-fcn-ws-aux", pause=0.05)
+    term.press("enter", pause=0.5)
+    term.wait_for("table2-fcn-ws-aux · paper")
+    term.press("ctrl+r")
+    term.wait_for("running: table2-fcn-ws-aux")
+    term.press("ctrl+b")
+    term.wait_for("cancelled", timeout=30)
+    term.press("f2") if narrow else None
+    term.pump(0.5)
+    assert "100%" not in term.text  # cancelled at once: the bar says how far it got
+    term.press("ctrl+r")
+    term.wait_for("table2-fcn-ws-aux: done", timeout=120)
+    term.press("f2") if narrow else None
+    term.wait_for("train loss")
+    term.wait_for("accuracy %")
+
+    term.press("f3")
+    term.wait_for("status")
+    term.press("s", pause=0.4)  # sort by the next column: its header shows the arrow
+    assert "▲" in term.text or "▼" in term.text
+    for _ in range(2):  # the done run's details (the cancelled one has no predictions)
+        term.press("enter", pause=0.5)
+        term.wait_for("Load into form (l)")
+        term.press("e", pause=0.8)
+        if "per-digit accuracy" in term.text:
+            break
+        term.press("escape", "down", pause=0.4)
+    term.wait_for("per-digit accuracy")
+    if not narrow:  # at 80x24 the details scroll; at 120x40 every digit is in view
+        for digit in range(10):
+            assert f"{digit}: " in term.text.split("per-digit accuracy")[1], digit
+    term.press("escape", pause=0.5)
+    term.press("f3", "up", "up", " ", "down", " ", "c", pause=0.4)  # mark both runs, compare them
+    term.wait_for("Paired (p)")
+    term.wait_for("test accuracy")  # the curves' titles, fitted to their plots
+    term.wait_for("train loss")
+    term.press("e", pause=0.4)
+    term.press("x", pause=0.4)
+    term.press("ctrl+e", pause=0.5)  # the figure of what is on screen
+    term.wait_for("figure written to")
+    assert len(list(tmp_path.rglob("comparison-*.png"))) == 1
+    term.press("escape", pause=0.4)
     assert term.quit_idle() == 0

@@ -1,0 +1,83 @@
+"""What each idea beyond the paper is worth, alone and combined: the CNN from beyond-cnn's base (an earlier Table IV
+sweep's architecture) with re-pairing, with 30 epochs at lr 0.002, and with both (`beyond-cnn-best`), against the
+paper's Table IV config; the paper's Table III FCN with and without re-pairing. 10 rounds each, seed 0, so round r
+of every run sees the same pairs and the differences are paired (as `digit-workbench compare` computes them).
+
+    python benchmarks/beyond.py [--out benchmarks/results/beyond.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.analysis import compare_runs  # noqa: E402
+from workbench.config import find_preset  # noqa: E402
+from workbench.data import load_source  # noqa: E402
+from workbench.format import comparison_cells, mean_std_label  # noqa: E402
+from workbench.fsutil import atomic_write_text  # noqa: E402
+from workbench.sweep.spec import find_spec, load_spec  # noqa: E402
+from workbench.training import NamedRun, train_and_record  # noqa: E402
+
+
+def runs() -> tuple[list[NamedRun], list[NamedRun]]:
+    architecture = load_spec(find_spec("beyond-cnn")).base.replace(rounds=10)
+    best = find_preset("beyond-cnn-best").config
+    cnn = [NamedRun("the paper's Table IV config (`table4-cnn-best`)", find_preset("table4-cnn-best").config),
+           NamedRun("beyond-cnn's base architecture", architecture),
+           NamedRun("architecture + re-pairing", architecture.replace(repair=True)),
+           NamedRun(f"architecture + {best.epochs} epochs, lr {best.lr}",
+                    architecture.replace(epochs=best.epochs, lr=best.lr)),
+           NamedRun("all three (`beyond-cnn-best`)", best)]
+    fcn_paper = find_preset("table3-fcn-best").config
+    fcn = [NamedRun("the paper's Table III config (`table3-fcn-best`)", fcn_paper),
+           NamedRun("with re-pairing", fcn_paper.replace(repair=True))]
+    return cnn, fcn
+
+
+def paired(a, b) -> str:
+    cells = comparison_cells(compare_runs(a, b))
+    p = cells[3] if cells[3].startswith("<") else f"= {cells[3]}"
+    return f"{cells[1]} {cells[2]}, p {p}, {cells[4]}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "beyond.md")
+    args = parser.parse_args()
+    cnn, fcn = runs()
+    source = load_source("auto")
+    started = time.perf_counter()
+    recorded = train_and_record(cnn + fcn, source)
+    wall = time.perf_counter() - started
+    summaries = [r.summary for r in recorded]
+    c, f = summaries[:len(cnn)], summaries[len(cnn):]
+    score = lambda s: mean_std_label(s.mean, s.std)  # noqa: E731
+    lines = ["| CNN run (test %, 10 rounds) | against the paper's Table IV config | against beyond-cnn's base |",
+             "|---|---|---|",
+             f"| {c[0].name}: {score(c[0])} | — | |",
+             f"| {c[1].name} ({params(c[1].config)}): {score(c[1])} | "
+             f"{paired(c[1], c[0])} | — |"]
+    for s in c[2:]:
+        lines.append(f"| {s.name}: {score(s)} | {paired(s, c[0])} | {paired(s, c[1])} |")
+    lines += ["", f"FCN: {f[0].name} {score(f[0])}, {f[1].name} {score(f[1])}: {paired(f[1], f[0])} rounds.",
+              "", f"Mean difference in points, 95 % t interval, paired t-test, rounds won; digits: {source.name}; "
+                  f"all {len(summaries)} runs trained together in {wall:.0f} s."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    atomic_write_text(args.out, text)
+    return 0
+
+
+def params(config) -> str:
+    return (f"KL {config.kl}, HL {config.hl}, BC {config.bc}, K {config.k}, C-KL {config.c_kl}, C-HL {config.c_hl}, "
+            f"alpha {config.alpha}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

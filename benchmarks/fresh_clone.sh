@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# A fresh clone as a new user meets it: `make test` (set-up and the whole suite), then every headless command of the
+# README's "Everything is also headless" block, typed as the README says (after `. .venv/bin/activate`).
+#   bash benchmarks/fresh_clone.sh [OUT]      (default: benchmarks/results/fresh_clone.txt)
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$here/benchmarks/results/fresh_clone.txt}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+git clone -q "$here" "$work/clone" && cd "$work/clone" || exit 1
+log=$work/log.txt
+{
+  echo "fresh clone of $(git rev-parse --short HEAD) on $(hostname), $(nproc) cores, $(date -u +%F)"
+  start=$(date +%s)
+  make test > "$work/make-test.txt" 2>&1
+  status=$?
+  end=$(date +%s)
+  echo "make test: exit $status in $((end - start)) s; $(grep -E '^[0-9]+ passed|passed' "$work/make-test.txt" | tail -1)"
+  . .venv/bin/activate
+  # the README's headless block, line by line, comments dropped
+  sed -n '/^Everything is also headless:/,/^```$/p' README.md | sed '1,3d;$d' | sed 's/ *#.*$//' |
+  while IFS= read -r line; do
+    [ -z "$line" ] && continue
+    t0=$(date +%s%N)
+    bash -c "$line" > "$work/cmd.txt" 2>&1 < /dev/null
+    code=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    printf '%s: exit %d in %d.%d s; %s\n' "$line" "$code" $((ms / 1000)) $((ms % 1000 / 100)) \
+      "$(grep -v '^ *$' "$work/cmd.txt" | tail -1 | cut -c1-100)"
+  done
+} | tee "$log"
+cp "$log" "$out"
