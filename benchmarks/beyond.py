@@ -41,9 +41,8 @@ def runs() -> tuple[list[NamedRun], list[NamedRun]]:
 
 
 def paired(a, b) -> str:
-    cells = comparison_cells(compare_runs(a, b))
-    p = cells[3] if cells[3].startswith("<") else f"= {cells[3]}"
-    return f"{cells[1]} {cells[2]}, p {p}, {cells[4]}"
+    _, mean, ci, p, _, won, _ = comparison_cells(compare_runs(a, b))
+    return f"{mean} {ci}, p {p if p.startswith('<') else '= ' + p}, {won}"
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ def test_a_paired_comparison_by_hand():
     t975 = 4.302652729749464  # Student's t, 97.5 %, 2 df (tables)
     assert c.ci == pytest.approx((3.0 - t975, 3.0 + t975))
     assert c.p == pytest.approx(0.0955, abs=5e-4)  # two-sided p of t = 3, df = 2: 1 - 3/sqrt(11) = 0.0955
-    assert comparison_cells(c) == ("a − b", "+3.0", "[-1.3, +7.3]", "0.095", "3/3", "paired")
+    assert comparison_cells(c) == ("a − b", "+3.0", "[-1.3, +7.3]", "0.095", "—", "3/3", "paired")
 
 
 def test_rounds_pair_by_round_number_and_only_finished_rounds_count():
@@ -118,3 +118,24 @@ def test_a_damaged_predictions_file_is_named(tmp_path):
     with pytest.raises(PredictionsUnreadable, match="predictions.npz"):
         load_predictions(tmp_path)
     assert load_predictions(tmp_path / "absent") is None
+
+
+def test_holm_adjusts_p_step_down_as_worked_by_hand():
+    from workbench.analysis import holm
+
+    # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): x4 = 0.02, x3 = 0.03, x2 = 0.06, x1 = 0.04 -> kept at 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, None, 0.4]) == pytest.approx([0.8, None, 0.8])  # no test is not counted
+    assert holm([0.9, 0.8]) == [1.0, 1.0]  # at most 1
+    assert holm([]) == []
+
+
+def test_several_pairs_carry_holm_p_and_one_pair_does_not():
+    from workbench.analysis import holm
+
+    runs = [run(name, [0.80 + 0.01 * ((k * r) % 3) + 0.002 * k for r in range(6)]) for k, name in enumerate("abcd")]
+    pairs = all_pairs(runs)
+    assert len(pairs) == 6
+    assert [c.p_holm for c in pairs] == pytest.approx(holm([c.p for c in pairs]))
+    assert all(c.p_holm >= c.p for c in pairs if c.p is not None)
+    assert all_pairs(runs[:2])[0].p_holm is None  # one test: nothing to adjust for

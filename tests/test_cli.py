@@ -43,7 +43,7 @@ def test_run_trains_saves_and_reports(tmp_path, capsys):
     (run_dir,) = list(runs.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "done" and summary["config"]["hl"] == 16 and len(summary["round_acc"]) == 2
-    assert summary["paper"] is None and summary["name"] == "table2-fcn-ws-aux (edited)"
+    assert summary["paper"] is None and summary["name"] == "table2-fcn-ws-aux HL 16 epochs 1 batch 20 rounds 2 pairs 100"
 
     export = tmp_path / "out.csv"
     assert main(["export", "--runs-dir", str(runs), "--out", str(export)]) == 0
@@ -56,8 +56,8 @@ def test_table_runs_several_presets(tmp_path, capsys):
                  "--pairs", "100", "--batch-size", "20", "--no-save"])
     assert code == 0
     out = capsys.readouterr().out
-    for name in ("table2-fcn-ws (edited)", "table2-fcn-ws-aux (edited)", "basic (edited)"):
-        assert name in out
+    for name in ("table2-fcn-ws", "table2-fcn-ws-aux", "basic"):  # each named by what differs from its preset
+        assert f"{name} epochs 1 batch 20 rounds 2 pairs 100" in out
     assert "85.1" not in out and "71.4" not in out  # shortened rows are not the paper's rows
 
 
@@ -175,8 +175,8 @@ def test_output_to_a_pipe_never_splits_a_word(tmp_path):
     table = subprocess.run([*command, "table", "table2-fcn-plain", "table2-cnn-ws-aux", "--rounds", "1", "--epochs",
                             "1", "--pairs", "100", "--batch-size", "20", "--data", "embedded", "--runs-dir",
                             str(tmp_path)], capture_output=True, text=True, env=env, timeout=120).stdout
-    rows = [line for line in table.splitlines() if "(edited)" in line and "done" in line]
-    assert len(rows) == 2 and "table2-fcn-plain (edited)" in rows[0] and "table2-cnn-ws-aux (edited)" in rows[1]
+    rows = [line for line in table.splitlines() if "pairs 100" in line and "done" in line]
+    assert len(rows) == 2 and "table2-fcn-plain epochs 1" in rows[0] and "table2-cnn-ws-aux epochs 1" in rows[1]
 
 
 def test_the_command_says_its_version_and_every_flag_its_default(capsys):
@@ -193,3 +193,11 @@ def test_the_command_says_its_version_and_every_flag_its_default(capsys):
             main(argv)
         help_text = " ".join(capsys.readouterr().out.split())
         assert help_text.count("(default:") >= 1 or "Every preset" in help_text, argv
+
+
+def test_table_name_names_each_row_after_its_preset(tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["table", "table2-fcn-ws", "basic", "--name", "quick", "--rounds", "1", "--epochs", "1", "--pairs",
+                 "100", "--batch-size", "20", "--runs-dir", str(runs)]) == 0
+    names = sorted(json.loads(p.read_text())["name"] for p in runs.glob("*/summary.json"))
+    assert names == ["quick-basic", "quick-table2-fcn-ws"]

@@ -35,6 +35,15 @@ def test_compare_prints_paired_and_unpaired_rows_and_writes_csv(runs_dir, tmp_pa
     assert [(r["run a"], r["run b"], r["paired"]) for r in rows] == [
         ("both", "plain", "yes"), ("both-seed5", "plain", "no (Welch)"), ("both-seed5", "both", "no (Welch)")]
     assert rows[0]["rounds"] == "3" and rows[1]["note"] == "different seeds"
+    # three tests: each p beside its Holm adjustment, worked here independently (rank i of m: (m - i) p, running max)
+    p = [float(r["p"]) for r in rows]
+    order = sorted(range(3), key=lambda k: p[k])
+    expected, running = [0.0] * 3, 0.0
+    for i, k in enumerate(order):
+        running = max(running, min(1.0, (3 - i) * p[k]))
+        expected[k] = running
+    assert [float(r["p (Holm)"]) for r in rows] == pytest.approx(expected, rel=1e-3)
+    assert "Holm p" in printed
 
 
 @pytest.mark.parametrize("argv, fragment", [

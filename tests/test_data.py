@@ -137,10 +137,24 @@ def test_a_failed_download_leaves_nothing_it_made_and_keeps_what_was_there(tmp_p
         data.download_mnist(tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "mnist", "mnist/MNIST", "mnist/MNIST/raw", "mnist/MNIST/raw/mine.txt"]
-    empty = tmp_path / "fresh"
+    empty = tmp_path / "fresh" / "data"
     with pytest.raises(DataError):
         data.download_mnist(empty)
-    assert not (empty / "mnist").exists()  # nothing of the attempt stays: no empty mnist/MNIST/raw
+    assert not (tmp_path / "fresh").exists()  # nothing of the attempt stays, the --data-dir it made included
+
+
+def test_a_failed_download_says_why_in_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def every_mirror_fails(*args, **kwargs):  # torchvision's message: a line per mirror tried
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a/, got:\n<urlopen error x>\n"
+                           "Tried http://b/, got:\n<urlopen error [Errno -2] Name or service not known>")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", every_mirror_fails)
+    with pytest.raises(DataError) as err:
+        data.download_mnist(tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and "Error downloading" in message and "Name or service not known" in message
 
 
 @pytest.mark.parametrize("wrong", [{}, [1, 2], "labels", "shapes", "label 99"])

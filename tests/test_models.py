@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from workbench.config import RunConfig
-from workbench.models import BasicNet, CnnSubnet, FcnSubnet, build_model, cnn_oc
+from workbench.architecture import cnn_oc
+from workbench.models import BasicNet, CnnSubnet, FcnSubnet, build_model
 
 
 @pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
@@ -69,3 +70,26 @@ def test_shared_gradients_add_both_sides():
     # the same weights used twice receive the sum of both uses' gradients, and each use contributes
     assert torch.allclose(both, left_only + right_only, atol=1e-6)
     assert left_only.abs().sum() > 0 and right_only.abs().sum() > 0
+
+
+def test_the_weight_count_is_the_built_networks_parameters_for_every_preset_and_many_configs():
+    import itertools
+
+    from workbench.architecture import sharing_saves, weight_count
+    from workbench.config import RunConfig, load_presets
+
+    def built(config):
+        with torch.device("meta"):  # shapes only
+            return sum(p.numel() for p in build_model(config).parameters())
+
+    configs = [p.config for p in load_presets().values()]
+    for subnet, ws, kl, c_kl, k in itertools.product(("basic", "fcn", "cnn"), (False, True), (1, 3), (0, 2), (3, 5)):
+        if subnet == "basic" and (ws or c_kl or k == 5):
+            continue
+        configs.append(RunConfig(subnet=subnet, weight_sharing=ws, hl=24, kl=kl, c_hl=12, c_kl=c_kl, bc=6, k=k,
+                                 aux_loss=subnet != "basic"))
+    for config in configs:
+        assert weight_count(config) == built(config), config
+        if config.subnet != "basic":  # sharing saves exactly one subnet
+            other = config.replace(weight_sharing=not config.weight_sharing)
+            assert abs(weight_count(config) - weight_count(other)) == sharing_saves(config)

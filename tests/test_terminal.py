@@ -288,6 +288,8 @@ def test_a_sweep_cancelled_quit_and_resumed_finishes_every_point_once(terminal, 
     workers = min(2, os.cpu_count() or 1)
     term = terminal(cols, rows, env)
     open_tiny_sweep(term)
+    footer = term.text.splitlines()[-1]  # the sweep screen's own keys, not the hidden form's
+    assert "Cancel sweep" in footer and "f1 Form" not in footer and "^r Run" not in footer, footer
     start_sweep(term, workers)
     term.press("escape", pause=0.5)  # the main screen says a sweep trains, never "queue empty"
     term.wait_for("sweep tiny running")

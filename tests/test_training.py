@@ -18,7 +18,13 @@ def test_a_run_is_named_by_the_user_else_its_preset_else_its_switches():
     row = NamedRun.of(preset.config, preset)
     assert (row.name, row.preset, row.paper) == ("table2-fcn-ws-aux", "table2-fcn-ws-aux", preset.paper)
     edited = NamedRun.of(preset.config.replace(alpha=0.2), preset)
-    assert edited.name == "table2-fcn-ws-aux (edited)" and edited.paper is None  # never scored against a row it left
+    assert edited.name == "table2-fcn-ws-aux α 0.2" and edited.paper is None  # never scored against a row it left
+    # three edits of one preset are three names; in the form's order; a device is where it ran, not what it is
+    names = {NamedRun.of(preset.config.replace(alpha=a, device="cpu"), preset).name for a in (0.5, 0.2, 0.8)}
+    assert names == {"table2-fcn-ws-aux", "table2-fcn-ws-aux α 0.2", "table2-fcn-ws-aux α 0.8"}
+    assert NamedRun.of(preset.config.replace(epochs=5, hl=128, weight_sharing=False), preset).name == \
+        "table2-fcn-ws-aux WS off HL 128 epochs 5"
+    assert NamedRun.of(preset.config.replace(seed=4), preset).name == "table2-fcn-ws-aux seed 4"
     assert NamedRun.of(preset.config.replace(seed=4, device="cpu"), preset).paper is preset.paper
     assert NamedRun.of(RunConfig(subnet="cnn", weight_sharing=False)).name == "cnn aux"
     assert NamedRun.of(preset.config, preset, name="mine").name == "mine"

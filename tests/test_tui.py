@@ -517,7 +517,11 @@ async def test_the_compare_screen_from_marked_runs(make_app, saved_runs, tmp_pat
         assert [s.name for s in screen.summaries] == ["plain", "both"]
         assert "plain" in str(screen.query_one("#compare-legend").render())
         pairs = screen.query_one("#c-pairs", DataTable)
-        assert pairs.row_count == 1 and "paired" == str(pairs.get_row_at(0)[5])  # same seed: paired
+        assert pairs.row_count == 1 and "paired" == str(pairs.get_row_at(0)[6])  # same seed: paired
+        assert str(pairs.get_row_at(0)[4]) == "—"  # one pair tested: no Holm adjustment
+        differs = str(screen.query_one("#compare-differs").render())
+        assert "WS on / off" not in differs and "WS off / on" in differs and "aux off / on" in differs
+        assert "weights " in differs and "(all)" not in differs  # sharing changes the weights: each is given
         assert len(screen.heatmaps) == 2
         await pilot.press("e")
         assert "plain: error % by digit pair" in str(screen.query_one("#c-heat-a").render())
@@ -543,7 +547,7 @@ async def test_unpaired_runs_say_why_on_the_compare_screen(make_app, saved_runs)
         assert isinstance(app.screen, CompareScreen)
         await wait_until(pilot, app.screen.loaded.is_set)
         await pilot.pause()
-        assert str(app.screen.query_one("#c-pairs", DataTable).get_row_at(0)[5]) == "Welch: different seeds"
+        assert str(app.screen.query_one("#c-pairs", DataTable).get_row_at(0)[6]) == "Welch: different seeds"
 
 
 async def test_details_show_what_the_network_gets_wrong(make_app, saved_runs):
@@ -647,6 +651,8 @@ async def test_compare_the_table_ii_rows_takes_the_latest_run_of_each_row(make_a
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert [s.name for s in app.screen.summaries] == [TABLE_II[0], TABLE_II[3]]
+        notes = [str(n.message) for n in app._notifications if n.title == "Compare"]  # the rows left out, named
+        assert any("no finished run of" in n and TABLE_II[1] in n and TABLE_II[3] not in n for n in notes), notes
 
 
 async def test_a_refusal_names_the_fields_by_their_labels(make_app):
@@ -751,3 +757,16 @@ async def test_at_80x24_the_compare_screen_shows_whole_heatmaps_and_every_paired
         await pilot.pause(0.5)
         pairs = app.screen.query_one("#c-pairs", DataTable)
         assert sum(c.get_render_width(pairs) for c in pairs.columns.values()) <= 80  # the pairing column in view
+
+
+def test_the_results_filter_finds_a_run_by_any_settings_value():
+    from types import SimpleNamespace
+
+    from workbench.notebook import matches
+
+    run = SimpleNamespace(name="table2-cnn-ws-aux α 0.2", id="20261201-1", status="done", preset="table2-cnn-ws-aux",
+                          config=RunConfig(subnet="cnn", alpha=0.2, hl=128, batch_size=10), device="cpu")
+    for words in ("0.2", "alpha=0.2", "α=0.2", "hl=128", "HL=128", "batch_size=10", "batch=10", "cnn done", "α"):
+        assert matches(run, words), words
+    for words in ("alpha=0.3", "hl=64", "c_hl=128", "failed"):  # a key names its own setting only
+        assert not matches(run, words), words

@@ -216,6 +216,7 @@ class Comparison:
     p: float | None
     wins: int | None  # rounds a beat b (paired only)
     ties: int | None
+    p_holm: float | None = None  # p adjusted by Holm's method for every pair tested beside it (None: tested alone)
 
 
 def protocol_difference(a, b) -> str:
@@ -285,6 +286,25 @@ def t_quantile(df: int) -> float:
 
 
 def all_pairs(summaries: list) -> list[Comparison]:
-    """Every pair of runs, each later run against each earlier one (a - b with a the later)."""
-    return [compare_runs(summaries[j], summaries[i]) for i in range(len(summaries))
-            for j in range(i + 1, len(summaries))]
+    """Every pair of runs, each later run against each earlier one (a - b with a the later); with more than one
+    pair tested, each also carries its Holm-adjusted p."""
+    from dataclasses import replace
+
+    pairs = [compare_runs(summaries[j], summaries[i]) for i in range(len(summaries))
+             for j in range(i + 1, len(summaries))]
+    if sum(c.p is not None for c in pairs) < 2:
+        return pairs
+    return [replace(c, p_holm=adjusted) for c, adjusted in zip(pairs, holm([c.p for c in pairs]))]
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment: the i-th smallest of m p values times (m - i + 1), never below the one before
+    it, at most 1; a missing p (no test) is neither adjusted nor counted."""
+    tested = sorted((p, k) for k, p in enumerate(p_values) if p is not None)
+    m = len(tested)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for i, (p, k) in enumerate(tested):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
-from .format import mark, plain, setting
+from .format import mark, plain, setting, weights_label
+from .runs_command import add_runs_parser, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits
 
 EXIT_USAGE = 2
@@ -37,8 +38,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             g.add_argument(flag(key), dest=key, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             g.add_argument(flag(key), dest=key, metavar=key.upper().replace("_", "-"), default=None, help=text)
-    g.add_argument("--name", help="a name for the run (default: the preset's, marked when edited; else the net and "
-                                  "its switches)")
+    g.add_argument("--name", help="a name for the run (default: the preset's, then what differs from it, as "
+                                  "'table2-cnn-ws-aux α 0.2'; else the net and its switches); for `table`, rows are "
+                                  "NAME-<preset>")
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -102,6 +104,8 @@ def build_parser() -> Parser:
     sweep.add_argument("--runs-dir", type=Path, default=None,
                        help=RUNS_DIR_HELP + "; the journal, the trials CSV and the final runs go there")
     add_data_flags(sweep)
+
+    add_runs_parser(sub, RUNS_DIR_HELP)
 
     data = sub.add_parser("data", help="the digit sources")
     data_sub = data.add_subparsers(dest="data_command", parser_class=Parser)
@@ -178,7 +182,9 @@ def cmd_table(args: argparse.Namespace) -> int:
     from .training import NamedRun
 
     presets = [find_preset_or_usage(name) for name in args.presets or TABLE_II]
-    return run_and_report([NamedRun.of(config_from_args(args, p), p, args.name) for p in presets], args)
+    # --name names the table: each row is NAME-<preset>, so its rows stay apart
+    return run_and_report([NamedRun.of(config_from_args(args, p), p, f"{args.name}-{p.name}" if args.name else None)
+                           for p in presets], args)
 
 
 def find_preset_or_usage(name: str) -> Preset:
@@ -191,6 +197,7 @@ def find_preset_or_usage(name: str) -> Preset:
 def cmd_presets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from .architecture import weight_count
     from .report import console, text
 
     try:
@@ -203,13 +210,14 @@ def cmd_presets(args: argparse.Namespace) -> int:
     for col in ("table", "subnet", "WS", "aux"):
         table.add_column(col, no_wrap=True)
     table.add_column("settings", overflow="fold")
+    table.add_column("weights", justify="right", no_wrap=True)
     table.add_column("paper", no_wrap=True)
     for p in presets.values():
         c = p.config
         diff = {k: v for k, v in c.differences().items() if k not in ("subnet", "weight_sharing", "aux_loss")}
         table.add_row(text(p.name), text(p.paper.table) if p.paper else "", c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
                       " ".join(f"{FIELDS[k].label}={setting(v)}" for k, v in diff.items()),
-                      p.paper.label() if p.paper else "")
+                      weights_label(weight_count(c)), p.paper.label() if p.paper else "")
     console().print(table)
     return 0
 
@@ -341,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return open_app(parser)
         args = parser.parse_args(argv)
         handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
-                   "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot}.get(args.command)
+                   "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot,
+                   "runs": cmd_runs}.get(args.command)
         if handler is None:
             parser.print_help()
             return EXIT_USAGE

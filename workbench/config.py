@@ -165,6 +165,26 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if base[k] != v}
 
 
+# How a run's name says a field it changed from its preset ('table2-cnn-ws-aux α 0.2'); the others use their label.
+SHORT_LABELS = {"subnet": "", "weight_sharing": "WS", "aux_loss": "aux", "alpha": "α", "dropout": "dropout",
+                "lr": "lr", "lr_decay": "decay", "epochs": "epochs", "repair": "re-pairing", "batch_size": "batch",
+                "rounds": "rounds", "pairs": "pairs", "seed": "seed"}
+NAME_ORDER = ["subnet", "weight_sharing", "aux_loss", "repair", "alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl",
+              "dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]  # the form's; no device
+
+
+def name_changes(config: RunConfig, base: RunConfig) -> list[tuple[str, Any]]:
+    """What a run's name says of its config against its preset's: (short label, value), in the form's order."""
+    changed = config.differences(base)
+    return [(SHORT_LABELS.get(k, FIELDS[k].label), changed[k]) for k in NAME_ORDER if k in changed]
+
+
+def differing_fields(configs: list[RunConfig]) -> list[str]:
+    """The fields whose value is not the same in every config, in the form's order (the device aside)."""
+    values = [c.to_dict() for c in configs]
+    return [k for k in NAME_ORDER if len({repr(v[k]) for v in values}) > 1]
+
+
 MAX_DIGITS = 30  # every field's bounds have fewer digits: a longer whole number is out of bounds, unread
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE)

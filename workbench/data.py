@@ -134,14 +134,19 @@ def download_mnist(root: Path) -> DigitSource:
     from torchvision.datasets import MNIST
 
     target = root / "mnist"
-    before = set(target.rglob("*")) if target.exists() else set()
-    target_existed = target.exists()
+    top = target  # the highest folder the attempt may create: a --data-dir that was not there goes too
+    while not top.parent.exists():
+        top = top.parent
+    top_existed = top.exists()
+    before = set(top.rglob("*")) if top_existed else set()
     try:
         for train in (True, False):
             MNIST(str(target), train=train, download=True)
     except (OSError, RuntimeError) as exc:
-        remove_new(target, before, target_existed)
-        raise DataError(f"download of MNIST into {target} failed (is there a network?): {exc}") from None
+        remove_new(top, before, top_existed)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]  # torchvision's: one per mirror
+        why = lines[0] + (f" … {lines[-1]}" if len(lines) > 1 else "") if lines else type(exc).__name__
+        raise DataError(f"download of MNIST into {target} failed (is there a network?): {why}") from None
     return load_mnist(root)
 
 

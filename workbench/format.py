@@ -81,9 +81,10 @@ def mark(on: bool) -> str:
     return "✓" if on else "·"
 
 
-def run_name(preset_name: str, edited: bool) -> str:
-    """A run's default name: its preset's, marked when the config no longer equals the preset's."""
-    return f"{preset_name} (edited)" if edited else preset_name
+def run_name(preset_name: str, changes: list[tuple[str, object]]) -> str:
+    """A run's default name: its preset's, then what differs from it as (short label, value) in the form's order
+    ('table2-cnn-ws-aux α 0.2'), so three edits of one preset read as three runs."""
+    return " ".join([preset_name, *(f"{label} {setting(value)}".strip() for label, value in changes)])
 
 
 def config_name(subnet: str, weight_sharing: bool, aux_loss: bool) -> str:
@@ -102,6 +103,15 @@ def paper_label(summary) -> str:
     return "edited" if edited else "—"
 
 
+def weights_label(n: int) -> str:
+    """A network's number of weights, short: 8,641 / 52.3 k / 4.73 M."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    if n >= 10_000:
+        return f"{n / 1e3:.1f} k"
+    return f"{n:,}"
+
+
 def params_text(params: dict) -> str:
     """Settings as key=value, e.g. a sweep trial's parameters: 'alpha=0.1723 hl=256'."""
     return " ".join(f"{k}={setting(v)}" for k, v in params.items())
@@ -109,9 +119,10 @@ def params_text(params: dict) -> str:
 
 # ------------------------------------------------------------------ comparisons (analysis.Comparison)
 
-COMPARISON_COLUMNS = ("a − b", "mean (points)", "95 % CI", "p", "rounds won", "pairing")
+# short headers: with Holm's p beside the raw one, the paired table still fits 80 columns (the notes say the rest)
+COMPARISON_COLUMNS = ("a − b", "mean Δ", "95 % CI", "p", "Holm p", "won", "pairing")
 COMPARISON_CSV_HEADER = ["run a", "run b", "paired", "mean a - b (points)", "95 % CI low", "95 % CI high", "p",
-                         "rounds a won", "rounds", "note"]
+                         "p (Holm)", "rounds a won", "rounds", "note"]
 
 
 def p_value(p: float | None) -> str:
@@ -121,7 +132,7 @@ def p_value(p: float | None) -> str:
 def comparison_cells(c) -> tuple[str, ...]:
     """A comparison as the command's table and the compare screen show it (COMPARISON_COLUMNS)."""
     return (f"{c.a} − {c.b}", "—" if c.mean_diff is None else f"{c.mean_diff:+.1f}",
-            "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]", p_value(c.p),
+            "—" if c.ci is None else f"[{c.ci[0]:+.1f}, {c.ci[1]:+.1f}]", p_value(c.p), p_value(c.p_holm),
             "—" if c.wins is None else f"{c.wins}/{c.n}", "paired" if c.paired else f"Welch: {c.why_unpaired}")
 
 
@@ -129,7 +140,8 @@ def comparison_csv_row(c) -> list:
     """A comparison as a CSV row (COMPARISON_CSV_HEADER): full precision, empty where there is no figure."""
     return [c.a, c.b, "yes" if c.paired else "no (Welch)", "" if c.mean_diff is None else f"{c.mean_diff:.3f}",
             "" if c.ci is None else f"{c.ci[0]:.3f}", "" if c.ci is None else f"{c.ci[1]:.3f}",
-            "" if c.p is None else f"{c.p:.4g}", "" if c.wins is None else c.wins, c.n, c.why_unpaired]
+            "" if c.p is None else f"{c.p:.4g}", "" if c.p_holm is None else f"{c.p_holm:.4g}",
+            "" if c.wins is None else c.wins, c.n, c.why_unpaired]
 
 
 # ------------------------------------------------------------------ sweeps (sweep.storage's Trial, StageSummary)

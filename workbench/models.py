@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .architecture import cnn_oc, cnn_side
 from .config import RunConfig
 
 
@@ -69,21 +70,6 @@ class FcnSubnet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, 14, 14) -> (N, 10)
         return self.body(x)
-
-
-def conv1_side(k: int) -> int:
-    """Side of the first convolution's maps (K, no padding) on a 14x14 image: the CNN's widest activations."""
-    return 14 - k + 1
-
-
-def cnn_side(k: int) -> int:
-    """Side of the feature map after conv K, max-pool 2, conv K (no padding)."""
-    return conv1_side(k) // 2 - k + 1
-
-
-def cnn_oc(bc: int, k: int) -> int:
-    """OC of Table I: the flattened size of the second convolution's output."""
-    return 2 * bc * cnn_side(k) ** 2
 
 
 class CnnSubnet(nn.Module):

@@ -113,7 +113,8 @@ def comparison_table(runs, comparisons) -> Table:
     """The runs, then every pair: a − b with its interval, p and rounds won."""
     table = Table(title="Paired comparison", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   caption="round r of two runs with the same seed, digits and pairs sees the same pairs: paired "
-                          "differences, 95 % t interval, paired t-test; otherwise Welch's test, unpaired",
+                          "differences in points, 95 % t interval, paired t-test, rounds won; otherwise Welch's test, "
+                          "unpaired. Holm p: p adjusted for every pair tested",
                   caption_justify="left")
     names, mean_col, *numbers, pairing = COMPARISON_COLUMNS
     table.add_column(names, overflow="fold", min_width=20)
@@ -123,7 +124,8 @@ def comparison_table(runs, comparisons) -> Table:
     table.add_column(pairing, overflow="fold")
     for c in comparisons:
         cells = [text(cell) for cell in comparison_cells(c)]
-        if c.p is not None and c.p < 0.05 and c.mean_diff is not None:
+        p = c.p if c.p_holm is None else c.p_holm  # significant after Holm's correction, when several are tested
+        if p is not None and p < 0.05 and c.mean_diff is not None:
             cells[1].stylize("green" if c.mean_diff > 0 else "red")
         table.add_row(*cells)
     sources = sorted({s.data_source for s in runs})

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .architecture import weight_count
 from .config import FIELDS, ConfigError, PaperScore, Preset, RunConfig, from_dict
 from .fsutil import atomic_write_bytes, atomic_write_text, open_input, read_input_text
 from .procs import owner_gone, owner_tag
@@ -326,7 +327,7 @@ def neutralise(value: Any) -> Any:
 
 
 def export_columns(max_rounds: int) -> list[str]:
-    return (["id", "name", "preset"] + HYPERPARAMETERS + ["test_acc_mean", "test_acc_std"]
+    return (["id", "name", "preset"] + HYPERPARAMETERS + ["weights", "test_acc_mean", "test_acc_std"]
             + [f"round_{i}_acc" for i in range(max_rounds)]
             + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
                "engine", "status", "reason"])
@@ -339,7 +340,7 @@ def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]
     for s in summaries:
         cfg = s.config.to_dict()
         accs = s.round_acc + [None] * (max_rounds - len(s.round_acc))
-        row = ([s.id, s.name, s.preset or ""] + [cfg[k] for k in HYPERPARAMETERS]
+        row = ([s.id, s.name, s.preset or ""] + [cfg[k] for k in HYPERPARAMETERS] + [weight_count(s.config)]
                + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
                + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
                   _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])
@@ -375,19 +376,20 @@ def latest_row_runs(summaries: list[RunSummary], presets: list[Preset]) -> list[
 
 
 def pick_runs(refs: list[str], summaries: list[RunSummary]) -> list[RunSummary]:
-    """The runs the user names: by id, by a unique start of an id, or by name or preset (the latest such run).
-    Raises LookupError naming the first that matches nothing, or matches several ids."""
+    """The runs the user names: by id, by a unique start or end of an id (the app shows its last six characters),
+    or by name or preset (the latest such run). Raises LookupError naming the first that matches nothing, or
+    matches several ids."""
     picked = []
     for ref in refs:
         exact = [s for s in summaries if s.id == ref]
-        prefix = [s for s in summaries if s.id.startswith(ref)] if len(ref) >= 4 else []
+        prefix = [s for s in summaries if s.id.startswith(ref) or s.id.endswith(ref)] if len(ref) >= 4 else []
         named = [s for s in summaries if s.name == ref] or [s for s in summaries if s.preset == ref]
         if exact:
             picked.append(exact[0])
         elif len(prefix) == 1:
             picked.append(prefix[0])
         elif len(prefix) > 1:
-            raise LookupError(f"{ref!r} starts {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
+            raise LookupError(f"{ref!r} starts or ends {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
                               "give more of it")
         elif named:
             picked.append(max(named, key=lambda s: (s.started_at, s.id)))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .config import PaperScore, Preset, RunConfig
+from .config import PaperScore, Preset, RunConfig, name_changes
 from .format import config_name, run_name
 from .runs import RunNotSaved, RunSummary, save_run, summarize
 
@@ -37,7 +37,8 @@ class NamedRun:
         if preset is None:
             return cls(name or config_name(config.subnet, config.weight_sharing, config.aux_loss), config)
         edited = not preset.is_row(config)
-        return cls(name or run_name(preset.name, edited), config, preset.name, preset.paper_for(config), edited)
+        default = run_name(preset.name, name_changes(config, preset.config))
+        return cls(name or default, config, preset.name, preset.paper_for(config), edited)
 
 
 class Group:

@@ -8,7 +8,6 @@ depend on where it trains: every draw is its replicas' own (randomness.py).
 
 from __future__ import annotations
 
-import functools
 import math
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import DigitSource
-from ..models import build_model, cnn_side, conv1_side
+from ..architecture import cnn_side, conv1_side, weight_count
 from ..procs import exit_with_parent, spawn_context
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
 
@@ -62,19 +61,12 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int) -> 
     return [StackJob(k, group, rounds) for k, (group, rounds) in enumerate(jobs)]
 
 
-@functools.lru_cache(maxsize=64)
-def weights_per_replica(config: RunConfig) -> int:
-    """Weights of one model of the config (planning, cost and memory all ask; the model is built once)."""
-    with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
-        return sum(p.numel() for p in build_model(config).parameters())
-
-
 def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments,
     its pairs in three copies (sets, the epoch's order, the evaluation chunks), and the widest activations."""
     c = configs[job.group[0]]
     replicas = len(job.group) * len(job.rounds)
-    weights = weights_per_replica(c)
+    weights = weight_count(c)
     pairs = 3 * c.pairs * 2 * 14 * 14 * 4
     widest = max(c.hl, c.c_hl, 2 * c.bc * conv1_side(c.k) ** 2, 20)
     activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
@@ -109,7 +101,7 @@ def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int)
         raise EngineError(
             f"memory: this needs about {need / 2 ** 30:.1f} GB and {available / 2 ** 30:.1f} GB are available "
             f"(the largest stack: {len(biggest.group) * len(biggest.rounds)} replicas of "
-            f"{weights_per_replica(c) / 1e6:.1f} M weights, each kept with its gradient and Adam's two moments); "
+            f"{weight_count(c) / 1e6:.1f} M weights, each kept with its gradient and Adam's two moments); "
             f"fewer rounds or smaller layers (HL, C-HL, BC) fit")
 
 
@@ -192,7 +184,7 @@ def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> 
     c = configs[group[0]]
     replicas = len(group) * (len(rounds) if rounds is not None else c.rounds)
     slots = replicas * (2 if c.is_siamese and not c.weight_sharing else 1)
-    weights = replicas * weights_per_replica(c)
+    weights = replicas * weight_count(c)
     step_us = (900 if c.subnet == "cnn" else 500) + 0.0013 * weights
     if c.subnet == "cnn":
         conv_macs = c.bc * conv1_side(c.k) ** 2 * c.k ** 2 + 2 * c.bc * cnn_side(c.k) ** 2 * c.bc * c.k ** 2

@@ -4,6 +4,7 @@ its actions stay bindings of the app; kept light (the compare screen is imported
 from __future__ import annotations
 
 from ..config import TABLE_II
+from ..notebook import move_to_trash, restore, trash_dir
 from ..runs import RunSummary, export_csv, latest_row_runs
 from .confirm import Confirm
 from .results import ResultsTable
@@ -11,7 +12,42 @@ from .text import markup
 
 
 class RunsActions:
-    """Needs of its app: presets, export_path, query_one, notify, push_screen."""
+    """Needs of its app: presets, export_path, runs_root, query_one, notify, push_screen."""
+
+    trashed_last: list[RunSummary] = []  # the runs the last move to the trash took: `u` brings them back
+
+    def action_trash_runs(self) -> None:
+        """The marked runs, else the one under the cursor, into the runs folder's trash (whole, one rename each)."""
+        table = self.query_one(ResultsTable)
+        ids = list(table.marked) or [i for i in [table.current_id()] if i is not None]
+        if not ids:
+            self.notify("no run to move: the results table is empty", title="Trash", severity="warning")
+            return
+        kept = {i: table.summaries[i] for i in ids if i in table.summaries}
+        try:
+            moved = move_to_trash(ids, self.runs_root)
+        except OSError as exc:
+            self.notify(markup(f"cannot move to {trash_dir(self.runs_root)}: {exc.strerror or exc}"), title="Trash",
+                        severity="error")
+            return
+        table.drop(moved)
+        self.trashed_last = [kept[i] for i in moved if i in kept]
+        left = len(ids) - len(moved)
+        self.notify(markup(f"moved {len(moved)} run{'s' if len(moved) != 1 else ''} to {trash_dir(self.runs_root)}"
+                           + (": u brings them back" if moved else "")
+                           + (f"; {left} not on disk or still being written stayed" if left else "")), title="Trash")
+
+    def action_undo_trash(self) -> None:
+        if not self.trashed_last:
+            self.notify("nothing to bring back from the trash", title="Trash")
+            return
+        restored = restore([s.id for s in self.trashed_last], self.runs_root)
+        table = self.query_one(ResultsTable)
+        for summary in self.trashed_last:
+            if summary.id in restored:
+                table.put(summary)
+        self.trashed_last = []
+        self.notify(f"brought back {len(restored)} run{'s' if len(restored) != 1 else ''}", title="Trash")
 
     def action_export(self, replace: bool = False) -> None:
         """The results table (the rows the filter shows) to CSV; an export already there is replaced only when the
@@ -42,10 +78,14 @@ class RunsActions:
         """The latest run of each Table II row whose config is still the row's."""
         presets = [self.presets[name] for name in TABLE_II if name in self.presets]
         runs = latest_row_runs(list(self.query_one(ResultsTable).summaries.values()), presets)
+        missing = [p.name for p in presets if p.name not in {r.preset for r in runs}]
         if len(runs) < 2:
             self.notify("fewer than two Table II rows have a finished run: ctrl+t trains them", title="Compare",
                         severity="warning")
             return
+        if missing:  # said, never dropped silently
+            self.notify(markup(f"no finished run of {', '.join(missing)}: comparing the other {len(runs)} rows"),
+                        title="Compare", severity="warning")
         self.open_compare(runs)
 
     def open_compare(self, runs: list[RunSummary]) -> None:

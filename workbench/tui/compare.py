@@ -20,7 +20,9 @@ from textual_plotext import PlotextPlot
 
 from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions,
                         round_scores, strip_jitter)
-from ..format import COMPARISON_COLUMNS, comparison_cells, plain
+from ..architecture import weight_count
+from ..config import FIELDS, SHORT_LABELS, differing_fields
+from ..format import COMPARISON_COLUMNS, comparison_cells, plain, setting, weights_label
 from ..runs import RunSummary, readable_history
 from .live import RUN_COLORS, fit_title, plot_metric
 from .pictures import grid_text
@@ -51,6 +53,7 @@ class CompareScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self.legend(), id="compare-legend")
+        yield Static(self.what_differs(), id="compare-differs")
         with TabbedContent(id="compare-tabs", initial="c-curves"):
             with TabPane("Curves (c)", id="c-curves"):
                 with Vertical():
@@ -63,8 +66,9 @@ class CompareScreen(Screen):
             with TabPane("Paired (p)", id="c-paired"):
                 yield DataTable(id="c-pairs", cursor_type="row", zebra_stripes=True)
                 yield Static("round r of two runs with the same seed, digits and number of pairs trains and tests on "
-                             "the same pairs: their differences are paired (mean, 95 % t interval, paired t-test, "
-                             "rounds won); otherwise Welch's unpaired test, and the reason", id="c-pairs-note")
+                             "the same pairs: their differences are paired (mean in points, 95 % t interval, paired "
+                             "t-test, rounds won); otherwise Welch's unpaired test, and the reason. With several "
+                             "pairs, Holm p is p adjusted for testing them all", id="c-pairs-note")
             with TabPane("Errors (e)", id="c-errors"):
                 yield Static("", id="c-errors-note")
                 with ScrollableContainer(id="c-heatmaps"):  # side by side; one above the other when narrow
@@ -75,6 +79,18 @@ class CompareScreen(Screen):
     def legend(self) -> str:
         return "  ".join(f"[rgb({r},{g},{b})]━━[/] [b]{markup(s.name)}[/b] ({markup(s.id[-6:])})"
                          for s, (r, g, b) in zip(self.summaries, self.run_colors))
+
+    def what_differs(self) -> str:
+        """The settings that differ across the runs, each with its values in the legend's order, and the weights
+        each network trains."""
+        configs = [s.config for s in self.summaries]
+        parts = [f"{SHORT_LABELS.get(k) or FIELDS[k].label} {' / '.join(setting(getattr(c, k)) for c in configs)}"
+                 for k in differing_fields(configs)]
+        weights = [weights_label(weight_count(c)) for c in configs]
+        parts.append(f"weights {weights[0]} (all)" if len(set(weights)) == 1 else f"weights {' / '.join(weights)}")
+        if len(parts) == 1:
+            parts.insert(0, "no setting")
+        return "[b]what differs:[/b] " + markup(" · ".join(parts))
 
     def on_mount(self) -> None:
         self.sub_title = f"comparing {len(self.summaries)} runs · reading their records…"

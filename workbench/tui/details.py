@@ -12,8 +12,9 @@ from textual_plotext import PlotextPlot
 
 from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_grid, error_rate, load_predictions,
                         misclassified, per_digit_accuracy, samples)
+from ..architecture import weight_count
 from ..config import FIELDS
-from ..format import duration, mean_std_label, pct, setting
+from ..format import duration, mean_std_label, pct, setting, weights_label
 from ..runs import RunSummary, read_history
 from .text import markup
 from .live import draw_curves
@@ -44,7 +45,8 @@ class RunDetails(ModalScreen[str | None]):
                 f"test accuracy {mean_std_label(s.mean, s.std)} % over {len(s.round_acc)} rounds"
                 + (f" · paper {s.paper.label()} % (Table {s.paper.table})" if s.paper else "")
                 + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
-                + f"digits: {s.data_source} · run {s.id}", id="details-summary")
+                + f"digits: {s.data_source} · run {s.id} · {weights_label(weight_count(s.config))} weights",
+                id="details-summary")
             with TabbedContent(id="details-tabs", initial="d-curves"):
                 with TabPane("Curves (c)", id="d-curves"):
                     with Horizontal(id="details-body"):

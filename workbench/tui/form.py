@@ -10,7 +10,8 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, field_applies, from_dict
-from ..format import setting
+from ..architecture import sharing_saves, weight_count
+from ..format import setting, weights_label
 from ..training import too_many_pairs
 
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
@@ -18,6 +19,16 @@ SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 SECTIONS = {"Siamese net": ["alpha"], "Subnet": ["hl", "kl", "bc", "k"], "After the combination": ["c_hl", "c_kl"],
             "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]}
 TEXT_FIELDS = [key for keys in SECTIONS.values() for key in keys]
+
+
+def weights_note(config: RunConfig) -> str:
+    """How many weights the configuration trains, and what weight sharing saves (or would save) it."""
+    n, saved = weight_count(config), sharing_saves(config)
+    if not saved:
+        return f"{weights_label(n)} weights"
+    if config.weight_sharing:
+        return f"{weights_label(n)} weights; sharing saves {weights_label(saved)}"
+    return f"{weights_label(n)} weights; sharing would save {weights_label(saved)}"
 
 
 def field_text(key: str, value: Any) -> str:
@@ -162,6 +173,9 @@ class ConfigForm(VerticalScroll):
         self.post_message(self.Changed(self))
 
     def preset_status(self, config: RunConfig | None) -> str:
+        return self.preset_line(config) + (f"\n[dim]{weights_note(config)}[/dim]" if config is not None else "")
+
+    def preset_line(self, config: RunConfig | None) -> str:
         if self.preset is None:
             return "custom configuration"
         paper = f" · paper {self.preset.paper.label()}" if self.preset.paper else ""

@@ -8,14 +8,18 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from ..architecture import weight_count
 from ..config import FIELDS
-from ..format import STATUS_STYLE, duration, mark, mean_std_label, paper_label, setting, signed_points
+from ..format import (STATUS_STYLE, duration, mark, mean_std_label, paper_label, setting, signed_points,
+                      weights_label)
+from ..notebook import matches, unfinished_last
 from ..runs import RunSummary
 from .text import cell
 
 # What a reader needs first comes first (the run column stays put when the table scrolls right).
 COLUMNS = [("run", "run"), ("status", "status"), ("acc", "test acc %"), ("paper", "paper %"), ("diff", "Δ"),
-           ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("wall", "train time"),
+           ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("weights", "weights"),
+           ("wall", "train time"),
            ("started", "started"), ("id", "id"), ("other", "other settings"), ("device", "device")]
 SHOWN_ELSEWHERE = {"subnet", "weight_sharing", "aux_loss", "alpha", "device"}
 
@@ -35,7 +39,7 @@ def cells(summary: RunSummary) -> list:
         Text(paper_label(summary), justify="right"),
         Text(signed_points(diff), style="" if diff is None else ("green" if diff >= -0.03 else "red"), justify="right"),
         c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
-        f"{c.alpha:g}" if c.aux_loss else "—",
+        f"{c.alpha:g}" if c.aux_loss else "—", Text(weights_label(weight_count(c)), justify="right"),
         Text(duration(summary.wall_time) if summary.wall_time else "—", justify="right"),
         started(summary.started_at), cell(summary.id), other_settings(summary), cell(summary.device.split(" (")[0]),
     ]
@@ -51,21 +55,12 @@ def started(timestamp: float) -> str:
     return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M", then)
 
 
-def matches(summary: RunSummary, text: str) -> bool:
-    """Whether a run matches a filter: every word somewhere in its name, id, status, net or settings."""
-    c = summary.config
-    haystack = " ".join([summary.name, summary.id, summary.status, summary.preset or "", c.subnet,
-                         "ws" if c.weight_sharing else "", "aux" if c.aux_loss else "", other_settings(summary),
-                         summary.device]).lower()
-    return all(word in haystack for word in text.lower().split())
-
-
 def sort_value(summary: RunSummary, column: str):
     """A sortable value per column: numbers for numbers, missing values last."""
     c = summary.config
     numeric = {"acc": summary.mean, "paper": summary.paper.score if summary.paper else None,
                "diff": summary.difference, "wall": summary.wall_time, "alpha": c.alpha if c.aux_loss else None,
-               "started": summary.started_at or None}
+               "started": summary.started_at or None, "weights": weight_count(c)}
     if column in numeric:
         value = numeric[column]
         return (value is None, value if value is not None else 0.0)
@@ -86,7 +81,9 @@ class ResultsTable(DataTable):
     compare screen; a filter shows only the runs whose text holds every word of it."""
 
     BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
-                Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.compare", "Compare marked")]
+                Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.compare", "Compare marked"),
+                Binding("delete,backspace", "app.trash_runs", "To trash"),
+                Binding("u", "app.undo_trash", "Undo trash", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
@@ -119,6 +116,15 @@ class ResultsTable(DataTable):
             else:
                 self.add_row(*self.row_cells(summary), key=summary.id)
 
+    def drop(self, ids: list[str]) -> None:
+        """Rows of runs that are no longer on disk (moved to the trash) go."""
+        for run_id in ids:
+            self.summaries.pop(run_id, None)
+            if run_id in self.marked:
+                self.marked.remove(run_id)
+            if run_id in self.rows:
+                self.remove_row(run_id)
+
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip()
         self.apply_sort()
@@ -128,6 +134,7 @@ class ResultsTable(DataTable):
         runs = [s for s in self.summaries.values() if matches(s, self.filter_text)]
         if self.sort_column:
             runs.sort(key=lambda s: sort_value(s, self.sort_column), reverse=self.sort_reverse)
+            runs = unfinished_last(runs)  # failed and cancelled runs never top a sort, in either direction
         selected = self.current_id()
         with self.app.batch_update():
             self.clear()

@@ -1,0 +1,119 @@
+"""Pruning runs without losing anything by accident: the trash, the `runs` command, the results table's delete and
+undo, and failed runs sorted last."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from workbench.cli import main
+from workbench.config import RunConfig
+from workbench.notebook import empty_trash, move_to_trash, restore, trash_dir, trashed, unfinished_last
+from workbench.runs import load_runs
+
+TINY = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
+
+
+@pytest.fixture
+def records(tmp_path, source):
+    """Three finished runs (one of them failed, as a record says it) and one still being written."""
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    root = tmp_path / "runs"
+    names = ["plain", "both", "broken"]
+    configs = [TINY.replace(aux_loss=False), TINY, TINY.replace(alpha=0.2)]
+    saved = [save_run(result, name, root=root) for name, result in zip(names, run_configs(configs, source))]
+    summary = saved[2].path / "summary.json"
+    data = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**data, "status": "failed", "reason": "diverged"}))
+    writing = root / "20990101-000000-aaaaaa"  # claimed by a live process, no summary yet
+    writing.mkdir()
+    (writing / ".writer").write_text(f"{socket.gethostname()}:{os.getpid()}")
+    (writing / "history.csv").write_text("round,epoch\n")
+    return root, {s.name: s.id for s in load_runs(root)[0]}
+
+
+def test_a_run_moved_to_the_trash_is_whole_there_and_whole_back(records):
+    root, ids = records
+    before = sorted(p.name for p in (root / ids["both"]).iterdir())
+    assert move_to_trash([ids["both"], "20990101-000000-aaaaaa", "no-such-run"], root) == [ids["both"]]
+    assert sorted(s.name for s in load_runs(root)[0]) == ["broken", "plain"]
+    assert [s.name for s in trashed(root)] == ["both"]
+    assert sorted(p.name for p in (trash_dir(root) / ids["both"]).iterdir()) == before
+    assert (root / "20990101-000000-aaaaaa" / "history.csv").exists()  # a run being written is never touched
+    assert restore([ids["both"]], root) == [ids["both"]]
+    assert sorted(s.name for s in load_runs(root)[0]) == ["both", "broken", "plain"]
+    assert move_to_trash([ids["plain"]], root) == [ids["plain"]] and empty_trash(root) == 1
+    assert trashed(root) == [] and sorted(s.name for s in load_runs(root)[0]) == ["both", "broken"]
+
+
+def test_the_runs_command_lists_prunes_restores_and_empties(records, capsys):
+    root, ids = records
+    at = ["--runs-dir", str(root)]
+    assert main(["runs", "ls", "alpha=0.2", *at]) == 0
+    out = capsys.readouterr().out
+    assert "broken" in out and "plain" not in out and "1 run" in out
+    assert main(["runs", "rm", "--status", "failed,cancelled", *at]) == 0
+    assert "moved 1 run" in capsys.readouterr().out
+    assert main(["runs", "rm", ids["plain"][-6:], *at]) == 0  # by the end of its id, as the app shows it
+    assert sorted(s.name for s in load_runs(root)[0]) == ["both"]
+    assert main(["runs", "ls", "--trash", *at]) == 0
+    out = capsys.readouterr().out
+    assert "broken" in out and "plain" in out and "2 runs" in out
+    assert main(["runs", "restore", "plain", *at]) == 0
+    assert sorted(s.name for s in load_runs(root)[0]) == ["both", "plain"]
+    assert main(["runs", "empty-trash", *at]) == 0
+    assert "deleted 1 record" in capsys.readouterr().out and trashed(root) == []
+    for argv, fragment in ((["runs"], "ls, rm, restore or empty-trash"), (["runs", "rm", *at], "RUN"),
+                           (["runs", "rm", "--status", "gone", *at], "--status"),
+                           (["runs", "restore", "nothing", *at], "'nothing'")):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err, (argv, err)
+
+
+def test_failed_and_cancelled_runs_come_last_whichever_way_the_rest_is_sorted():
+    from types import SimpleNamespace
+
+    runs = [SimpleNamespace(status=st, n=n) for n, st in enumerate(["failed", "done", "cancelled", "done"])]
+    for reverse in (False, True):
+        ordered = unfinished_last(sorted(runs, key=lambda r: r.n, reverse=reverse))
+        assert [r.status for r in ordered][:2] == ["done", "done"]
+
+
+async def test_delete_moves_runs_to_the_trash_and_u_brings_them_back(records, tmp_path):
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    root, ids = records
+    app = WorkbenchApp(runs_root=root, export_path=tmp_path / "export.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        await pilot.pause()
+        table = app.query_one(ResultsTable)
+        for _ in range(50):
+            if len(table.summaries) == 3:
+                break
+            await pilot.pause(0.1)
+        for name in ("plain", "both"):
+            table.move_cursor(row=[s.name for s in table.shown()].index(name))
+            await pilot.press("space")
+        table.focus()
+        await pilot.press("delete")
+        await pilot.pause()
+        assert sorted(s.name for s in table.summaries.values()) == ["broken"]
+        assert sorted(s.name for s in trashed(root)) == ["both", "plain"]
+        await pilot.press("u")
+        await pilot.pause()
+        assert sorted(s.name for s in table.summaries.values()) == ["both", "broken", "plain"]
+        assert trashed(root) == [] and len(load_runs(root)[0]) == 3
+        table.sort_by("acc")  # best first: the failed run still comes last
+        await pilot.pause()
+        assert table.shown()[-1].name == "broken"
+        table.sort_by("acc")
+        assert table.shown()[-1].name == "broken"
