@@ -117,3 +117,80 @@ async def test_delete_moves_runs_to_the_trash_and_u_brings_them_back(records, tm
         assert table.shown()[-1].name == "broken"
         table.sort_by("acc")
         assert table.shown()[-1].name == "broken"
+
+
+def test_tags_and_a_note_go_with_a_run_from_the_command_and_are_found(tmp_path, capsys):
+    import csv
+
+    runs = tmp_path / "runs"
+    assert main(["run", "--preset", "table2-fcn-ws", "--rounds", "1", "--epochs", "1", "--pairs", "100",
+                 "--batch-size", "20", "--tag", "quick", "--tag", "smoke, quick,check", "--note", " first try ",
+                 "--runs-dir", str(runs)]) == 0
+    (summary,) = load_runs(runs)[0]
+    assert summary.tags == ["quick", "smoke", "check"] and summary.note == "first try"
+    capsys.readouterr()
+    assert main(["runs", "ls", "smoke", "first", "--runs-dir", str(runs)]) == 0
+    assert "1 run" in capsys.readouterr().out
+    assert main(["export", "--runs-dir", str(runs), "--out", str(tmp_path / "e.csv")]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert row["tags"] == "quick, smoke, check" and row["note"] == "first try"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--tag", "x" * 41], "--tag"), (["--tag", "a\x1b[31mb"], "--tag"),
+    (["--tag", ",".join(f"t{i}" for i in range(21))], "--tag"), (["--note", "n" * 2001], "--note")])
+def test_bad_tags_and_notes_are_refused_with_one_line(tmp_path, capsys, argv, flag):
+    assert main(["run", "--rounds", "1", "--epochs", "1", *argv, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"digit-workbench: error: {flag}:") and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_record_with_bad_tags_is_skipped_naming_the_field(records):
+    root, ids = records
+    summary = root / ids["plain"] / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "tags": ["ok", 5]}))
+    runs, problems = load_runs(root)
+    assert "plain" not in [s.name for s in runs] and any("tags[1]" in p for p in problems)
+
+
+async def test_tags_and_a_note_are_edited_from_a_runs_details(records, tmp_path):
+    from textual.widgets import Input
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.details import RunDetails
+    from workbench.tui.results import ResultsTable
+
+    root, ids = records
+    app = WorkbenchApp(runs_root=root, export_path=tmp_path / "export.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        for _ in range(50):
+            if len(table.summaries) == 3:
+                break
+            await pilot.pause(0.1)
+        table.move_cursor(row=[s.name for s in table.shown()].index("both"))
+        table.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetails)
+        await pilot.press("t")
+        await pilot.pause()
+        app.screen.query_one("#notes-tags", Input).value = "x" * 50  # refused in the dialog, which stays
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "at most 40" in str(app.screen.query_one("#notes-error").render())
+        app.screen.query_one("#notes-tags", Input).value = "baseline, ws"
+        app.screen.query_one("#notes-note", Input).value = "the one to beat"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RunDetails)
+        assert "baseline, ws" in str(app.screen.query_one("#details-notes").render())
+        record = json.loads((root / ids["both"] / "summary.json").read_text())
+        assert record["tags"] == ["baseline", "ws"] and record["note"] == "the one to beat"
+        assert table.summaries[ids["both"]].tags == ["baseline", "ws"]  # the row follows
+        await pilot.press("escape")
+        await pilot.pause()
+        table.set_filter("beat")
+        assert [s.name for s in table.shown()] == ["both"]

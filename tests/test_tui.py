@@ -765,8 +765,10 @@ def test_the_results_filter_finds_a_run_by_any_settings_value():
     from workbench.notebook import matches
 
     run = SimpleNamespace(name="table2-cnn-ws-aux α 0.2", id="20261201-1", status="done", preset="table2-cnn-ws-aux",
-                          config=RunConfig(subnet="cnn", alpha=0.2, hl=128, batch_size=10), device="cpu")
-    for words in ("0.2", "alpha=0.2", "α=0.2", "hl=128", "HL=128", "batch_size=10", "batch=10", "cnn done", "α"):
+                          config=RunConfig(subnet="cnn", alpha=0.2, hl=128, batch_size=10), device="cpu",
+                          tags=["baseline"], note="to beat")
+    for words in ("0.2", "alpha=0.2", "α=0.2", "hl=128", "HL=128", "batch_size=10", "batch=10", "cnn done", "α",
+                  "baseline", "beat"):
         assert matches(run, words), words
     for words in ("alpha=0.3", "hl=64", "c_hl=128", "failed"):  # a key names its own setting only
         assert not matches(run, words), words

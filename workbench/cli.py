@@ -41,6 +41,9 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--name", help="a name for the run (default: the preset's, then what differs from it, as "
                                   "'table2-cnn-ws-aux α 0.2'; else the net and its switches); for `table`, rows are "
                                   "NAME-<preset>")
+    g.add_argument("--tag", action="append", default=None, help="a tag for the run (again for more, or a,b); the "
+                                                                 "results filter and `runs ls` find it")
+    g.add_argument("--note", default=None, help="a note kept with the run")
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -175,7 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .training import NamedRun
 
     preset = find_preset_or_usage(args.preset) if args.preset is not None else None
-    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, args.name)], args)
+    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, args.name, *notes_from_args(args))],
+                          args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -183,8 +187,22 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     presets = [find_preset_or_usage(name) for name in args.presets or TABLE_II]
     # --name names the table: each row is NAME-<preset>, so its rows stay apart
-    return run_and_report([NamedRun.of(config_from_args(args, p), p, f"{args.name}-{p.name}" if args.name else None)
-                           for p in presets], args)
+    tags, note = notes_from_args(args)
+    return run_and_report([NamedRun.of(config_from_args(args, p), p, f"{args.name}-{p.name}" if args.name else None,
+                                       tags, note) for p in presets], args)
+
+
+def notes_from_args(args: argparse.Namespace) -> tuple[tuple[str, ...], str]:
+    from .notebook import check_note, parse_tags
+
+    try:
+        tags = tuple(parse_tags(args.tag or []))
+    except ValueError as exc:
+        raise UsageError(f"--tag: {exc}") from None
+    try:
+        return tags, check_note(args.note or "")
+    except ValueError as exc:
+        raise UsageError(f"--note: {exc}") from None
 
 
 def find_preset_or_usage(name: str) -> Preset:

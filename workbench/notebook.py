@@ -11,18 +11,47 @@ from pathlib import Path
 from .config import FIELDS, SHORT_LABELS
 from .format import setting
 from .runs import RunSummary, load_runs, runs_dir
+from .schema import MAX_NOTE, MAX_TAG, MAX_TAGS
 
 TRASH = ".trash"  # under the runs directory; a dot folder, so no reader of runs/ takes it for a run
 UNFINISHED = ("failed", "cancelled")
 
 
+def parse_tags(raw: list[str] | str) -> list[str]:
+    """Tags as a user gives them (comma-separated, or one per --tag): trimmed, each once, in order; ValueError
+    saying what is wrong with them."""
+    items = [raw] if isinstance(raw, str) else list(raw)
+    tags: list[str] = []
+    for item in items:
+        for tag in (t.strip() for t in item.split(",")):
+            if not tag or tag in tags:
+                continue
+            if len(tag) > MAX_TAG:
+                raise ValueError(f"a tag of at most {MAX_TAG} characters, got {tag[:20]!r}…")
+            if any(ch < " " or ch == "\x7f" for ch in tag):
+                raise ValueError(f"a tag without control characters, got {tag!r}")
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags, got {len(tags)}")
+    return tags
+
+
+def check_note(note: str) -> str:
+    """A note as kept: trimmed; ValueError when longer than a record keeps."""
+    note = note.strip()
+    if len(note) > MAX_NOTE:
+        raise ValueError(f"a note of at most {MAX_NOTE} characters, got {len(note)}")
+    return note
+
+
 def matches(summary: RunSummary, text: str) -> bool:
-    """Whether a run matches a filter: every word somewhere in its name, id, status, net or settings' values; a
-    word with `=` names one setting by key, label or short label (`alpha=0.2`, `hl=128`, `batch=10`)."""
+    """Whether a run matches a filter: every word somewhere in its name, id, status, tags, note, net or settings'
+    values; a word with `=` names one setting by key, label or short label (`alpha=0.2`, `hl=128`, `batch=10`)."""
     c = summary.config
     settings = {f"{name}={setting(value)}".lower() for key, value in c.to_dict().items()
                 for name in (key, FIELDS[key].label.replace(" ", "_"), SHORT_LABELS.get(key) or key)}
-    haystack = " ".join([summary.name, summary.id, summary.status, summary.preset or "", c.subnet,
+    haystack = " ".join([summary.name, summary.id, summary.status, summary.preset or "", *summary.tags,
+                         summary.note, c.subnet,
                          "ws" if c.weight_sharing else "", "aux" if c.aux_loss else "", *sorted(settings),
                          summary.device]).lower()
     return all((word in settings) if "=" in word else (word in haystack) for word in text.lower().split())

@@ -14,6 +14,7 @@ never write into the same one.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 import json
@@ -66,6 +67,8 @@ class RunSummary:
     saved_at: float = 0.0
     path: Path | None = None
     edited: bool | None = None  # its config is no longer its preset's (None: a record from before this was kept)
+    tags: list[str] = field(default_factory=list)  # the user's words for it (notebook.parse_tags)
+    note: str = ""
 
     @property
     def difference(self) -> float | None:
@@ -80,7 +83,7 @@ class RunSummary:
             "paper": None if self.paper is None else vars(self.paper),
             "wall_time": self.wall_time, "device": self.device, "data_source": self.data_source,
             "engine": self.engine, "started_at": self.started_at, "versions": self.versions, "rounds": self.rounds,
-            "saved_at": self.saved_at, "edited": self.edited,
+            "saved_at": self.saved_at, "edited": self.edited, "tags": self.tags, "note": self.note,
         }
 
     @classmethod
@@ -97,15 +100,17 @@ class RunSummary:
             device=str(d.get("device", "")), data_source=str(d.get("data_source", "")),
             engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
             versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])),
-            saved_at=float(d.get("saved_at", 0.0)), path=path, edited=d.get("edited"))
+            saved_at=float(d.get("saved_at", 0.0)), path=path, edited=d.get("edited"), tags=list(d.get("tags", [])),
+            note=str(d.get("note", "")))
 
 
 def summarize(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
-              run_id: str = "", edited: bool | None = None) -> RunSummary:
+              run_id: str = "", edited: bool | None = None, tags: list[str] | tuple = (), note: str = "") -> RunSummary:
     """A RunSummary of an engine RunResult."""
     mean, std = result.mean_std()
     return RunSummary(
-        id=run_id, name=name, preset=preset, edited=edited, status=result.status, reason=result.reason,
+        id=run_id, name=name, preset=preset, edited=edited, tags=list(tags), note=note, status=result.status,
+        reason=result.reason,
         config=result.config,
         round_acc=result.test_accuracies(), mean=mean, std=std, paper=paper, wall_time=result.wall_time,
         device=result.device, data_source=result.data_source, engine=result.engine, started_at=result.started_at,
@@ -208,7 +213,8 @@ class RunNotSaved(Exception):
 
 
 def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
-             root: Path | None = None, edited: bool | None = None) -> RunSummary:
+             root: Path | None = None, edited: bool | None = None, tags: list[str] | tuple = (),
+             note: str = "") -> RunSummary:
     """Write a run's history, predictions and summary; the summary goes last, so a listed run is a whole run. Where a
     file cannot be written (a full disk, a runs directory that is a file), what was written goes and RunNotSaved
     says why."""
@@ -216,7 +222,7 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
     path = None
     try:
         run_id, path = new_run_dir(root)
-        summary = summarize(result, name, preset, paper, run_id, edited)
+        summary = summarize(result, name, preset, paper, run_id, edited, tags, note)
         summary.path, summary.saved_at = path, time.time()
         atomic_write_text(path / "history.csv", history_csv(result.history))
         predictions = predictions_npz(result.rounds)
@@ -233,6 +239,16 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         where = exc.filename or root
         why = "not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
         raise RunNotSaved(f"{name}: not saved to {where}: {why}") from None
+
+
+def annotate(summary: RunSummary, tags: list[str], note: str) -> RunSummary:
+    """The run's record with new tags and note, rewritten whole; OSError when the record is no longer where it
+    was read (moved to the trash, deleted)."""
+    if summary.path is None or not (summary.path / "summary.json").is_file():
+        raise FileNotFoundError(2, "no record there any more", str(summary.path))
+    updated = dataclasses.replace(summary, tags=list(tags), note=note)
+    atomic_write_text(summary.path / "summary.json", json.dumps(updated.to_dict(), indent=2) + "\n")
+    return updated
 
 
 def load_history(path: Path) -> list[dict[str, Any]]:
@@ -327,7 +343,7 @@ def neutralise(value: Any) -> Any:
 
 
 def export_columns(max_rounds: int) -> list[str]:
-    return (["id", "name", "preset"] + HYPERPARAMETERS + ["weights", "test_acc_mean", "test_acc_std"]
+    return (["id", "name", "preset", "tags", "note"] + HYPERPARAMETERS + ["weights", "test_acc_mean", "test_acc_std"]
             + [f"round_{i}_acc" for i in range(max_rounds)]
             + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
                "engine", "status", "reason"])
@@ -340,7 +356,7 @@ def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]
     for s in summaries:
         cfg = s.config.to_dict()
         accs = s.round_acc + [None] * (max_rounds - len(s.round_acc))
-        row = ([s.id, s.name, s.preset or ""] + [cfg[k] for k in HYPERPARAMETERS] + [weight_count(s.config)]
+        row = ([s.id, s.name, s.preset or "", ", ".join(s.tags), s.note] + [cfg[k] for k in HYPERPARAMETERS] + [weight_count(s.config)]
                + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
                + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
                   _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])

@@ -9,6 +9,7 @@ from typing import Any
 
 STATUSES = ("done", "cancelled", "failed")
 PAPER_TEXT = ("table", "row", "note")
+MAX_TAGS, MAX_TAG, MAX_NOTE = 20, 40, 2000  # a run's tags and note: words and a few sentences, not documents
 
 
 def number(value: Any) -> bool:
@@ -45,6 +46,12 @@ def check_summary(d: Any) -> None:
         check(fraction(acc), f"round_acc[{i}]", "a fraction in [0, 1]", acc)
     check(isinstance(d.get("versions", {}), dict), "versions", "an object", d.get("versions"))
     check(d.get("edited") in (None, True, False), "edited", "true, false or null", d.get("edited"))
+    tags = d.get("tags", [])
+    check(isinstance(tags, list) and len(tags) <= MAX_TAGS, "tags", f"a list of at most {MAX_TAGS}", tags)
+    for i, tag in enumerate(tags):
+        check(isinstance(tag, str) and 0 < len(tag) <= MAX_TAG, f"tags[{i}]", f"text of 1 to {MAX_TAG} characters", tag)
+    check(isinstance(d.get("note", ""), str) and len(d.get("note", "")) <= MAX_NOTE, "note",
+          f"text of at most {MAX_NOTE} characters", d.get("note"))
     check_rounds(d.get("rounds", []))
     check_paper(d.get("paper"))
 

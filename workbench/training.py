@@ -30,15 +30,19 @@ class NamedRun:
     preset: str | None = None
     paper: PaperScore | None = None
     edited: bool | None = None  # the config is no longer its preset's (None without a preset)
+    tags: tuple[str, ...] = ()
+    note: str = ""
 
     @classmethod
-    def of(cls, config: RunConfig, preset: Preset | None = None, name: str | None = None) -> NamedRun:
-        """Named as asked, else after its preset (marked when edited), else after its net and switches."""
+    def of(cls, config: RunConfig, preset: Preset | None = None, name: str | None = None,
+           tags: tuple[str, ...] = (), note: str = "") -> NamedRun:
+        """Named as asked, else after its preset and what differs from it, else after its net and switches."""
         if preset is None:
-            return cls(name or config_name(config.subnet, config.weight_sharing, config.aux_loss), config)
+            return cls(name or config_name(config.subnet, config.weight_sharing, config.aux_loss), config,
+                       tags=tuple(tags), note=note)
         edited = not preset.is_row(config)
         default = run_name(preset.name, name_changes(config, preset.config))
-        return cls(name or default, config, preset.name, preset.paper_for(config), edited)
+        return cls(name or default, config, preset.name, preset.paper_for(config), edited, tuple(tags), note)
 
 
 class Group:
@@ -180,12 +184,15 @@ def record(run: NamedRun, result, runs_root: Path | None) -> Recorded:
     """A run's result saved under runs_root (or not, for None); where it cannot be saved (a full disk, a runs
     directory that is a file), the summary stays in memory under an id of its own and says why."""
     if runs_root is None:
-        return Recorded(run, summarize(result, run.name, run.preset, run.paper, edited=run.edited), result)
+        return Recorded(run, summarize(result, run.name, run.preset, run.paper, edited=run.edited, tags=run.tags,
+                                       note=run.note), result)
     try:
-        return Recorded(run, save_run(result, run.name, run.preset, run.paper, runs_root, run.edited), result)
+        return Recorded(run, save_run(result, run.name, run.preset, run.paper, runs_root, run.edited, run.tags,
+                                      run.note), result)
     except RunNotSaved as exc:
         unsaved = str(exc)
     except Exception as exc:  # anything else in saving: the results are still shown, with the reason
         unsaved = f"{run.name}: not saved: {type(exc).__name__}: {exc}"
-    summary = summarize(result, run.name, run.preset, run.paper, f"unsaved-{secrets.token_hex(3)}", run.edited)
+    summary = summarize(result, run.name, run.preset, run.paper, f"unsaved-{secrets.token_hex(3)}", run.edited,
+                        run.tags, run.note)
     return Recorded(run, summary, result, unsaved)

@@ -23,7 +23,7 @@ from .details import RunDetails
 from .form import ConfigForm
 from .live import LiveView
 from .loading import Digits, RunsWatcher
-from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound
+from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated
 from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
 from .text import cell, markup
@@ -123,6 +123,9 @@ class WorkbenchApp(RunsActions, App):
     def rescan_runs(self) -> None:
         """Reads the records other processes wrote since the last look (only their new folders)."""
         self.watcher.look(set(self.query_one(ResultsTable).summaries), self.post_message)
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        self.query_one(ResultsTable).put(message.summary)
 
     def on_runs_found(self, message: RunsFound) -> None:
         table = self.query_one(ResultsTable)

@@ -6,8 +6,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, OptionList
+from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from .text import markup
 
 
 class Confirm(ModalScreen[bool]):
@@ -53,6 +55,50 @@ class Choose(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+
+class NotesDialog(ModalScreen[tuple[list[str], str] | None]):
+    """A run's tags (comma-separated) and note, edited; Save (or enter) hands them back checked, escape drops
+    them."""
+
+    BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
+
+    def __init__(self, name: str, tags: list[str], note: str) -> None:
+        super().__init__()
+        self.run_name, self.tags, self.note = name, tags, note
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Label(f"Tags and note of {markup(self.run_name)}")
+            yield Input(", ".join(self.tags), placeholder="tags, comma-separated", id="notes-tags")
+            yield Input(self.note, placeholder="a note", id="notes-note")
+            yield Label("", id="notes-error")
+            with Horizontal():
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#notes-tags", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.save()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.save() if event.button.id == "save" else self.dismiss(None)
+
+    def save(self) -> None:
+        from ..notebook import check_note, parse_tags
+
+        try:
+            tags = parse_tags(self.query_one("#notes-tags", Input).value)
+            note = check_note(self.query_one("#notes-note", Input).value)
+        except ValueError as exc:
+            self.query_one("#notes-error", Label).update(markup(str(exc)))
+            return
+        self.dismiss((tags, note))
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -15,10 +15,17 @@ from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_gr
 from ..architecture import weight_count
 from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting, weights_label
-from ..runs import RunSummary, read_history
+from ..runs import RunSummary, annotate, read_history
+from .messages import RunUpdated
 from .text import markup
 from .live import draw_curves
 from .pictures import grid_text, pair_picture
+
+
+def notes_text(s: RunSummary) -> str:
+    if not s.tags and not s.note:
+        return "[dim]no tags or note: t adds them[/dim]"
+    return "tags: " + (markup(", ".join(s.tags)) or "—") + (f" · note: {markup(s.note)}" if s.note else "")
 
 
 class RunDetails(ModalScreen[str | None]):
@@ -27,6 +34,7 @@ class RunDetails(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Close"), Binding("l", "load", "Load into form"),
                 Binding("c", "tab('d-curves')", "Curves"), Binding("e", "tab('d-errors')", "Errors"),
                 Binding("m", "tab('d-wrong')", "Misclassified"), Binding("d", "tab('d-data')", "Data"),
+                Binding("t", "notes", "Tags and note"),
                 Binding("left_square_bracket", "data_round(-1)", "Previous round", show=False),
                 Binding("right_square_bracket", "data_round(1)", "Next round", show=False)]
 
@@ -35,6 +43,24 @@ class RunDetails(ModalScreen[str | None]):
         self.summary = summary
         self.predictions = None
         self.data_round = 0
+
+    def action_notes(self) -> None:
+        from .confirm import NotesDialog
+
+        self.app.push_screen(NotesDialog(self.summary.name, self.summary.tags, self.summary.note), self.save_notes)
+
+    def save_notes(self, answer: tuple[list[str], str] | None) -> None:
+        """The record rewritten with the new tags and note; the results table's row follows."""
+        if answer is None:
+            return
+        try:
+            updated = annotate(self.summary, *answer)
+        except OSError as exc:
+            self.notify(markup(f"cannot save the tags and note: {exc.strerror or exc}"), severity="error")
+            return
+        self.summary = updated
+        self.query_one("#details-notes", Static).update(notes_text(updated))
+        self.app.post_message(RunUpdated(updated))
 
     def compose(self) -> ComposeResult:
         s = self.summary
@@ -47,6 +73,7 @@ class RunDetails(ModalScreen[str | None]):
                 + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
                 + f"digits: {s.data_source} · run {s.id} · {weights_label(weight_count(s.config))} weights",
                 id="details-summary")
+            yield Static(notes_text(s), id="details-notes")
             with TabbedContent(id="details-tabs", initial="d-curves"):
                 with TabPane("Curves (c)", id="d-curves"):
                     with Horizontal(id="details-body"):

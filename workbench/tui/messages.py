@@ -40,6 +40,13 @@ class RunFinished(Message):
 
 
 @dataclass
+class RunUpdated(Message):
+    """A run's record rewritten (its tags and note): its row in the results table follows."""
+
+    summary: object
+
+
+@dataclass
 class RunsFound(Message):
     """Run records that appeared in the runs folder since the last look (written by a CLI run, a sweep), or that
     a sweep's final measurement just wrote."""

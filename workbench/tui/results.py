@@ -20,7 +20,7 @@ from .text import cell
 COLUMNS = [("run", "run"), ("status", "status"), ("acc", "test acc %"), ("paper", "paper %"), ("diff", "Δ"),
            ("net", "net"), ("ws", "WS"), ("aux", "aux"), ("alpha", "α"), ("weights", "weights"),
            ("wall", "train time"),
-           ("started", "started"), ("id", "id"), ("other", "other settings"), ("device", "device")]
+           ("started", "started"), ("id", "id"), ("tags", "tags"), ("other", "other settings"), ("device", "device")]
 SHOWN_ELSEWHERE = {"subnet", "weight_sharing", "aux_loss", "alpha", "device"}
 
 
@@ -41,7 +41,8 @@ def cells(summary: RunSummary) -> list:
         c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
         f"{c.alpha:g}" if c.aux_loss else "—", Text(weights_label(weight_count(c)), justify="right"),
         Text(duration(summary.wall_time) if summary.wall_time else "—", justify="right"),
-        started(summary.started_at), cell(summary.id), other_settings(summary), cell(summary.device.split(" (")[0]),
+        started(summary.started_at), cell(summary.id), cell(", ".join(summary.tags)), other_settings(summary),
+        cell(summary.device.split(" (")[0]),
     ]
 
 
@@ -66,7 +67,7 @@ def sort_value(summary: RunSummary, column: str):
         return (value is None, value if value is not None else 0.0)
     text = {"run": summary.name, "net": c.subnet, "ws": str(c.weight_sharing), "aux": str(c.aux_loss),
             "other": other_settings(summary), "device": summary.device, "status": summary.status,
-            "id": summary.id}[column]
+            "id": summary.id, "tags": ", ".join(summary.tags)}[column]
     return (False, text.lower())
 
 
