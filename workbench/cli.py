@@ -11,7 +11,7 @@ from typing import Any, NoReturn, Sequence
 
 from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
 from .format import mark, plain, setting, weights_label
-from .runs_command import add_runs_parser, cmd_runs
+from .runs_command import add_runs_parser, cmd_export, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits
 
 EXIT_USAGE = 2
@@ -79,8 +79,11 @@ def build_parser() -> Parser:
                    description="Every preset (a row of the paper's tables, or beyond the paper), its settings and the "
                                "paper's score. `run --preset NAME` trains one; `table NAME...` several.")
 
-    export = sub.add_parser("export", help="write every run under runs/ to one CSV")
-    export.add_argument("--out", type=Path, default=Path("runs-export.csv"), help="CSV file (default: runs-export.csv)")
+    export = sub.add_parser("export", help="write every run under runs/ to one CSV, or as TensorBoard event files")
+    export.add_argument("--out", type=Path, default=None, help="CSV file (default: runs-export.csv, unless only "
+                                                               "--tensorboard is given)")
+    export.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                        help="also write each run as TensorBoard event files under DIR (tensorboard --logdir DIR)")
     export.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 %% interval, p, rounds won")
@@ -237,22 +240,6 @@ def cmd_presets(args: argparse.Namespace) -> int:
                       " ".join(f"{FIELDS[k].label}={setting(v)}" for k, v in diff.items()),
                       weights_label(weight_count(c)), p.paper.label() if p.paper else "")
     console().print(table)
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .runs import export_csv, load_runs, runs_dir, tidy_abandoned
-
-    for note in tidy_abandoned(args.runs_dir or runs_dir()):
-        print(f"digit-workbench: skipped {plain(note)}", file=sys.stderr)
-    summaries, problems = load_runs(args.runs_dir or runs_dir())
-    for problem in problems:
-        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
-    try:
-        export_csv(summaries, args.out)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--out: cannot write {args.out}: {getattr(exc, 'strerror', None) or exc}") from None
-    print(plain(f"wrote {len(summaries)} run{'s' if len(summaries) != 1 else ''} to {args.out}"))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`digit-workbench runs`: list the run records a filter finds, move them to the trash, bring them back, empty it."""
+"""The commands over run records: `runs` (list what a filter finds, move to the trash, bring back, empty it) and
+`export` (one CSV, or TensorBoard event files)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,37 @@ def cmd_runs(args: argparse.Namespace) -> int:
     moved = notebook.move_to_trash([s.id for s in picked], root)
     print(plain(f"moved {len(moved)} run{'s' if len(moved) != 1 else ''} to {notebook.trash_dir(root)}"
                 + (f"; `digit-workbench runs restore {' '.join(moved)}` brings them back" if moved else "")))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .runs import export_csv, load_runs, runs_dir, tidy_abandoned
+
+    for note in tidy_abandoned(args.runs_dir or runs_dir()):
+        print(f"digit-workbench: skipped {plain(note)}", file=sys.stderr)
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    runs = f"{len(summaries)} run{'s' if len(summaries) != 1 else ''}"
+    if args.tensorboard is not None:
+        from .tensorboard_export import export_tensorboard
+
+        try:
+            export_tensorboard(summaries, args.tensorboard)
+        except OSError as exc:
+            raise UsageError(f"--tensorboard: cannot write {args.tensorboard}: {exc.strerror or exc}") from None
+        print(plain(f"wrote {runs} as TensorBoard event files to {args.tensorboard} "
+                    f"(tensorboard --logdir {args.tensorboard})"))
+        if args.out is None:
+            return 0
+    out = args.out or Path("runs-export.csv")
+    try:
+        export_csv(summaries, out)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out: cannot write {out}: {getattr(exc, 'strerror', None) or exc}") from None
+    print(plain(f"wrote {runs} to {out}"))
     return 0
 
 
