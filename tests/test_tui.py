@@ -772,3 +772,30 @@ def test_the_results_filter_finds_a_run_by_any_settings_value():
         assert matches(run, words), words
     for words in ("alpha=0.3", "hl=64", "c_hl=128", "failed"):  # a key names its own setting only
         assert not matches(run, words), words
+
+
+async def test_errors_with_three_runs_lets_you_choose_the_two(make_app, saved_runs):
+    from workbench.tui.compare import CompareScreen
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        for name in ("plain", "both", "both-seed5"):
+            go_to_row(table, name)
+            await pilot.press("space")
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await wait_until(pilot, screen.loaded.is_set)
+        await pilot.press("e")
+        heat = lambda side: str(screen.query_one(f"#c-heat-{side}").render())  # noqa: E731
+        assert "plain:" in heat("a") and "both:" in heat("b")
+        assert "1 / 2: another run" in str(screen.query_one("#c-errors-note").render())
+        await pilot.press("2")
+        assert "plain:" in heat("a") and "both-seed5:" in heat("b")
+        await pilot.press("1")  # the next run on the left, never the one on the right
+        assert "both:" in heat("a") and "both-seed5:" in heat("b")
+        await pilot.press("x")
+        assert "both − both-seed5" in heat("a")

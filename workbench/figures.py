@@ -31,7 +31,7 @@ def run_label(summary) -> str:
 
 
 def comparison_figure(summaries: list, histories: list[list[dict]], problems: list[str] | None = None,
-                      difference: bool = False):
+                      difference: bool = False, heat_first: list[str] | None = None):
     """A matplotlib Figure comparing the runs (at least one); a predictions file that cannot be read is left out
     of the heatmaps and named in `problems`."""
     import matplotlib
@@ -47,7 +47,10 @@ def comparison_figure(summaries: list, histories: list[list[dict]], problems: li
             preds.append(None)
             if problems is not None:
                 problems.append(f"{exc}: no heatmap for {plain(s.name)}")
-    heat = [(s, p) for s, p in zip(summaries, preds) if p is not None][:MAX_HEATMAPS]
+    heat = [(s, p) for s, p in zip(summaries, preds) if p is not None]
+    if heat_first:  # the runs whose heatmaps the screen shows come first (the difference view takes two)
+        heat.sort(key=lambda sp: heat_first.index(sp[0].id) if sp[0].id in heat_first else len(heat_first))
+    heat = heat[:MAX_HEATMAPS]
     columns = max(3, len(heat))
     fig = Figure(figsize=(4.2 * columns, 7.6 if heat else 3.8), layout="constrained")
     grid = fig.add_gridspec(2 if heat else 1, columns)
@@ -122,7 +125,8 @@ def draw_paired(ax, summaries: list) -> None:
     ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7, transform=ax.transAxes)
 
 
-def write_figure(summaries: list, histories: list[list[dict]], out: Path, difference: bool = False) -> list[str]:
+def write_figure(summaries: list, histories: list[list[dict]], out: Path, difference: bool = False,
+                 heat_first: list[str] | None = None) -> list[str]:
     """Writes the comparison to out (png, svg or pdf by its suffix), whole or not at all; returns what could not
     be drawn, one line each."""
     out = Path(out)
@@ -130,7 +134,7 @@ def write_figure(summaries: list, histories: list[list[dict]], out: Path, differ
     if fmt not in FORMATS:
         raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
     problems: list[str] = []
-    fig = comparison_figure(summaries, histories, problems, difference)
+    fig = comparison_figure(summaries, histories, problems, difference, heat_first)
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=120)
     atomic_write_bytes(out, buffer.getvalue())

@@ -36,7 +36,9 @@ class CompareScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("ctrl+e", "export", "Export figure"),
                 Binding("x", "toggle_difference", "Heatmaps: side by side / difference"),
                 Binding("c", "tab('c-curves')", "Curves", show=False), Binding("p", "tab('c-paired')", "Paired", show=False),
-                Binding("e", "tab('c-errors')", "Errors", show=False)]
+                Binding("e", "tab('c-errors')", "Errors", show=False),
+                Binding("1", "choose_heatmap(0)", "Heatmap a: next run", show=False),
+                Binding("2", "choose_heatmap(1)", "Heatmap b: next run", show=False)]
 
     def __init__(self, summaries: list[RunSummary], figure_dir: Path | None = None) -> None:
         super().__init__()
@@ -47,7 +49,8 @@ class CompareScreen(Screen):
         self.curves: list[Curves] = []
         self.comparisons: list = []
         self.difference = False
-        self.heatmaps: list[tuple[RunSummary, np.ndarray]] = []
+        self.heatmaps: list[tuple[RunSummary, np.ndarray]] = []  # every run with readable predictions
+        self.pair = [0, 1]  # the two of them the Errors tab shows (1 and 2 step through the others)
         self.loaded = threading.Event()
 
     def compose(self) -> ComposeResult:
@@ -117,8 +120,6 @@ class CompareScreen(Screen):
                 p = None
             if p is not None:
                 heatmaps.append((s, error_rate(*error_grid(p)) * 100))
-            if len(heatmaps) == 2:
-                break
         self.app.call_from_thread(self.show_loaded, histories, curves, comparisons, heatmaps, problems)
 
     def show_loaded(self, histories, curves, comparisons, heatmaps, problems) -> None:
@@ -163,19 +164,35 @@ class CompareScreen(Screen):
         if not self.heatmaps:
             note.update("none of these runs recorded test predictions")
             return
-        if len(self.heatmaps) == 1 or not self.difference:
-            top = max(float(np.nanmax(rate)) for _, rate in self.heatmaps)  # one scale for both
-            for widget, (s, rate) in zip((a, b), self.heatmaps):
+        shown = self.shown_heatmaps()
+        more = " · 1 / 2: another run on the left / right" if len(self.heatmaps) > 2 else ""
+        skipped = len(self.summaries) - len(self.heatmaps)
+        more += f" · {skipped} run{'s' if skipped > 1 else ''} without predictions" if skipped else ""
+        if len(shown) == 1 or not self.difference:
+            top = max(float(np.nanmax(rate)) for _, rate in shown)  # one scale for both
+            for widget, (s, rate) in zip((a, b), shown):
                 widget.update(grid_text(rate, f"{plain(s.name)}: error % by digit pair", top=top))
-            if len(self.heatmaps) == 1:
+            if len(shown) == 1:
                 b.update("")
             note.update("error % by (first digit, second digit) over all rounds' test pairs, one colour scale"
-                        + (" · x: their difference" if len(self.heatmaps) == 2 else ""))
+                        + (" · x: their difference" if len(shown) == 2 else "") + more)
             return
-        (sa, ra), (sb, rb) = self.heatmaps
+        (sa, ra), (sb, rb) = shown
         a.update(grid_text(ra - rb, f"{plain(sa.name)} − {plain(sb.name)}: error % points", signed=True, fmt="{:+3.0f}"))
         b.update("")
-        note.update(f"red: {markup(sa.name)} errs more on that digit pair; blue: less · x: side by side")
+        note.update(f"red: {markup(sa.name)} errs more on that digit pair; blue: less · x: side by side" + more)
+
+    def shown_heatmaps(self) -> list[tuple[RunSummary, np.ndarray]]:
+        return [self.heatmaps[i] for i in self.pair[:len(self.heatmaps)]]
+
+    def action_choose_heatmap(self, side: int) -> None:
+        """The next run (with predictions) on one side of the Errors tab, never the one on the other side."""
+        if len(self.heatmaps) > 2:
+            other = self.pair[1 - side]
+            step = (self.pair[side] + 1) % len(self.heatmaps)
+            self.pair[side] = step if step != other else (step + 1) % len(self.heatmaps)
+            self.draw_heatmaps()
+        self.query_one("#compare-tabs", TabbedContent).active = "c-errors"
 
     def action_toggle_difference(self) -> None:
         self.difference = not self.difference
@@ -191,7 +208,8 @@ class CompareScreen(Screen):
         out = self.figure_dir / f"comparison-{time.strftime('%Y%m%d-%H%M%S')}.png"
         histories = self.histories if self.loaded.is_set() else [readable_history(s) for s in self.summaries]
         try:
-            problems = write_figure(self.summaries, histories, out, difference=self.difference)
+            problems = write_figure(self.summaries, histories, out, difference=self.difference,
+                                    heat_first=[s.id for s, _ in self.shown_heatmaps()])
         except (OSError, ValueError) as exc:
             self.notify(markup(f"cannot write {out}: {exc}"), title="Export figure", severity="error")
             return
