@@ -139,3 +139,13 @@ def test_several_pairs_carry_holm_p_and_one_pair_does_not():
     assert [c.p_holm for c in pairs] == pytest.approx(holm([c.p for c in pairs]))
     assert all(c.p_holm >= c.p for c in pairs if c.p is not None)
     assert all_pairs(runs[:2])[0].p_holm is None  # one test: nothing to adjust for
+
+
+def test_smoothing_is_an_exponential_moving_average_per_round_as_worked_by_hand():
+    from workbench.analysis import Curves
+
+    series = {0: {1: 1.0, 2: 0.0, 3: 0.0}, 1: {1: 2.0, 3: 4.0, 2: None}}
+    smooth = Curves.smoothed(series, 0.5)
+    assert smooth[0] == pytest.approx({1: 1.0, 2: 0.5, 3: 0.25})  # 0.5 * previous + 0.5 * value
+    assert smooth[1] == pytest.approx({1: 2.0, 3: 3.0})  # a missing epoch is skipped, not a zero
+    assert Curves.smoothed(series, 0.0) is series

@@ -799,3 +799,35 @@ async def test_errors_with_three_runs_lets_you_choose_the_two(make_app, saved_ru
         assert "both:" in heat("a") and "both-seed5:" in heat("b")
         await pilot.press("x")
         assert "both − both-seed5" in heat("a")
+
+
+async def test_the_compare_curves_smooth_go_per_round_and_log_on_keys(make_app, saved_runs):
+    from workbench.tui.compare import CompareScreen
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        for name in ("plain", "both"):
+            go_to_row(table, name)
+            await pilot.press("space")
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await wait_until(pilot, screen.loaded.is_set)
+        from workbench.tui.live import ANSI
+
+        def title(plot_id: str) -> str:  # the first line plotext draws at the plot's size: its title
+            plot = screen.query_one(plot_id)
+            plot.plt.plotsize(plot.size.width, plot.size.height)
+            return ANSI.sub("", plot.plt.build()).splitlines()[0].strip()
+
+        assert "mean ± std over rounds" in title("#c-loss")
+        await pilot.press("m")
+        assert "EMA 0.6" in title("#c-test") and "EMA 0.6" in title("#c-loss")
+        await pilot.press("m", "g", "r")
+        assert "every round" in title("#c-loss") and "EMA 0.9" in title("#c-loss") and "log scale" in title("#c-loss")
+        assert "log scale" not in title("#c-test")  # accuracy stays linear
+        await pilot.press("m", "g", "r")
+        assert title("#c-loss").startswith("train loss: mean ± std over rounds") and "EMA" not in title("#c-loss")

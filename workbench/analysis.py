@@ -119,6 +119,24 @@ class Curves:
     def __len__(self) -> int:
         return sum(len(s) for s in self.loss.values())
 
+    @staticmethod
+    def smoothed(series: dict[int, dict[int, float]], factor: float) -> dict[int, dict[int, float]]:
+        """Each round's series as an exponential moving average over its epochs (TensorBoard's smoothing):
+        s(e) = factor * s(e - 1) + (1 - factor) * x(e), starting at the first value; 0 leaves it as it is."""
+        if factor <= 0:
+            return series
+        out: dict[int, dict[int, float]] = {}
+        for r, by_epoch in series.items():
+            level, smooth = None, {}
+            for e in sorted(by_epoch):
+                x = by_epoch[e]
+                if x is None:
+                    continue
+                level = x if level is None else factor * level + (1 - factor) * x
+                smooth[e] = level
+            out[r] = smooth
+        return out
+
     @classmethod
     def of(cls, history) -> Curves:
         curves = cls()

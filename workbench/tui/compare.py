@@ -24,7 +24,7 @@ from ..architecture import weight_count
 from ..config import FIELDS, SHORT_LABELS, differing_fields
 from ..format import COMPARISON_COLUMNS, comparison_cells, plain, setting, weights_label
 from ..runs import RunSummary, readable_history
-from .live import RUN_COLORS, fit_title, plot_metric
+from .live import RUN_COLORS, CurveView, fit_title, plot_metric
 from .pictures import grid_text
 from .text import markup
 
@@ -34,9 +34,11 @@ PAIR_COLUMNS_WIDTH = 64  # what the paired table's columns after "a − b" take,
 
 class CompareScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("ctrl+e", "export", "Export figure"),
-                Binding("x", "toggle_difference", "Heatmaps: side by side / difference"),
+                Binding("x", "toggle_difference", "Difference"),
                 Binding("c", "tab('c-curves')", "Curves", show=False), Binding("p", "tab('c-paired')", "Paired", show=False),
                 Binding("e", "tab('c-errors')", "Errors", show=False),
+                Binding("m", "smooth", "Smooth"), Binding("g", "log_loss", "Log loss"),
+                Binding("r", "per_round", "Per round"),
                 Binding("1", "choose_heatmap(0)", "Heatmap a: next run", show=False),
                 Binding("2", "choose_heatmap(1)", "Heatmap b: next run", show=False)]
 
@@ -50,6 +52,7 @@ class CompareScreen(Screen):
         self.comparisons: list = []
         self.difference = False
         self.heatmaps: list[tuple[RunSummary, np.ndarray]] = []  # every run with readable predictions
+        self.view = CurveView()
         self.pair = [0, 1]  # the two of them the Errors tab shows (1 and 2 step through the others)
         self.loaded = threading.Event()
 
@@ -140,7 +143,8 @@ class CompareScreen(Screen):
                                             ("#c-loss", "loss", "train loss", 1.0),
                                             ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
             plot_metric(self.query_one(plot_id, PlotextPlot), title,
-                        [(plain(s.name), getattr(curves, attr), color) for s, curves, color in runs], scale)
+                        [(plain(s.name), getattr(curves, attr), color) for s, curves, color in runs], scale,
+                        self.view, log_here=attr == "loss")
         plot = self.query_one("#c-strip", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
@@ -193,6 +197,26 @@ class CompareScreen(Screen):
             self.pair[side] = step if step != other else (step + 1) % len(self.heatmaps)
             self.draw_heatmaps()
         self.query_one("#compare-tabs", TabbedContent).active = "c-errors"
+
+    SMOOTHING = (0.0, 0.6, 0.9)  # m steps through them
+
+    def action_smooth(self) -> None:
+        steps = self.SMOOTHING
+        self.view.smooth = steps[(steps.index(self.view.smooth) + 1) % len(steps)]
+        self.redraw_curves()
+
+    def action_log_loss(self) -> None:
+        self.view.log = not self.view.log
+        self.redraw_curves()
+
+    def action_per_round(self) -> None:
+        self.view.per_round = not self.view.per_round
+        self.redraw_curves()
+
+    def redraw_curves(self) -> None:
+        self.query_one("#compare-tabs", TabbedContent).active = "c-curves"
+        if self.loaded.is_set():
+            self.draw_curves()
 
     def action_toggle_difference(self) -> None:
         self.difference = not self.difference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -102,23 +103,66 @@ def fit_title(plot: PlotextPlot, title: str) -> None:
         plt.title(candidate)
 
 
-def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0) -> None:
+@dataclass
+class CurveView:
+    """How the compare screen draws its curves: smoothed (an EMA factor, 0 for none), the loss on a log scale,
+    every round's line instead of the mean and its band."""
+
+    smooth: float = 0.0
+    log: bool = False
+    per_round: bool = False
+
+    def suffix(self, log_here: bool) -> str:
+        parts = [f"EMA {self.smooth:g}"] if self.smooth else []
+        parts += ["log scale"] if self.log and log_here else []
+        return "".join(f" · {p}" for p in parts)
+
+
+def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0,
+                view: CurveView | None = None, log_here: bool = False) -> None:
     """One metric, one line per (label, per-round series by epoch, colour): the mean over rounds, and up to
-    BANDS_UP_TO lines ± std over rounds as a dotted band."""
-    spread = len(series) <= BANDS_UP_TO
+    BANDS_UP_TO lines ± std over rounds as a dotted band; or, in a view with per_round, every round's line."""
+    view = view or CurveView()
+    log = view.log and log_here
+    spread = len(series) <= BANDS_UP_TO and not log
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
     plt.xlabel("epoch")
-    last = 0
+    last, ys = 0, []
+
+    def drawn(values: list[float]) -> list[float]:
+        """Values as plotted: scaled, and as log10 on a log scale (ticks labelled in the values below: plotext's
+        own log scale breaks when a plot is built twice)."""
+        out = [v * scale for v in values]
+        out = [math.log10(v) if v > 0 else math.nan for v in out] if log else out
+        ys.extend(v for v in out if math.isfinite(v))
+        return out
+
     for label, by_round, color in series:
+        by_round = Curves.smoothed(by_round, view.smooth)
+        if view.per_round:
+            for k, (_, by_epoch) in enumerate(sorted(by_round.items())):
+                epochs = sorted(e for e in by_epoch if by_epoch[e] is not None)
+                if epochs:
+                    plt.plot(epochs, drawn([by_epoch[e] for e in epochs]), color=color, marker="braille",
+                             label=plain(label) if k == 0 else None)
+                    last = max(last, epochs[-1])
+            continue
         epochs, means, stds = Curves.mean_std(by_round)
-        if epochs:
+        if epochs and log:
+            plt.plot(epochs, drawn(means), color=color, marker="braille", label=plain(label))
+        elif epochs:
+            drawn(means)
             plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, plain(label), scale)
-            last = max(last, epochs[-1])
+        last = max([last, *epochs])
     if last:
         plt.xticks(epoch_ticks(list(range(1, last + 1))))
-    fit_title(plot, f"{title}: {'mean ± std over rounds' if spread else 'mean over rounds'}")
+    if log and ys and max(ys) > min(ys):
+        ticks = [min(ys) + (max(ys) - min(ys)) * k / 4 for k in range(5)]
+        plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
+    what = "every round" if view.per_round else ("mean ± std over rounds" if spread else "mean over rounds")
+    fit_title(plot, f"{title}: {what}{view.suffix(log_here)}")
     plot.refresh()
 
 
