@@ -161,6 +161,26 @@ def test_a_trial_whose_worker_died_before_naming_itself_is_reaped_not_waited_for
     assert len(counted(all_trials(tiny_spec, open_storage(storage_url), "t6"), 0)) == 4
 
 
+def test_a_trial_that_draws_a_point_a_later_trial_has_finished_gives_way(tiny_spec, tmp_path, source):
+    """Under load a trial may draw its grid point after a later-numbered trial has finished with it: the finished
+    one owns the point (by the numbers alone both counted, and a 2-worker sweep had five trials of four points)."""
+    from workbench.sweep.worker import Objective
+
+    storage = open_storage(str(tmp_path / "s.journal"))
+    stage = tiny_spec.stages[0]
+    study = optuna.create_study(study_name=stage_study_name("t7", 0, stage), storage=storage, direction="maximize")
+    early, late = study.ask(), study.ask()
+    point = {"hl": 8, "c_hl": 4}
+    for name, value in point.items():
+        late.suggest_categorical(name, stage.grid[name])
+    late_params = {k: late.params[k] for k in point}
+    study.tell(late, 0.5)
+    objective = Objective(tiny_spec, stage, study, tiny_spec.base, source, None)
+    with pytest.raises(optuna.TrialPruned):
+        objective.give_way_to_an_earlier_twin(early, late_params)
+    assert early.user_attrs["duplicate_of"] == late.number
+
+
 def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path, source):
     from workbench.engine import run_configs
 

@@ -153,8 +153,11 @@ class Objective:
         from optuna.trial import TrialState
 
         for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-            if other.number < trial.number and other.params == params:
-                # two workers drew one grid point: the earlier trial owns it
+            if other.number == trial.number or other.params != params:
+                continue
+            # two workers drew one grid point: a finished twin owns it, else the earlier one (a trial may draw its
+            # parameters after a later one has finished with them: under load the numbers alone let both count)
+            if other.state == TrialState.COMPLETE or other.number < trial.number:
                 trial.set_user_attr("duplicate_of", other.number)
                 raise optuna.TrialPruned()
 
