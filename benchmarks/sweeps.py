@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 from workbench.format import FINAL_COLUMNS, duration, final_rows  # noqa: E402
 from workbench.fsutil import atomic_write_text  # noqa: E402
 from workbench.sweep.spec import find_spec, load_spec  # noqa: E402
-from workbench.sweep.storage import all_trials, default_storage, trials_csv_path  # noqa: E402
+from workbench.sweep.storage import all_trials, default_storage, final_runs, trials_csv_path  # noqa: E402
 from workbench.sweep.supervisor import SweepRun  # noqa: E402
-from workbench.sweep.storage import final_runs  # noqa: E402
 
 
 def markdown(spec, finals, trials: int, wall: float, peak_mib: float, workers: int) -> str:

@@ -107,7 +107,8 @@ def test_the_figure_marks_a_run_that_did_not_finish_and_labels_its_axes(runs_dir
 
 def test_the_figure_holds_the_paired_result_and_the_difference_view_when_asked(runs_dir, tmp_path):
     from workbench.figures import write_figure
-    from workbench.runs import load_runs, pick_runs, readable_history
+    from workbench.notebook import pick_runs
+    from workbench.runs import load_runs, readable_history
 
     runs = pick_runs(["plain", "both"], load_runs(runs_dir)[0])
     side_by_side, difference = tmp_path / "side.svg", tmp_path / "diff.svg"

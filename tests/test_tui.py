@@ -483,6 +483,22 @@ def go_to_row(table, name: str) -> None:
     table.move_cursor(row=[s.name for s in table.shown()].index(name))
 
 
+async def compare_marked(pilot, app, names):
+    """Marks the named runs in the results table, opens the compare screen and waits for its records."""
+    from workbench.tui.compare import CompareScreen
+
+    table = app.query_one(ResultsTable)
+    for name in names:
+        go_to_row(table, name)
+        await pilot.press("space")
+    await pilot.press("c")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, CompareScreen)
+    await wait_until(pilot, screen.loaded.is_set)  # read off the UI thread
+    return screen
+
+
 @pytest.fixture
 def saved_runs(tmp_path, source):
     from workbench.engine import run_configs
@@ -504,15 +520,7 @@ async def test_the_compare_screen_from_marked_runs(make_app, saved_runs, tmp_pat
         await pilot.pause()
         assert not isinstance(app.screen, CompareScreen)  # nothing marked: a warning, no screen
         assert any("mark two or more" in n.message for n in app._notifications)
-        table = app.query_one(ResultsTable)
-        for name in ("plain", "both"):
-            go_to_row(table, name)
-            await pilot.press("space")
-        await pilot.press("c")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, CompareScreen)
-        await wait_until(pilot, screen.loaded.is_set)  # read off the UI thread
+        screen = await compare_marked(pilot, app, ("plain", "both"))
         await pilot.pause()
         assert [s.name for s in screen.summaries] == ["plain", "both"]
         assert "plain" in str(screen.query_one("#compare-legend").render())
@@ -775,20 +783,10 @@ def test_the_results_filter_finds_a_run_by_any_settings_value():
 
 
 async def test_errors_with_three_runs_lets_you_choose_the_two(make_app, saved_runs):
-    from workbench.tui.compare import CompareScreen
-
     app = make_app(load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
-        table = app.query_one(ResultsTable)
-        for name in ("plain", "both", "both-seed5"):
-            go_to_row(table, name)
-            await pilot.press("space")
-        await pilot.press("c")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, CompareScreen)
-        await wait_until(pilot, screen.loaded.is_set)
+        screen = await compare_marked(pilot, app, ("plain", "both", "both-seed5"))
         await pilot.press("e")
         heat = lambda side: str(screen.query_one(f"#c-heat-{side}").render())  # noqa: E731
         assert "plain:" in heat("a") and "both:" in heat("b")
@@ -802,20 +800,10 @@ async def test_errors_with_three_runs_lets_you_choose_the_two(make_app, saved_ru
 
 
 async def test_the_compare_curves_smooth_go_per_round_and_log_on_keys(make_app, saved_runs):
-    from workbench.tui.compare import CompareScreen
-
     app = make_app(load_digits_at_start=False)
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("f3")
-        table = app.query_one(ResultsTable)
-        for name in ("plain", "both"):
-            go_to_row(table, name)
-            await pilot.press("space")
-        await pilot.press("c")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, CompareScreen)
-        await wait_until(pilot, screen.loaded.is_set)
+        screen = await compare_marked(pilot, app, ("plain", "both"))
         from workbench.tui.live import ANSI
 
         def title(plot_id: str) -> str:  # the first line plotext draws at the plot's size: its title

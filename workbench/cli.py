@@ -244,7 +244,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def picked_runs(args: argparse.Namespace, at_least: int) -> list:
-    from .runs import load_runs, pick_runs, runs_dir
+    from .notebook import pick_runs
+    from .runs import load_runs, runs_dir
 
     if len(args.runs) < at_least:
         raise UsageError(f"RUN: {args.command} needs at least {at_least} run{'s' if at_least > 1 else ''} "

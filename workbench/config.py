@@ -165,18 +165,24 @@ class RunConfig:
         return {k: v for k, v in self.to_dict().items() if base[k] != v}
 
 
-# How a run's name says a field it changed from its preset ('table2-cnn-ws-aux α 0.2'); the others use their label.
-SHORT_LABELS = {"subnet": "", "weight_sharing": "WS", "aux_loss": "aux", "alpha": "α", "dropout": "dropout",
-                "lr": "lr", "lr_decay": "decay", "epochs": "epochs", "repair": "re-pairing", "batch_size": "batch",
+# A field as a run's name, a filter word or the compare screen says it briefly ('table2-cnn-ws-aux α 0.2');
+# the others by their label.
+SHORT_LABELS = {"weight_sharing": "WS", "aux_loss": "aux", "alpha": "α", "dropout": "dropout", "lr": "lr",
+                "lr_decay": "decay", "epochs": "epochs", "repair": "re-pairing", "batch_size": "batch",
                 "rounds": "rounds", "pairs": "pairs", "seed": "seed"}
 NAME_ORDER = ["subnet", "weight_sharing", "aux_loss", "repair", "alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl",
               "dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]  # the form's; no device
 
 
+def short_label(key: str) -> str:
+    return SHORT_LABELS.get(key, FIELDS[key].label)
+
+
 def name_changes(config: RunConfig, base: RunConfig) -> list[tuple[str, Any]]:
-    """What a run's name says of its config against its preset's: (short label, value), in the form's order."""
+    """What a run's name says of its config against its preset's: (short label, value), in the form's order; a
+    changed subnet by its value alone ('table2-cnn-ws-aux fcn')."""
     changed = config.differences(base)
-    return [(SHORT_LABELS.get(k, FIELDS[k].label), changed[k]) for k in NAME_ORDER if k in changed]
+    return [("" if k == "subnet" else short_label(k), changed[k]) for k in NAME_ORDER if k in changed]
 
 
 def differing_fields(configs: list[RunConfig]) -> list[str]:

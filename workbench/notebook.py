@@ -1,15 +1,19 @@
-"""The lab notebook over run records: finding runs by what they are, and pruning them without losing anything by
-accident (a trash folder under the runs directory: moved there whole, restored whole, emptied only when asked).
-The app's results table and the `runs` command both use it. Torch-free."""
+"""The lab notebook over run records: finding runs by what they are or what the user calls them, their tags and
+notes, and pruning them without losing anything by accident (a trash folder under the runs directory: moved there
+whole, restored whole, emptied only when asked). The app and the `runs`, `compare` and `plot` commands use it.
+Torch-free."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
 
-from .config import FIELDS, SHORT_LABELS
+from .config import FIELDS, short_label
 from .format import setting
+from .fsutil import atomic_write_text
 from .runs import RunSummary, load_runs, runs_dir
 from .schema import MAX_NOTE, MAX_TAG, MAX_TAGS
 
@@ -49,7 +53,7 @@ def matches(summary: RunSummary, text: str) -> bool:
     values; a word with `=` names one setting by key, label or short label (`alpha=0.2`, `hl=128`, `batch=10`)."""
     c = summary.config
     settings = {f"{name}={setting(value)}".lower() for key, value in c.to_dict().items()
-                for name in (key, FIELDS[key].label.replace(" ", "_"), SHORT_LABELS.get(key) or key)}
+                for name in (key, FIELDS[key].label.replace(" ", "_"), short_label(key))}
     haystack = " ".join([summary.name, summary.id, summary.status, summary.preset or "", *summary.tags,
                          summary.note, c.subnet,
                          "ws" if c.weight_sharing else "", "aux" if c.aux_loss else "", *sorted(settings),
@@ -70,12 +74,12 @@ def move_to_trash(ids: list[str], root: Path | None = None) -> list[str]:
     """Moves whole, finished records into the trash (one rename each: a record is in one place or the other);
     returns the ids moved. A run not on disk, or not finished writing, is left where it is."""
     root = root or runs_dir()
-    finished = {s.id for s in load_runs(root)[0]}
     trash = trash_dir(root)
     moved = []
     for run_id in ids:
         source = root / run_id
-        if run_id not in finished or source.is_symlink() or not source.is_dir():
+        # the summary is written last, and only then is a record finished: one still being written has none
+        if source.is_symlink() or not source.is_dir() or not (source / "summary.json").is_file():
             continue
         trash.mkdir(parents=True, exist_ok=True)
         if (trash / run_id).exists():  # an earlier copy of this record: the newer one is not dropped over it
@@ -116,3 +120,38 @@ def empty_trash(root: Path | None = None) -> int:
             entry.unlink()
         gone += 1
     return gone
+
+
+def annotate(summary: RunSummary, tags: list[str], note: str) -> RunSummary:
+    """The run's record with new tags and note, rewritten whole; OSError when the record is no longer where it
+    was read (moved to the trash, deleted)."""
+    if summary.path is None or not (summary.path / "summary.json").is_file():
+        raise FileNotFoundError(2, "no record there any more", str(summary.path))
+    updated = dataclasses.replace(summary, tags=list(tags), note=note)
+    atomic_write_text(summary.path / "summary.json", json.dumps(updated.to_dict(), indent=2) + "\n")
+    return updated
+
+
+def pick_runs(refs: list[str], summaries: list[RunSummary]) -> list[RunSummary]:
+    """The runs the user names: by id, by a unique start or end of an id (the app shows its last six characters),
+    or by name or preset (the latest such run). Raises LookupError naming the first that matches nothing, or
+    matches several ids."""
+    picked = []
+    for ref in refs:
+        exact = [s for s in summaries if s.id == ref]
+        prefix = [s for s in summaries if s.id.startswith(ref) or s.id.endswith(ref)] if len(ref) >= 4 else []
+        named = [s for s in summaries if s.name == ref] or [s for s in summaries if s.preset == ref]
+        if exact:
+            picked.append(exact[0])
+        elif len(prefix) == 1:
+            picked.append(prefix[0])
+        elif len(prefix) > 1:
+            raise LookupError(f"{ref!r} starts or ends {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
+                              "give more of it")
+        elif named:
+            picked.append(max(named, key=lambda s: (s.started_at, s.id)))
+        else:
+            raise LookupError(f"no run with id or name {ref!r} in {summaries[0].path.parent if summaries and summaries[0].path else 'the runs directory'}")
+        if picked[-1] in picked[:-1]:
+            raise LookupError(f"{ref!r} names run {picked[-1].id} ({picked[-1].name}) again")
+    return picked

@@ -14,7 +14,6 @@ never write into the same one.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import re
 import json
@@ -241,16 +240,6 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         raise RunNotSaved(f"{name}: not saved to {where}: {why}") from None
 
 
-def annotate(summary: RunSummary, tags: list[str], note: str) -> RunSummary:
-    """The run's record with new tags and note, rewritten whole; OSError when the record is no longer where it
-    was read (moved to the trash, deleted)."""
-    if summary.path is None or not (summary.path / "summary.json").is_file():
-        raise FileNotFoundError(2, "no record there any more", str(summary.path))
-    updated = dataclasses.replace(summary, tags=list(tags), note=note)
-    atomic_write_text(summary.path / "summary.json", json.dumps(updated.to_dict(), indent=2) + "\n")
-    return updated
-
-
 def load_history(path: Path) -> list[dict[str, Any]]:
     """A run's history.csv; ValueError naming the line where a column is missing or extra, a row is cut short, or
     a value is no number (round and epoch: whole numbers from 0)."""
@@ -389,28 +378,3 @@ def latest_row_runs(summaries: list[RunSummary], presets: list[Preset]) -> list[
         if rows:
             out.append(max(rows, key=lambda s: (s.started_at, s.id)))
     return out
-
-
-def pick_runs(refs: list[str], summaries: list[RunSummary]) -> list[RunSummary]:
-    """The runs the user names: by id, by a unique start or end of an id (the app shows its last six characters),
-    or by name or preset (the latest such run). Raises LookupError naming the first that matches nothing, or
-    matches several ids."""
-    picked = []
-    for ref in refs:
-        exact = [s for s in summaries if s.id == ref]
-        prefix = [s for s in summaries if s.id.startswith(ref) or s.id.endswith(ref)] if len(ref) >= 4 else []
-        named = [s for s in summaries if s.name == ref] or [s for s in summaries if s.preset == ref]
-        if exact:
-            picked.append(exact[0])
-        elif len(prefix) == 1:
-            picked.append(prefix[0])
-        elif len(prefix) > 1:
-            raise LookupError(f"{ref!r} starts or ends {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
-                              "give more of it")
-        elif named:
-            picked.append(max(named, key=lambda s: (s.started_at, s.id)))
-        else:
-            raise LookupError(f"no run with id or name {ref!r} in {summaries[0].path.parent if summaries and summaries[0].path else 'the runs directory'}")
-        if picked[-1] in picked[:-1]:
-            raise LookupError(f"{ref!r} names run {picked[-1].id} ({picked[-1].name}) again")
-    return picked

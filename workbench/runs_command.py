@@ -24,7 +24,7 @@ def add_runs_parser(sub, runs_dir_help: str) -> None:
     restore = runs_sub.add_parser("restore", help="bring runs back from the trash")
     restore.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start), names or presets")
     runs_sub.add_parser("empty-trash", help="delete what the trash holds, for good")
-    for parser in (ls, rm, restore, *[p for p in runs_sub.choices.values() if p not in (ls, rm, restore)]):
+    for parser in runs_sub.choices.values():
         parser.add_argument("--runs-dir", default=None, help=runs_dir_help)
 
 
@@ -32,7 +32,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import notebook
-    from .runs import load_runs, pick_runs, runs_dir
+    from .runs import load_runs, runs_dir
 
     if args.runs_command is None:
         raise UsageError("runs: say ls, rm, restore or empty-trash")
@@ -50,7 +50,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print_runs(notebook.unfinished_last(shown))
         return 0
     try:
-        picked = pick_runs(args.runs, summaries)
+        picked = notebook.pick_runs(args.runs, summaries)
     except LookupError as exc:
         raise UsageError(f"RUN: {exc}") from None
     if args.runs_command == "restore":

@@ -21,7 +21,7 @@ from textual_plotext import PlotextPlot
 from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions,
                         round_scores, strip_jitter)
 from ..architecture import weight_count
-from ..config import FIELDS, SHORT_LABELS, differing_fields
+from ..config import differing_fields, short_label
 from ..format import COMPARISON_COLUMNS, comparison_cells, plain, setting, weights_label
 from ..runs import RunSummary, readable_history
 from .live import RUN_COLORS, CurveView, fit_title, plot_metric
@@ -90,7 +90,7 @@ class CompareScreen(Screen):
         """The settings that differ across the runs, each with its values in the legend's order, and the weights
         each network trains."""
         configs = [s.config for s in self.summaries]
-        parts = [f"{SHORT_LABELS.get(k) or FIELDS[k].label} {' / '.join(setting(getattr(c, k)) for c in configs)}"
+        parts = [f"{short_label(k)} {' / '.join(setting(getattr(c, k)) for c in configs)}"
                  for k in differing_fields(configs)]
         weights = [weights_label(weight_count(c)) for c in configs]
         parts.append(f"weights {weights[0]} (all)" if len(set(weights)) == 1 else f"weights {' / '.join(weights)}")

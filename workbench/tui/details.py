@@ -15,7 +15,8 @@ from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_gr
 from ..architecture import weight_count
 from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting, weights_label
-from ..runs import RunSummary, annotate, read_history
+from ..notebook import annotate
+from ..runs import RunSummary, read_history
 from .messages import RunUpdated
 from .text import markup
 from .live import draw_curves
