@@ -56,7 +56,7 @@ def measure_in_fresh_process(where: str, preset: str) -> float:
 
 
 def configs_of(preset: str) -> list:
-    from workbench.config import TABLE_II, find_preset
+    from workbench.presets import TABLE_II, find_preset
 
     names = TABLE_II if preset == "table2" else [preset]
     return [find_preset(name).config.replace(device="cpu") for name in names]

@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.config import TABLE_II, find_preset  # noqa: E402
+from workbench.presets import TABLE_II, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs  # noqa: E402
 from workbench.format import mean_std_label  # noqa: E402

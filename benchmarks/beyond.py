@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workbench.analysis import compare_runs  # noqa: E402
-from workbench.config import find_preset  # noqa: E402
+from workbench.presets import find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.format import comparison_cells, mean_std_label  # noqa: E402
 from workbench.fsutil import atomic_write_text  # noqa: E402

@@ -22,7 +22,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.config import TABLE_II, RunConfig, find_preset  # noqa: E402
+from workbench.config import RunConfig  # noqa: E402
+
+from workbench.presets import TABLE_II, find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import run_configs, stack_groups  # noqa: E402
 from workbench.engine.cuda_graph import EpochProgram, StepGraph  # noqa: E402

@@ -25,7 +25,7 @@ def main() -> int:
 
     import workbench.engine.batched as batched
     import workbench.runs as runs
-    from workbench.config import find_preset
+    from workbench.presets import find_preset
     from workbench.data import load_source
     from workbench.engine import run_configs
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.config import find_preset  # noqa: E402
+from workbench.presets import find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import adam, layers, loss, stacked  # noqa: E402
 from workbench.engine.batched import EpochTrainer, one_thread, replica_pairs  # noqa: E402

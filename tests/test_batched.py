@@ -302,7 +302,7 @@ def test_cancel_reaches_stacks_in_processes(source):
 
 
 def test_the_longest_stacks_are_estimated_longest():
-    from workbench.config import TABLE_II, find_preset
+    from workbench.presets import TABLE_II, find_preset
     from workbench.engine.scheduler import stack_cost
 
     configs = [find_preset(name).config for name in TABLE_II]
@@ -374,7 +374,7 @@ def test_a_lone_stack_split_by_rounds_across_processes_gives_the_same_numbers(so
 
 
 def test_only_costly_stacks_are_split_and_only_onto_idle_cores():
-    from workbench.config import TABLE_II, find_preset
+    from workbench.presets import TABLE_II, find_preset
     from workbench.engine.scheduler import plan_jobs
 
     table2 = [find_preset(name).config for name in TABLE_II]

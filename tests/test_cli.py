@@ -74,7 +74,7 @@ def test_export_to_an_unwritable_place_names_the_flag(tmp_path, capsys):
 
 @pytest.mark.parametrize("columns", ["80", "60", "200"])
 def test_presets_never_cut_a_name(capsys, monkeypatch, columns):
-    from workbench.config import load_presets
+    from workbench.presets import load_presets
 
     monkeypatch.setenv("COLUMNS", columns)  # rich reads the width from here when piped
     assert main(["presets"]) == 0

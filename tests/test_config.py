@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import (FIELDS, TABLE_II, ConfigError, RunConfig, find_preset, from_dict, load_preset,
-                              load_presets)
+from workbench.config import FIELDS, ConfigError, RunConfig, from_dict
+from workbench.presets import TABLE_II, find_preset, load_preset, load_presets
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "paper_results.csv"
 

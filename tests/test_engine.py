@@ -151,7 +151,7 @@ def test_what_will_not_fit_in_memory_is_refused_before_anything_trains(source, m
     import time
 
     import workbench.engine.scheduler as scheduler
-    from workbench.config import TABLE_II, find_preset
+    from workbench.presets import TABLE_II, find_preset
 
     monkeypatch.setattr(scheduler, "available_bytes", lambda: 4 * 2 ** 30)
     huge = RunConfig(hl=4096, kl=8, c_hl=4096, c_kl=8, weight_sharing=False, device="cpu")

@@ -181,7 +181,7 @@ def test_a_broken_preset_file_is_one_line_naming_the_file_and_key(capsys, tmp_pa
 
 def test_every_key_a_preset_may_hold_is_refused_by_name_in_some_case():
     # driven by what the product's preset reader accepts: a key added there without a case fails here
-    from workbench.config import PAPER_KEYS, PRESET_KEYS
+    from workbench.presets import PAPER_KEYS, PRESET_KEYS
 
     holdable = set(PRESET_KEYS) | set(FIELDS) | {f"paper.{k}" for k in PAPER_KEYS}
     refused = {key for _, key in BROKEN_PRESETS + PRESET_CASES_FOR_EVERY_FIELD}

@@ -76,7 +76,8 @@ def test_the_weight_count_is_the_built_networks_parameters_for_every_preset_and_
     import itertools
 
     from workbench.architecture import sharing_saves, weight_count
-    from workbench.config import RunConfig, load_presets
+    from workbench.config import RunConfig
+    from workbench.presets import load_presets
 
     def built(config):
         with torch.device("meta"):  # shapes only

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.config import RunConfig, load_presets
+from workbench.config import RunConfig
+
+from workbench.presets import load_presets
 from workbench.data import repaired, round_pairs
 
 

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from workbench import fsutil
-from workbench.config import PaperScore, RunConfig
+from workbench.config import RunConfig
+from workbench.presets import PaperScore
 from workbench.engine import run_configs
 from workbench.runs import export_csv, load_history, load_runs, save_run
 

@@ -2,7 +2,9 @@
 
 from textual.clock import MockClock
 
-from workbench.config import PaperScore, RunConfig
+from workbench.config import RunConfig
+
+from workbench.presets import PaperScore
 from workbench.engine.base import EpochRecord
 from workbench.runs import RunSummary, history_csv
 from workbench.training import NamedRun

@@ -6,7 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from workbench.config import RunConfig, find_preset
+from workbench.config import RunConfig
+
+from workbench.presets import find_preset
 from workbench.engine import EngineError
 from workbench.training import Group, NamedRun, train_and_record
 

@@ -172,7 +172,7 @@ async def test_runs_another_process_writes_appear_and_are_exported(make_app, tmp
 async def test_the_apps_queue_gives_the_numbers_the_engine_gives_alone(make_app, source):
     """Table II through the app's queue (one config at a time, in a worker thread) against each config trained
     alone and all eight trained together by the engine: the same per-round accuracies, bit for bit."""
-    from workbench.config import TABLE_II, find_preset
+    from workbench.presets import TABLE_II, find_preset
     from workbench.engine import run_configs
 
     import dataclasses
@@ -641,7 +641,7 @@ async def test_cancelling_one_run_of_a_group_keeps_the_others(make_app, source):
 
 
 async def test_compare_the_table_ii_rows_takes_the_latest_run_of_each_row(make_app, source, tmp_path):
-    from workbench.config import Preset, TABLE_II
+    from workbench.presets import Preset, TABLE_II
     from workbench.engine import run_configs
     from workbench.runs import save_run
     from workbench.tui.compare import CompareScreen

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from .config import DATA_SOURCES, ENGINES, FIELDS, TABLE_II, ConfigError, Preset, RunConfig, find_preset, from_dict, load_presets
+from .config import DATA_SOURCES, ENGINES, FIELDS, ConfigError, RunConfig, from_dict
+
+from .presets import TABLE_II, Preset, find_preset, load_presets
 from .format import mark, plain, setting, weights_label
 from .runs_command import add_runs_parser, cmd_export, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits

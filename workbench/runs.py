@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .architecture import weight_count
-from .config import FIELDS, ConfigError, PaperScore, Preset, RunConfig, from_dict
+from .config import FIELDS, ConfigError, RunConfig, from_dict
+from .presets import PaperScore, Preset
 from .fsutil import atomic_write_bytes, atomic_write_text, open_input, read_input_text
 from .procs import owner_gone, owner_tag
 from .schema import check_summary

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .config import PaperScore, Preset, RunConfig, name_changes
+from .config import RunConfig, name_changes
+
+from .presets import PaperScore, Preset
 from .format import config_name, run_name
 from .runs import RunNotSaved, RunSummary, save_run, summarize
 

@@ -3,7 +3,7 @@ its actions stay bindings of the app; kept light (the compare screen is imported
 
 from __future__ import annotations
 
-from ..config import TABLE_II
+from ..presets import TABLE_II
 from ..notebook import move_to_trash, restore, trash_dir
 from ..runs import RunSummary, export_csv, latest_row_runs
 from .confirm import Confirm

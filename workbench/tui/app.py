@@ -13,7 +13,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from ..config import FIELDS, TABLE_II, ConfigError, Preset, load_presets
+from ..config import FIELDS, ConfigError
+
+from ..presets import TABLE_II, Preset, load_presets
 from ..format import mean_std_label, plain
 from ..runs import RunSummary, runs_dir, tidy_abandoned
 from ..training import NamedRun

@@ -9,7 +9,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, Preset, RunConfig, field_applies, from_dict
+from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, RunConfig, field_applies, from_dict
+
+from ..presets import Preset
 from ..architecture import sharing_saves, weight_count
 from ..format import setting, weights_label
 from ..training import too_many_pairs
