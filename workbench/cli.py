@@ -54,6 +54,9 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
     add_data_flags(p)
     p.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
     p.add_argument("--no-save", action="store_true", help="do not write run records")
+    p.add_argument("--track", default=None, metavar="URI",
+                   help="also send each saved run to this MLflow tracking store (http://host:5000, sqlite:///f.db; "
+                        "default: $DIGIT_WORKBENCH_TRACK; '' sends nothing)")
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -81,11 +84,14 @@ def build_parser() -> Parser:
                    description="Every preset (a row of the paper's tables, or beyond the paper), its settings and the "
                                "paper's score. `run --preset NAME` trains one; `table NAME...` several.")
 
-    export = sub.add_parser("export", help="write every run under runs/ to one CSV, or as TensorBoard event files")
+    export = sub.add_parser("export", help="write every run under runs/ to one CSV, as TensorBoard event files, or "
+                                                 "to an MLflow store")
     export.add_argument("--out", type=Path, default=None, help="CSV file (default: runs-export.csv, unless only "
-                                                               "--tensorboard is given)")
+                                                               "--tensorboard or --mlflow is given)")
     export.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
                         help="also write each run as TensorBoard event files under DIR (tensorboard --logdir DIR)")
+    export.add_argument("--mlflow", default=None, metavar="URI",
+                        help="also send each run to this MLflow tracking store (runs already there are skipped)")
     export.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 %% interval, p, rounds won")
@@ -161,7 +167,7 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
         try:
             with display:
                 recorded = train_and_record(Group(runs, stop=display.cancel), source, engine=args.engine,
-                                            runs_root=runs_root, on_epoch=display.on_epoch)
+                                            runs_root=runs_root, on_epoch=display.on_epoch, track=args.track)
         except EngineError as exc:
             raise UsageError(str(exc)) from None
     summaries = [r.summary for r in recorded]
@@ -174,6 +180,9 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
             console.print(Text.assemble(text(f"{s.name} failed:", "red"), " ", text(s.reason)))
     for line in unsaved:  # the results are still printed; the user learns why they are not on disk
         print(f"digit-workbench: {plain(line)}", file=sys.stderr)
+    for r in recorded:
+        if r.tracked:
+            print(f"digit-workbench: {plain(r.tracked)}", file=sys.stdout if r.sent else sys.stderr)
     if unsaved or any(s.status == "failed" for s in summaries):
         return 1
     return 130 if display.cancel.is_set() else 0

@@ -139,3 +139,17 @@ def write_figure(summaries: list, histories: list[list[dict]], out: Path, differ
     fig.savefig(buffer, format=fmt, dpi=120)
     atomic_write_bytes(out, buffer.getvalue())
     return problems
+
+
+def report_png(summary) -> tuple[bytes, int, int] | None:
+    """The run's report figure (as `plot` draws it) as PNG bytes with its size; None when it cannot be drawn."""
+    from .runs import readable_history
+
+    try:
+        fig = comparison_figure([summary], [readable_history(summary)])
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=80)
+        width, height = (int(v) for v in fig.get_size_inches() * 80)
+        return buffer.getvalue(), height, width
+    except Exception:  # a record whose files cannot be drawn keeps its curves; the figure is a courtesy
+        return None

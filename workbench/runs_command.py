@@ -1,5 +1,5 @@
 """The commands over run records: `runs` (list what a filter finds, move to the trash, bring back, empty it) and
-`export` (one CSV, or TensorBoard event files)."""
+`export` (one CSV, TensorBoard event files, or runs sent to an MLflow store)."""
 
 from __future__ import annotations
 
@@ -91,8 +91,16 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UsageError(f"--tensorboard: cannot write {args.tensorboard}: {exc.strerror or exc}") from None
         print(plain(f"wrote {runs} as TensorBoard event files to {args.tensorboard} "
                     f"(tensorboard --logdir {args.tensorboard})"))
-        if args.out is None:
-            return 0
+    if args.mlflow is not None:
+        from .mlflow_tracking import track
+
+        sent = track(summaries, args.mlflow)
+        for line, ok in sent:
+            print(f"digit-workbench: {plain(line)}", file=sys.stdout if ok else sys.stderr)
+        if not all(ok for _, ok in sent):
+            return 1
+    if args.out is None and (args.tensorboard is not None or args.mlflow is not None):
+        return 0
     out = args.out or Path("runs-export.csv")
     try:
         export_csv(summaries, out)

@@ -8,7 +8,6 @@ the event-file format is a few lines of protocol-buffer encoding, and TensorBoar
 
 from __future__ import annotations
 
-import io
 import re
 import socket
 import struct
@@ -132,22 +131,10 @@ def run_events(summary: RunSummary, figure_png: tuple[bytes, int, int] | None = 
     return b"".join(out)
 
 
-def figure_png(summary: RunSummary) -> tuple[bytes, int, int] | None:
-    """The run's report figure (as `plot` draws it) as PNG bytes with its size; None when it cannot be drawn."""
-    from .figures import comparison_figure
-
-    try:
-        fig = comparison_figure([summary], [readable_history(summary)])
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=80)
-        width, height = (int(v) for v in fig.get_size_inches() * 80)
-        return buffer.getvalue(), height, width
-    except Exception:  # a record whose files cannot be drawn keeps its curves; the figure is a courtesy
-        return None
-
-
 def export_tensorboard(summaries: list[RunSummary], out: Path, figures: bool = True) -> list[Path]:
     """One event file per run under out/<run folder>/, each written whole; returns their paths."""
+    from .figures import report_png
+
     written = []
     stamp = int(time.time())
     for summary in summaries:
@@ -155,6 +142,6 @@ def export_tensorboard(summaries: list[RunSummary], out: Path, figures: bool = T
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("events.out.tfevents.*.digit-workbench"):  # an export again replaces it
             old.unlink()
-        atomic_write_bytes(path, run_events(summary, figure_png(summary) if figures else None))
+        atomic_write_bytes(path, run_events(summary, report_png(summary) if figures else None))
         written.append(path)
     return written

@@ -114,6 +114,8 @@ class Recorded:
     summary: RunSummary
     result: object = field(repr=False)  # engine.RunResult
     unsaved: str = ""
+    tracked: str = ""  # where an MLflow store took it, or why it did not ('' when not tracking)
+    sent: bool = False
 
 
 def most_pairs(source) -> int:
@@ -150,11 +152,12 @@ def refusal(configs: list[RunConfig], source, validation: int = 0) -> str:
 
 
 def train_and_record(group: Group | list[NamedRun], source, engine: str = "batched", runs_root: Path | None = None,
-                     on_epoch: Callable | None = None, refuse: bool = True) -> list[Recorded]:
+                     on_epoch: Callable | None = None, refuse: bool = True, track: str | None = None) -> list[Recorded]:
     """Trains the group's runs in one engine call and records each under runs_root (None: nothing is written).
     on_epoch sees the epoch records of the runs not cancelled. `source` is the digits, or a function that loads
     them. With `refuse`, what cannot start (the digits, a device, memory) raises EngineError before anything
-    trains; without, every failure becomes failed runs, recorded like any other."""
+    trains; without, every failure becomes failed runs, recorded like any other. Saved runs then go to the MLflow
+    store `track` names (else DIGIT_WORKBENCH_TRACK's, if set); a store that fails costs a line, not the record."""
     from .engine import EngineError, failed_result, run_configs
 
     group = group if isinstance(group, Group) else Group(group)
@@ -179,7 +182,23 @@ def train_and_record(group: Group | list[NamedRun], source, engine: str = "batch
         results = [failed_result(config, source_name, engine, reason) for config in configs]
     # a run the user cancelled keeps what was reported before the cancel, never epochs trained unseen after it
     results = [group.as_cancelled(i, r) if i in group.cancelled else r for i, r in enumerate(results)]
-    return [record(run, result, runs_root) for run, result in zip(group.runs, results)]
+    recorded = [record(run, result, runs_root) for run, result in zip(group.runs, results)]
+    send_to_store(recorded, track, runs_root is not None)
+    return recorded
+
+
+def send_to_store(recorded: list[Recorded], track: str | None, saving: bool) -> None:
+    from .mlflow_tracking import track as send, tracking_uri
+
+    uri = tracking_uri(track)
+    if uri is None or not saving:
+        return
+    saved = [r for r in recorded if not r.unsaved]
+    for r, (line, sent) in zip(saved, send([r.summary for r in saved], uri)):
+        r.tracked, r.sent = line, sent
+    for r in recorded:
+        if r.unsaved:
+            r.tracked = f"{r.run.name}: not sent to MLflow (not saved locally)"
 
 
 def record(run: NamedRun, result, runs_root: Path | None) -> Recorded:

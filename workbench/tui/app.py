@@ -222,6 +222,8 @@ class WorkbenchApp(RunsActions, App):
         if message.unsaved:
             self.notify(f"{markup(message.unsaved)}; its results are shown here only", title="Run not saved",
                         severity="error", timeout=15)
+        if message.tracked:
+            self.notify(markup(message.tracked), title="MLflow", severity="information" if message.sent else "warning")
         group_over = self.runs.finished(message.item_id)
         if self.quitting and group_over:
             self.exit()

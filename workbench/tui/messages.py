@@ -37,6 +37,8 @@ class RunFinished(Message):
     item_id: int
     summary: object  # runs.RunSummary
     unsaved: str = ""
+    tracked: str = ""  # where an MLflow store took it, or why not
+    sent: bool = False
 
 
 @dataclass
