@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
@@ -13,6 +11,7 @@ from .config import DATA_SOURCES, ENGINES, FIELDS, ConfigError, RunConfig, from_
 
 from .presets import TABLE_II, Preset, find_preset, load_presets
 from .format import mark, plain, setting, weights_label
+from .compare_command import cmd_compare, cmd_plot
 from .runs_command import add_runs_parser, cmd_export, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits
 
@@ -99,9 +98,16 @@ def build_parser() -> Parser:
     compare.add_argument("--csv", type=Path, default=None, help="also write the comparison table to this CSV")
     compare.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
-    plot = sub.add_parser("plot", help="a figure comparing runs: curves with bands, every round's score, heatmaps")
-    plot.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets")
-    plot.add_argument("--out", type=Path, default=Path("comparison.png"), help="fig.png, fig.svg or fig.pdf")
+    plot = sub.add_parser("plot", help="a figure comparing runs: curves with bands, every round's score, heatmaps; "
+                                       "or, with --scatter, every run's score against one setting")
+    plot.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets; with "
+                                                             "--scatter, filter words as in `runs ls` (none: all)")
+    plot.add_argument("--out", type=Path, default=None, help="fig.png, fig.svg or fig.pdf (default: comparison.png, "
+                                                             "or scatter-FIELD.png)")
+    plot.add_argument("--scatter", metavar="FIELD", default=None,
+                      help="final test accuracy against FIELD (any setting, or weights), one point per run")
+    plot.add_argument("--colour-by", choices=("net", "subnet", "weight_sharing", "aux_loss"), default="net",
+                      help="net: subnet, weight sharing and aux loss together (default)")
     plot.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     sweep = sub.add_parser("sweep", help="run a grid search from presets/sweeps (Tables III and IV)")
@@ -251,69 +257,6 @@ def cmd_presets(args: argparse.Namespace) -> int:
                       " ".join(f"{FIELDS[k].label}={setting(v)}" for k, v in diff.items()),
                       weights_label(weight_count(c)), p.paper.label() if p.paper else "")
     console().print(table)
-    return 0
-
-
-def picked_runs(args: argparse.Namespace, at_least: int) -> list:
-    from .notebook import pick_runs
-    from .runs import load_runs, runs_dir
-
-    if len(args.runs) < at_least:
-        raise UsageError(f"RUN: {args.command} needs at least {at_least} run{'s' if at_least > 1 else ''} "
-                         f"(ids, names or presets), got {len(args.runs)}")
-    summaries, problems = load_runs(args.runs_dir or runs_dir())
-    for problem in problems:
-        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
-    try:
-        return pick_runs(args.runs, summaries)
-    except LookupError as exc:
-        raise UsageError(f"RUN: {exc}") from None
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from .analysis import all_pairs
-    from .format import COMPARISON_CSV_HEADER, comparison_csv_row
-    from .report import comparison_table, console
-
-    runs = picked_runs(args, 2)
-    comparisons = all_pairs(runs)
-    console().print(comparison_table(runs, comparisons))
-    if args.csv is not None:
-        from .fsutil import atomic_write_text
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COMPARISON_CSV_HEADER)
-        for c in comparisons:
-            writer.writerow(comparison_csv_row(c))
-        try:
-            atomic_write_text(args.csv, buffer.getvalue())
-        except OSError as exc:
-            raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from None
-        print(plain(f"wrote {len(comparisons)} comparison{'s' if len(comparisons) != 1 else ''} to {args.csv}"))
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from .figures import FORMATS, write_figure
-    from .runs import read_history
-
-    if args.out.suffix.lower().lstrip(".") not in FORMATS:
-        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
-    runs = picked_runs(args, 1)
-    histories = []
-    for s in runs:
-        history, problem = read_history(s)
-        histories.append(history)
-        if problem:
-            print(f"digit-workbench: skipped {plain(problem)}; its curves are left out", file=sys.stderr)
-    try:
-        problems = write_figure(runs, histories, args.out)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
-    for problem in problems:
-        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
-    print(plain(f"wrote {args.out} ({', '.join(s.name for s in runs)})"))
     return 0
 
 

@@ -153,3 +153,46 @@ def report_png(summary) -> tuple[bytes, int, int] | None:
         return buffer.getvalue(), height, width
     except Exception:  # a record whose files cannot be drawn keeps its curves; the figure is a courtesy
         return None
+
+
+MARKERS = "os^Dv<>P*X"
+
+
+def scatter_figure(points):
+    """Final score against one setting (across_runs.Scatter): a point per run with its std over rounds, a colour
+    and a marker per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (group, members) in enumerate(points.groups.items()):
+        ax.errorbar([p.x for p in members], [p.mean for p in members], yerr=[p.std for p in members],
+                    fmt=MARKERS[i % len(MARKERS)], color=f"C{i}", capsize=3, label=figure_text(group))
+    if points.log_x:
+        ax.set_xscale("log")
+    if points.ticks:
+        ax.set_xticks([x for x, _ in points.ticks], [figure_text(name) for _, name in points.ticks])
+        ax.set_xlim(-0.5, len(points.ticks) - 0.5)
+    ax.set_xlabel(figure_text(points.label))
+    ax.set_ylabel("test accuracy, % (mean ± std over rounds)")
+    left_out = points.left_out()
+    ax.set_title(figure_text(f"test accuracy against {points.label} · {len(points.points)} runs"
+                             + (f" ({left_out} left out)" if left_out else "")), fontsize=10)
+    ax.grid(alpha=0.3)
+    if points.groups:
+        ax.legend(fontsize=8)
+    return fig
+
+
+def write_scatter(points, out: Path) -> None:
+    """Writes the scatter to out (png, svg or pdf by its suffix), whole or not at all."""
+    out = Path(out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
+    buffer = io.BytesIO()
+    scatter_figure(points).savefig(buffer, format=fmt, dpi=120)
+    atomic_write_bytes(out, buffer.getvalue())

@@ -88,6 +88,18 @@ class RunsActions:
                         title="Compare", severity="warning")
         self.open_compare(runs)
 
+    def action_scatter(self) -> None:
+        """Every run the results table shows, as a point: final score against one setting."""
+        from .scatter import ScatterScreen
+
+        table = self.query_one(ResultsTable)
+        runs = table.shown()
+        if not any(s.status == "done" for s in runs):
+            self.notify("no finished run in the results table" + (" that the filter shows" if table.filter_text
+                        else ""), title="Across runs", severity="warning")
+            return
+        self.push_screen(ScatterScreen(runs, table.filter_text, self.export_path.parent))
+
     def open_compare(self, runs: list[RunSummary]) -> None:
         from .compare import CompareScreen
 

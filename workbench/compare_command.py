@@ -1,0 +1,109 @@
+"""The commands that compare runs: `compare` (the paired table, and its CSV) and `plot` (the comparison figure,
+or with --scatter every run's score against one setting)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+
+from .format import plain
+from .usage import UsageError
+
+
+def picked_runs(args: argparse.Namespace, at_least: int) -> list:
+    from .notebook import pick_runs
+    from .runs import load_runs, runs_dir
+
+    if len(args.runs) < at_least:
+        raise UsageError(f"RUN: {args.command} needs at least {at_least} run{'s' if at_least > 1 else ''} "
+                         f"(ids, names or presets), got {len(args.runs)}")
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    try:
+        return pick_runs(args.runs, summaries)
+    except LookupError as exc:
+        raise UsageError(f"RUN: {exc}") from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .analysis import all_pairs
+    from .format import COMPARISON_CSV_HEADER, comparison_csv_row
+    from .report import comparison_table, console
+
+    runs = picked_runs(args, 2)
+    comparisons = all_pairs(runs)
+    console().print(comparison_table(runs, comparisons))
+    if args.csv is not None:
+        from .fsutil import atomic_write_text
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(COMPARISON_CSV_HEADER)
+        for c in comparisons:
+            writer.writerow(comparison_csv_row(c))
+        try:
+            atomic_write_text(args.csv, buffer.getvalue())
+        except OSError as exc:
+            raise UsageError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from None
+        print(plain(f"wrote {len(comparisons)} comparison{'s' if len(comparisons) != 1 else ''} to {args.csv}"))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .figures import FORMATS, write_figure
+    from .runs import read_history
+
+    if args.scatter is not None:
+        return plot_scatter(args)
+    args.out = args.out or Path("comparison.png")
+    if args.out.suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
+    runs = picked_runs(args, 1)
+    histories = []
+    for s in runs:
+        history, problem = read_history(s)
+        histories.append(history)
+        if problem:
+            print(f"digit-workbench: skipped {plain(problem)}; its curves are left out", file=sys.stderr)
+    try:
+        problems = write_figure(runs, histories, args.out)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    print(plain(f"wrote {args.out} ({', '.join(s.name for s in runs)})"))
+    return 0
+
+
+def plot_scatter(args: argparse.Namespace) -> int:
+    from .across_runs import field_named, scatter
+    from .figures import FORMATS, write_scatter
+    from .notebook import matches
+    from .runs import load_runs, runs_dir
+
+    try:
+        key = field_named(args.scatter)
+    except ValueError as exc:
+        raise UsageError(f"--scatter: {exc}") from None
+    out = args.out or Path(f"scatter-{key}.png")
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(out)!r}")
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    points = scatter([s for s in summaries if matches(s, " ".join(args.runs))], key, args.colour_by)
+    if not points.points:
+        raise UsageError(f"RUN: no done run{' that the words find' if args.runs else ''} has {points.label}"
+                         + (f" ({points.left_out()})" if points.left_out() else ""))
+    try:
+        write_scatter(points, out)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    left_out = points.left_out()
+    print(plain(f"wrote {out} ({len(points.points)} runs against {points.label}"
+                + (f"; {left_out} left out)" if left_out else ")")))
+    return 0
