@@ -120,3 +120,18 @@ def test_the_figure_holds_the_paired_result_and_the_difference_view_when_asked(r
     text = difference.read_text()
     assert "<!-- both − plain: error % points -->" in text or "<!-- plain − both: error % points -->" in text
     assert "by digit pair -->" not in text
+
+
+@pytest.mark.parametrize("names, width, shown", [
+    (["table2-cnn-ws-aux α 0.2", "table2-cnn-ws-aux α 0.5", "table2-cnn-ws-aux α 0.8"], 10,
+     ["aux α 0.2", "aux α 0.5", "aux α 0.8"]),  # the shared start goes, a setting keeps its value
+    (["table2-fcn-plain", "table2-fcn-ws-aux"], 14, ["plain", "ws-aux"]),
+    (["table2-fcn-ws-aux", "table2-cnn-ws-aux α 0.2"], 9, ["fcn-ws…", "cnn-ws…"]),  # cut where a word ends
+    (["abcdefghijkl", "x"], 6, ["abcde…", "x"]),  # one long word: nothing cleaner to do
+    (["same", "same"], 6, ["same", "same"]),
+])
+def test_names_in_a_narrow_place_are_cut_where_a_word_ends(names, width, shown):
+    from workbench.format import short_names
+
+    got = short_names(names, width)
+    assert got == shown and all(len(n) <= width for n in got)

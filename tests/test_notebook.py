@@ -194,3 +194,59 @@ async def test_tags_and_a_note_are_edited_from_a_runs_details(records, tmp_path)
         await pilot.pause()
         table.set_filter("beat")
         assert [s.name for s in table.shown()] == ["both"]
+
+
+async def test_the_forms_name_tags_and_note_go_with_the_run_and_are_refused_when_bad(tmp_path):
+    from textual.widgets import Input, Select
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.form import ConfigForm
+    from workbench.tui.results import ResultsTable
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "x.csv")
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        form.query_one("#preset", Select).value = "table2-fcn-ws-aux"
+        await pilot.pause()
+        small = {"alpha": "0.2", "hl": "16", "c_hl": "8", "rounds": "2", "epochs": "1", "pairs": "100",
+                 "batch_size": "20"}
+        for key, value in small.items():
+            form.query_one(f"#f-{key}", Input).value = value
+        await pilot.pause()
+        name = form.query_one("#f-name", Input)
+        assert name.placeholder.startswith("table2-fcn-ws-aux α 0.2")  # the name it gets unless one is typed
+        form.query_one("#f-tags", Input).value = "x" * 41 + ", fine"
+        await pilot.pause()
+        app.action_run()
+        assert not app.runs.waiting and app.runs.current is None  # refused, naming the field
+        assert "a tag of at most 40 characters" in str(form.query_one("#e-tags").render())
+        form.query_one("#f-tags", Input).value = "probe, α sweep"
+        form.query_one("#f-note", Input).value = "  first try [b]bold?[/b]  "
+        name.value = "[red]mine[/red]"
+        await pilot.pause()
+        app.action_run()
+        assert name.value == "" and form.query_one("#f-tags", Input).value == "probe, α sweep"  # tags stay
+        await wait_until_idle(pilot, app)
+        (run,) = app.query_one(ResultsTable).shown()
+        assert (run.name, run.tags, run.note) == ("[red]mine[/red]", ["probe", "α sweep"], "first try [b]bold?[/b]")
+        (record,) = load_runs(tmp_path / "runs")[0]
+        assert (record.name, record.tags, record.note) == (run.name, run.tags, run.note)
+
+
+async def wait_until_idle(pilot, app, timeout=120.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not app.runs.idle:
+        assert time.monotonic() < deadline, "the run never ended"
+        await pilot.pause(0.1)
+    await pilot.pause(0.2)
+
+
+def test_a_name_is_one_line_of_sane_length_naming_the_flag(tmp_path, capsys):
+    at = ["--runs-dir", str(tmp_path / "runs"), "--rounds", "1", "--epochs", "1", "--pairs", "100"]
+    assert main(["run", "--name", "a\nb", *at]) == 2
+    assert "--name: a name on one line" in capsys.readouterr().err
+    assert main(["table", "basic", "--name", "n" * 201, *at]) == 2
+    assert "--name: a name of at most 200 characters, got 201" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before anything trained or was written

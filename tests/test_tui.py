@@ -440,9 +440,20 @@ async def test_usable_at_80_by_24(make_app):
         await pilot.pause()
         assert app.has_class("-narrow")
         form = app.query_one("#form")
-        # the form takes the whole width and fits without scrolling: every field on screen
-        assert form.region.width >= 78 and form.max_scroll_y == 0
-        assert form.query_one("#f-seed").region.bottom <= 22 and form.query_one("#f-device").region.height == 1
+        # the form takes the whole width and every setting is on screen without scrolling; only the notebook
+        # fields (name, tags, note) lie below, where the form scrolls to when they get the focus
+        assert form.region.width >= 78 and form.scroll_y == 0
+        visible = form.region
+        from workbench.config import FIELDS
+
+        for key in FIELDS:
+            field = form.query_one(f"#f-{key}").region
+            assert field.height == 1 and visible.contains_region(field), key
+        assert not visible.contains_region(form.query_one("#f-note").region)
+        form.query_one("#f-note").focus()
+        await pilot.pause()
+        await pilot.pause(0.3)
+        assert form.region.contains_region(form.query_one("#f-note").region)
         footer = "".join(str(k.render()) for k in app.query("FooterKey"))
         for key in ("f1", "f2", "f3", "f4"):
             assert key in footer
@@ -819,3 +830,34 @@ async def test_the_compare_curves_smooth_go_per_round_and_log_on_keys(make_app, 
         assert "log scale" not in title("#c-test")  # accuracy stays linear
         await pilot.press("m", "g", "r")
         assert title("#c-loss").startswith("train loss: mean ± std over rounds") and "EMA" not in title("#c-loss")
+
+
+async def test_every_pair_of_seven_runs_is_reachable_in_the_paired_table(make_app, saved_runs):
+    import dataclasses
+
+    from workbench.tui.compare import CompareScreen
+
+    runs = [dataclasses.replace(saved_runs[i % 3], id=f"20261202-00000{i}-abcdef", name=f"run {i}")
+            for i in range(7)]
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_compare(runs)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await wait_until(pilot, screen.loaded.is_set)
+        await pilot.press("p")
+        await pilot.pause()
+        pairs = screen.query_one("#c-pairs", DataTable)
+        assert pairs.row_count == 21 and pairs.has_focus
+        assert "21 pairs of runs · ↑ ↓ PgUp PgDn ctrl+Home ctrl+End" in str(screen.query_one("#c-pairs-count").render())
+        assert pairs.max_scroll_y > 0  # more rows than fit: the table scrolls, the screen does not cut them
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert pairs.cursor_row > 5 and pairs.scroll_y > 0
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert pairs.cursor_row == 20 and pairs.scroll_y == pairs.max_scroll_y
+        assert {"run 5", "run 6"} == set(str(pairs.get_row_at(20)[0]).split(" − "))  # the last pair
+        holm = [str(pairs.get_row_at(r)[4]) for r in range(21)]
+        assert all(h != "—" for h in holm)  # 21 tests: every one has its Holm-adjusted p

@@ -198,8 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .training import NamedRun
 
     preset = find_preset_or_usage(args.preset) if args.preset is not None else None
-    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, args.name, *notes_from_args(args))],
-                          args)
+    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, *notes_from_args(args))], args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -207,20 +206,25 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     presets = [find_preset_or_usage(name) for name in args.presets or TABLE_II]
     # --name names the table: each row is NAME-<preset>, so its rows stay apart
-    tags, note = notes_from_args(args)
-    return run_and_report([NamedRun.of(config_from_args(args, p), p, f"{args.name}-{p.name}" if args.name else None,
+    name, tags, note = notes_from_args(args)
+    return run_and_report([NamedRun.of(config_from_args(args, p), p, f"{name}-{p.name}" if name else None,
                                        tags, note) for p in presets], args)
 
 
-def notes_from_args(args: argparse.Namespace) -> tuple[tuple[str, ...], str]:
-    from .notebook import check_note, parse_tags
+def notes_from_args(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...], str]:
+    """--name, --tag and --note as a run keeps them; a bad one is refused naming its flag."""
+    from .notebook import check_name, check_note, parse_tags
 
+    try:
+        name = check_name(args.name)
+    except ValueError as exc:
+        raise UsageError(f"--name: {exc}") from None
     try:
         tags = tuple(parse_tags(args.tag or []))
     except ValueError as exc:
         raise UsageError(f"--tag: {exc}") from None
     try:
-        return tags, check_note(args.note or "")
+        return name, tags, check_note(args.note or "")
     except ValueError as exc:
         raise UsageError(f"--note: {exc}") from None
 

@@ -87,6 +87,40 @@ def run_name(preset_name: str, changes: list[tuple[str, object]]) -> str:
     return " ".join([preset_name, *(f"{label} {setting(value)}".strip() for label, value in changes)])
 
 
+SEPARATORS = " -_/"
+
+
+def short_names(names: list[str], width: int) -> list[str]:
+    """Names for a narrow place (a plot's ticks): the start they all share dropped where it ends a word and leaves
+    them apart, then each cut at a word's end with "…" where it is still too long; mid-word only for one long
+    word."""
+    width = max(width, 2)
+    prefix = common_word_prefix(names)
+    rest = [n[len(prefix):] for n in names]
+    if prefix and all(rest) and len(set(rest)) == len(set(names)):
+        names = rest
+    out = []
+    for name in names:
+        if len(name) <= width:
+            out.append(name)
+            continue
+        cut = max((i for i, ch in enumerate(name[:width]) if ch in SEPARATORS), default=0)
+        out.append((name[:cut] if cut > 0 else name[:width - 1]).rstrip(SEPARATORS) + "…")
+    return out
+
+
+def common_word_prefix(names: list[str]) -> str:
+    if len(names) < 2:
+        return ""
+    shared = names[0]
+    for name in names[1:]:
+        while not name.startswith(shared):
+            shared = shared[:-1]
+    # at a hyphen, never a space: a space parts a setting from its value ("α 0.2"), which stay together
+    end = max((i + 1 for i, ch in enumerate(shared) if ch in "-_/"), default=0)
+    return shared[:end]
+
+
 def config_name(subnet: str, weight_sharing: bool, aux_loss: bool) -> str:
     """A run's default name without a preset: 'fcn WS aux'."""
     return f"{subnet}{' WS' if weight_sharing else ''}{' aux' if aux_loss else ''}"

@@ -15,7 +15,7 @@ from .config import FIELDS, short_label
 from .format import setting
 from .fsutil import atomic_write_text
 from .runs import RunSummary, load_runs, runs_dir
-from .schema import MAX_NOTE, MAX_TAG, MAX_TAGS
+from .schema import MAX_NAME, MAX_NOTE, MAX_TAG, MAX_TAGS
 
 TRASH = ".trash"  # under the runs directory; a dot folder, so no reader of runs/ takes it for a run
 UNFINISHED = ("failed", "cancelled")
@@ -38,6 +38,16 @@ def parse_tags(raw: list[str] | str) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise ValueError(f"at most {MAX_TAGS} tags, got {len(tags)}")
     return tags
+
+
+def check_name(name: str | None) -> str | None:
+    """A run's name as the user gives it: trimmed, one line; None (the default name) when empty."""
+    name = (name or "").strip()
+    if len(name) > MAX_NAME:
+        raise ValueError(f"a name of at most {MAX_NAME} characters, got {len(name)}")
+    if any(ch < " " or ch == "\x7f" for ch in name):
+        raise ValueError(f"a name on one line, without control characters, got {name[:40]!r}")
+    return name or None
 
 
 def check_note(note: str) -> str:

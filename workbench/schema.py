@@ -10,6 +10,7 @@ from typing import Any
 STATUSES = ("done", "cancelled", "failed")
 PAPER_TEXT = ("table", "row", "note")
 MAX_TAGS, MAX_TAG, MAX_NOTE = 20, 40, 2000  # a run's tags and note: words and a few sentences, not documents
+MAX_NAME = 200  # a name the user gives: a line in a table, not a paragraph
 
 
 def number(value: Any) -> bool:

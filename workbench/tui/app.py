@@ -22,7 +22,7 @@ from ..training import NamedRun
 from .actions import RunsActions
 from .confirm import Choose, Confirm
 from .details import RunDetails
-from .form import ConfigForm
+from .form import NOTEBOOK_FIELDS, ConfigForm
 from .live import LiveView
 from .loading import Digits, RunsWatcher
 from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated
@@ -241,12 +241,13 @@ class WorkbenchApp(RunsActions, App):
         form.refresh_state()
         config, errors = form.read()
         if config is None:
-            labels = {key: FIELDS[key].label if key in FIELDS else key for key in errors}
+            labels = {key: FIELDS[key].label if key in FIELDS else NOTEBOOK_FIELDS[key][0] for key in errors}
             self.notify(markup(f"fix {', '.join(labels.values())} first: "
                                + "; ".join(f"{labels[k]}: {v}" for k, v in errors.items())),
                         title="Cannot run", severity="error", timeout=8)
             return
-        run = NamedRun.of(config, form.preset)
+        run = NamedRun.of(config, form.preset, *form.notes()[0])
+        form.queued()
         self.enqueue(run)
         self.notify(f"queued {markup(run.name)}")
         if self.has_class("-narrow"):

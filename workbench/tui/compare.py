@@ -22,7 +22,7 @@ from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, er
                         round_scores, strip_jitter)
 from ..architecture import weight_count
 from ..config import differing_fields, short_label
-from ..format import COMPARISON_COLUMNS, comparison_cells, plain, setting, weights_label
+from ..format import COMPARISON_COLUMNS, comparison_cells, plain, setting, short_names, weights_label
 from ..runs import RunSummary, readable_history
 from .live import RUN_COLORS, CurveView, fit_title, plot_metric
 from .pictures import grid_text
@@ -70,6 +70,7 @@ class CompareScreen(Screen):
                         yield PlotextPlot(id="c-digits")
                         yield PlotextPlot(id="c-strip")
             with TabPane("Paired (p)", id="c-paired"):
+                yield Static("", id="c-pairs-count")
                 yield DataTable(id="c-pairs", cursor_type="row", zebra_stripes=True)
                 yield Static("round r of two runs with the same seed, digits and number of pairs trains and tests on "
                              "the same pairs: their differences are paired (mean in points, 95 % t interval, paired "
@@ -134,6 +135,9 @@ class CompareScreen(Screen):
         table = self.query_one("#c-pairs", DataTable)
         for c in self.comparisons:  # Text, not str: a str cell is parsed as markup (a fifth of the opening time)
             table.add_row(*(Text(plain(cell)) for cell in comparison_cells(c)), height=None)
+        n = len(self.comparisons)
+        self.query_one("#c-pairs-count", Static).update(
+            f"{n} pair{'s' if n != 1 else ''} of runs" + (" · ↑ ↓ PgUp PgDn ctrl+Home ctrl+End reach every one" if n > 5 else ""))
         self.draw_heatmaps()
         self.loaded.set()
 
@@ -154,7 +158,9 @@ class CompareScreen(Screen):
             if scores:
                 plt.scatter(list(i + 1 + jitter), scores, color=color, marker="dot")
                 plt.plot([i + 0.7, i + 1.3], [float(np.mean(scores))] * 2, color=color, marker="braille")
-        plt.xticks(list(range(1, len(self.summaries) + 1)), [plain(s.name)[:14] for s in self.summaries])
+        per_run = max(plot.size.width - 8, 20) // len(self.summaries) - 2  # the y axis's labels, then one slot each
+        plt.xticks(list(range(1, len(self.summaries) + 1)),
+                   short_names([plain(s.name) for s in self.summaries], per_run))
         plt.xlim(0.5, len(self.summaries) + 0.5)
         fit_title(plot, "final test accuracy % of every round (dots) and their mean (—)")
         plot.refresh()
@@ -225,6 +231,12 @@ class CompareScreen(Screen):
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#compare-tabs", TabbedContent).active = tab
+        if tab == "c-paired":
+            self.query_one("#c-pairs", DataTable).focus()  # its keys page through every pair
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "c-paired":
+            self.query_one("#c-pairs", DataTable).focus()
 
     def action_export(self) -> None:
         from ..figures import write_figure

@@ -14,13 +14,18 @@ from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigEr
 from ..presets import Preset
 from ..architecture import sharing_saves, weight_count
 from ..format import setting, weights_label
-from ..training import too_many_pairs
+from ..training import NamedRun, too_many_pairs
 
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 # The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
 SECTIONS = {"Siamese net": ["alpha"], "Subnet": ["hl", "kl", "bc", "k"], "After the combination": ["c_hl", "c_kl"],
             "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]}
 TEXT_FIELDS = [key for keys in SECTIONS.values() for key in keys]
+# What the run is called and what the user says of it: kept in its record, not part of its config. Last in the
+# form, below the settings, so that every setting keeps its place.
+NOTEBOOK_FIELDS = {"name": ("Name", "the run's name (empty: its preset and what differs, shown greyed)"),
+                   "tags": ("Tags", "words to find the run by, comma-separated (kept for the next run too)"),
+                   "note": ("Note", "a line about the run (kept for the next run too)")}
 
 
 def weights_note(config: RunConfig) -> str:
@@ -87,6 +92,14 @@ class ConfigForm(VerticalScroll):
                             yield Select([(d, d) for d in DEVICES], value=DEFAULTS.device, allow_blank=False,
                                          id="f-device", compact=True)
                         yield Static("", id="e-device", classes="field-error")
+        with Vertical(classes="form-section"):
+            yield Label("Notebook", classes="section")
+            for key, (label, help_text) in NOTEBOOK_FIELDS.items():
+                with Vertical(classes="field-cell"):
+                    with Horizontal(classes="field", id=f"row-{key}"):
+                        yield Label(label, classes="field-label")
+                        yield Input(id=f"f-{key}", tooltip=help_text, compact=True)
+                    yield Static("", id=f"e-{key}", classes="field-error")
 
     def on_mount(self) -> None:
         self.set_config(RunConfig())
@@ -134,6 +147,24 @@ class ConfigForm(VerticalScroll):
             values[key] = self.query_one(f"#f-{key}", Input).value
         return values
 
+    def notes(self) -> tuple[tuple[str | None, tuple[str, ...], str], dict[str, str]]:
+        """(name, tags, note) as the run will keep them, and what is wrong with each (by field)."""
+        from ..notebook import check_name, check_note, parse_tags
+
+        checks = {"name": check_name, "tags": lambda text: tuple(parse_tags(text)), "note": check_note}
+        kept: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for key, check in checks.items():
+            try:
+                kept[key] = check(self.query_one(f"#f-{key}", Input).value)
+            except ValueError as exc:
+                errors[key] = str(exc)
+        return (kept.get("name"), kept.get("tags", ()), kept.get("note", "")), errors
+
+    def queued(self) -> None:
+        """A run was queued from the form: its name was that run's; the tags and note stay for the next."""
+        self.query_one("#f-name", Input).value = ""
+
     def enabled(self, key: str, values: dict[str, Any]) -> bool:
         return field_applies(key, values["subnet"], values["aux_loss"])
 
@@ -149,6 +180,7 @@ class ConfigForm(VerticalScroll):
             return None, {**exc.errors, **errors}
         if self.digits is not None and too_many_pairs(config.pairs, self.digits[1], self.digits[0]):
             errors["pairs"] = too_many_pairs(config.pairs, self.digits[1], self.digits[0])
+        errors.update(self.notes()[1])
         return (None, errors) if errors else (config, {})
 
     # ------------------------------------------------------------------ state
@@ -165,12 +197,14 @@ class ConfigForm(VerticalScroll):
             self.query_one(f"#s-{key}", Label).update(state if self.enabled(key, values) else f"{state} (n/a)")
         config, errors = self.read()
         self.errors = errors
-        for key in [*TEXT_FIELDS, "device"]:
+        for key in [*TEXT_FIELDS, "device", *NOTEBOOK_FIELDS]:
             message = errors.get(key, "")
             self.query_one(f"#e-{key}", Static).update(message)
             self.query_one(f"#e-{key}").display = bool(message)
             if key != "device":
                 self.query_one(f"#f-{key}", Input).set_class(bool(message), "-bad")
+        if config is not None:  # the name the run gets unless one is typed
+            self.query_one("#f-name", Input).placeholder = NamedRun.of(config, self.preset).name
         self.query_one("#preset-status", Static).update(self.preset_status(config))
         self.post_message(self.Changed(self))
 
