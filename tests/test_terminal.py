@@ -19,7 +19,8 @@ from sweep_specs import tiny_spec_text
 
 KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "up": "\x1b[A", "escape": "\x1b", "f1": "\x1bOP", "f2": "\x1bOQ",
         "f3": "\x1bOR", "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+t": "\x14", "ctrl+l": "\x0c", "ctrl+b": "\x02",
-        "ctrl+o": "\x0f", "ctrl+u": "\x15", "ctrl+e": "\x05", "ctrl+q": "\x11", "ctrl+p": "\x10", "end": "\x1b[F"}
+        "ctrl+o": "\x0f", "ctrl+u": "\x15", "ctrl+e": "\x05", "ctrl+q": "\x11", "ctrl+p": "\x10", "end": "\x1b[F",
+        "shift+tab": "\x1b[Z", "delete": "\x1b[3~"}
 
 
 def test_every_key_the_tests_press_reaches_textual_as_that_key():
@@ -398,4 +399,105 @@ def test_what_a_new_user_tripped_on_holds_in_a_real_terminal(terminal, tmp_path,
     term.wait_for("figure written to")
     assert len(list(tmp_path.rglob("comparison-*.png"))) == 1
     term.press("escape", pause=0.4)
+    assert term.quit_idle() == 0
+
+
+def test_a_lab_notebook_in_a_real_terminal(terminal, tmp_path):
+    """Issue 19 where a user meets it: one preset queued with three alphas gives three names in the legend, the
+    results and the compare screen; the filter finds a setting's value; a run is tagged and noted; three runs
+    compared show what differs and Holm p; the scatter view plots them; two runs deleted, one brought back."""
+    term = terminal(120, 40)
+    term.press("ctrl+p", pause=0.4)
+    term.press(*"table2-fcn-ws-aux", pause=0.05)
+    term.press("enter", pause=0.5)
+    term.wait_for("table2-fcn-ws-aux · paper")
+
+    def type_into(tabs: int, text: str, back: bool = False) -> None:
+        term.press(*["shift+tab" if back else "tab"] * tabs, pause=0.1)
+        term.pump(0.6)  # the field selects its text once focused
+        term.press("ctrl+u", *text, pause=0.05)
+
+    # from the preset picker: alpha 5 tabs on, then epochs, rounds and pairs; then Tags, last in the form
+    type_into(5, "0.2")
+    type_into(8, "1")  # epochs
+    type_into(2, "2")  # rounds
+    type_into(1, "200")  # pairs
+    type_into(4, "alphas")  # tags: seed, device, name, tags
+    term.press("ctrl+r")
+    term.wait_for("━━ table2-fcn-ws-aux α 0.2 epochs 1")  # the live view's legend names each run
+    type_into(15, "0.5", back=True)  # back to alpha
+    term.press("ctrl+r")
+    term.wait_for("━━ table2-fcn-ws-aux epochs 1")
+    term.press("ctrl+u", *"0.8", pause=0.05)
+    term.press("ctrl+r")
+    term.wait_for("━━ table2-fcn-ws-aux α 0.8 epochs 1")
+    term.wait_until(lambda: len(list((tmp_path / "runs").glob("*/summary.json"))) == 3, "three runs recorded",
+                    timeout=240)
+    term.wait_for("queue empty", timeout=30)
+    names = sorted(json.loads(p.read_text())["name"] for p in (tmp_path / "runs").glob("*/summary.json"))
+    assert names == ["table2-fcn-ws-aux epochs 1 rounds 2 pairs 200", "table2-fcn-ws-aux α 0.2 epochs 1 rounds 2 "
+                     "pairs 200", "table2-fcn-ws-aux α 0.8 epochs 1 rounds 2 pairs 200"]
+
+    term.press("f3")
+    term.wait_for("status")
+
+    def rows() -> list[str]:
+        """The results table's rows on screen, each by its name."""
+        return sorted(line.split("▎")[-1].split("  ")[0].strip() for line in term.text.splitlines()
+                      if " done " in line.split("▎")[-1])
+
+    assert rows() == [n for n in names]  # three runs, three names
+    term.press("/", pause=0.3)
+    term.press(*"alpha=0.8", pause=0.05)
+    term.pump(0.5)
+    assert rows() == [names[2]]
+    term.press("ctrl+u", *"0.2 alphas", pause=0.05)  # a value (of alpha, or the dropout all have) and a tag
+    term.pump(0.5)
+    assert rows() == names  # the form's tags went with every run
+    term.press("ctrl+u", *"alpha=0.2", pause=0.05)
+    term.pump(0.5)
+    assert rows() == [names[1]]
+    term.press("enter", pause=0.5)  # the table takes the keyboard; the one row it shows
+    term.press("enter", pause=0.5)
+    term.wait_for("Load into form (l)")
+    term.press("t", pause=0.5)
+    term.wait_for("Tags and note of")
+    term.press("ctrl+u", *"alphas, best", "tab", *"wins on round 1", pause=0.05)
+    term.press("enter", pause=0.5)
+    term.wait_for("Tags and note of", gone=True)
+    term.press("escape", pause=0.5)
+    term.press("/", "ctrl+u", *"best", pause=0.05)
+    term.pump(0.5)
+    assert rows() == [names[1]]  # the edited tag is found
+    record = next(json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/summary.json")
+                  if "α 0.2" in json.loads(p.read_text())["name"])
+    assert (record["tags"], record["note"]) == (["alphas", "best"], "wins on round 1")
+
+    term.press("/", "ctrl+u", "enter", pause=0.5)  # every run again
+    term.wait_until(lambda: len(rows()) == 3, "every run shown again")
+    term.press(" ", " ", " ", pause=0.5)  # mark the three (space marks, then steps down), compare them
+    term.wait_until(lambda: term.text.count("● ") == 3, "three runs marked")
+    term.press("c", pause=0.5)
+    term.wait_for("Paired (p)")
+    term.wait_for("α 0.2 / ")  # what differs: alpha, with each run's value
+    assert "weights 14.7 k (all)" in term.text
+    term.press("p", pause=0.5)
+    term.wait_for("3 pairs of runs")
+    assert "Holm p" in term.text
+    term.press("escape", pause=0.5)
+    term.wait_for("Paired (p)", gone=True)
+    term.press("a", pause=0.5)  # across runs: score against alpha
+    term.wait_for("against alpha · 3 of 3 runs")
+    term.press("escape", pause=0.5)
+
+    term.press("up", "up", " ", " ", " ", pause=0.5)  # unmark the three: delete then takes the row under the cursor
+    term.wait_until(lambda: "● " not in term.text, "no run marked")
+    term.press("delete", pause=0.5)
+    term.wait_for("moved 1 run to")
+    term.press("delete", pause=0.5)
+    term.wait_until(lambda: len(list((tmp_path / "runs" / ".trash").glob("*/summary.json"))) == 2, "two in trash")
+    term.press("u", pause=0.5)
+    term.wait_for("brought back 1 run")
+    assert len(list((tmp_path / "runs").glob("*/summary.json"))) == 2
+    assert len(list((tmp_path / "runs" / ".trash").glob("*/summary.json"))) == 1
     assert term.quit_idle() == 0

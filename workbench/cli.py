@@ -11,7 +11,7 @@ from .config import DATA_SOURCES, ENGINES, FIELDS, ConfigError, RunConfig, from_
 
 from .presets import TABLE_II, Preset, find_preset, load_presets
 from .format import mark, plain, setting, weights_label
-from .compare_command import cmd_compare, cmd_plot
+from .compare_command import add_compare_parsers, cmd_compare, cmd_plot
 from .runs_command import add_runs_parser, cmd_export, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits
 
@@ -93,22 +93,7 @@ def build_parser() -> Parser:
                         help="also send each run to this MLflow tracking store (runs already there are skipped)")
     export.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
-    compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 %% interval, p, rounds won")
-    compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets: the latest run of each")
-    compare.add_argument("--csv", type=Path, default=None, help="also write the comparison table to this CSV")
-    compare.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
-
-    plot = sub.add_parser("plot", help="a figure comparing runs: curves with bands, every round's score, heatmaps; "
-                                       "or, with --scatter, every run's score against one setting")
-    plot.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets; with "
-                                                             "--scatter, filter words as in `runs ls` (none: all)")
-    plot.add_argument("--out", type=Path, default=None, help="fig.png, fig.svg or fig.pdf (default: comparison.png, "
-                                                             "or scatter-FIELD.png)")
-    plot.add_argument("--scatter", metavar="FIELD", default=None,
-                      help="final test accuracy against FIELD (any setting, or weights), one point per run")
-    plot.add_argument("--colour-by", choices=("net", "subnet", "weight_sharing", "aux_loss"), default="net",
-                      help="net: subnet, weight sharing and aux loss together (default)")
-    plot.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
+    add_compare_parsers(sub, RUNS_DIR_HELP)
 
     sweep = sub.add_parser("sweep", help="run a grid search from presets/sweeps (Tables III and IV)")
     sweep.add_argument("spec", nargs="?", help="a spec name (presets/sweeps/NAME.toml) or a .toml file")

@@ -9,8 +9,28 @@ import io
 import sys
 from pathlib import Path
 
+from .across_runs import COLOUR_BY
 from .format import plain
 from .usage import UsageError
+
+
+def add_compare_parsers(sub, runs_dir_help: str) -> None:
+    compare = sub.add_parser("compare", help="paired comparison of runs: mean difference, 95 %% interval, p, rounds won")
+    compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets: the latest run of each")
+    compare.add_argument("--csv", type=Path, default=None, help="also write the comparison table to this CSV")
+    compare.add_argument("--runs-dir", type=Path, default=None, help=runs_dir_help)
+
+    plot = sub.add_parser("plot", help="a figure comparing runs: curves with bands, every round's score, heatmaps; "
+                                       "or, with --scatter, every run's score against one setting")
+    plot.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets; with "
+                                                             "--scatter, filter words as in `runs ls` (none: all)")
+    plot.add_argument("--out", type=Path, default=None, help="fig.png, fig.svg or fig.pdf (default: comparison.png, "
+                                                             "or scatter-FIELD.png)")
+    plot.add_argument("--scatter", metavar="FIELD", default=None,
+                      help="final test accuracy against FIELD (any setting, or weights), one point per run")
+    plot.add_argument("--colour-by", choices=tuple(COLOUR_BY), default="net",
+                      help="net: subnet, weight sharing and aux loss together (default)")
+    plot.add_argument("--runs-dir", type=Path, default=None, help=runs_dir_help)
 
 
 def picked_runs(args: argparse.Namespace, at_least: int) -> list:

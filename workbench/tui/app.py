@@ -25,7 +25,7 @@ from .details import RunDetails
 from .form import NOTEBOOK_FIELDS, ConfigForm
 from .live import LiveView
 from .loading import Digits, RunsWatcher
-from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated
+from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated, finished_notices
 from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
 from .text import cell, markup
@@ -89,7 +89,8 @@ class WorkbenchApp(RunsActions, App):
                 with TabPane("Live", id="live"):
                     yield LiveView(clock=self.clock, id="liveview")
                 with TabPane("Results", id="results"):
-                    yield Input(placeholder="filter: words of a run's name, id, status or settings (/)",
+                    yield Input(placeholder="filter (/): words of a run's name, id, status, tags, note or settings "
+                                            "(0.2, alpha=0.2)",
                                 id="results-filter", compact=True)
                     yield ResultsTable(id="results-table")
         yield Static("", id="queue")
@@ -213,17 +214,8 @@ class WorkbenchApp(RunsActions, App):
         if summary.paper:
             line += f" · paper {summary.paper.label()} %"
         live.finish(summary.status, line + (f" · {markup(summary.reason)}" if summary.reason else ""), message.item_id)
-        if summary.status == "failed":
-            self.notify(f"{markup(summary.name)}: {markup(summary.reason)}", title="Run failed", severity="error", timeout=10)
-        elif summary.status == "cancelled":
-            self.notify(f"{markup(summary.name)} cancelled; its partial history is kept", title="Cancelled")
-        else:
-            self.notify(f"{markup(summary.name)}: {line}", title="Run finished")
-        if message.unsaved:
-            self.notify(f"{markup(message.unsaved)}; its results are shown here only", title="Run not saved",
-                        severity="error", timeout=15)
-        if message.tracked:
-            self.notify(markup(message.tracked), title="MLflow", severity="information" if message.sent else "warning")
+        for text, options in finished_notices(message, line):
+            self.notify(text, **options)
         group_over = self.runs.finished(message.item_id)
         if self.quitting and group_over:
             self.exit()

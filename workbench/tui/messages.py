@@ -1,4 +1,4 @@
-"""Messages from the app's worker threads to the app: a thread never touches a widget."""
+"""Messages from the app's worker threads to the app (a thread never touches a widget), and what the app says of them."""
 
 from __future__ import annotations
 
@@ -69,3 +69,25 @@ class SweepUpdate(Message):
     trials: list
     running: bool
     note: str = ""
+
+
+def finished_notices(message: RunFinished, line: str) -> list[tuple[str, dict]]:
+    """What the app says when a run ends, as (text, notify's options): how it ended, then whether its record was
+    saved and where an MLflow store took it."""
+    from .text import markup
+
+    summary = message.summary
+    name = markup(summary.name)
+    if summary.status == "failed":
+        notices = [(f"{name}: {markup(summary.reason)}", {"title": "Run failed", "severity": "error", "timeout": 10})]
+    elif summary.status == "cancelled":
+        notices = [(f"{name} cancelled; its partial history is kept", {"title": "Cancelled"})]
+    else:
+        notices = [(f"{name}: {line}", {"title": "Run finished"})]
+    if message.unsaved:
+        notices.append((f"{markup(message.unsaved)}; its results are shown here only",
+                        {"title": "Run not saved", "severity": "error", "timeout": 15}))
+    if message.tracked:
+        notices.append((markup(message.tracked),
+                        {"title": "MLflow", "severity": "information" if message.sent else "warning"}))
+    return notices
