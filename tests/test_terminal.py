@@ -446,17 +446,17 @@ def test_a_lab_notebook_in_a_real_terminal(terminal, tmp_path):
         return sorted(line.split("▎")[-1].split("  ")[0].strip() for line in term.text.splitlines()
                       if " done " in line.split("▎")[-1])
 
-    assert rows() == [n for n in names]  # three runs, three names
+    def shows(wanted: list[str], what: str) -> None:
+        term.wait_until(lambda: rows() == wanted, what, timeout=30)
+
+    shows(names, "three runs, three names")
     term.press("/", pause=0.3)
     term.press(*"alpha=0.8", pause=0.05)
-    term.pump(0.5)
-    assert rows() == [names[2]]
+    shows([names[2]], "alpha=0.8 finds its run")
     term.press("ctrl+u", *"0.2 alphas", pause=0.05)  # a value (of alpha, or the dropout all have) and a tag
-    term.pump(0.5)
-    assert rows() == names  # the form's tags went with every run
+    shows(names, "the form's tags went with every run")
     term.press("ctrl+u", *"alpha=0.2", pause=0.05)
-    term.pump(0.5)
-    assert rows() == [names[1]]
+    shows([names[1]], "alpha=0.2 finds its run")
     term.press("enter", pause=0.5)  # the table takes the keyboard; the one row it shows
     term.press("enter", pause=0.5)
     term.wait_for("Load into form (l)")
@@ -466,9 +466,10 @@ def test_a_lab_notebook_in_a_real_terminal(terminal, tmp_path):
     term.press("enter", pause=0.5)
     term.wait_for("Tags and note of", gone=True)
     term.press("escape", pause=0.5)
-    term.press("/", "ctrl+u", *"best", pause=0.05)
-    term.pump(0.5)
-    assert rows() == [names[1]]  # the edited tag is found
+    term.wait_for("Load into form (l)", gone=True)
+    term.press("/", pause=0.5)
+    term.press("ctrl+u", *"best", pause=0.05)
+    shows([names[1]], "the edited tag finds its run")
     record = next(json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/summary.json")
                   if "α 0.2" in json.loads(p.read_text())["name"])
     assert (record["tags"], record["note"]) == (["alphas", "best"], "wins on round 1")
