@@ -53,6 +53,9 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
     add_data_flags(p)
     p.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
     p.add_argument("--no-save", action="store_true", help="do not write run records")
+    p.add_argument("--weights", choices=("all", "first", "none"), default=None,
+                   help="the rounds whose trained networks the record keeps (default: all while they take under "
+                        "50 MB, else the first)")
     p.add_argument("--track", default=None, metavar="URI",
                    help="also send each saved run to this MLflow tracking store (http://host:5000, sqlite:///f.db; "
                         "default: $DIGIT_WORKBENCH_TRACK; '' sends nothing)")
@@ -142,6 +145,7 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
 
     from .report import ProgressDisplay, results_table, text
     from .report import console as report_console
+    from .networks import resolve_keep
     from .training import Group, refusal, train_and_record
 
     console = report_console()
@@ -155,6 +159,10 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
             console.print(text("cancelled before training: nothing trained, nothing written", "yellow"))
             return 130
         runs_root = None if args.no_save else args.runs_dir or runs_dir()
+        for run in runs if runs_root is not None else []:
+            _, why = resolve_keep(run.config, run.weights)
+            if why:
+                console.print(text(f"{run.name}: {why}", "dim"))
         try:
             with display:
                 recorded = train_and_record(Group(runs, stop=display.cancel), source, engine=args.engine,
@@ -183,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .training import NamedRun
 
     preset = find_preset_or_usage(args.preset) if args.preset is not None else None
-    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, *notes_from_args(args))], args)
+    return run_and_report([NamedRun.of(config_from_args(args, preset), preset, *notes_from_args(args),
+                                       weights=args.weights)], args)
 
 
 def cmd_table(args: argparse.Namespace) -> int:
@@ -193,7 +202,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     # --name names the table: each row is NAME-<preset>, so its rows stay apart
     name, tags, note = notes_from_args(args)
     return run_and_report([NamedRun.of(config_from_args(args, p), p, f"{name}-{p.name}" if name else None,
-                                       tags, note) for p in presets], args)
+                                       tags, note, args.weights) for p in presets], args)
 
 
 def notes_from_args(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...], str]:

@@ -4,6 +4,7 @@ runs/<id>/summary.json      status, the full configuration, per-round results, m
                             data source, versions (what every reader reads: a listed run is a run with one)
 runs/<id>/history.csv       one row per round and epoch
 runs/<id>/predictions.npz   each round's test predictions after its last epoch (analysis.py reads them)
+runs/<id>/weights.npz       each kept round's trained network (networks.py reads them)
 
 (Records before this layout also hold a config.json, which nothing reads.)
 
@@ -30,10 +31,12 @@ from .architecture import weight_count
 from .config import FIELDS, ConfigError, RunConfig, from_dict
 from .presets import PaperScore, Preset
 from .fsutil import atomic_write_bytes, atomic_write_text, open_input, read_input_text
+from .networks import WEIGHTS_FILE, weights_npz
 from .procs import owner_gone, owner_tag
 from .schema import check_summary
 
 PREDICTIONS_FILE = "predictions.npz"
+BESIDE_THE_SUMMARY = ("predictions", "weights")  # a round's arrays: in files of their own, not in summary.json
 HISTORY_LIMIT = 256 << 20  # 100 rounds x 1,000 epochs of history is 10 MB
 HISTORY_FIELDS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 
@@ -115,7 +118,7 @@ def summarize(result, name: str, preset: str | None = None, paper: PaperScore | 
         round_acc=result.test_accuracies(), mean=mean, std=std, paper=paper, wall_time=result.wall_time,
         device=result.device, data_source=result.data_source, engine=result.engine, started_at=result.started_at,
         versions=result.versions,
-        rounds=[{k: v for k, v in vars(r).items() if k != "predictions"} for r in result.rounds])
+        rounds=[{k: v for k, v in vars(r).items() if k not in BESIDE_THE_SUMMARY} for r in result.rounds])
 
 
 CLAIM_GRACE_S = 60  # a claim is named in the same step it is made: an empty one this old was cut short
@@ -214,8 +217,9 @@ class RunNotSaved(Exception):
 
 def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
              root: Path | None = None, edited: bool | None = None, tags: list[str] | tuple = (),
-             note: str = "") -> RunSummary:
-    """Write a run's history, predictions and summary; the summary goes last, so a listed run is a whole run. Where a
+             note: str = "", weights: str = "all") -> RunSummary:
+    """Write a run's history, predictions, weights (`weights`: all, first or none of its rounds) and summary; the
+    summary goes last, so a listed run is a whole run. Where a
     file cannot be written (a full disk, a runs directory that is a file), what was written goes and RunNotSaved
     says why."""
     root = root or runs_dir()
@@ -228,6 +232,9 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         predictions = predictions_npz(result.rounds)
         if predictions is not None:
             atomic_write_bytes(path / PREDICTIONS_FILE, predictions)
+        kept = weights_npz(result.rounds, weights)
+        if kept is not None:
+            atomic_write_bytes(path / WEIGHTS_FILE, kept)
         atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
         (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
         return summary

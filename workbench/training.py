@@ -19,6 +19,7 @@ from .config import RunConfig, name_changes
 
 from .presets import PaperScore, Preset
 from .format import config_name, run_name
+from .networks import resolve_keep
 from .runs import RunNotSaved, RunSummary, save_run, summarize
 
 
@@ -34,17 +35,19 @@ class NamedRun:
     edited: bool | None = None  # the config is no longer its preset's (None without a preset)
     tags: tuple[str, ...] = ()
     note: str = ""
+    weights: str | None = None  # the rounds whose networks the record keeps: all, first, none (None: networks.py)
 
     @classmethod
     def of(cls, config: RunConfig, preset: Preset | None = None, name: str | None = None,
-           tags: tuple[str, ...] = (), note: str = "") -> NamedRun:
+           tags: tuple[str, ...] = (), note: str = "", weights: str | None = None) -> NamedRun:
         """Named as asked, else after its preset and what differs from it, else after its net and switches."""
         if preset is None:
             return cls(name or config_name(config.subnet, config.weight_sharing, config.aux_loss), config,
-                       tags=tuple(tags), note=note)
+                       tags=tuple(tags), note=note, weights=weights)
         edited = not preset.is_row(config)
         default = run_name(preset.name, name_changes(config, preset.config))
-        return cls(name or default, config, preset.name, preset.paper_for(config), edited, tuple(tags), note)
+        return cls(name or default, config, preset.name, preset.paper_for(config), edited, tuple(tags), note,
+                   weights)
 
 
 class Group:
@@ -208,8 +211,9 @@ def record(run: NamedRun, result, runs_root: Path | None) -> Recorded:
         return Recorded(run, summarize(result, run.name, run.preset, run.paper, edited=run.edited, tags=run.tags,
                                        note=run.note), result)
     try:
+        keep, _ = resolve_keep(run.config, run.weights)
         return Recorded(run, save_run(result, run.name, run.preset, run.paper, runs_root, run.edited, run.tags,
-                                      run.note), result)
+                                      run.note, keep), result)
     except RunNotSaved as exc:
         unsaved = str(exc)
     except Exception as exc:  # anything else in saving: the results are still shown, with the reason

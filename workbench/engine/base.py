@@ -67,6 +67,12 @@ def predictions_of(logits: torch.Tensor, digit_logits: torch.Tensor | None, pair
         image_pairs=shown, images=images.round().clamp(0, 255).to(torch.uint8).numpy())
 
 
+def kept_weights(named) -> dict[str, np.ndarray]:
+    """A replica's weights as a record keeps them: (name, tensor) pairs in the reference model's parameter order,
+    copied to the CPU as float32 arrays (from a GPU too: they reopen anywhere)."""
+    return {name: t.detach().to("cpu", torch.float32).contiguous().numpy().copy() for name, t in named}
+
+
 @dataclass
 class RoundResult:
     round: int
@@ -80,6 +86,8 @@ class RoundResult:
     reason: str = ""
     val_acc: float | None = None  # on validation pairs from training digits, when asked for (sweeps)
     predictions: Predictions | None = field(default=None, repr=False, compare=False)  # saved beside the history, not in the summary
+    # the trained network after its last epoch, by the reference model's parameter names (float32, on the CPU)
+    weights: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

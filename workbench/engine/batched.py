@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..data import DigitSource, PairSet, repaired, round_pairs
 from ..randomness import DropoutStream, batch_order, init_model, weights_seed
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
-                   library_versions, predictions_of, resolve_device)
+                   kept_weights, library_versions, predictions_of, resolve_device)
 from .cuda_graph import EpochProgram, StepGraph
 from .adam import StackAdam
 from .loss import loss_weights, replica_losses, step_scales
@@ -89,6 +89,7 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
             report.validation(evaluate_stack(net, val)[0])
         else:
             report.predictions(*outputs, test)
+            report.keep_weights(net, [name for name, _ in models[0].named_parameters()])
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
 
 
@@ -240,6 +241,12 @@ class StackReport:
             if res.status == "done":
                 res.predictions = predictions_of(logits[k], None if digit_logits is None else digit_logits[k],
                                                  test.input[k], test.target[k], test.classes[k], config.aux_loss)
+
+    def keep_weights(self, net, names: list[str]) -> None:
+        """Each finished replica's network after its last epoch, named as the reference model names it."""
+        for k, res in enumerate(self.rounds):
+            if res.status == "done":
+                res.weights = kept_weights(zip(names, net.replica_parameters(k)))
 
     def validation(self, val_acc: torch.Tensor) -> None:
         for res, acc in zip(self.rounds, val_acc.tolist()):

@@ -10,7 +10,7 @@ from ..config import RunConfig
 from ..data import DigitSource, PairSet, repaired, round_pairs
 from ..randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model, weights_seed
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
-                   finite, library_versions, predictions_of, resolve_device)
+                   finite, kept_weights, library_versions, predictions_of, resolve_device)
 from .loss import pair_loss
 
 
@@ -86,6 +86,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
             out, digits = model(test.input)
             result.predictions = predictions_of(out, None if digits is None else torch.stack(digits, 1), test.input,
                                                 test.target, test.classes, config.aux_loss)
+        result.weights = kept_weights(model.named_parameters())
     return result
 
 

@@ -1,0 +1,146 @@
+"""A run's trained networks kept with its record (weights.npz) and reopened as the reference module: its
+predictions on the run's test pairs are the recorded ones, for every net, with and without weight sharing, from
+either engine; what cannot be reopened says why in one line."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.cli import main
+from workbench.config import RunConfig
+from workbench.data import round_pairs
+from workbench.networks import (WEIGHTS_FILE, WeightsUnreadable, kept_rounds, load_network, read_weights,
+                                resolve_keep)
+from workbench.runs import load_runs
+
+BASE = RunConfig(hl=16, c_hl=8, bc=4, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
+NETS = {"basic": BASE.replace(subnet="basic"), "fcn-ws": BASE, "fcn": BASE.replace(weight_sharing=False),
+        "cnn-ws": BASE.replace(subnet="cnn"), "cnn": BASE.replace(subnet="cnn", weight_sharing=False, aux_loss=False)}
+
+
+@pytest.fixture(scope="module", params=["batched", "loop"])
+def records(request, tmp_path_factory, source):
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    root = tmp_path_factory.mktemp(request.param) / "runs"
+    for name, result in zip(NETS, run_configs(list(NETS.values()), source, engine=request.param)):
+        save_run(result, name, root=root)
+    return {s.name: s for s in load_runs(root)[0]}
+
+
+def test_a_reopened_round_predicts_what_the_record_holds(records, source):
+    from workbench.analysis import load_predictions
+
+    for name, summary in records.items():
+        recorded = load_predictions(summary.path)
+        assert kept_rounds(summary.path) == [0, 1]
+        for r in (0, 1):
+            net = load_network(summary, r)
+            assert not net.training
+            test = round_pairs(source, summary.config.pairs, summary.config.seed, r)[1]
+            with torch.no_grad():
+                logits, digits = net(test.input)
+            prob = torch.sigmoid(logits).numpy()
+            # the record keeps float16; the stacked engine's kernels round a float32 ulp apart from the module's,
+            # which can tip a float16 rounding: within one float16 step, the same decision on every pair
+            assert np.abs(prob - recorded.prob[r]).max() <= 2 ** -11, (name, r)
+            clear = np.abs(recorded.prob[r] - 0.5) > 2 ** -11
+            assert np.array_equal((prob > 0.5)[clear], (recorded.prob[r] > 0.5)[clear]), (name, r)
+            if recorded.digit_pred is not None:
+                heads = torch.stack(digits, 1).argmax(-1).numpy()
+                assert (heads == recorded.digit_pred[r]).mean() >= 0.99, (name, r)  # ties aside
+
+
+def test_weight_sharing_is_one_set_of_subnet_weights(records):
+    shared = read_weights(records["fcn-ws"].path, records["fcn-ws"].config, 0)
+    both = read_weights(records["fcn"].path, records["fcn"].config, 0)
+    assert not any(k.startswith("right.") for k in shared) and any(k.startswith("right.") for k in both)
+    from workbench.architecture import weight_count
+
+    for name in ("fcn-ws", "fcn", "cnn", "basic"):
+        arrays = read_weights(records[name].path, records[name].config, 1)
+        assert sum(a.size for a in arrays.values()) == weight_count(records[name].config)
+
+
+def test_a_record_reopens_by_id_or_folder_on_any_device_named(records, monkeypatch):
+    summary = records["cnn-ws"]
+    monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(summary.path.parent))
+    by_id = load_network(summary.id[-6:], 1)
+    by_folder = load_network(summary.path, 1, device=torch.device("cpu"))
+    for a, b in zip(by_id.parameters(), by_folder.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("keep, rounds", [("first", [0]), ("none", [])])
+def test_weights_keeps_the_first_round_or_none(tmp_path, keep, rounds):
+    at = ["--runs-dir", str(tmp_path / "runs"), "--rounds", "2", "--epochs", "1", "--pairs", "100", "--hl", "16",
+          "--c-hl", "8", "--weights", keep]
+    assert main(["run", *at]) == 0
+    (summary,) = load_runs(tmp_path / "runs")[0]
+    assert kept_rounds(summary.path) == rounds
+    assert (summary.path / WEIGHTS_FILE).exists() == bool(rounds)
+
+
+def test_the_default_keeps_every_round_while_small_then_the_first():
+    assert resolve_keep(BASE, None) == ("all", "")
+    wide = BASE.replace(subnet="basic", hl=4096, kl=4, rounds=10)  # 50.3 M weights a round
+    keep, why = resolve_keep(wide, None)
+    assert keep == "first" and why.startswith("weights kept for round 0 only: 10 rounds would take ")
+    assert resolve_keep(wide, "all") == ("all", "")
+    with pytest.raises(ValueError, match="weights: one of all, first, none"):
+        resolve_keep(BASE, "some")
+
+
+def copy_record(summary, tmp_path):
+    import shutil
+
+    folder = tmp_path / summary.path.name
+    shutil.copytree(summary.path, folder)
+    return folder
+
+
+def test_what_cannot_be_reopened_says_why_in_one_line(records, tmp_path):
+    summary = records["fcn"]
+    folder = copy_record(summary, tmp_path)
+    with pytest.raises(WeightsUnreadable, match=r"round 5 is not kept \(kept: 0, 1\)"):
+        load_network(folder, 5)
+    data = (folder / WEIGHTS_FILE).read_bytes()
+    (folder / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])  # cut short
+    with pytest.raises(WeightsUnreadable, match="cannot be read") as cut:
+        load_network(folder, 0)
+    assert "\n" not in str(cut.value)
+    np.savez(folder / WEIGHTS_FILE, **{"round0/left.body.1.weight": np.zeros((3, 3), np.float32)})  # foreign
+    with pytest.raises(WeightsUnreadable, match="is missing: not this run's network|larger than|not finite"):
+        load_network(folder, 0)
+    wrong = {f"round0/{k}": np.zeros_like(v) for k, v in read_weights(summary.path, summary.config, 0).items()}
+    wrong["round0/left.body.1.weight"] = np.zeros((4, 4), np.float32)
+    np.savez(folder / WEIGHTS_FILE, **wrong)
+    with pytest.raises(WeightsUnreadable, match=r"left.body.1.weight is float32 \(4, 4\), not finite float32"):
+        load_network(folder, 0)
+    (folder / WEIGHTS_FILE).unlink()
+    with pytest.raises(WeightsUnreadable, match="no weights kept"):
+        load_network(folder, 0)
+    os.mkfifo(folder / WEIGHTS_FILE)  # a FIFO is refused, never read (it would block)
+    with pytest.raises(WeightsUnreadable, match="cannot be read"):
+        load_network(folder, 0)
+    assert kept_rounds(tmp_path / "nowhere") == []
+
+
+def test_a_pickle_in_the_archive_is_never_loaded(records, tmp_path):
+    summary = records["basic"]
+    folder = copy_record(summary, tmp_path)
+    arrays = {f"round0/{k}": v for k, v in read_weights(summary.path, summary.config, 0).items()}
+    first = next(iter(arrays))
+    arrays[first] = np.array([{"evil": 1}], dtype=object)  # numpy would need pickle to read this member
+    with zipfile.ZipFile(folder / WEIGHTS_FILE, "w") as archive:
+        for key, value in arrays.items():
+            with archive.open(key + ".npy", "w") as member:
+                np.lib.format.write_array(member, value, allow_pickle=True)
+    with pytest.raises(WeightsUnreadable, match="cannot be read"):
+        load_network(folder, 0)
