@@ -22,7 +22,7 @@ def test_a_run_is_written_whole(tmp_path, trained):
     paper = PaperScore("II", "4", 0.892, 0.006)
     summary = save_run(trained, "my run", "table2-fcn-ws-aux", paper, tmp_path)
     files = sorted(p.name for p in summary.path.iterdir())
-    assert files == ["history.csv", "predictions.npz", "summary.json"]  # no config.json: the summary holds it
+    assert files == ["history.csv", "predictions.npz", "summary.json", "weights.npz"]  # no config.json: the summary holds it
     assert json.loads((summary.path / "summary.json").read_text())["config"]["hl"] == 16
     history = load_history(summary.path)
     assert [(h["round"], h["epoch"]) for h in history] == [(0, 1), (1, 1)]
@@ -95,6 +95,8 @@ def test_export_has_one_row_per_run_with_every_column(tmp_path, trained):
     assert float(first["paper_score"]) == 0.892
     assert float(first["difference"]) == pytest.approx(trained.mean_std()[0] - 0.892, abs=1e-6)
     assert rows[1]["paper_score"] == ""
+    rounds = " ".join(str(r.round) for r in trained.rounds if r.status == "done")
+    assert first["networks_kept"] == rounds  # every finished round's network is kept with the record
 
 
 def test_a_line_break_in_a_name_neither_splits_the_row_nor_hides_a_formula(tmp_path, trained):

@@ -12,6 +12,7 @@ from .config import DATA_SOURCES, ENGINES, FIELDS, ConfigError, RunConfig, from_
 from .presets import TABLE_II, Preset, find_preset, load_presets
 from .format import mark, plain, setting, weights_label
 from .compare_command import add_compare_parsers, cmd_compare, cmd_plot
+from .networks_command import add_networks_parsers, cmd_predict
 from .runs_command import add_runs_parser, cmd_export, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits
 
@@ -97,6 +98,7 @@ def build_parser() -> Parser:
     export.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)
 
     add_compare_parsers(sub, RUNS_DIR_HELP)
+    add_networks_parsers(sub, RUNS_DIR_HELP)
 
     sweep = sub.add_parser("sweep", help="run a grid search from presets/sweeps (Tables III and IV)")
     sweep.add_argument("spec", nargs="?", help="a spec name (presets/sweeps/NAME.toml) or a .toml file")
@@ -307,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return open_app(parser)
         args = parser.parse_args(argv)
         handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
-                   "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot,
+                   "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot, "predict": cmd_predict,
                    "runs": cmd_runs}.get(args.command)
         if handler is None:
             parser.print_help()

@@ -31,7 +31,7 @@ from .architecture import weight_count
 from .config import FIELDS, ConfigError, RunConfig, from_dict
 from .presets import PaperScore, Preset
 from .fsutil import atomic_write_bytes, atomic_write_text, open_input, read_input_text
-from .networks import WEIGHTS_FILE, weights_npz
+from .networks import WEIGHTS_FILE, kept_rounds, weights_npz
 from .procs import owner_gone, owner_tag
 from .schema import check_summary
 
@@ -340,7 +340,8 @@ def neutralise(value: Any) -> Any:
 
 
 def export_columns(max_rounds: int) -> list[str]:
-    return (["id", "name", "preset", "tags", "note"] + HYPERPARAMETERS + ["weights", "test_acc_mean", "test_acc_std"]
+    return (["id", "name", "preset", "tags", "note"] + HYPERPARAMETERS + ["weights", "networks_kept", "test_acc_mean",
+                                                                            "test_acc_std"]
             + [f"round_{i}_acc" for i in range(max_rounds)]
             + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
                "engine", "status", "reason"])
@@ -353,7 +354,8 @@ def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]
     for s in summaries:
         cfg = s.config.to_dict()
         accs = s.round_acc + [None] * (max_rounds - len(s.round_acc))
-        row = ([s.id, s.name, s.preset or "", ", ".join(s.tags), s.note] + [cfg[k] for k in HYPERPARAMETERS] + [weight_count(s.config)]
+        row = ([s.id, s.name, s.preset or "", ", ".join(s.tags), s.note] + [cfg[k] for k in HYPERPARAMETERS]
+               + [weight_count(s.config), " ".join(map(str, kept_rounds(s.path)))]
                + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
                + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
                   _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])

@@ -1,0 +1,58 @@
+"""The commands over a run's kept networks: `predict` (a pair of the user's own digits)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .format import plain
+from .usage import UsageError
+
+
+def add_networks_parsers(sub, runs_dir_help: str) -> None:
+    predict = sub.add_parser("predict", help="a run's network on two digit pictures of your own: P(first <= second) "
+                                             "and each digit head's ten probabilities")
+    predict.add_argument("run", metavar="RUN", help="a run id (or its start or end), name or preset: its latest run")
+    predict.add_argument("first", type=Path, metavar="A.png", help="the first digit (any size; light or dark paper)")
+    predict.add_argument("second", type=Path, metavar="B.png", help="the second digit")
+    predict.add_argument("--round", type=int, default=0, help="which round's network (default 0)")
+    predict.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    predict.add_argument("--runs-dir", type=Path, default=None, help=runs_dir_help)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .networks import WeightsUnreadable, load_network
+    from .notebook import pick_runs
+    from .predict import DigitImageError, answer, digit_from_image
+    from .runs import load_runs, runs_dir
+
+    try:
+        digits = [digit_from_image(args.first), digit_from_image(args.second)]
+    except DigitImageError as exc:
+        raise UsageError(f"A.png/B.png: {exc}") from None
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    try:
+        (summary,) = pick_runs([args.run], summaries)
+        net = load_network(summary, args.round)
+    except LookupError as exc:
+        raise UsageError(f"RUN: {exc}") from None
+    except WeightsUnreadable as exc:
+        raise UsageError(f"RUN: {exc}") from None
+    said = answer(net, *digits)
+    if args.json:
+        print(json.dumps({"run": summary.id, "name": summary.name, "round": args.round, "p_first_le_second": said.p_le,
+                          "heads": None if said.heads is None else [h.tolist() for h in said.heads]}))
+        return 0
+    print(plain(f"{summary.name} ({summary.id}, round {args.round})"))
+    verdict = "first ≤ second" if said.p_le > 0.5 else "first > second"
+    print(f"P(first ≤ second) = {said.p_le:.3f}: {verdict}")
+    for side, probs in zip(("first", "second"), said.heads or ()):
+        best = int(probs.argmax())
+        print(f"{side} digit: {best} ({probs[best]:.2f})   " + "  ".join(f"{d} {p:.2f}" for d, p in enumerate(probs)))
+    if said.heads is None:
+        print("(this net has no digit heads: the basic net reads the pair as one picture)")
+    return 0
