@@ -144,3 +144,92 @@ def test_a_pickle_in_the_archive_is_never_loaded(records, tmp_path):
                 np.lib.format.write_array(member, value, allow_pickle=True)
     with pytest.raises(WeightsUnreadable, match="cannot be read"):
         load_network(folder, 0)
+
+
+def test_the_first_layer_as_pictures_for_every_net(records):
+    from workbench.networks import first_layer
+    from workbench.randomness import init_model
+
+    shapes = {"basic": [(16, 14, 28)], "fcn-ws": [(16, 14, 14)], "fcn": [(16, 14, 14)] * 2,
+              "cnn-ws": [(4, 3, 3)], "cnn": [(4, 3, 3)] * 2}
+    for name, want in shapes.items():
+        sides = first_layer(records[name], 1)
+        assert [p.shape for _, p in sides] == want, name
+    labels = [label for label, _ in first_layer(records["fcn"], 0)]
+    assert labels == ["left subnet", "right subnet"] and first_layer(records["fcn-ws"], 0)[0][0] == \
+        "both subnets (shared)"
+    summary = records["fcn-ws"]
+    start = init_model(summary.config, 1).left.body[1].weight.detach().numpy().reshape(-1, 14, 14)
+    raw, change = first_layer(summary, 1)[0][1], first_layer(summary, 1, change=True)[0][1]
+    assert np.allclose(change, raw - start) and np.abs(change).max() > 0
+    corner = np.abs(change[:, 0, 0]).max()  # no digit has ink in the corner: its weights never moved
+    assert corner == 0.0
+
+
+def test_plot_weights_draws_one_run_and_refuses_in_one_line(records, tmp_path, capsys):
+    summary = records["cnn"]
+    runs_dir = str(summary.path.parent)
+    out = tmp_path / "w.png"
+    assert main(["plot", summary.id, "--weights", "--round", "1", "--change", "--out", str(out),
+                 "--runs-dir", runs_dir]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and "round 1" in capsys.readouterr().out
+    assert main(["plot", summary.id, records["fcn"].id, "--weights", "--runs-dir", runs_dir]) == 2
+    assert "RUN: --weights draws one run, got 2" in capsys.readouterr().err
+    assert main(["plot", summary.id, "--weights", "--round", "7", "--runs-dir", runs_dir]) == 2
+    assert "round 7 is not kept" in capsys.readouterr().err
+
+
+async def test_what_it_learned_in_a_runs_details(records, tmp_path):
+    from textual.widgets import Static
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.details import RunDetails
+    from workbench.tui.results import ResultsTable
+
+    root = records["cnn-ws"].path.parent
+    app = WorkbenchApp(runs_root=root, export_path=tmp_path / "x.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        for name, kind, side in (("cnn-ws", "filters", "both subnets (shared): 4 of its filters"),
+                                 ("fcn", "units", "right subnet: ")):
+            table.move_cursor(row=[s.name for s in table.shown()].index(name))
+            table.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, RunDetails)
+            await pilot.press("w")
+            await pilot.pause()
+            note = str(screen.query_one("#learned-note", Static).render())
+            picture = str(screen.query_one("#learned-picture", Static).render())
+            assert f"round 0: the weights of the first layer's {kind}" in note and side in picture
+            await pilot.press("i", "right_square_bracket")
+            await pilot.pause()
+            assert "round 1: what training changed in the first layer" in str(
+                screen.query_one("#learned-note", Static).render())
+            await pilot.press("escape")
+            await pilot.pause()
+
+
+async def test_the_form_says_which_networks_a_run_keeps(tmp_path):
+    from textual.widgets import Input, Select
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.form import ConfigForm
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "x.csv")
+    async with app.run_test(size=(120, 40)) as pilot:
+        form = app.query_one(ConfigForm)
+        for key, value in {"hl": "16", "c_hl": "8", "rounds": "2", "epochs": "1", "pairs": "100",
+                           "batch_size": "20"}.items():
+            form.query_one(f"#f-{key}", Input).value = value
+        for keep in ("first", "none"):
+            form.query_one("#f-keep", Select).value = keep
+            form.query_one("#f-name", Input).value = keep
+            await pilot.pause()
+            app.action_run()
+            while not app.runs.idle:
+                await pilot.pause(0.1)
+    kept = {s.name: kept_rounds(s.path) for s in load_runs(tmp_path / "runs")[0]}
+    assert kept == {"first": [0], "none": []}

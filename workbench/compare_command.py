@@ -30,6 +30,11 @@ def add_compare_parsers(sub, runs_dir_help: str) -> None:
                       help="final test accuracy against FIELD (any setting, or weights), one point per run")
     plot.add_argument("--colour-by", choices=tuple(COLOUR_BY), default="net",
                       help="net: subnet, weight sharing and aux loss together (default)")
+    plot.add_argument("--weights", action="store_true",
+                      help="what one run's network learned: its first layer's units or filters (--round)")
+    plot.add_argument("--round", type=int, default=0, help="with --weights: which round's network (default 0)")
+    plot.add_argument("--change", action="store_true",
+                      help="with --weights: what training changed (the weights less their initial values)")
     plot.add_argument("--runs-dir", type=Path, default=None, help=runs_dir_help)
 
 
@@ -79,6 +84,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if args.scatter is not None:
         return plot_scatter(args)
+    if args.weights:
+        return plot_weights(args)
     args.out = args.out or Path("comparison.png")
     if args.out.suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
@@ -96,6 +103,26 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     print(plain(f"wrote {args.out} ({', '.join(s.name for s in runs)})"))
+    return 0
+
+
+def plot_weights(args: argparse.Namespace) -> int:
+    from .figures import FORMATS, write_weights_figure
+    from .networks import WeightsUnreadable
+
+    if len(args.runs) != 1:
+        raise UsageError(f"RUN: --weights draws one run, got {len(args.runs)}")
+    run = picked_runs(args, 1)[0]
+    out = args.out or Path(f"weights-{run.id}.png")
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(out)!r}")
+    try:
+        write_weights_figure(run, out, args.round, args.change)
+    except WeightsUnreadable as exc:
+        raise UsageError(f"RUN: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    print(plain(f"wrote {out} ({run.name}, round {args.round}: its first layer)"))
     return 0
 
 

@@ -196,3 +196,45 @@ def write_scatter(points, out: Path) -> None:
     buffer = io.BytesIO()
     scatter_figure(points).savefig(buffer, format=fmt, dpi=120)
     atomic_write_bytes(out, buffer.getvalue())
+
+
+def weights_figure(summary, round_index: int = 0, shown: int = 32, change: bool = False):
+    """What a round's first layer looks at (networks.first_layer): its units or filters as images on one
+    diverging scale per side, red positive, blue negative."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from .networks import first_layer
+
+    sides = first_layer(summary, round_index, change)
+    columns = 8
+    rows_per_side = [max(1, -(-min(shown, len(p)) // columns)) for _, p in sides]
+    fig = Figure(figsize=(1.3 * columns * (2 if summary.config.subnet == "basic" else 1), 1.4 * sum(rows_per_side) + 0.8),
+                 layout="constrained")
+    what = "what training changed in the first layer" if change else "the first layer"
+    fig.suptitle(figure_text(f"{summary.name}: {what} of round {round_index}"), fontsize=10)
+    grid = fig.add_gridspec(sum(rows_per_side), columns)
+    row = 0
+    for (label, pictures), rows in zip(sides, rows_per_side):
+        pictures = pictures[:shown]
+        top = float(np.abs(pictures).max()) or 1.0
+        for i, picture in enumerate(pictures):
+            ax = fig.add_subplot(grid[row + i // columns, i % columns])
+            ax.imshow(picture, cmap="RdBu_r", vmin=-top, vmax=top)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(figure_text(f"{label} {i}" if i == 0 else str(i)), fontsize=7, loc="left")
+        row += rows
+    return fig
+
+
+def write_weights_figure(summary, out: Path, round_index: int = 0, change: bool = False) -> None:
+    out = Path(out)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
+    buffer = io.BytesIO()
+    weights_figure(summary, round_index, change=change).savefig(buffer, format=fmt, dpi=120)
+    atomic_write_bytes(out, buffer.getvalue())

@@ -150,3 +150,35 @@ def load_network(run, round_index: int = 0, device="cpu"):
         for name, parameter in model.named_parameters():
             parameter.copy_(torch.from_numpy(weights[name]))
     return model.to(device).eval()
+
+
+FIRST_LAYERS = {"basic": ["body.1.weight"], "fcn": ["left.body.1.weight", "right.body.1.weight"],
+                "cnn": ["left.features.0.weight", "right.features.0.weight"]}
+
+
+def first_layer(summary, round_index: int = 0, change: bool = False) -> list[tuple[str, np.ndarray]]:
+    """What the first layer of a round's network looks at, as pictures (n, h, w) per side: the FCN's units as
+    14x14 images, the CNN's filters as K x K, the basic net's units as 14x28 (both digits side by side). One
+    side with weight sharing (both subnets are one), left and right without. With `change`, what training
+    changed: the weights less their initial values (the round's initialisation is drawn again from its seed)."""
+    weights = read_weights(summary.path, summary.config, round_index)
+    if change:
+        from .randomness import init_model
+
+        initial = {name: p.detach().numpy() for name, p in init_model(summary.config, round_index).named_parameters()}
+        weights = {name: w - initial[name] for name, w in weights.items()}
+    sides = []
+    for name in FIRST_LAYERS[summary.config.subnet]:
+        if name not in weights:  # the right subnet's, under weight sharing: it is the left one
+            continue
+        w = weights[name]
+        if summary.config.subnet == "fcn":
+            pictures = w.reshape(-1, 14, 14)
+        elif summary.config.subnet == "cnn":
+            pictures = w[:, 0]
+        else:  # the first 196 inputs are the first digit, the next 196 the second
+            pictures = np.concatenate([w[:, :196].reshape(-1, 14, 14), w[:, 196:].reshape(-1, 14, 14)], axis=2)
+        label = "both subnets (shared)" if summary.config.weight_sharing and name.startswith("left") else (
+            f"{name.split('.')[0]} subnet" if name.startswith(("left", "right")) else "the pair")
+        sides.append((label, pictures))
+    return sides

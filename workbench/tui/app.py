@@ -238,7 +238,7 @@ class WorkbenchApp(RunsActions, App):
                                + "; ".join(f"{labels[k]}: {v}" for k, v in errors.items())),
                         title="Cannot run", severity="error", timeout=8)
             return
-        run = NamedRun.of(config, form.preset, *form.notes()[0])
+        run = NamedRun.of(config, form.preset, *form.notes()[0], weights=form.keep_weights())
         form.queued()
         self.enqueue(run)
         self.notify(f"queued {markup(run.name)}")

@@ -20,7 +20,7 @@ from ..runs import RunSummary, read_history
 from .messages import RunUpdated
 from .text import markup
 from .live import draw_curves
-from .pictures import grid_text, pair_picture
+from .pictures import grid_text, pair_picture, weights_picture
 
 
 def notes_text(s: RunSummary) -> str:
@@ -35,6 +35,8 @@ class RunDetails(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss_none", "Close"), Binding("l", "load", "Load into form"),
                 Binding("c", "tab('d-curves')", "Curves"), Binding("e", "tab('d-errors')", "Errors"),
                 Binding("m", "tab('d-wrong')", "Misclassified"), Binding("d", "tab('d-data')", "Data"),
+                Binding("w", "tab('d-learned')", "What it learned"),
+                Binding("i", "learned_change", "Weights / change", show=False),
                 Binding("t", "notes", "Tags and note"),
                 Binding("left_square_bracket", "data_round(-1)", "Previous round", show=False),
                 Binding("right_square_bracket", "data_round(1)", "Next round", show=False)]
@@ -94,6 +96,10 @@ class RunDetails(ModalScreen[str | None]):
                 with TabPane("Data (d)", id="d-data"):
                     yield Static("", id="data-note")
                     yield VerticalScroll(id="data-gallery", classes="gallery")
+                with TabPane("Learned (w)", id="d-learned"):
+                    yield Static("", id="learned-note")
+                    with VerticalScroll(id="learned-body"):
+                        yield Static("", id="learned-picture")
             with Horizontal(id="details-buttons"):
                 yield Button("Load into form (l)", id="load", variant="primary", compact=True)
                 yield Button("Close (esc)", id="close", compact=True)
@@ -172,9 +178,49 @@ class RunDetails(ModalScreen[str | None]):
     def action_tab(self, tab: str) -> None:
         self.query_one("#details-tabs", TabbedContent).active = tab
 
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "d-learned":  # read from the weights file only when asked: it can be tens of MB
+            self.show_learned()
+
     def action_data_round(self, step: int) -> None:
         self.data_round += step
         self.show_data_round()
+        if self.query_one("#details-tabs", TabbedContent).active == "d-learned":
+            self.show_learned()
+
+    learned_change = False  # the Learned tab: the weights, or what training changed (the weights less their start)
+
+    def action_learned_change(self) -> None:
+        self.learned_change = not self.learned_change
+        self.query_one("#details-tabs", TabbedContent).active = "d-learned"
+        self.show_learned()
+
+    def show_learned(self) -> None:
+        """The first layer of a kept round's network: what its units or filters look at."""
+        from ..networks import WeightsUnreadable, first_layer, kept_rounds
+
+        note, picture = self.query_one("#learned-note", Static), self.query_one("#learned-picture", Static)
+        kept = kept_rounds(self.summary.path)
+        if not kept:
+            note.update("no networks kept for this run (trained before weights were kept, with --weights none, or "
+                        "cancelled or failed)")
+            picture.update("")
+            return
+        round_index = kept[self.data_round % len(kept)]
+        try:
+            sides = first_layer(self.summary, round_index, self.learned_change)
+        except WeightsUnreadable as exc:
+            note.update(markup(str(exc)))
+            picture.update("")
+            return
+        cnn = self.summary.config.subnet == "cnn"
+        width = sides[0][1].shape[2] * (2 if cnn else 1) + 1
+        per_row = max(1, (self.size.width - 8) // width)
+        what = "what training changed in" if self.learned_change else "the weights of"
+        note.update(f"round {round_index}: {what} the first layer's {'filters' if cnn else 'units'} (red +, blue −; "
+                    "i: weights / change)"
+                    + (f" · \\[ and ] change the round ({len(kept)} kept)" if len(kept) > 1 else ""))
+        picture.update(weights_picture(sides, per_row, shown=64 if cnn else 4 * per_row))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss("load" if event.button.id == "load" else None)

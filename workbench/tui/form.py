@@ -21,6 +21,7 @@ SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 SECTIONS = {"Siamese net": ["alpha"], "Subnet": ["hl", "kl", "bc", "k"], "After the combination": ["c_hl", "c_kl"],
             "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]}
 TEXT_FIELDS = [key for keys in SECTIONS.values() for key in keys]
+KEEP_CHOICES = [("all (first if > 50 MB)", "auto"), ("all rounds", "all"), ("first round", "first"), ("none", "none")]
 # What the run is called and what the user says of it: kept in its record, not part of its config. Last in the
 # form, below the settings, so that every setting keeps its place.
 NOTEBOOK_FIELDS = {"name": ("Name", "the run's name (empty: its preset and what differs, shown greyed)"),
@@ -100,6 +101,12 @@ class ConfigForm(VerticalScroll):
                         yield Label(label, classes="field-label")
                         yield Input(id=f"f-{key}", tooltip=help_text, compact=True)
                     yield Static("", id=f"e-{key}", classes="field-error")
+            with Vertical(classes="field-cell"):
+                with Horizontal(classes="field"):
+                    yield Label("Networks kept", classes="field-label")
+                    yield Select(KEEP_CHOICES, value="auto", allow_blank=False, id="f-keep", compact=True,
+                                 tooltip="the rounds whose trained networks the record keeps (to reopen them, "
+                                         "predict, see what they learned)")
 
     def on_mount(self) -> None:
         self.set_config(RunConfig())
@@ -160,6 +167,11 @@ class ConfigForm(VerticalScroll):
             except ValueError as exc:
                 errors[key] = str(exc)
         return (kept.get("name"), kept.get("tags", ()), kept.get("note", "")), errors
+
+    def keep_weights(self) -> str | None:
+        """The rounds whose networks a run queued from the form keeps (None: networks.resolve_keep's default)."""
+        value = self.query_one("#f-keep", Select).value
+        return None if value == "auto" else value
 
     def queued(self) -> None:
         """A run was queued from the form: its name was that run's; the tags and note stay for the next."""

@@ -64,6 +64,59 @@ def digit_rows(image: np.ndarray) -> list[Text]:
     return rows
 
 
+def weight_colour(value: float, top: float) -> str:
+    """A weight on a diverging scale: red positive, blue negative, near black at 0 (the digits' background)."""
+    t = 0.0 if top <= 0 else min(abs(value) / top, 1.0)
+    strong = int(40 + 215 * t)
+    return f"rgb({strong},40,40)" if value >= 0 else f"rgb(40,{int(40 + 120 * t)},{strong})"
+
+
+def weight_rows(picture: np.ndarray, top: float, cell: int = 1) -> list[Text]:
+    """Weights (h, w) as rows of half blocks (two weight rows per text row); a small filter (K x K) as cells of
+    `cell` characters, a weight a text row, so that a 3x3 filter is still seen."""
+    rows = []
+    if cell > 1:
+        for y in range(picture.shape[0]):
+            row = Text()
+            for x in range(picture.shape[1]):
+                row.append(" " * cell, style=f"on {weight_colour(float(picture[y, x]), top)}")
+            rows.append(row)
+        return rows
+    for y in range(0, picture.shape[0], 2):
+        row = Text()
+        for x in range(picture.shape[1]):
+            upper = weight_colour(float(picture[y, x]), top)
+            lower = weight_colour(float(picture[y + 1, x]), top) if y + 1 < picture.shape[0] else "rgb(0,0,0)"
+            row.append("▀", style=f"{upper} on {lower}")
+        rows.append(row)
+    return rows
+
+
+def weights_picture(sides: list[tuple[str, np.ndarray]], per_row: int, shown: int) -> Text:
+    """Each side's first `shown` units or filters in rows of `per_row`, on one colour scale (± the largest
+    |weight| shown), numbered."""
+    text = Text()
+    for label, pictures in sides:
+        pictures = pictures[:shown]
+        top = float(np.abs(pictures).max()) or 1.0
+        small = pictures.shape[1] <= 7
+        cell = 2 if small else 1
+        width = pictures.shape[2] * cell
+        kind = "filters" if small else "units"
+        text.append(f"{plain(label)}: {len(pictures)} of its {kind}, ±{top:.3g} (red +, blue −)\n", style="bold")
+        for start in range(0, len(pictures), per_row):
+            group = pictures[start:start + per_row]
+            text.append("".join(f"{start + i:<{width + 1}}" for i in range(len(group))) + "\n", style="dim")
+            drawn = [weight_rows(p, top, cell) for p in group]
+            for lines in zip(*drawn):
+                for line in lines:
+                    text.append_text(line)
+                    text.append(" ")
+                text.append("\n")
+        text.append("\n")
+    return text
+
+
 def pair_picture(view: PairView) -> Text:
     """Both digits of a pair side by side, with what they are, the target and the predicted probability."""
     left, right = digit_rows(view.images[0]), digit_rows(view.images[1])
