@@ -233,3 +233,56 @@ async def test_the_form_says_which_networks_a_run_keeps(tmp_path):
                 await pilot.pause(0.1)
     kept = {s.name: kept_rounds(s.path) for s in load_runs(tmp_path / "runs")[0]}
     assert kept == {"first": [0], "none": []}
+
+
+async def test_the_playground_answers_as_predict_does_for_two_runs_side_by_side(records, tmp_path):
+    from textual.widgets import Static
+
+    from workbench.predict import answer
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.playground import DigitCanvas, PlaygroundScreen
+
+    root = records["cnn-ws"].path.parent
+    app = WorkbenchApp(runs_root=root, export_path=tmp_path / "x.csv", load_digits_at_start=False)
+    pair = [records["fcn-ws"], records["fcn"]]
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.action_playground(pair)
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, PlaygroundScreen)
+        first, second = screen.query_one("#play-first", DigitCanvas), screen.query_one("#play-second", DigitCanvas)
+        for y in range(3, 11):
+            first.stroke(12, y, erase=False)  # a vertical stroke: pixel column 6
+        await pilot.press("r")  # a recorded test pair on both canvases, then the stroke again on top
+        await pilot.pause()
+        first.stroke(12, 5, erase=False)
+        await pilot.pause()
+        assert first.pixels[5, 6] == 255 and first.pixels[5, 7] >= 150
+        for i, summary in enumerate(pair):
+            said = answer(load_network(summary, 0), first.pixels, second.pixels)
+            panel = str(screen.query_one(f"#play-answer-{i}", Static).render())
+            assert summary.name in panel and f"P(first ≤ second) {said.p_le:5.3f}" in panel
+            best = int(said.heads[0].argmax())
+            assert f"first digit: {best} ({said.heads[0][best]:.2f})" in panel
+        await pilot.press("right_square_bracket")  # round 1's networks answer
+        await pilot.pause()
+        assert "round 1 · " in str(screen.query_one("#play-answer-0", Static).render())
+        first.stroke(12, 5, erase=True)
+        assert first.pixels[5, 6] == 0
+        await pilot.press("c")
+        assert not first.pixels.any() and not second.pixels.any()
+
+
+async def test_the_playground_of_a_run_without_networks_says_so(tmp_path):
+    from textual.widgets import Static
+
+    from workbench.tui.app import WorkbenchApp
+
+    root = tmp_path / "runs"
+    assert main(["run", "--hl", "16", "--c-hl", "8", "--rounds", "1", "--epochs", "1", "--pairs", "100",
+                 "--weights", "none", "--runs-dir", str(root)]) == 0
+    app = WorkbenchApp(runs_root=root, export_path=tmp_path / "x.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3", "p")
+        await pilot.pause()
+        assert "no networks kept for this run" in str(app.screen.query_one("#play-answer-0", Static).render())

@@ -502,3 +502,50 @@ def test_a_lab_notebook_in_a_real_terminal(terminal, tmp_path):
     assert len(list((tmp_path / "runs").glob("*/summary.json"))) == 2
     assert len(list((tmp_path / "runs" / ".trash").glob("*/summary.json"))) == 1
     assert term.quit_idle() == 0
+
+
+def mouse(term: Terminal, kind: str, x: int, y: int, button: int = 0) -> None:
+    """An xterm SGR mouse report at column x, row y (1-based), as a terminal sends it once the app asks."""
+    code = {"press": button, "drag": 32 + button, "release": button}[kind]
+    term.child.send(f"\x1b[<{code};{x};{y}{'m' if kind == 'release' else 'M'}")
+    term.pump(0.05)
+
+
+def test_inside_the_network_in_a_real_terminal(terminal, tmp_path):
+    """Issue 20 where a user meets it: what an FCN's and a CNN's first layer learned, in their details, and the
+    playground, where a stroke drawn with the mouse changes the network's answer."""
+    from workbench.cli import main
+
+    at = ["--rounds", "2", "--epochs", "2", "--pairs", "200", "--hl", "16", "--c-hl", "8",
+          "--runs-dir", str(tmp_path / "runs")]
+    assert main(["run", "--subnet", "cnn", "--bc", "4", "--name", "a cnn", *at]) == 0
+    assert main(["run", "--subnet", "fcn", "--no-weight-sharing", "--name", "an fcn", *at]) == 0
+    term = terminal(120, 40)
+    term.press("f3")
+    term.wait_for("an fcn")
+    term.press("up", "up", pause=0.2)  # the first row: the CNN (oldest first)
+    for kind, side in (("filters", "both subnets (shared): 4 of its filters"), ("units", "left subnet: 16 of its")):
+        term.press("enter", pause=0.5)
+        term.wait_for("Load into form (l)")
+        term.press("w", pause=0.5)
+        term.wait_for(f"the weights of the first layer's {kind}")
+        term.wait_for(side)
+        if kind == "filters":
+            term.press("escape", "down", pause=0.5)
+    term.press("p", pause=0.5)  # the FCN's playground, from its details
+    term.wait_for("P(first ≤ second)")
+    term.wait_for("first digit:")  # the auxiliary loss: each head's ten probabilities
+
+    def said() -> str:
+        return next(line for line in term.text.splitlines() if "P(first ≤ second)" in line).split()[-1]
+
+    before = said()
+    mouse(term, "press", 8, 6)  # a stroke down the first canvas
+    for y in range(6, 14):
+        mouse(term, "drag", 10, y)
+    mouse(term, "release", 10, 14)
+    term.wait_until(lambda: said() != before, "the answer changed with the stroke", timeout=20)
+    term.press("c", pause=0.5)  # cleared: the empty pair's answer again
+    term.wait_until(lambda: said() == before, "the cleared canvases answer as before", timeout=20)
+    term.press("escape", pause=0.5)
+    assert term.quit_idle() == 0

@@ -100,6 +100,21 @@ class RunsActions:
             return
         self.push_screen(ScatterScreen(runs, table.filter_text, self.export_path.parent))
 
+    def action_playground(self, runs: list[RunSummary] | None = None) -> None:
+        """The playground for the marked runs (two at most answer side by side), else the one under the cursor."""
+        from .playground import PlaygroundScreen
+
+        table = self.query_one(ResultsTable)
+        if runs is None:
+            runs = [table.summaries[i] for i in table.marked if i in table.summaries] or \
+                   [table.summaries[i] for i in [table.current_id()] if i in table.summaries]
+        if not runs:
+            self.notify("no run to draw for: the results table is empty", title="Playground", severity="warning")
+            return
+        if len(runs) > 2:
+            self.notify(f"{len(runs)} runs marked: the first two answer", title="Playground")
+        self.push_screen(PlaygroundScreen(runs[:2]))
+
     def open_compare(self, runs: list[RunSummary]) -> None:
         from .compare import CompareScreen
 

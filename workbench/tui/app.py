@@ -370,6 +370,8 @@ class WorkbenchApp(RunsActions, App):
                 preset = self.presets.get(summary.preset or "")
                 self.query_one(ConfigForm).set_config(summary.config, preset)
                 self.notify(f"form loaded from {markup(summary.name)}")
+            elif answer == "playground":
+                self.action_playground([summary])
 
         self.push_screen(RunDetails(summary), load)
 

@@ -37,7 +37,7 @@ class RunDetails(ModalScreen[str | None]):
                 Binding("m", "tab('d-wrong')", "Misclassified"), Binding("d", "tab('d-data')", "Data"),
                 Binding("w", "tab('d-learned')", "What it learned"),
                 Binding("i", "learned_change", "Weights / change", show=False),
-                Binding("t", "notes", "Tags and note"),
+                Binding("t", "notes", "Tags and note"), Binding("p", "playground", "Playground"),
                 Binding("left_square_bracket", "data_round(-1)", "Previous round", show=False),
                 Binding("right_square_bracket", "data_round(1)", "Next round", show=False)]
 
@@ -227,6 +227,9 @@ class RunDetails(ModalScreen[str | None]):
 
     def action_load(self) -> None:
         self.dismiss("load")
+
+    def action_playground(self) -> None:
+        self.dismiss("playground")
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
