@@ -13,6 +13,9 @@ export DIGIT_WORKBENCH_CACHE="${DIGIT_WORKBENCH_CACHE:-/tmp/digit-workbench-cach
   echo "== exactness on cuda"
   DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_batched.py \
     -k "equal_independent or eval_mode or same_dropout_masks or layer_by_layer or one_program" 2>&1 | tail -2
+  echo "== networks kept on cuda reopen on the cpu and predict what the record holds"
+  DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_networks.py \
+    -k "test_device" 2>&1 | tail -2
   echo "== no host sync; time per step, launched one by one and as a CUDA graph; graphs against eager"
   python3 benchmarks/cuda_check.py
   echo "== Table II on cuda with CUDA graphs (the default), and the loop on one round of each row"

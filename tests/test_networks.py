@@ -286,3 +286,24 @@ async def test_the_playground_of_a_run_without_networks_says_so(tmp_path):
         await pilot.press("f3", "p")
         await pilot.pause()
         assert "no networks kept for this run" in str(app.screen.query_one("#play-answer-0", Static).render())
+
+
+TRAIN_DEVICE = os.environ.get("DIGIT_WORKBENCH_TEST_DEVICE", "cpu")  # cuda on a GPU machine (device_check.sh)
+
+
+def test_networks_trained_on_the_test_device_reopen_on_the_cpu(tmp_path, source):
+    """On a GPU machine the weights are copied off the GPU as they are kept, so they reopen on a CPU; the CPU's
+    answers are the recorded predictions at the record's precision, as for a CPU run."""
+    from workbench.analysis import load_predictions
+    from workbench.engine import run_configs
+    from workbench.runs import save_run
+
+    config = NETS["cnn"].replace(device=TRAIN_DEVICE)
+    summary = save_run(run_configs([config], source)[0], "on the device", root=tmp_path / "runs")
+    recorded = load_predictions(summary.path)
+    net = load_network(summary, 1, device="cpu")
+    assert next(net.parameters()).device.type == "cpu"
+    test = round_pairs(source, config.pairs, config.seed, 1)[1]
+    with torch.no_grad():
+        prob = torch.sigmoid(net(test.input)[0]).numpy()
+    assert np.abs(prob - recorded.prob[1]).max() <= 2 ** -10
