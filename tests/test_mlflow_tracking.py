@@ -68,9 +68,11 @@ def assert_arrived_whole(client, mlflow_run, summary, tmp_path) -> None:
     assert Path(local).read_bytes() == (summary.path / "summary.json").read_bytes()
 
 
-def test_a_run_arrives_whole_in_mlflows_store_and_once(tmp_path, source):
+def test_a_run_arrives_whole_in_mlflows_store_and_once(tmp_path, source, monkeypatch):
+    monkeypatch.chdir(tmp_path / "..")  # MLflow's own default would put the artifacts here, in ./mlruns
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     recorded = trained(tmp_path, source, track=uri)
+    assert (tmp_path / "mlflow-artifacts").is_dir() and not (tmp_path / ".." / "mlruns").exists()  # beside the db
     assert recorded.sent and recorded.tracked.startswith("α [0.3] run: sent to MLflow at sqlite:")
     client, runs = the_sent_run(uri)
     assert len(runs) == 1

@@ -74,11 +74,20 @@ def reach(uri: str) -> None:
         raise NotSent(f"cannot reach {uri}: {reason}") from None
 
 
-def experiment_id(mlflow_client) -> str:
+def experiment_id(mlflow_client, uri: str) -> str:
     found = mlflow_client.get_experiment_by_name(EXPERIMENT)
     if found is not None and found.lifecycle_stage == "active":
         return found.experiment_id
-    return mlflow_client.create_experiment(EXPERIMENT)
+    return mlflow_client.create_experiment(EXPERIMENT, artifact_location=artifacts_beside(uri))
+
+
+def artifacts_beside(uri: str) -> str | None:
+    """A local SQL store's artifacts in a folder beside its database (MLflow's default is ./mlruns in whatever
+    folder the command ran from); a server's: where the server keeps them (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri[len("sqlite:///"):]).expanduser().resolve()
+    return (database.parent / f"{database.stem}-artifacts").as_uri()
 
 
 def metric_key(text: str) -> str:
@@ -140,7 +149,7 @@ def send_run(summary: RunSummary, mlflow_client) -> tuple[str, bool]:
 
     if summary.path is None:
         raise NotSent("it was not saved locally, so there is nothing to send")
-    experiment = experiment_id(mlflow_client)
+    experiment = experiment_id(mlflow_client, mlflow_client.tracking_uri)
     previous = already_sent(mlflow_client, experiment, summary)
     if previous is not None:
         return previous, False
