@@ -97,7 +97,8 @@ def test_every_field_has_a_flag_that_sets_it_with_its_help():
     run = parser._subparsers._group_actions[0].choices["run"]  # the `run` subcommand's own parser
     helps = {action.dest: action.help for action in run._actions}
     other = RunConfig(subnet="cnn", weight_sharing=False, aux_loss=False, alpha=0.25, hl=33, kl=2, bc=5, k=4,
-                      c_hl=17, c_kl=2, dropout=0.1, lr=0.002, lr_decay=0.8, epochs=3, repair=True, batch_size=7,
+                      c_hl=17, c_kl=2, dropout=0.1, lr=0.002, lr_decay=0.8, epochs=3, repair=True, shift=1, rotate=7.5,
+                      batch_size=7,
                       rounds=2, pairs=70, seed=9, device="cpu")
     for key, spec in FIELDS.items():
         value = getattr(other, key)

@@ -422,10 +422,10 @@ def test_a_lab_notebook_in_a_real_terminal(terminal, tmp_path):
     type_into(8, "1")  # epochs
     type_into(2, "2")  # rounds
     type_into(1, "200")  # pairs
-    type_into(4, "alphas")  # tags: seed, device, name, tags
+    type_into(6, "alphas")  # tags: seed, shift, rotate, device, name, tags
     term.press("ctrl+r")
     term.wait_for("━━ table2-fcn-ws-aux α 0.2 epochs 1")  # the live view's legend names each run
-    type_into(15, "0.5", back=True)  # back to alpha
+    type_into(17, "0.5", back=True)  # back to alpha
     term.press("ctrl+r")
     term.wait_for("━━ table2-fcn-ws-aux epochs 1")
     term.press("ctrl+u", *"0.8", pause=0.05)

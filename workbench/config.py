@@ -84,6 +84,10 @@ FIELDS: dict[str, FieldSpec] = {
     "epochs": FieldSpec(int, "Epochs", "training epochs per round", 1, 1000),
     "repair": FieldSpec(bool, "Re-pairing", "each epoch, pair the round's training digits anew (targets from "
                         "their classes; no other digit is used)"),
+    "shift": FieldSpec(int, "Shift", "augmentation: each epoch, every training digit moves by up to this many "
+                       "pixels (of 14) each way; 0: off", 0, 4),
+    "rotate": FieldSpec(float, "Rotate", "augmentation: each epoch, every training digit turns by up to this many "
+                        "degrees either way; 0: off", 0.0, 45.0),
     "batch_size": FieldSpec(int, "Batch size", "pairs per optimizer step", 1, 10000),
     "rounds": FieldSpec(int, "Rounds", "independent trainings, each with fresh pairs and weights", 1, 100),
     "pairs": FieldSpec(int, "Pairs", "pairs in the train set and in the test set", 10, 30000),
@@ -112,6 +116,8 @@ class RunConfig:
     lr_decay: float = 0.9
     epochs: int = 20
     repair: bool = False  # beyond the paper: off in every paper preset
+    shift: int = 0  # augmentation, beyond the paper too: off in every paper preset
+    rotate: float = 0.0
     batch_size: int = 5
     rounds: int = 10
     pairs: int = 1000
@@ -164,9 +170,10 @@ class RunConfig:
 # A field as a run's name, a filter word or the compare screen says it briefly ('table2-cnn-ws-aux α 0.2');
 # the others by their label.
 SHORT_LABELS = {"weight_sharing": "WS", "aux_loss": "aux", "alpha": "α", "dropout": "dropout", "lr": "lr",
-                "lr_decay": "decay", "epochs": "epochs", "repair": "re-pairing", "batch_size": "batch",
+                "lr_decay": "decay", "epochs": "epochs", "repair": "re-pairing", "shift": "shift", "rotate": "rotate",
+                "batch_size": "batch",
                 "rounds": "rounds", "pairs": "pairs", "seed": "seed"}
-NAME_ORDER = ["subnet", "weight_sharing", "aux_loss", "repair", "alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl",
+NAME_ORDER = ["subnet", "weight_sharing", "aux_loss", "repair", "shift", "rotate", "alpha", "hl", "kl", "bc", "k", "c_hl", "c_kl",
               "dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]  # the form's; no device
 
 

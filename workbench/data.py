@@ -111,6 +111,31 @@ def repaired(train: PairSet, seed: int, round_index: int, epoch: int) -> PairSet
                    (pair_classes[:, 0] <= pair_classes[:, 1]).to(train.target.dtype))
 
 
+def augmented(train: PairSet, config, round_index: int, epoch: int) -> PairSet:
+    """The round's training pairs as one epoch sees them with augmentation on (shift or rotate): each digit moved
+    by its own whole-pixel shift and turned about its centre by its own angle (randomness.augment_draws), pixels
+    sampled bilinearly, zeros where nothing was. Classes and targets stay; the test pairs never pass here. Off,
+    the pairs themselves: exactly the training without augmentation."""
+    if not config.shift and not config.rotate:
+        return train
+    from .randomness import augment_draws
+
+    n = len(train)
+    shifts, turns = augment_draws(config, round_index, epoch, n)
+    angle = torch.deg2rad(turns.reshape(-1))
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    side = train.input.shape[-1]
+    move = shifts.reshape(-1, 2).to(torch.float64) * (2.0 / side)  # pixels in the grid's [-1, 1] units
+    theta = torch.zeros(2 * n, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, sin, -sin, cos
+    theta[:, :, 2] = -(theta[:, :, :2] @ move.unsqueeze(-1)).squeeze(-1)  # sample where the moved digit came from
+    digits = train.input.reshape(2 * n, 1, side, side)
+    theta = theta.to(digits.dtype).to(digits.device)
+    grid = F.affine_grid(theta, list(digits.shape), align_corners=False)
+    moved = F.grid_sample(digits, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return PairSet(moved.reshape(train.input.shape), train.classes, train.target)
+
+
 # ---------------------------------------------------------------- full MNIST
 
 def load_mnist(root: Path) -> DigitSource:

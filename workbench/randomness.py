@@ -27,8 +27,8 @@ BLOCK_STEPS = 16  # steps drawn per generator call: few calls, and a few MB at m
 EMBEDDED_SPLIT_SEED = 20190501  # the embedded digits' train/test split: one fixed draw for every run
 
 # The names of a round's streams: a new kind of draw gets a new name here, never a reused one.
-TRAIN_PAIRS, TEST_PAIRS, REPAIR, WEIGHTS, BATCHES, DROPOUT = (
-    "train-pairs", "test-pairs", "repair", "weights", "batches", "dropout")
+TRAIN_PAIRS, TEST_PAIRS, REPAIR, WEIGHTS, BATCHES, DROPOUT, SHIFTS, TURNS = (
+    "train-pairs", "test-pairs", "repair", "weights", "batches", "dropout", "shifts", "turns")
 
 
 def derive_seed(seed: int, *stream: object) -> int:
@@ -60,6 +60,16 @@ def init_model(config: RunConfig, round_index: int) -> nn.Module:
 
 def batch_order(config: RunConfig, round_index: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator(config.seed, round_index, BATCHES, epoch))
+
+
+def augment_draws(config: RunConfig, round_index: int, epoch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An epoch's moves of the round's n training pairs: whole-pixel shifts (n, 2 digits, dx dy) in
+    [-shift, shift] and turns (n, 2) in degrees in [-rotate, rotate], each from its own stream."""
+    shifts = torch.randint(-config.shift, config.shift + 1, (n, 2, 2),
+                           generator=generator(config.seed, round_index, SHIFTS, epoch))
+    turns = (torch.rand((n, 2), generator=generator(config.seed, round_index, TURNS, epoch), dtype=torch.float64)
+             * 2 - 1) * config.rotate
+    return shifts, turns
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RunConfig
-from ..data import DigitSource, PairSet, repaired, round_pairs
+from ..data import DigitSource, PairSet, augmented, repaired, round_pairs
 from ..randomness import DropoutStream, batch_order, init_model, weights_seed
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    kept_weights, library_versions, predictions_of, resolve_device)
@@ -156,6 +156,9 @@ class EpochTrainer:
         device = train.target.device
         if self.config.repair:  # every replica re-pairs its own round's digits, as the loop does
             train = stack_pairs([repaired(PairSet(train.input[k], train.classes[k], train.target[k]), c.seed, r, epoch)
+                                 for k, (_, c, r) in enumerate(self.replicas)], device)
+        if any(c.shift or c.rotate for c in self.configs):  # each replica moves its own digits, as the loop does
+            train = stack_pairs([augmented(PairSet(train.input[k], train.classes[k], train.target[k]), c, r, epoch)
                                  for k, (_, c, r) in enumerate(self.replicas)], device)
         order = torch.stack([batch_order(c, r, epoch, n) for _, c, r in self.replicas]).to(device)
         x = train.input[self.replica_index, order]  # (R, n, 2, 14, 14) in each replica's order

@@ -7,7 +7,7 @@ import time
 import torch
 
 from ..config import RunConfig
-from ..data import DigitSource, PairSet, repaired, round_pairs
+from ..data import DigitSource, PairSet, augmented, repaired, round_pairs
 from ..randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model, weights_seed
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, kept_weights, library_versions, predictions_of, resolve_device)
@@ -44,6 +44,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         lr = optimizer.param_groups[0]["lr"]
         model.train()
         train = repaired(round_train, config.seed, round_index, epoch) if config.repair else round_train
+        train = augmented(train, config, round_index, epoch)
         order = batch_order(config, round_index, epoch, len(train)).to(device)
         stream.start_epoch(epoch)
         loss_sum = torch.zeros((), device=device)

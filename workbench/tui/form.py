@@ -19,7 +19,8 @@ from ..training import NamedRun, too_many_pairs
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 # The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
 SECTIONS = {"Siamese net": ["alpha"], "Subnet": ["hl", "kl", "bc", "k"], "After the combination": ["c_hl", "c_kl"],
-            "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed"]}
+            "Training": ["dropout", "lr", "lr_decay", "epochs", "batch_size", "rounds", "pairs", "seed", "shift",
+                         "rotate"]}
 TEXT_FIELDS = [key for keys in SECTIONS.values() for key in keys]
 KEEP_CHOICES = [("all (first if > 50 MB)", "auto"), ("all rounds", "all"), ("first round", "first"), ("none", "none")]
 # What the run is called and what the user says of it: kept in its record, not part of its config. Last in the
