@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import re
 import socket
 import threading
 import uuid
@@ -285,7 +286,11 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
                 break
         await app.workers.wait_for_complete()
         await pilot.pause(0.2)
-        assert "sweep tiny running (f4)" in lines  # said while the sweep ran
+        # said while the sweep ran: first where it stood, then the stage, its trials and the best so far
+        assert any(line.startswith("sweep tiny running") and line.endswith("(f4)") for line in lines)
+        progress = [line for line in lines if "· best validation " in line]
+        assert progress and all(re.search(r"sweep tiny running: stage [12]/2 \S+ \d/\d · best validation "
+                                          r"[0-9.]+( ± [0-9.]+)? % \(f4\)", line) for line in progress), lines
         assert str(app.query_one("#queue").render()) == "queue empty"  # and no longer once it ended
         assert screen.query_one("#sweep-trials", DataTable).row_count == 6
         from textual_plotext import PlotextPlot

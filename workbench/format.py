@@ -201,6 +201,18 @@ def stage_cells(s, with_running: bool = True) -> tuple[str, ...]:
             params_text(best.params) if best else "")
 
 
+def sweep_progress(summaries) -> str:
+    """Where a running sweep stands, in a few words: its current stage (the first not finished), the trials done
+    there, and the best validation score so far over every stage."""
+    if not summaries:
+        return ""
+    current = next((s for s in summaries if s.done < s.stage.size()), summaries[-1])
+    scored = [s.best for s in summaries if s.best is not None]
+    best = max(scored, key=lambda t: t.val_mean) if scored else None
+    return (f"stage {current.index + 1}/{len(summaries)} {current.stage.name} {current.done}/{current.stage.size()}"
+            + (f" · best validation {mean_std_label(best.val_mean, best.val_std)} %" if best else ""))
+
+
 FINAL_COLUMNS = ("after stage", "config", "validation %", "test %", "paper %")
 
 

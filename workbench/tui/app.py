@@ -181,7 +181,8 @@ class WorkbenchApp(RunsActions, App):
         sweep = self.running_sweep()
         line = self.runs.status_line()
         if sweep is not None:  # a sweep trains too: the bottom line says so, never "queue empty"
-            line = ("" if self.runs.idle else line + " · ") + f"[b]sweep {markup(sweep.study)} running[/b] (f4)"
+            line = (("" if self.runs.idle else line + " · ") + f"[b]sweep {markup(sweep.study)} running[/b]"
+                    + (f": {markup(sweep.progress)}" if sweep.progress else "") + " (f4)")
         self.query_one("#queue", Static).update(line)
 
     def running_sweep(self):

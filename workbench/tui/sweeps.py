@@ -15,7 +15,8 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from textual_plotext import PlotextPlot
 
 from ..config import FIELDS, ConfigError
-from ..format import STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, setting, stage_cells, trial_cells
+from ..format import (STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, setting, stage_cells, sweep_progress,
+                      trial_cells)
 from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
                      stage_summaries, storage_exists, sweeps_dir, trials_csv_path)
 from ..sweep.worker import max_workers
@@ -73,6 +74,7 @@ class SweepScreen(Screen):
         self.sweep: SweepRun | None = None
         self.stop = threading.Event()
         self.busy = False  # from start until the chosen configs are measured
+        self.progress = ""  # where the sweep stands, for the main screen's bottom line
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -212,8 +214,10 @@ class SweepScreen(Screen):
             return
         stages = self.query_one("#sweep-stages", DataTable)
         stages.clear()
-        for s in stage_summaries(self.spec, trials):
+        summaries = stage_summaries(self.spec, trials)
+        for s in summaries:
             stages.add_row(*(cell(c) for c in stage_cells(s, with_running=False)))
+        self.progress = sweep_progress(summaries)  # the main screen's bottom line says it too
         table = self.query_one("#sweep-trials", DataTable)
         table.clear()
         for t in sorted(trials, key=lambda t: (t.stage, t.number)):
