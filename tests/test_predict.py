@@ -109,3 +109,18 @@ def test_a_run_without_networks_says_so(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "no weights kept" in err and len(err.splitlines()) == 1
     assert torch.get_num_threads() >= 1
+
+
+def test_a_run_still_being_written_says_so(run_dir, tmp_path, capsys):
+    writing = run_dir / "20991231-235959-abcdef"
+    writing.mkdir()
+    (writing / "history.csv").write_text("round,epoch\n")
+    Image.new("L", (28, 28), 0).save(tmp_path / "ok.png")
+    try:
+        code = main(["predict", "abcdef", str(tmp_path / "ok.png"), str(tmp_path / "ok.png"),
+                     "--runs-dir", str(run_dir)])
+    finally:
+        (writing / "history.csv").unlink()
+        writing.rmdir()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "20991231-235959-abcdef is still being written" in err and len(err.splitlines()) == 1

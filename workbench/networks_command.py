@@ -32,13 +32,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         digits = [digit_from_image(args.first), digit_from_image(args.second)]
     except DigitImageError as exc:
         raise UsageError(f"A.png/B.png: {exc}") from None
-    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    root = args.runs_dir or runs_dir()
+    summaries, problems = load_runs(root)
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     try:
         (summary,) = pick_runs([args.run], summaries)
         net = load_network(summary, args.round)
     except LookupError as exc:
+        unfinished = [p.name for p in Path(root).glob("*") if p.is_dir() and args.run in p.name
+                      and not (p / "summary.json").exists()] if Path(root).is_dir() else []
+        if unfinished:  # a run being written has no summary yet: it is no run until it has
+            raise UsageError(f"RUN: {unfinished[0]} is still being written (or was stopped before its record was "
+                             "whole): it has no networks to open yet") from None
         raise UsageError(f"RUN: {exc}") from None
     except WeightsUnreadable as exc:
         raise UsageError(f"RUN: {exc}") from None
