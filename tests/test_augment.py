@@ -70,15 +70,10 @@ def test_same_config_and_seed_same_numbers_whatever_trains_beside_it(source):
 
 @pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
 def test_both_engines_augment_alike(source, subnet):
-    from workbench.engine import run_configs
+    from engines import assert_engines_agree
 
-    config = BASE.replace(subnet=subnet, bc=2, dropout=0.0, shift=1, rotate=12.0, aux_loss=subnet != "basic",
-                          weight_sharing=subnet != "basic")
-    (batched,) = run_configs([config], source, engine="batched")
-    (loop,) = run_configs([config], source, engine="loop")
-    for b, l in zip(batched.rounds, loop.rounds):
-        assert b.test_acc == pytest.approx(l.test_acc, abs=0.011)  # float rounding: at most a pair apart
-        assert b.train_loss == pytest.approx(l.train_loss, rel=1e-4)
+    assert_engines_agree(BASE.replace(subnet=subnet, bc=2, dropout=0.0, shift=1, rotate=12.0,
+                                      aux_loss=subnet != "basic", weight_sharing=subnet != "basic"), source)
 
 
 def test_the_test_digits_are_never_moved(source, tmp_path):

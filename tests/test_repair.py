@@ -56,16 +56,11 @@ def test_off_is_todays_training_and_every_paper_preset_is_off(source):
 
 @pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
 def test_both_engines_re_pair_alike(source, subnet):
-    from workbench.engine import run_configs
+    from engines import assert_engines_agree
 
-    config = RunConfig(subnet=subnet, hl=16, c_hl=8, bc=2, rounds=2, epochs=2, pairs=100, batch_size=20,
-                       dropout=0.0, device="cpu", repair=True, aux_loss=subnet != "basic",
-                       weight_sharing=subnet != "basic")
-    (batched,) = run_configs([config], source, engine="batched")
-    (loop,) = run_configs([config], source, engine="loop")
-    for b, l in zip(batched.rounds, loop.rounds):
-        assert b.test_acc == pytest.approx(l.test_acc, abs=0.011)  # float rounding: at most a pair apart
-        assert b.train_loss == pytest.approx(l.train_loss, rel=1e-4)
+    assert_engines_agree(RunConfig(subnet=subnet, hl=16, c_hl=8, bc=2, rounds=2, epochs=2, pairs=100, batch_size=20,
+                                   dropout=0.0, device="cpu", repair=True, aux_loss=subnet != "basic",
+                                   weight_sharing=subnet != "basic"), source)
 
 
 def test_re_pairing_is_a_flag_a_record_field_and_sweepable(tmp_path, capsys):
