@@ -307,3 +307,27 @@ def test_networks_trained_on_the_test_device_reopen_on_the_cpu(tmp_path, source)
     with torch.no_grad():
         prob = torch.sigmoid(net(test.input)[0]).numpy()
     assert np.abs(prob - recorded.prob[1]).max() <= 2 ** -10
+
+
+async def test_the_playground_fits_80_by_24(records, tmp_path):
+    from textual.widgets import Static
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.playground import DigitCanvas
+
+    app = WorkbenchApp(runs_root=records["cnn-ws"].path.parent, export_path=tmp_path / "x.csv",
+                       load_digits_at_start=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.action_playground([records["cnn-ws"]])
+        await pilot.pause()
+        await pilot.pause(0.2)
+        screen = app.screen
+        assert screen.has_class("-short")
+        whole = screen.region
+        for canvas in screen.query(DigitCanvas):  # both canvases whole on screen, side by side
+            assert whole.contains_region(canvas.region) and canvas.region.height == 16
+        panel = screen.query_one("#play-answer-0", Static)
+        assert whole.contains_region(panel.region)
+        text = str(panel.render())
+        assert "P(first ≤ second) " in text and "first: " in text and "second: " in text
+        assert len(text.splitlines()) <= 4

@@ -104,8 +104,9 @@ class PlaygroundScreen(Screen):
             with Vertical(id="play-canvases"):
                 yield DigitCanvas("first digit", id="play-first")
                 yield DigitCanvas("second digit", id="play-second")
-            for i, _ in enumerate(self.runs):
-                yield Static("", id=f"play-answer-{i}", classes="play-answer")
+            with Horizontal(id="play-answers"):
+                for i, _ in enumerate(self.runs):
+                    yield Static("", id=f"play-answer-{i}", classes="play-answer")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -131,9 +132,16 @@ class PlaygroundScreen(Screen):
             except WeightsUnreadable as exc:
                 self.nets.append(str(exc))
         self.query_one("#play-note", Static).update(
-            "draw a digit in each box: left button draws, right erases · c clears · r: a test pair of the run · "
-            "\\[ ] another round")
+            "draw a digit in each box: left button draws, right erases (keys below)")
         self.answer()
+
+    SHORT = 38  # rows: below this the canvases sit side by side and each answer is a few lines under them
+
+    def on_resize(self, event) -> None:
+        short = self.size.height < self.SHORT
+        if short != self.has_class("-short"):
+            self.set_class(short, "-short")
+            self.answer()
 
     def on_digit_canvas_changed(self, message: DigitCanvas.Changed) -> None:
         self.answer()
@@ -149,7 +157,7 @@ class PlaygroundScreen(Screen):
                 panel.update(Text.assemble((plain(summary.name) + "\n", "bold"), markup_free(net)))
                 continue
             round_index, model = net
-            panel.update(answer_text(summary, round_index, answer(model, first, second)))
+            panel.update(answer_text(summary, round_index, answer(model, first, second), self.has_class("-short")))
 
     def action_clear(self) -> None:
         for canvas in self.query(DigitCanvas):
@@ -186,15 +194,24 @@ def bar(p: float, width: int = 20) -> str:
     return "█" * filled + "·" * (width - filled)
 
 
-def answer_text(summary: RunSummary, round_index: int, said) -> Text:
-    """A run's answer: P(first ≤ second) with a bar, then each head's ten probabilities as bars."""
-    text = Text(f"{plain(summary.name)}\n", style="bold")
-    text.append(f"round {round_index} · {summary.id[-6:]}\n\n", style="dim")
+def answer_text(summary: RunSummary, round_index: int, said, short: bool = False) -> Text:
+    """A run's answer: P(first ≤ second) with a bar, then each head's ten probabilities as bars (`short`: its three
+    likeliest digits on one line)."""
+    text = Text(plain(summary.name), style="bold")
+    text.append((" · " if short else "\n") + f"round {round_index} · {summary.id[-6:]}\n" + ("" if short else "\n"),
+                style="dim")
     verdict = "first ≤ second" if said.p_le > 0.5 else "first > second"
-    text.append(f"P(first ≤ second) {said.p_le:5.3f}\n", style="bold")
-    text.append(f"{bar(said.p_le, 30)}  {verdict}\n\n")
+    text.append(f"P(first ≤ second) {said.p_le:5.3f}" + (f" {bar(said.p_le, 10)}\n" if short else "\n"),
+                style="bold")
+    if not short:
+        text.append(f"{bar(said.p_le, 30)}  {verdict}\n\n")
     if said.heads is None:
         text.append("no digit heads: the basic net reads the pair as one picture", style="dim")
+        return text
+    if short:
+        for side, probs in zip(("first", "second"), said.heads):
+            likeliest = np.argsort(-probs)[:3]
+            text.append(f"{side}: " + ", ".join(f"{d} ({probs[d]:.2f})" for d in likeliest) + "\n")
         return text
     for side, probs in zip(("first", "second"), said.heads):
         best = int(probs.argmax())
