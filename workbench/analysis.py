@@ -119,6 +119,25 @@ class Curves:
     def __len__(self) -> int:
         return sum(len(s) for s in self.loss.values())
 
+    # a history column and the series that holds it
+    COLUMNS = {"test_acc": "test_acc", "train_loss": "loss", "train_acc": "train_acc", "digit_acc": "digit_acc"}
+
+    def points(self):
+        """Every point an export keeps, as (history column, "mean" | "std" | round, epoch, value): per series the
+        mean and spread over rounds epoch by epoch, then each round's own values; a series a run lacks (digit
+        accuracy without the auxiliary loss) yields nothing."""
+        for column, attr in self.COLUMNS.items():
+            series = getattr(self, attr)
+            if not series:
+                continue
+            for epoch, mean, std in zip(*self.mean_std(series)):
+                yield column, "mean", epoch, mean
+                yield column, "std", epoch, std
+            for round_index, by_epoch in sorted(series.items()):
+                for epoch, value in sorted(by_epoch.items()):
+                    if value is not None:
+                        yield column, round_index, epoch, value
+
     @staticmethod
     def smoothed(series: dict[int, dict[int, float]], factor: float) -> dict[int, dict[int, float]]:
         """Each round's series as an exponential moving average over its epochs (TensorBoard's smoothing):

@@ -79,16 +79,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .figures import FORMATS, write_figure
+    from .figures import write_figure
     from .runs import read_history
 
     if args.scatter is not None:
         return plot_scatter(args)
     if args.weights:
         return plot_weights(args)
-    args.out = args.out or Path("comparison.png")
-    if args.out.suffix.lower().lstrip(".") not in FORMATS:
-        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(args.out)!r}")
+    args.out = figure_out(args.out or Path("comparison.png"))
     runs = picked_runs(args, 1)
     histories = []
     for s in runs:
@@ -106,16 +104,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def figure_out(out: Path) -> Path:
+    """--out as a figure file: its suffix names a format, checked before anything is read or drawn."""
+    from .figures import FORMATS
+
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(out)!r}")
+    return out
+
+
 def plot_weights(args: argparse.Namespace) -> int:
-    from .figures import FORMATS, write_weights_figure
+    from .figures import write_weights_figure
     from .networks import WeightsUnreadable
 
     if len(args.runs) != 1:
         raise UsageError(f"RUN: --weights draws one run, got {len(args.runs)}")
     run = picked_runs(args, 1)[0]
-    out = args.out or Path(f"weights-{run.id}.png")
-    if out.suffix.lower().lstrip(".") not in FORMATS:
-        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(out)!r}")
+    out = figure_out(args.out or Path(f"weights-{run.id}.png"))
     try:
         write_weights_figure(run, out, args.round, args.change)
     except WeightsUnreadable as exc:
@@ -128,7 +133,7 @@ def plot_weights(args: argparse.Namespace) -> int:
 
 def plot_scatter(args: argparse.Namespace) -> int:
     from .across_runs import field_named, scatter
-    from .figures import FORMATS, write_scatter
+    from .figures import write_scatter
     from .notebook import matches
     from .runs import load_runs, runs_dir
 
@@ -136,9 +141,7 @@ def plot_scatter(args: argparse.Namespace) -> int:
         key = field_named(args.scatter)
     except ValueError as exc:
         raise UsageError(f"--scatter: {exc}") from None
-    out = args.out or Path(f"scatter-{key}.png")
-    if out.suffix.lower().lstrip(".") not in FORMATS:
-        raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(out)!r}")
+    out = figure_out(args.out or Path(f"scatter-{key}.png"))
     summaries, problems = load_runs(args.runs_dir or runs_dir())
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)

@@ -125,19 +125,28 @@ def draw_paired(ax, summaries: list) -> None:
     ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7, transform=ax.transAxes)
 
 
+def figure_format(out: Path) -> str:
+    """A figure's format by its file's suffix; ValueError naming the file when it is none of FORMATS."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"a figure is .png, .svg or .pdf, got {Path(out).name!r}")
+    return fmt
+
+
+def save_figure(fig, out: Path, fmt: str) -> None:
+    """A drawn figure written to out whole, or not at all."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=120)
+    atomic_write_bytes(Path(out), buffer.getvalue())
+
+
 def write_figure(summaries: list, histories: list[list[dict]], out: Path, difference: bool = False,
                  heat_first: list[str] | None = None) -> list[str]:
     """Writes the comparison to out (png, svg or pdf by its suffix), whole or not at all; returns what could not
     be drawn, one line each."""
-    out = Path(out)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
+    fmt = figure_format(out)  # before drawing: a wrong name costs nothing
     problems: list[str] = []
-    fig = comparison_figure(summaries, histories, problems, difference, heat_first)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=120)
-    atomic_write_bytes(out, buffer.getvalue())
+    save_figure(comparison_figure(summaries, histories, problems, difference, heat_first), out, fmt)
     return problems
 
 
@@ -189,13 +198,8 @@ def scatter_figure(points):
 
 def write_scatter(points, out: Path) -> None:
     """Writes the scatter to out (png, svg or pdf by its suffix), whole or not at all."""
-    out = Path(out)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
-    buffer = io.BytesIO()
-    scatter_figure(points).savefig(buffer, format=fmt, dpi=120)
-    atomic_write_bytes(out, buffer.getvalue())
+    fmt = figure_format(out)
+    save_figure(scatter_figure(points), out, fmt)
 
 
 def weights_figure(summary, round_index: int = 0, shown: int = 32, change: bool = False):
@@ -231,10 +235,6 @@ def weights_figure(summary, round_index: int = 0, shown: int = 32, change: bool 
 
 
 def write_weights_figure(summary, out: Path, round_index: int = 0, change: bool = False) -> None:
-    out = Path(out)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise ValueError(f"a figure is .png, .svg or .pdf, got {out.name!r}")
-    buffer = io.BytesIO()
-    weights_figure(summary, round_index, change=change).savefig(buffer, format=fmt, dpi=120)
-    atomic_write_bytes(out, buffer.getvalue())
+    """Writes what a round's first layer learned to out (png, svg or pdf by its suffix), whole or not at all."""
+    fmt = figure_format(out)
+    save_figure(weights_figure(summary, round_index, change=change), out, fmt)

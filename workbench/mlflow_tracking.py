@@ -26,7 +26,6 @@ from .runs import RunSummary, readable_history
 TRACK_ENV = "DIGIT_WORKBENCH_TRACK"
 EXPERIMENT = "digit-workbench"
 RECORD_ID_TAG = "digit_workbench.run_id"  # finds a run already sent, so sending again adds nothing
-CURVES = {"test_acc": "test_acc", "loss": "train_loss", "train_acc": "train_acc", "digit_acc": "digit_acc"}
 REACH_TIMEOUT_S = 5.0
 # MLflow retries a failed request for minutes by default; a store that is down should cost seconds
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -98,17 +97,8 @@ def metric_key(text: str) -> str:
 def run_metrics(summary: RunSummary) -> list[tuple[str, float, int]]:
     """(key, value, step) for every curve point the record holds, the final score and the sizes."""
     out: list[tuple[str, float, int]] = []
-    curves = Curves.of(readable_history(summary))
-    for attr, key in CURVES.items():
-        series = getattr(curves, attr)
-        if not series:
-            continue
-        epochs, means, stds = Curves.mean_std(series)
-        for epoch, mean, std in zip(epochs, means, stds):
-            out += [(f"{key}/mean", mean, epoch), (f"{key}/std", std, epoch)]
-        for round_index, by_epoch in sorted(series.items()):
-            out += [(f"{key}/round_{round_index}", value, epoch) for epoch, value in sorted(by_epoch.items())
-                    if value is not None]
+    for column, which, epoch, value in Curves.of(readable_history(summary)).points():
+        out.append((f"{column}/{which if isinstance(which, str) else f'round_{which}'}", value, epoch))
     if summary.mean is not None:
         out.append(("final/test_acc_mean", summary.mean, 0))
     if summary.std is not None:

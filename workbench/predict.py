@@ -72,7 +72,12 @@ def mnist_like(grey: np.ndarray) -> np.ndarray:
 
 
 def pooled(digit28: np.ndarray) -> np.ndarray:
-    return digit28.reshape(14, 2, 14, 2).mean(axis=(1, 3)).astype(np.float32)
+    """A 28x28 digit pooled as the pairs' digits are (data.pool)."""
+    import torch
+
+    from .data import pool
+
+    return pool(torch.from_numpy(digit28)[None])[0].numpy()
 
 
 @dataclass

@@ -109,18 +109,9 @@ def run_events(summary: RunSummary, figure_png: tuple[bytes, int, int] | None = 
     now = summary.saved_at or summary.started_at or time.time()
     out = [record(event(now, file_version="brain.Event:2"))]
     curves = Curves.of(readable_history(summary))
-    for key, label in SERIES.items():
-        series = getattr(curves, {"train_loss": "loss"}.get(key, key))
-        if not series:
-            continue
-        epochs, means, stds = Curves.mean_std(series)
-        for epoch, mean, std in zip(epochs, means, stds):
-            out.append(record(event(now, epoch, scalar(f"{label}/mean over rounds", mean))))
-            out.append(record(event(now, epoch, scalar(f"{label}/std over rounds", std))))
-        for round_index, by_epoch in sorted(series.items()):
-            for epoch, value in sorted(by_epoch.items()):
-                if value is not None:
-                    out.append(record(event(now, epoch, scalar(f"{label}/round {round_index}", value))))
+    for column, which, epoch, value in curves.points():
+        name = f"{which} over rounds" if isinstance(which, str) else f"round {which}"
+        out.append(record(event(now, epoch, scalar(f"{SERIES[column]}/{name}", value))))
     last = max((e for by_epoch in curves.test_acc.values() for e in by_epoch), default=0)
     if summary.mean is not None:
         out.append(record(event(now, last, scalar("final/test accuracy mean", summary.mean))))
