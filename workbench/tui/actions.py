@@ -7,14 +7,34 @@ from ..presets import TABLE_II
 from ..notebook import move_to_trash, restore, trash_dir
 from ..runs import RunSummary, export_csv, latest_row_runs
 from .confirm import Confirm
+from .details import RunDetails
+from .form import ConfigForm
 from .results import ResultsTable
 from .text import markup
 
 
 class RunsActions:
-    """Needs of its app: presets, export_path, runs_root, query_one, notify, push_screen."""
+    """Needs of its app: presets, export_path, runs_root, query_one, notify, push_screen, action_playground."""
 
     trashed_last: list[RunSummary] = []  # the runs the last move to the trash took: `u` brings them back
+
+    def on_data_table_row_selected(self, event) -> None:
+        """Enter on a run: its details, from which it loads into the form or opens in the playground."""
+        if not isinstance(event.data_table, ResultsTable):
+            return
+        summary = event.data_table.summaries.get(event.row_key.value)
+        if summary is None:
+            return
+
+        def load(answer: str | None) -> None:
+            if answer == "load":
+                preset = self.presets.get(summary.preset or "")
+                self.query_one(ConfigForm).set_config(summary.config, preset)
+                self.notify(f"form loaded from {markup(summary.name)}")
+            elif answer == "playground":
+                self.action_playground([summary])
+
+        self.push_screen(RunDetails(summary), load)
 
     def action_trash_runs(self) -> None:
         """The marked runs, else the one under the cursor, into the runs folder's trash (whole, one rename each)."""

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
 from ..config import FIELDS, ConfigError
 
@@ -21,7 +21,6 @@ from ..runs import RunSummary, runs_dir, tidy_abandoned
 from ..training import NamedRun
 from .actions import RunsActions
 from .confirm import Choose, Confirm
-from .details import RunDetails
 from .form import NOTEBOOK_FIELDS, ConfigForm
 from .live import LiveView
 from .loading import Digits, RunsWatcher
@@ -30,6 +29,7 @@ from .run_queue import QueueItem, RunQueue
 from .results import ResultsTable
 from .text import cell, markup
 from .training import train_queue_group
+from .text_input import TextInput, after_typing
 
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
 
@@ -89,7 +89,7 @@ class WorkbenchApp(RunsActions, App):
                 with TabPane("Live", id="live"):
                     yield LiveView(clock=self.clock, id="liveview")
                 with TabPane("Results", id="results"):
-                    yield Input(placeholder="filter (/): words of a run's name, id, status, tags, note or settings "
+                    yield TextInput(placeholder="filter (/): words of a run's name, id, status, tags, note or settings "
                                             "(0.2, alpha=0.2)",
                                 id="results-filter", compact=True)
                     yield ResultsTable(id="results-table")
@@ -230,6 +230,9 @@ class WorkbenchApp(RunsActions, App):
     # ------------------------------------------------------------------ actions
 
     def action_run(self) -> None:
+        after_typing(self.focused, self.queue_form)  # the form as typed, every character before ctrl+r in it
+
+    def queue_form(self) -> None:
         form = self.query_one(ConfigForm)
         form.refresh_state()
         config, errors = form.read()
@@ -358,23 +361,6 @@ class WorkbenchApp(RunsActions, App):
         one = len(self.runs.running) == 1
         self.push_screen(Confirm(f"{names} {'is' if one else 'are'} running. Stop {'it' if one else 'them'} "
                                  "and quit?"), answer)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if not isinstance(event.data_table, ResultsTable):
-            return
-        summary = event.data_table.summaries.get(event.row_key.value)
-        if summary is None:
-            return
-
-        def load(answer: str | None) -> None:
-            if answer == "load":
-                preset = self.presets.get(summary.preset or "")
-                self.query_one(ConfigForm).set_config(summary.config, preset)
-                self.notify(f"form loaded from {markup(summary.name)}")
-            elif answer == "playground":
-                self.action_playground([summary])
-
-        self.push_screen(RunDetails(summary), load)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -10,6 +10,7 @@ from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from .text import markup
+from .text_input import TextInput
 
 
 class Confirm(ModalScreen[bool]):
@@ -73,8 +74,8 @@ class NotesDialog(ModalScreen[tuple[list[str], str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
             yield Label(f"Tags and note of {markup(self.run_name)}")
-            yield Input(", ".join(self.tags), placeholder="tags, comma-separated", id="notes-tags")
-            yield Input(self.note, placeholder="a note", id="notes-note")
+            yield TextInput(", ".join(self.tags), placeholder="tags, comma-separated", id="notes-tags")
+            yield TextInput(self.note, placeholder="a note", id="notes-note")
             yield Label("", id="notes-error")
             with Horizontal():
                 yield Button("Save", id="save", variant="primary")

@@ -15,6 +15,7 @@ from ..presets import Preset
 from ..architecture import sharing_saves, weight_count
 from ..format import setting, weights_label
 from ..training import NamedRun, too_many_pairs
+from .text_input import TextInput
 
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 # The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
@@ -85,7 +86,7 @@ class ConfigForm(VerticalScroll):
                     with Vertical(classes="field-cell"):  # a field and its error: one cell of the narrow grid
                         with Horizontal(classes="field", id=f"row-{key}"):
                             yield Label(spec.label, classes="field-label")
-                            yield Input(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
+                            yield TextInput(id=f"f-{key}", tooltip=spec.help, select_on_focus=True, compact=True)
                         yield Static("", id=f"e-{key}", classes="field-error")
                 if title == "Training":
                     with Vertical(classes="field-cell"):
@@ -100,7 +101,7 @@ class ConfigForm(VerticalScroll):
                 with Vertical(classes="field-cell"):
                     with Horizontal(classes="field", id=f"row-{key}"):
                         yield Label(label, classes="field-label")
-                        yield Input(id=f"f-{key}", tooltip=help_text, compact=True)
+                        yield TextInput(id=f"f-{key}", tooltip=help_text, compact=True)
                     yield Static("", id=f"e-{key}", classes="field-error")
             with Vertical(classes="field-cell"):
                 with Horizontal(classes="field"):

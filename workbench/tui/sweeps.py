@@ -24,6 +24,7 @@ from ..training import refusal
 from .messages import RunsFound, SweepEnded, SweepUpdate
 from .live import fit_title
 from .text import cell, markup
+from .text_input import TextInput
 
 POLL_S = 1.0
 
@@ -85,9 +86,9 @@ class SweepScreen(Screen):
                              compact=True)
             with Horizontal(classes="sweep-row"):
                 yield Label("Workers", classes="sweep-label")
-                yield Input("1", id="sweep-workers", compact=True)
+                yield TextInput("1", id="sweep-workers", compact=True)
                 yield Label("Storage", classes="sweep-label")
-                yield Input(placeholder="journal file under runs/sweeps (or postgresql://…)", id="sweep-storage",
+                yield TextInput(placeholder="journal file under runs/sweeps (or postgresql://…)", id="sweep-storage",
                             compact=True)
             with Horizontal(classes="sweep-row"):
                 yield Button("Start", id="sweep-start", variant="primary", compact=True)
