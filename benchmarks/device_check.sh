@@ -16,6 +16,9 @@ export DIGIT_WORKBENCH_CACHE="${DIGIT_WORKBENCH_CACHE:-/tmp/digit-workbench-cach
   echo "== networks kept on cuda reopen on the cpu and predict what the record holds"
   DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_networks.py \
     -k "test_device" 2>&1 | tail -2
+  echo "== runs continued on cuda (both engines, every net) equal the run trained straight through"
+  DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_resume.py \
+    -k "never_stopped or different_epochs or without_a_stop or extended" 2>&1 | tail -2
   echo "== no host sync; time per step, launched one by one and as a CUDA graph; graphs against eager"
   python3 benchmarks/cuda_check.py
   echo "== Table II on cuda with CUDA graphs (the default), and the loop on one round of each row"

@@ -808,9 +808,10 @@ def test_a_signal_while_the_record_is_written(capsys, tmp_path, monkeypatch, sig
     code = main(["run", *TINY, "--runs-dir", str(runs)])
     left = [p.name for run in runs.iterdir() for p in run.iterdir()] if runs.exists() else []
     if len(signals) == 1:  # the first signal keeps what was computed: the whole record
-        assert code == 130 and sorted(left) == ["history.csv", "predictions.npz", "summary.json", "weights.npz"]
-    else:  # a second quits at once: no record, and nothing half-written
-        assert code == 130 and left == []
+        assert code == 130 and sorted(left) == ["history.csv", "predictions.npz", "resume.npz", "summary.json",
+                                                "weights.npz"]
+    else:  # a second quits at once: no record, nothing half-written; the last checkpoint stays for `resume`
+        assert code == 130 and sorted(left) == [".writer", "resume.npz", "run.json"]
     assert "Traceback" not in capsys.readouterr().err
 
 

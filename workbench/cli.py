@@ -12,7 +12,7 @@ from .config import DATA_SOURCES, ENGINES, FIELDS, ConfigError, RunConfig, from_
 from .presets import TABLE_II, Preset, find_preset, load_presets
 from .format import mark, plain, setting, weights_label
 from .compare_command import add_compare_parsers, cmd_compare, cmd_plot
-from .networks_command import add_networks_parsers, cmd_predict
+from .networks_command import add_networks_parsers, cmd_predict, cmd_resume
 from .runs_command import add_runs_parser, cmd_export, cmd_runs
 from .usage import UsageError, data_flag, flag, load_digits
 
@@ -138,9 +138,9 @@ def config_from_args(args: argparse.Namespace, preset: Preset | None) -> RunConf
         raise UsageError(f"{flag(exc.key)}: {exc.message}") from None
 
 
-def run_and_report(runs: list, args: argparse.Namespace) -> int:
+def run_and_report(runs: list, args: argparse.Namespace, digits: str | None = None) -> int:
     """Train the runs with a progress bar, save their records, print the comparison; exit status 1 if any failed
-    or was not saved, 130 when cancelled."""
+    or was not saved, 130 when cancelled. With `digits`, the digits must be those (a run continued)."""
     from .engine import EngineError
     from .runs import runs_dir
     from rich.text import Text
@@ -154,6 +154,8 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
     display = ProgressDisplay(console, [run.name for run in runs], [run.config for run in runs])
     with display.signals():
         source = load_digits(args.data, args.data_dir)
+        if digits and source.name != digits:
+            raise UsageError(f"--data: the run trained on {digits}; these digits are {source.name}")
         why = refusal([run.config for run in runs], source)  # before anything trains, naming the flag
         if why:
             raise UsageError(f"--{why}")
@@ -182,6 +184,8 @@ def run_and_report(runs: list, args: argparse.Namespace) -> int:
     for line in unsaved:  # the results are still printed; the user learns why they are not on disk
         print(f"digit-workbench: {plain(line)}", file=sys.stderr)
     for r in recorded:
+        if r.said:
+            print(f"digit-workbench: {plain(r.said)}")
         if r.tracked:
             print(f"digit-workbench: {plain(r.tracked)}", file=sys.stdout if r.sent else sys.stderr)
     if unsaved or any(s.status == "failed" for s in summaries):
@@ -310,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
                    "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot, "predict": cmd_predict,
-                   "runs": cmd_runs}.get(args.command)
+                   "runs": cmd_runs, "resume": cmd_resume}.get(args.command)
         if handler is None:
             parser.print_help()
             return EXIT_USAGE

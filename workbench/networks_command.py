@@ -1,4 +1,5 @@
-"""The commands over a run's kept networks: `predict` (a pair of the user's own digits)."""
+"""The commands over a run's kept networks: `predict` (a pair of the user's own digits) and `resume` (train it on
+from where it stopped)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,34 @@ def add_networks_parsers(sub, runs_dir_help: str) -> None:
     predict.add_argument("--round", type=int, default=0, help="which round's network (default 0)")
     predict.add_argument("--json", action="store_true", help="print the numbers as JSON")
     predict.add_argument("--runs-dir", type=Path, default=None, help=runs_dir_help)
+
+    resume = sub.add_parser("resume", help="continue a cancelled or killed run to its planned epochs, or extend a "
+                                           "done run by more epochs (as a new run)")
+    resume.add_argument("run", metavar="RUN", help="a run id (or its start or end), name or preset: its latest run; "
+                                                   "or the id of a run a killed process left")
+    resume.add_argument("--epochs", type=int, default=None, help="train to this many epochs (a done run: more than "
+                                                                 "it has, as a new run)")
+    from .cli import add_data_flags
+
+    add_data_flags(resume)
+    resume.add_argument("--runs-dir", type=Path, default=None, help=runs_dir_help)
+    resume.add_argument("--track", default=None, metavar="URI", help="also send the run to this MLflow store")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Trains on from the run's kept state, on the engine it used, with the same digits; numbers as if it had
+    never stopped (resume.py)."""
+    from .cli import run_and_report
+    from .resume import ResumeUnreadable, continuation_of
+    from .runs import runs_dir
+
+    args.runs_dir = args.runs_dir or runs_dir()
+    try:
+        run, engine, digits = continuation_of(args.run, args.runs_dir, args.epochs)
+    except (LookupError, ResumeUnreadable) as exc:
+        raise UsageError(str(exc) if str(exc).startswith("--") else f"RUN: {exc}") from None
+    args.engine, args.no_save = engine, False
+    return run_and_report([run], args, digits)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

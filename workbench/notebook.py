@@ -165,3 +165,14 @@ def pick_runs(refs: list[str], summaries: list[RunSummary]) -> list[RunSummary]:
         if picked[-1] in picked[:-1]:
             raise LookupError(f"{ref!r} names run {picked[-1].id} ({picked[-1].name}) again")
     return picked
+
+
+def latest_row_runs(summaries: list[RunSummary], presets: list) -> list[RunSummary]:
+    """For each preset in turn, its latest finished run whose config is still the preset's row (none for a preset
+    without one)."""
+    out = []
+    for preset in presets:
+        rows = [s for s in summaries if s.preset == preset.name and preset.is_row(s.config) and s.status == "done"]
+        if rows:
+            out.append(max(rows, key=lambda s: (s.started_at, s.id)))
+    return out

@@ -120,5 +120,14 @@ def owner_gone(tag: str) -> bool:
     except ProcessLookupError:
         return True
     except (PermissionError, OverflowError):  # alive, another user's; or no pid at all
-        pass
-    return False
+        return False
+    return zombie(int(pid))
+
+
+def zombie(pid: int) -> bool:
+    """A process that has died but whose parent has not yet collected it (Linux): it runs no more."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

@@ -29,10 +29,11 @@ from typing import Any
 
 from .architecture import weight_count
 from .config import FIELDS, ConfigError, RunConfig, from_dict
-from .presets import PaperScore, Preset
+from .presets import PaperScore
 from .fsutil import atomic_write_bytes, atomic_write_text, open_input, read_input_text
 from .networks import WEIGHTS_FILE, kept_rounds, weights_npz
 from .procs import owner_gone, owner_tag
+from .resume import RESUME_FILE, RUN_FILE
 from .schema import check_summary
 
 PREDICTIONS_FILE = "predictions.npz"
@@ -72,6 +73,7 @@ class RunSummary:
     edited: bool | None = None  # its config is no longer its preset's (None: a record from before this was kept)
     tags: list[str] = field(default_factory=list)  # the user's words for it (notebook.parse_tags)
     note: str = ""
+    continues: str | None = None  # the id of the record this run continued (resume.py)
 
     @property
     def difference(self) -> float | None:
@@ -87,6 +89,7 @@ class RunSummary:
             "wall_time": self.wall_time, "device": self.device, "data_source": self.data_source,
             "engine": self.engine, "started_at": self.started_at, "versions": self.versions, "rounds": self.rounds,
             "saved_at": self.saved_at, "edited": self.edited, "tags": self.tags, "note": self.note,
+            **({"continues": self.continues} if self.continues else {}),
         }
 
     @classmethod
@@ -104,7 +107,7 @@ class RunSummary:
             engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
             versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])),
             saved_at=float(d.get("saved_at", 0.0)), path=path, edited=d.get("edited"), tags=list(d.get("tags", [])),
-            note=str(d.get("note", "")))
+            note=str(d.get("note", "")), continues=d.get("continues"))
 
 
 def summarize(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
@@ -169,11 +172,15 @@ def tidy_abandoned(root: Path | None = None) -> list[str]:
             continue
         for tmp in path.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
-        kept = [p.name for p in path.iterdir() if p.name != WRITER_FILE]
-        if kept:
+        kept = [p.name for p in path.iterdir() if p.name not in (WRITER_FILE, RUN_FILE)]
+        if RESUME_FILE in kept:
+            said.append(f"{path}: interrupted before its record was written; `digit-workbench resume {path.name}` "
+                        "continues it from its last checkpoint")
+        elif kept:
             said.append(f"{path}: incomplete, its writer died before the summary ({', '.join(sorted(kept))} kept)")
-        else:
-            (path / WRITER_FILE).unlink(missing_ok=True)
+        else:  # killed before its first checkpoint: nothing it computed is here
+            for file in (WRITER_FILE, RUN_FILE):
+                (path / file).unlink(missing_ok=True)
             path.rmdir()
     return said
 
@@ -217,17 +224,20 @@ class RunNotSaved(Exception):
 
 def save_run(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
              root: Path | None = None, edited: bool | None = None, tags: list[str] | tuple = (),
-             note: str = "", weights: str = "all") -> RunSummary:
-    """Write a run's history, predictions, weights (`weights`: all, first or none of its rounds) and summary; the
-    summary goes last, so a listed run is a whole run. Where a
-    file cannot be written (a full disk, a runs directory that is a file), what was written goes and RunNotSaved
-    says why."""
+             note: str = "", weights: str = "all", folder: Path | None = None, resume: bytes | None = None,
+             continues: str | None = None) -> RunSummary:
+    """Write a run's history, predictions, weights (`weights`: all, first or none of its rounds), what it may
+    continue from (`resume`, resume.py) and summary, in the `folder` claimed for it or a new one; the summary goes
+    last, so a listed run is a whole run. Where a file cannot be written (a full disk, a runs directory that is a
+    file), what was written goes and RunNotSaved says why."""
     root = root or runs_dir()
     path = None
     try:
-        run_id, path = new_run_dir(root)
+        run_id, path = (folder.name, folder) if folder is not None else new_run_dir(root)
+        if folder is not None:  # a killed run's folder continued here: this process writes it now
+            atomic_write_text(path / WRITER_FILE, owner_tag() + "\n")
         summary = summarize(result, name, preset, paper, run_id, edited, tags, note)
-        summary.path, summary.saved_at = path, time.time()
+        summary.path, summary.saved_at, summary.continues = path, time.time(), continues
         atomic_write_text(path / "history.csv", history_csv(result.history))
         predictions = predictions_npz(result.rounds)
         if predictions is not None:
@@ -235,17 +245,27 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
         kept = weights_npz(result.rounds, weights)
         if kept is not None:
             atomic_write_bytes(path / WEIGHTS_FILE, kept)
+        if resume is not None:
+            atomic_write_bytes(path / RESUME_FILE, resume)
+        else:
+            (path / RESUME_FILE).unlink(missing_ok=True)  # a checkpoint the record does not keep
         atomic_write_text(path / "summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+        (path / RUN_FILE).unlink(missing_ok=True)
         (path / WRITER_FILE).unlink(missing_ok=True)  # a whole run: nobody writes it any more
         return summary
     except BaseException as exc:  # a full disk, or a second Ctrl-C that quits at once: nothing partial stays
-        if path is not None:
+        kept = path is not None and (path / RESUME_FILE).exists() and (path / RUN_FILE).exists()
+        if kept:  # a checkpoint of what was computed stays, resumable; the record's own files go
+            for file in ("summary.json", "history.csv", PREDICTIONS_FILE, WEIGHTS_FILE):
+                (path / file).unlink(missing_ok=True)
+        elif path is not None:
             shutil.rmtree(path, ignore_errors=True)
         if not isinstance(exc, OSError):
             raise
         where = exc.filename or root
         why = "not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror or exc
-        raise RunNotSaved(f"{name}: not saved to {where}: {why}") from None
+        stays = f" (its last checkpoint stays: `digit-workbench resume {path.name}` finishes it)" if kept else ""
+        raise RunNotSaved(f"{name}: not saved to {where}: {why}{stays}") from None
 
 
 def load_history(path: Path) -> list[dict[str, Any]]:
@@ -378,13 +398,3 @@ def export_csv(summaries: list[RunSummary], out: Path) -> Path:
     atomic_write_text(out, buffer.getvalue())
     return out
 
-
-def latest_row_runs(summaries: list[RunSummary], presets: list[Preset]) -> list[RunSummary]:
-    """For each preset in turn, its latest finished run whose config is still the preset's row (none for a preset
-    without one)."""
-    out = []
-    for preset in presets:
-        rows = [s for s in summaries if s.preset == preset.name and preset.is_row(s.config) and s.status == "done"]
-        if rows:
-            out.append(max(rows, key=lambda s: (s.started_at, s.id)))
-    return out

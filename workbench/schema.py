@@ -35,7 +35,7 @@ def check_summary(d: Any) -> None:
         check(isinstance(d.get(key), str) and d.get(key) != "", key, "text", d.get(key))
     check(d["status"] in STATUSES, "status", f"one of {', '.join(STATUSES)}", d["status"])
     check(isinstance(d.get("config"), dict), "config", "an object", d.get("config"))
-    for key in ("name", "preset", "reason", "device", "data_source", "engine"):
+    for key in ("name", "preset", "reason", "device", "data_source", "engine", "continues"):
         check(d.get(key) is None or isinstance(d[key], str), key, "text", d.get(key))
     for key in ("mean", "std"):
         check(d.get(key) is None or fraction(d[key]), key, "a fraction in [0, 1] or null", d.get(key))

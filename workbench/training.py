@@ -20,6 +20,7 @@ from .config import RunConfig, name_changes
 from .presets import PaperScore, Preset
 from .format import config_name, run_name
 from .networks import resolve_keep
+from .resume import Checkpoints, Continuation, claim, merged
 from .runs import RunNotSaved, RunSummary, save_run, summarize
 
 
@@ -36,6 +37,7 @@ class NamedRun:
     tags: tuple[str, ...] = ()
     note: str = ""
     weights: str | None = None  # the rounds whose networks the record keeps: all, first, none (None: networks.py)
+    resume: Continuation | None = field(default=None, repr=False)  # where it continues from (resume.py)
 
     @classmethod
     def of(cls, config: RunConfig, preset: Preset | None = None, name: str | None = None,
@@ -61,6 +63,7 @@ class Group:
         self.stop = stop or threading.Event()
         self.cancelled: set[int] = set()  # indices into runs
         self.delivered: list[set[tuple[int, int]]] = [set() for _ in runs]  # (round, epoch) reported per run
+        self.reported: list[list] = [[] for _ in runs]  # the EpochRecords reported per run
         self.lock = threading.Lock()
 
     def is_set(self) -> bool:
@@ -85,10 +88,16 @@ class Group:
                 self._stop_if_only_cancelled_left()
                 return False
             self.delivered[rec.run].add((rec.round, rec.epoch))
+            self.reported[rec.run].append(rec)
             return True
 
+    def was_reported(self, index: int, round_index: int, epoch: int) -> bool:
+        with self.lock:
+            return (round_index, epoch) in self.delivered[index]
+
     def _stop_if_only_cancelled_left(self) -> None:
-        total = [run.config.rounds * run.config.epochs for run in self.runs]
+        total = [run.config.rounds * run.config.epochs - len(run.resume.history if run.resume else ())
+                 for run in self.runs]
         if all(i in self.cancelled or len(self.delivered[i]) == total[i] for i in range(len(self.runs))):
             self.stop.set()
 
@@ -118,6 +127,8 @@ class Recorded:
     result: object = field(repr=False)  # engine.RunResult
     unsaved: str = ""
     tracked: str = ""  # where an MLflow store took it, or why it did not ('' when not tracking)
+    said: str = ""  # what else happened to the user's records (a cancelled run it continued went to the trash)
+    superseded: str = ""  # the id of the cancelled record it continued, once that went to the trash
     sent: bool = False
 
 
@@ -171,23 +182,56 @@ def train_and_record(group: Group | list[NamedRun], source, engine: str = "batch
             on_epoch(rec)
 
     source_name = ""
+    checkpoints = Checkpoints(group, {})
     try:
         digits = source() if callable(source) else source
         source_name = digits.name
         why = refusal(configs, digits)
         if why:
             raise EngineError(why)
-        results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine)
+        checkpoints.folders = claim_folders(group.runs, runs_root, engine)
+        start = {i: run.resume.states for i, run in enumerate(group.runs) if run.resume}
+        results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine, start=start,
+                              on_states=checkpoints.reached if checkpoints.folders else None)
     except Exception as exc:  # no digits, no device, too big
         if refuse:
+            unclaim(checkpoints.folders)
             raise
         reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
         results = [failed_result(config, source_name, engine, reason) for config in configs]
     # a run the user cancelled keeps what was reported before the cancel, never epochs trained unseen after it
-    results = [group.as_cancelled(i, r) if i in group.cancelled else r for i, r in enumerate(results)]
-    recorded = [record(run, result, runs_root) for run, result in zip(group.runs, results)]
+    results = [merged(group.as_cancelled(i, r) if i in group.cancelled else r, run.resume)
+               for i, (run, r) in enumerate(zip(group.runs, results))]
+    recorded = [record(run, result, runs_root, checkpoints.folders.get(i), checkpoints, i)
+                for i, (run, result) in enumerate(zip(group.runs, results))]
     send_to_store(recorded, track, runs_root is not None)
     return recorded
+
+
+def claim_folders(runs: list[NamedRun], runs_root: Path | None, engine: str) -> dict[int, Path]:
+    """Each run that keeps weights gets its folder before it trains, for its checkpoints; a killed run continues
+    in its own. A folder that cannot be claimed (a full disk) costs the checkpoints, not the run."""
+    folders: dict[int, Path] = {}
+    if runs_root is None:
+        return folders
+    for i, run in enumerate(runs):
+        if run.resume is not None and run.resume.folder is not None:
+            folders[i] = run.resume.folder
+        elif resolve_keep(run.config, run.weights)[0] != "none":
+            try:
+                folders[i] = claim(run, runs_root, engine)
+            except OSError:
+                continue
+    return folders
+
+
+def unclaim(folders: dict[int, Path]) -> None:
+    """Folders claimed for runs that never started (refused): nothing of theirs was computed."""
+    import shutil
+
+    for folder in folders.values():
+        if not (folder / "resume.npz").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def send_to_store(recorded: list[Recorded], track: str | None, saving: bool) -> None:
@@ -204,16 +248,39 @@ def send_to_store(recorded: list[Recorded], track: str | None, saving: bool) -> 
             r.tracked = f"{r.run.name}: not sent to MLflow (not saved locally)"
 
 
-def record(run: NamedRun, result, runs_root: Path | None) -> Recorded:
-    """A run's result saved under runs_root (or not, for None); where it cannot be saved (a full disk, a runs
-    directory that is a file), the summary stays in memory under an id of its own and says why."""
+def superseded(run: NamedRun, runs_root: Path) -> tuple[str, str]:
+    """A cancelled record that a saved run continued goes to the trash, the new record holding all it held: what
+    to say, and the id that went ('' where none did)."""
+    from .notebook import move_to_trash
+
+    old = run.resume.supersedes if run.resume else None
+    if old is None:
+        return "", ""
+    try:
+        moved = move_to_trash([old.name], runs_root)
+    except OSError as exc:
+        return f"{run.name}: the cancelled record {old.name} it continues stays ({exc.strerror or exc})", ""
+    if not moved:
+        return "", ""
+    return (f"{run.name}: continues {old.name}, which went to the trash (`digit-workbench runs restore {old.name}` "
+            "brings it back)", old.name)
+
+
+def record(run: NamedRun, result, runs_root: Path | None, folder: Path | None = None,
+           checkpoints: Checkpoints | None = None, index: int = 0) -> Recorded:
+    """A run's result saved under runs_root (or not, for None), in its claimed `folder` where it has one, with
+    what it continues from (`checkpoints`); where it cannot be saved (a full disk, a runs directory that is a
+    file), the summary stays in memory under an id of its own and says why."""
     if runs_root is None:
         return Recorded(run, summarize(result, run.name, run.preset, run.paper, edited=run.edited, tags=run.tags,
                                        note=run.note), result)
     try:
         keep, _ = resolve_keep(run.config, run.weights)
-        return Recorded(run, save_run(result, run.name, run.preset, run.paper, runs_root, run.edited, run.tags,
-                                      run.note, keep), result)
+        state = checkpoints.final(index, result.status, keep) if checkpoints is not None else None
+        summary = save_run(result, run.name, run.preset, run.paper, runs_root, run.edited, run.tags, run.note, keep,
+                           folder, state, run.resume.continues if run.resume else None)
+        said, gone = superseded(run, runs_root)
+        return Recorded(run, summary, result, said=said, superseded=gone)
     except RunNotSaved as exc:
         unsaved = str(exc)
     except Exception as exc:  # anything else in saving: the results are still shown, with the reason

@@ -11,10 +11,11 @@ from ..config import ENGINES, RunConfig
 from ..data import DigitSource
 from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, cuda_unavailable_reason,
                    merge_rounds, resolve_device)
-from .scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams, plan_jobs,
+from .scheduler import (SideBySide, StackJob, Starts, check_memory, cores_for, failed_result, on_streams, plan_jobs,
                         train_group)
+from .state import OnStates, RoundState
 
-__all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RunResult", "cuda_unavailable_reason",
+__all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RoundState", "RunResult", "cuda_unavailable_reason",
            "failed_result", "resolve_device", "run_configs", "stack_groups"]
 
 
@@ -27,10 +28,13 @@ def stack_groups(configs: list[RunConfig]) -> list[list[int]]:
 
 
 def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
-                cancel: CancelFlag | None = None, engine: str = "batched", validation: int = 0) -> list[RunResult]:
+                cancel: CancelFlag | None = None, engine: str = "batched", validation: int = 0,
+                start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
     """Train every config; results come back in the order given. A device that cannot be had raises
     EngineError before anything trains; any failure during training becomes a failed RunResult.
-    With `validation` > 0 each round also scores that many validation pairs drawn from training digits."""
+    With `validation` > 0 each round also scores that many validation pairs drawn from training digits.
+    `start` (by config index, then round) continues rounds from an earlier epoch's state (engine/state.py);
+    `on_states` sees every round's state after each epoch, to continue it later."""
     if engine not in ENGINES:
         raise EngineError(f"engine: unknown engine {engine!r} ({', '.join(ENGINES)})")
     for config in configs:
@@ -38,19 +42,19 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
     on_cpu = resolve_device(configs[0].device).type == "cpu"
     if engine == "batched":
         cores = cores_for(configs)
-        jobs = plan_jobs(configs, stack_groups(configs), cores if on_cpu else 1)  # a GPU stack is never split
+        jobs = plan_jobs(configs, stack_groups(configs), cores if on_cpu else 1, start)  # a GPU stack: never split
         workers = min(cores, len(jobs))
     else:
         jobs, workers = [StackJob(i, (i,), range(c.rounds)) for i, c in enumerate(configs)], 1
     if on_cpu:
         check_memory(configs, jobs, workers)
     if workers > 1 and not on_cpu:
-        finished = on_streams(configs, jobs, source, on_epoch, cancel, workers, validation)
+        finished = on_streams(configs, jobs, source, on_epoch, cancel, workers, validation, start, on_states)
     elif workers > 1:
-        finished = SideBySide(configs, jobs, source, on_epoch, cancel, workers, validation).run()
+        finished = SideBySide(configs, jobs, source, on_epoch, cancel, workers, validation, start, on_states).run()
     else:
         finished = [(job, train_group(configs, list(job.group), source, on_epoch, cancel, engine, validation,
-                                      job.rounds if engine == "batched" else None)) for job in jobs]
+                                      job.rounds if engine == "batched" else None, start, on_states)) for job in jobs]
     parts: list[list[RunResult]] = [[] for _ in configs]
     for job, done in finished:
         for i, result in zip(job.group, done):

@@ -13,6 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +27,12 @@ from .cuda_graph import EpochProgram, StepGraph
 from .adam import StackAdam
 from .loss import loss_weights, replica_losses, step_scales
 from .stacked import StackedNet, accuracies, evaluate_stack, stack_outputs, stack_pairs, train_step
+from .state import OnStates, RoundState, load_weights, restore_stack, stack_state
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
 Replica = tuple[int, RunConfig, int]  # (index into the stack's runs, config, round)
+Starts = dict[int, dict[int, RoundState]]  # run index -> round -> where it continues from
 
 
 @contextmanager
@@ -45,14 +48,17 @@ def one_thread():
 
 
 def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: OnEpoch | None = None,
-              cancel: CancelFlag | None = None, validation: int = 0, rounds: range | None = None) -> list[RunResult]:
+              cancel: CancelFlag | None = None, validation: int = 0, rounds: Sequence[int] | None = None,
+              start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
     """Train every round (or the given `rounds`) of every (run index, config) in one stack; the configs differ
-    at most in their loss. A round's numbers do not depend on which rounds train beside it."""
+    at most in their loss. A round's numbers do not depend on which rounds train beside it. `start` holds, by
+    run index and round, where rounds continue from (all of the stack's from one epoch); `on_states` sees each
+    round's state after each epoch."""
     with one_thread():
-        return _run_stack(runs, source, on_epoch, cancel, validation, rounds)
+        return _run_stack(runs, source, on_epoch, cancel, validation, rounds, start or {}, on_states)
 
 
-def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunResult]:
+def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_states) -> list[RunResult]:
     cancel = cancel or NeverCancel()
     first = runs[0][1]
     assert all(c.architecture_key() == first.architecture_key() for _, c in runs), "one architecture per stack"
@@ -66,13 +72,22 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
     # paths (a plain matrix product instead of a batched one) that round differently.
     trained = replicas * 2 if len(replicas) == 1 else replicas
     train, test, val = replica_pairs(trained, source, validation, device)
+    states = [start.get(runs[i][0], {}).get(r) for i, _, r in trained]
     with INIT_LOCK:
-        models = [init_model(c, r) for _, c, r in trained]
+        models = [init_model(c, r) if s is None else load_weights(init_model(c, r), s) for (_, c, r), s in
+                  zip(trained, states)]
+    names = [name for name, _ in models[0].named_parameters()]
     net = StackedNet(models, device, first.batch_size)
     trainer = EpochTrainer(net, trained, device)
+    begun = {s.epoch if s is not None else 0 for s in states}
+    if len(begun) > 1:
+        raise ValueError("the rounds of one stack must start from one epoch")  # run_configs plans them so
+    begun = begun.pop()
+    if begun:
+        restore_stack(net, trainer.optimizer, states, names)
 
-    cancelled = False
-    for epoch in range(1, first.epochs + 1):
+    cancelled, outputs = False, None
+    for epoch in range(begun + 1, first.epochs + 1):
         epoch_started = time.perf_counter()
         lr = trainer.lr
         figures = trainer.train_epoch(epoch, train, cancel)
@@ -81,15 +96,18 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds) -> list[RunRe
             break
         outputs = stack_outputs(net, test)  # the last epoch's are also the round's predictions
         report.epoch(epoch, lr, figures, *accuracies(*outputs, test), time.perf_counter() - epoch_started)
+        if on_states is not None:
+            report.states(net, trainer.optimizer, names, epoch, on_states)
         if not report.any_alive():
             break
     if not cancelled:
+        outputs = outputs or stack_outputs(net, test)  # a round resumed at its last epoch trains no more
         report.flag_divergence()
         if val is not None:  # a sweep trial: scored on validation pairs, no predictions needed
             report.validation(evaluate_stack(net, val)[0])
         else:
             report.predictions(*outputs, test)
-            report.keep_weights(net, [name for name, _ in models[0].named_parameters()])
+            report.keep_weights(net, names)
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
 
 
@@ -244,6 +262,11 @@ class StackReport:
             if res.status == "done":
                 res.predictions = predictions_of(logits[k], None if digit_logits is None else digit_logits[k],
                                                  test.input[k], test.target[k], test.classes[k], config.aux_loss)
+
+    def states(self, net, optimizer, names: list[str], epoch: int, on_states: OnStates) -> None:
+        """Each replica still training, as it stands after `epoch` (to continue it later)."""
+        on_states([(self.runs[i][0], r, stack_state(net, optimizer, k, names, epoch))
+                   for k, (i, _, r) in enumerate(self.replicas) if self.alive[k]])
 
     def keep_weights(self, net, names: list[str]) -> None:
         """Each finished replica's network after its last epoch, named as the reference model names it."""

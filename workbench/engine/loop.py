@@ -12,6 +12,7 @@ from ..randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, 
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, kept_weights, library_versions, predictions_of, resolve_device)
 from .loss import pair_loss
+from .state import OnStates, RoundState, loop_state, restore_loop
 
 
 @torch.no_grad()
@@ -28,18 +29,23 @@ def evaluate(model: torch.nn.Module, pairs: PairSet) -> tuple[float, float | Non
 
 
 def train_round(config: RunConfig, source: DigitSource, round_index: int, device: torch.device, run: int,
-                on_epoch: OnEpoch, cancel: CancelFlag, validation: int = 0) -> RoundResult:
+                on_epoch: OnEpoch, cancel: CancelFlag, validation: int = 0, start: RoundState | None = None,
+                on_states: OnStates | None = None) -> RoundResult:
+    """One round from its initial weights, or from `start` (its state after an earlier epoch); `on_states` sees
+    its state after each epoch."""
     sets = [p.to(device) for p in round_pairs(source, config.pairs, config.seed, round_index, validation)]
     round_train, test = sets[0], sets[1]
     model = init_model(config, round_index).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if start is not None:
+        restore_loop(model, optimizer, start)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
     result = RoundResult(round=round_index, seed=weights_seed(config.seed, round_index), status="done")
     layout = DropoutLayout.of(model, config.batch_size)
     stream = DropoutStream([(config.seed, round_index)], layout, device)
     step_draws = StepDraws(layout)
     attach_draws(model, step_draws)
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(start.epoch + 1 if start else 1, config.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         model.train()
@@ -47,25 +53,11 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         train = augmented(train, config, round_index, epoch)
         order = batch_order(config, round_index, epoch, len(train)).to(device)
         stream.start_epoch(epoch)
-        loss_sum = torch.zeros((), device=device)
-        hits = torch.zeros((), device=device)
-        steps = 0
-        for step, start in enumerate(range(0, len(train), config.batch_size)):
-            if cancel.is_set():
-                result.status = "cancelled"
-                return result
-            draws = stream.step(step)
-            if draws is not None:
-                step_draws.start(draws[0])
-            idx = order[start:start + config.batch_size]
-            out, digits = model(train.input[idx])
-            loss = pair_loss(out, digits, train.target[idx], train.classes[idx], config.aux_loss, config.alpha)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            hits += ((out.detach() > 0).float() == train.target[idx]).sum()
-            steps += 1
+        trained = epoch_steps(model, optimizer, config, train, order, stream, step_draws, cancel)
+        if trained is None:
+            result.status = "cancelled"
+            return result
+        loss_sum, hits, steps = trained
         schedule.step()
         train_loss = (loss_sum / steps).item()
         if not finite(train_loss):
@@ -78,6 +70,8 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc
         on_epoch(EpochRecord(run, round_index, epoch, train_loss, train_acc, test_acc, digit_acc, lr,
                              time.perf_counter() - started))
+        if on_states is not None:
+            on_states([(run, round_index, loop_state(model, optimizer, epoch))])
     flag_divergence(config, result)
     if validation and result.status == "done":
         result.val_acc = evaluate(model, sets[2])[0]
@@ -91,9 +85,36 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
     return result
 
 
+def epoch_steps(model, optimizer, config: RunConfig, train: PairSet, order: torch.Tensor, stream: DropoutStream,
+                step_draws: StepDraws, cancel: CancelFlag) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """One epoch's Adam steps in the epoch's order: (summed loss, hits, steps), or None when cancelled part-way."""
+    device = train.input.device
+    loss_sum = torch.zeros((), device=device)
+    hits = torch.zeros((), device=device)
+    steps = 0
+    for step, first in enumerate(range(0, len(train), config.batch_size)):
+        if cancel.is_set():
+            return None
+        draws = stream.step(step)
+        if draws is not None:
+            step_draws.start(draws[0])
+        idx = order[first:first + config.batch_size]
+        out, digits = model(train.input[idx])
+        loss = pair_loss(out, digits, train.target[idx], train.classes[idx], config.aux_loss, config.alpha)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()
+        hits += ((out.detach() > 0).float() == train.target[idx]).sum()
+        steps += 1
+    return loss_sum, hits, steps
+
+
 def run_loop(config: RunConfig, run: int, source: DigitSource, on_epoch: OnEpoch | None = None,
-             cancel: CancelFlag | None = None, validation: int = 0) -> RunResult:
-    """Train one config's rounds one after another; records carry `run`, the config's index in the caller's list."""
+             cancel: CancelFlag | None = None, validation: int = 0, start: dict[int, RoundState] | None = None,
+             on_states: OnStates | None = None) -> RunResult:
+    """Train one config's rounds one after another (each from its state in `start`, where it has one); records
+    carry `run`, the config's index in the caller's list."""
     cancel = cancel or NeverCancel()
     device = resolve_device(config.device)
     history: list[EpochRecord] = []
@@ -111,7 +132,7 @@ def run_loop(config: RunConfig, run: int, source: DigitSource, on_epoch: OnEpoch
         if cancel.is_set():
             status = "cancelled"
             break
-        rr = train_round(config, source, r, device, run, record, cancel, validation)
+        rr = train_round(config, source, r, device, run, record, cancel, validation, (start or {}).get(r), on_states)
         rounds.append(rr)
         if rr.status != "done":
             status, reason = rr.status, rr.reason

@@ -18,6 +18,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
+from typing import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
@@ -27,6 +28,9 @@ from ..data import DigitSource
 from ..architecture import cnn_side, conv1_side, weight_count
 from ..procs import exit_with_parent, spawn_context
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
+from .state import OnStates, RoundState
+
+Starts = dict[int, dict[int, RoundState]]  # run index -> round -> the state it continues from
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
 
@@ -44,13 +48,23 @@ class StackJob:
 
     number: int
     group: tuple[int, ...]
-    rounds: range
+    rounds: Sequence[int]
 
 
-def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int) -> list[StackJob]:
+def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
+              start: Starts | None = None) -> list[StackJob]:
     """One job per stack; while cores would sit idle, the costliest stack is split by rounds into two (a
-    round's numbers do not depend on its stack-mates), if each half is worth a process start."""
-    jobs = [(tuple(g), range(configs[g[0]].rounds)) for g in groups]
+    round's numbers do not depend on its stack-mates), if each half is worth a process start. Runs that continue
+    (`start`) train alone, a stack for each epoch their rounds continue from."""
+    jobs = [(tuple(g), range(configs[g[0]].rounds)) for g in groups if not start or not any(i in start for i in g)]
+    for i in sorted(start or {}):
+        begun: dict[int, list[int]] = {}
+        for r in range(configs[i].rounds):
+            state = start[i].get(r)
+            begun.setdefault(state.epoch if state is not None else 0, []).append(r)
+        jobs += [((i,), tuple(rounds)) for rounds in begun.values()]
+    jobs += [((i,), range(configs[i].rounds)) for g in groups if start and any(j in start for j in g)
+             for i in g if i not in start]
     while len(jobs) < cores:
         group, rounds = max(jobs, key=lambda j: stack_cost(configs, j[0], j[1]))
         if len(rounds) < 2 or stack_cost(configs, group, rounds) < 2 * SPLIT_WORTH_S:
@@ -106,8 +120,8 @@ def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int)
 
 
 def train_group(configs: list[RunConfig], group: list[int], source: DigitSource, on_epoch: OnEpoch | None,
-                cancel: CancelFlag | None, engine: str, validation: int = 0,
-                rounds: range | None = None) -> list[RunResult]:
+                cancel: CancelFlag | None, engine: str, validation: int = 0, rounds: Sequence[int] | None = None,
+                start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
     from .batched import run_stack
     from .loop import run_loop
@@ -116,8 +130,10 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
         return [failed_result(configs[i], source.name, engine, "", "cancelled") for i in group]
     try:
         if engine == "batched":
-            return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel, validation, rounds)
-        return [run_loop(configs[i], i, source, on_epoch, cancel, validation) for i in group]
+            return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel, validation, rounds, start,
+                             on_states)
+        return [run_loop(configs[i], i, source, on_epoch, cancel, validation, (start or {}).get(i), on_states)
+                for i in group]
     except Exception as exc:  # out of memory, a driver error: the run fails, the caller goes on
         reason = f"{type(exc).__name__}: {exc}".strip()
         if not isinstance(exc, RuntimeError):
@@ -148,7 +164,8 @@ def gpu_stacks() -> int:
 
 
 def on_streams(configs: list[RunConfig], jobs: list[StackJob], source: DigitSource, on_epoch: OnEpoch | None,
-               cancel: CancelFlag | None, workers: int, validation: int) -> list[tuple[StackJob, list[RunResult]]]:
+               cancel: CancelFlag | None, workers: int, validation: int, start: Starts | None = None,
+               on_states: OnStates | None = None) -> list[tuple[StackJob, list[RunResult]]]:
     """Stacks on `workers` threads of this process, longest first, each on a CUDA stream of its own (on a CPU,
     the same threads without streams: the tests check the plumbing there). A stack's numbers do not depend on
     which thread or stream trains it; records reach `on_epoch` one at a time."""
@@ -162,12 +179,16 @@ def on_streams(configs: list[RunConfig], jobs: list[StackJob], source: DigitSour
             with lock:
                 on_epoch(rec)
 
+    def report_states(states: list[tuple[int, int, RoundState]]) -> None:
+        with lock:
+            on_states(states)
+
     def train(job: StackJob) -> tuple[StackJob, list[RunResult]]:
         device = resolve_device(configs[job.group[0]].device)
         stream = torch.cuda.Stream(device) if device.type == "cuda" else None
         with torch.cuda.stream(stream) if stream is not None else nullcontext():
             return job, train_group(configs, list(job.group), source, report, cancel, "batched", validation,
-                                    job.rounds)
+                                    job.rounds, start, report_states if on_states else None)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="gpu-stack") as pool:
         return list(pool.map(train, longest_first(configs, jobs)))
@@ -204,10 +225,13 @@ def _worker_init(parent: int, records, stop, source) -> None:
     _worker.update(records=records, stop=stop, source=source)
 
 
-def _worker_train(configs: list[RunConfig], job: StackJob, validation: int) -> list[RunResult]:
-    _worker["records"].put(("started", job.number))  # a cancel waits for started stacks only
-    return train_group(configs, list(job.group), _worker["source"], _worker["records"].put, _worker["stop"],
-                       "batched", validation, job.rounds)
+def _worker_train(configs: list[RunConfig], job: StackJob, validation: int, start: Starts | None,
+                  states: bool) -> list[RunResult]:
+    records = _worker["records"]
+    records.put(("started", job.number))  # a cancel waits for started stacks only
+    on_states = (lambda reached: records.put(("states", reached))) if states else None
+    return train_group(configs, list(job.group), _worker["source"], records.put, _worker["stop"], "batched",
+                       validation, job.rounds, start, on_states)
 
 
 class SideBySide:
@@ -216,9 +240,10 @@ class SideBySide:
     cancel reaches every stack."""
 
     def __init__(self, configs: list[RunConfig], jobs: list[StackJob], source: DigitSource,
-                 on_epoch: OnEpoch | None, cancel: CancelFlag | None, workers: int, validation: int):
+                 on_epoch: OnEpoch | None, cancel: CancelFlag | None, workers: int, validation: int,
+                 start: Starts | None = None, on_states: OnStates | None = None):
         self.configs, self.source, self.on_epoch, self.cancel = configs, source, on_epoch, cancel
-        self.workers, self.validation = workers, validation
+        self.workers, self.validation, self.start, self.on_states = workers, validation, start, on_states
         self.todo = deque(longest_first(configs, jobs))
         self.finished: list[tuple[StackJob, list[RunResult]]] = []
         self.lock = threading.Lock()  # guards todo and finished, and hands records to on_epoch one at a time
@@ -240,7 +265,8 @@ class SideBySide:
         try:  # this thread trains on one torch thread, as every stack does (batched.one_thread)
             while job is not None:
                 results = train_group(self.configs, list(job.group), self.source, self._report, self.cancel,
-                                      "batched", self.validation, job.rounds)
+                                      "batched", self.validation, job.rounds, self.start,
+                                      self._report_states if self.on_states else None)
                 self._finish(job, results)
                 job = self._take()
         finally:
@@ -270,8 +296,14 @@ class SideBySide:
             with self.lock:
                 self.on_epoch(rec)
 
+    def _report_states(self, states: list[tuple[int, int, RoundState]]) -> None:
+        with self.lock:
+            self.on_states(states)
+
     def _receive(self, item) -> None:
-        if isinstance(item, tuple):
+        if isinstance(item, tuple) and item[0] == "states":
+            self._report_states(item[1])
+        elif isinstance(item, tuple):
             self.started.add(item[1])
         else:
             self._report(item)
@@ -290,7 +322,8 @@ class SideBySide:
         pending: dict = {}
         while True:
             while len(pending) < self.workers - 1 and (job := self._take()) is not None:
-                pending[pool.submit(_worker_train, self.configs, job, self.validation)] = job
+                pending[pool.submit(_worker_train, self.configs, job, self.validation, self.start,
+                                    self.on_states is not None)] = job
             if not pending and not self.todo and self.here_done.is_set():
                 break
             self._drain(timeout=0.05)

@@ -4,8 +4,8 @@ its actions stay bindings of the app; kept light (the compare screen is imported
 from __future__ import annotations
 
 from ..presets import TABLE_II
-from ..notebook import move_to_trash, restore, trash_dir
-from ..runs import RunSummary, export_csv, latest_row_runs
+from ..notebook import latest_row_runs, move_to_trash, restore, trash_dir
+from ..runs import RunSummary, export_csv
 from .confirm import Confirm
 from .details import RunDetails
 from .form import ConfigForm
@@ -33,8 +33,44 @@ class RunsActions:
                 self.notify(f"form loaded from {markup(summary.name)}")
             elif answer == "playground":
                 self.action_playground([summary])
+            elif answer == "resume":
+                self.resume_run(summary)
 
         self.push_screen(RunDetails(summary), load)
+
+    def action_resume(self) -> None:
+        table = self.query_one(ResultsTable)
+        self.resume_run(table.summaries.get(table.current_id()))
+
+    def resume_run(self, summary: RunSummary | None) -> None:
+        """A cancelled run queued to continue from its kept state to its planned epochs, on its engine: it trains
+        as if it had never stopped, and its record replaces the cancelled one (which goes to the trash)."""
+        from ..resume import ResumeUnreadable, continuation_of
+
+        if summary is None:
+            self.notify("no run to resume: the results table is empty", title="Resume", severity="warning")
+            return
+        if summary.status != "cancelled":
+            self.notify(markup(f"{summary.name} is {summary.status}: a cancelled run continues here; "
+                               f"`digit-workbench resume {summary.id} --epochs N` extends a done one"), title="Resume")
+            return
+        if any(item.run.resume and item.run.resume.continues == summary.id for item in [*self.runs.running, *self.runs.waiting]):
+            self.notify(markup(f"{summary.name} is queued to continue already"), title="Resume")
+            return
+        try:
+            run, engine, _ = continuation_of(summary.id, self.runs_root)
+        except (LookupError, ResumeUnreadable) as exc:
+            self.notify(markup(str(exc)), title="Cannot resume", severity="error", timeout=10)
+            return
+        if engine != self.engine:
+            self.notify(markup(f"{summary.name} trained on the {engine} engine and this app trains on {self.engine}: "
+                               f"`digit-workbench resume {summary.id}` continues it"), title="Cannot resume",
+                        severity="error", timeout=10)
+            return
+        reached = min((s.epoch for s in run.resume.states.values()), default=0)
+        self.enqueue(run)
+        self.notify(markup(f"queued {run.name}: continues from epoch {reached} of {run.config.epochs}"),
+                    title="Resume")
 
     def action_trash_runs(self) -> None:
         """The marked runs, else the one under the cursor, into the runs folder's trash (whole, one rename each)."""

@@ -211,6 +211,8 @@ class WorkbenchApp(RunsActions, App):
         live = self.query_one(LiveView)
         summary: RunSummary = message.summary
         self.query_one(ResultsTable).put(summary)
+        if message.superseded:
+            self.query_one(ResultsTable).drop([message.superseded])
         line = f"test {mean_std_label(summary.mean, summary.std)} %"
         if summary.paper:
             line += f" · paper {summary.paper.label()} %"

@@ -38,6 +38,7 @@ class RunDetails(ModalScreen[str | None]):
                 Binding("w", "tab('d-learned')", "What it learned"),
                 Binding("i", "learned_change", "Weights / change", show=False),
                 Binding("t", "notes", "Tags and note"), Binding("p", "playground", "Playground"),
+                Binding("g", "resume", "Resume", show=False),
                 Binding("left_square_bracket", "data_round(-1)", "Previous round", show=False),
                 Binding("right_square_bracket", "data_round(1)", "Next round", show=False)]
 
@@ -230,6 +231,9 @@ class RunDetails(ModalScreen[str | None]):
 
     def action_playground(self) -> None:
         self.dismiss("playground")
+
+    def action_resume(self) -> None:
+        self.dismiss("resume")
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -84,7 +84,7 @@ class ResultsTable(DataTable):
     BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
                 Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.compare", "Compare marked"),
                 Binding("a", "app.scatter", "Across runs"),
-                Binding("p", "app.playground", "Playground"),
+                Binding("p", "app.playground", "Playground"), Binding("g", "app.resume", "Resume"),
                 Binding("delete,backspace", "app.trash_runs", "To trash"),
                 Binding("u", "app.undo_trash", "Undo trash", show=False)]
 

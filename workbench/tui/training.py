@@ -45,4 +45,4 @@ def train_queue_group(queue: RunQueue, load_digits: Callable, engine: str, runs_
                                 on_epoch=progress.add, refuse=False)
     progress.flush()
     for item, r in zip(items, recorded):
-        post(RunFinished(item.id, r.summary, r.unsaved, r.tracked, r.sent))
+        post(RunFinished(item.id, r.summary, r.unsaved, r.tracked, r.sent, r.said, r.superseded))

@@ -1,0 +1,90 @@
+"""Where a round's training stands after an epoch, taken from either engine and given back to it: the weights,
+Adam's two moments and step count, and the learning rate the next epoch uses. Every random draw of an epoch
+comes from (seed, round, epoch) (randomness.py), so with these a round continues exactly where it stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .base import kept_weights
+
+MOMENTS = ("exp_avg", "exp_avg_sq")
+
+
+@dataclass
+class RoundState:
+    """One round after epoch `epoch`, by the reference model's parameter names (float32, on the CPU)."""
+
+    epoch: int
+    steps: float  # Adam steps taken
+    lr: float  # the learning rate of the next epoch, exactly as the schedule computed it
+    weights: dict[str, np.ndarray]
+    exp_avg: dict[str, np.ndarray]
+    exp_avg_sq: dict[str, np.ndarray]
+
+
+# after an epoch of one stack (or one round of the loop): (run index, round, its state) of each round it trained
+OnStates = Callable[[list[tuple[int, int, RoundState]]], None]
+
+
+# ------------------------------------------------------------------ the loop engine: a module and torch's Adam
+
+def loop_state(model: torch.nn.Module, optimizer: torch.optim.Adam, epoch: int) -> RoundState:
+    named = list(model.named_parameters())
+    state = [optimizer.state[p] for _, p in named]
+    return RoundState(epoch, float(state[0]["step"]), float(optimizer.param_groups[0]["lr"]), kept_weights(named),
+                      *(kept_weights((name, s[m]) for (name, _), s in zip(named, state)) for m in MOMENTS))
+
+
+@torch.no_grad()
+def restore_loop(model: torch.nn.Module, optimizer: torch.optim.Adam, state: RoundState) -> None:
+    """Before the schedule is made: it takes the group's rate as where it starts."""
+    device = next(model.parameters()).device
+    load_weights(model, state)
+    for name, p in model.named_parameters():
+        optimizer.state[p] = {"step": torch.tensor(state.steps, dtype=torch.float32),
+                              **{m: torch.from_numpy(getattr(state, m)[name]).to(device) for m in MOMENTS}}
+    optimizer.param_groups[0]["lr"] = state.lr
+
+
+# ------------------------------------------------------------------ the batched engine: one stack's flat buffers
+
+def twin(view: torch.Tensor, flat: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """The view of `other` that holds what `view` holds of `flat` (Adam's moments lie as the weights do)."""
+    return other.as_strided(view.shape, view.stride(), other.storage_offset() + view.storage_offset()
+                            - flat.storage_offset())
+
+
+def stack_state(net, optimizer, replica: int, names: list[str], epoch: int) -> RoundState:
+    views = net.replica_parameters(replica)
+    return RoundState(epoch, float(optimizer.steps), float(optimizer.lr), kept_weights(zip(names, views)),
+                      *(kept_weights((name, twin(v, net.flat, getattr(optimizer, m))) for name, v in zip(names, views))
+                        for m in MOMENTS))
+
+
+@torch.no_grad()
+def restore_stack(net, optimizer, states: list[RoundState], names: list[str]) -> None:
+    """Every replica's moments, and the stack's shared step count and rate (one per stack: its replicas share the
+    training settings and start at one epoch). The weights went in with the models the stack was built from."""
+    first = states[0]
+    if any((s.epoch, s.steps, s.lr) != (first.epoch, first.steps, first.lr) for s in states):
+        raise ValueError("the rounds of one stack must start from one epoch")
+    for k, state in enumerate(states):
+        for name, view in zip(names, net.replica_parameters(k)):
+            for m in MOMENTS:
+                twin(view, net.flat, getattr(optimizer, m)).copy_(torch.from_numpy(getattr(state, m)[name]))
+    optimizer.steps.fill_(first.steps)
+    optimizer.lr = first.lr
+    if optimizer.lr_tensor is not None:
+        optimizer.lr_tensor.fill_(first.lr)
+
+
+@torch.no_grad()
+def load_weights(model: torch.nn.Module, state: RoundState) -> torch.nn.Module:
+    for name, p in model.named_parameters():
+        p.copy_(torch.from_numpy(state.weights[name]))
+    return model
