@@ -6,7 +6,9 @@ alternated A B A B, medians; and the size and write time of the largest preset's
 
 Without checkpoints is the same call with no folder claimed (training.claim_folders patched to claim none), so
 the records, weights included, are written alike; the difference is the checkpoints' whole cost, states taken
-off the stacks and written. Batched engine, CPU, the embedded digits.
+off the stacks and written. The time the calling process spends in the checkpoint calls (states kept, files
+built and written) is printed too: on a loaded VM it is the steadier figure. Batched engine, CPU, the embedded
+digits.
 """
 
 from __future__ import annotations
@@ -39,28 +41,76 @@ def main() -> int:
     presets = load_presets()
     source = load_source("embedded")
     claim = training.claim_folders
+    spent = {"reached": 0.0, "writes": 0}
+    reached, write = training.Checkpoints.reached, training.Checkpoints.write
 
-    def table2(checkpoints: bool) -> tuple[float, int]:
+    def timed_reached(self, states):  # this process's share: states kept, files built and written
+        started = time.perf_counter()
+        reached(self, states)
+        spent["reached"] += time.perf_counter() - started
+
+    def counted_write(self, i):
+        spent["writes"] += 1
+        write(self, i)
+
+    training.Checkpoints.reached, training.Checkpoints.write = timed_reached, counted_write
+
+    def cpu_seconds() -> float:  # this process and its finished children (the stack workers): steadier than the
+        import resource           # wall clock on a VM whose neighbours take its cores at times
+
+        return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+                   for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+    def table2(checkpoints: bool) -> tuple[float, float, int]:
         training.claim_folders = claim if checkpoints else (lambda *a, **k: {})
         runs = [training.NamedRun.of(presets[name].config.replace(device="cpu"), presets[name]) for name in TABLE_II]
+        spent.update(reached=0.0, writes=0)
         with tempfile.TemporaryDirectory() as root:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds()
             recorded = training.train_and_record(runs, source, runs_root=Path(root))
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
             kept = sum(1 for r in recorded if (r.summary.path / "resume.npz").exists())
-        return seconds, kept
+        return seconds, cpu, kept
 
     times: dict[bool, list[float]] = {True: [], False: []}
+    cpus: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(args.pairs):
         for checkpoints in (True, False):
-            seconds, kept = table2(checkpoints)
+            seconds, cpu, kept = table2(checkpoints)
             times[checkpoints].append(seconds)
-            print(f"Table II {'with' if checkpoints else 'without'} checkpoints: {seconds:.1f} s "
-                  f"({kept} records keep resume.npz)", flush=True)
+            cpus[checkpoints].append(cpu)
+            print(f"Table II {'with' if checkpoints else 'without'} checkpoints: {seconds:.1f} s, CPU {cpu:.1f} s "
+                  f"({kept} records keep resume.npz; {spent['writes']} checkpoint files written, "
+                  f"{spent['reached']:.2f} s in the training process's checkpoint calls)", flush=True)
     training.claim_folders = claim
     on, off = statistics.median(times[True]), statistics.median(times[False])
     print(f"median: with {on:.1f} s, without {off:.1f} s: checkpoints cost {100 * (on - off) / off:+.2f} % "
           f"of Table II's time")
+    on, off = statistics.median(cpus[True]), statistics.median(cpus[False])
+    print(f"median CPU time: with {on:.1f} s, without {off:.1f} s: checkpoints cost {100 * (on - off) / off:+.2f} % "
+          "of Table II's CPU time")
+
+    # all of the work in one process, each part timed: taking the states off the stacks (every one of them, as
+    # the workers would), building the files and writing them
+    import os
+
+    import workbench.engine.state as state
+
+    parts = {"take": 0.0}
+    take = state.Taking.take
+
+    def timed_take(self, on_states, states):
+        started = time.perf_counter()
+        take(self, on_states, states)
+        parts["take"] += time.perf_counter() - started
+
+    state.Taking.take = timed_take
+    os.environ["DIGIT_WORKBENCH_PROCESSES"] = "1"
+    seconds, _, _ = table2(True)
+    print(f"in one process: Table II {seconds:.1f} s; taking states {parts['take']:.2f} s, checkpoint files "
+          f"{spent['reached']:.2f} s ({spent['writes']} written): "
+          f"{100 * (parts['take'] + spent['reached']) / seconds:.2f} % of its time, before the records' own "
+          "resume.npz")
 
     config = presets["table4-cnn-best"].config
     shapes = {n: tuple(p.shape) for n, p in build_model(config).named_parameters()}

@@ -208,3 +208,22 @@ async def test_g_in_the_results_continues_a_cancelled_run_and_its_record_replace
         await pilot.press("g")  # a done run continues only from the command line, with more epochs
         await pilot.pause(0.2)
         assert any("--epochs N" in str(n.message) for n in app._notifications)
+
+
+def test_a_run_cancelled_long_after_its_last_checkpoint_trains_the_epochs_since_again_to_the_same_numbers(
+        source, tmp_path, monkeypatch):
+    import workbench.engine.state as state
+
+    monkeypatch.setattr(state, "TAKING_SHARE", 1e-9)  # states taken after the first epoch and the last only
+    config = tiny(epochs=5, **CONFIGS["fcn"])
+    group = Group([NamedRun("stopped", config)])
+    (stopped,) = train_and_record(group, source, runs_root=tmp_path,
+                                  on_epoch=lambda rec: group.cancel(0) if (rec.epoch, rec.round) == (4, 2) else None)
+    assert [r["epochs"] for r in stopped.summary.rounds] == [4, 4, 4]  # the record holds every reported epoch
+    states, history = read_states(stopped.summary.path, config)
+    assert {s.epoch for s in states.values()} == {1} and {h.epoch for h in history} == {1}
+    run, engine, _ = continuation_of(stopped.summary.id, tmp_path)
+    (resumed,) = train_and_record([run], source, engine=engine, runs_root=tmp_path)
+    (whole,) = train_and_record([NamedRun("whole", config)], source)
+    same_numbers(whole.result, resumed.result)
+    assert sorted((h.round, h.epoch) for h in resumed.result.history) == [(r, e) for r in range(3) for e in range(1, 6)]

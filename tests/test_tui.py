@@ -421,7 +421,8 @@ async def test_quit_during_a_run_confirms_then_stops_the_run_and_ends(make_app, 
         await wait_until(pilot, lambda: not app.is_running, timeout=10)
         assert time.monotonic() - started < 10  # the app ends instead of hanging on the run
     (run,) = list((tmp_path / "runs").iterdir())
-    assert sorted(p.name for p in run.iterdir()) == ["history.csv", "summary.json"]
+    # the cancelled record, and where its training stood (to continue it: test_resume)
+    assert sorted(p.name for p in run.iterdir()) == ["history.csv", "resume.npz", "summary.json"]
     assert '"status": "cancelled"' in (run / "summary.json").read_text()
 
 

@@ -27,7 +27,7 @@ PARTS = ("weights", "exp_avg", "exp_avg_sq")
 HISTORY_COLUMNS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 RESUME_LIMIT = 3 * 2**31  # three copies of the largest weights file networks.py reads
 NPY_HEADER = 1024
-CHECKPOINT_SHARE = 0.02  # of the training time, at most, spent writing checkpoints
+CHECKPOINT_SHARE = 0.0025  # of the training time, at most, spent writing checkpoints (as much taking the states)
 
 
 class ResumeUnreadable(Exception):
@@ -159,10 +159,10 @@ def run_description(run, engine: str) -> dict:
 
 
 class Checkpoints:
-    """Each claimed run's state on disk as training goes (resume.npz in its folder), the states of the epochs its
-    group reported (a cancelled run keeps those of its last reported epoch). Written after an epoch whenever the
-    time since the last write is at least 1/CHECKPOINT_SHARE times what that write cost, so writing costs at most
-    that share of the training; a small network's run is written after every epoch."""
+    """Each claimed run's state on disk as training goes (resume.npz in its folder), from the states the engine
+    takes (engine/state.Taking: every few seconds, and after the last epoch) of epochs its group reported. Written
+    whenever the time since the last write is at least 1/CHECKPOINT_SHARE times what that write cost. A run
+    continues from its last state: the epochs after it are trained again, to the same numbers."""
 
     def __init__(self, group, folders: dict[int, Path]):
         self.group, self.folders = group, folders
@@ -185,13 +185,17 @@ class Checkpoints:
             self.changed.clear()
             self.next_write = time.monotonic() + (time.monotonic() - began) / CHECKPOINT_SHARE
 
+    def history(self, i: int) -> list:
+        """The epochs recorded up to where each round's state stands (a round without one starts afresh)."""
+        run, states = self.group.runs[i], self.latest[i]
+        return [h for h in [*(run.resume.history if run.resume else []), *self.group.reported[i]]
+                if h.round in states and h.epoch <= states[h.round].epoch]
+
     def write(self, i: int) -> None:
         from .fsutil import atomic_write_bytes
 
-        run = self.group.runs[i]
-        history = [*(run.resume.history if run.resume else []), *self.group.reported[i]]
         try:
-            atomic_write_bytes(self.folders[i] / RESUME_FILE, states_npz(self.latest[i], history))
+            atomic_write_bytes(self.folders[i] / RESUME_FILE, states_npz(self.latest[i], self.history(i)))
         except OSError as exc:  # a full disk: training goes on, the run's record says so at the end
             self.failed[i] = f"checkpoint not written: {exc.strerror or exc}"
 
@@ -202,8 +206,7 @@ class Checkpoints:
             return None
         if status not in ("cancelled", "done"):
             return None
-        run = self.group.runs[i]
-        return states_npz(self.latest[i], [*(run.resume.history if run.resume else []), *self.group.reported[i]])
+        return states_npz(self.latest[i], self.history(i))
 
 
 def claim(run, root: Path, engine: str) -> Path:

@@ -70,7 +70,7 @@ def predictions_of(logits: torch.Tensor, digit_logits: torch.Tensor | None, pair
 def kept_weights(named) -> dict[str, np.ndarray]:
     """A replica's weights as a record keeps them: (name, tensor) pairs in the reference model's parameter order,
     copied to the CPU as float32 arrays (from a GPU too: they reopen anywhere)."""
-    return {name: t.detach().to("cpu", torch.float32).contiguous().numpy().copy() for name, t in named}
+    return {name: t.detach().to("cpu", torch.float32).numpy().copy(order="C") for name, t in named}  # one copy
 
 
 @dataclass

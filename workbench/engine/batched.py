@@ -27,7 +27,7 @@ from .cuda_graph import EpochProgram, StepGraph
 from .adam import StackAdam
 from .loss import loss_weights, replica_losses, step_scales
 from .stacked import StackedNet, accuracies, evaluate_stack, stack_outputs, stack_pairs, train_step
-from .state import OnStates, RoundState, load_weights, restore_stack, stack_state
+from .state import OnStates, RoundState, Taking, load_weights, restore_stack, stack_state
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
@@ -86,7 +86,7 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
     if begun:
         restore_stack(net, trainer.optimizer, states, names)
 
-    cancelled, outputs = False, None
+    cancelled, outputs, taking = False, None, Taking(first.epochs)
     for epoch in range(begun + 1, first.epochs + 1):
         epoch_started = time.perf_counter()
         lr = trainer.lr
@@ -96,8 +96,8 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
             break
         outputs = stack_outputs(net, test)  # the last epoch's are also the round's predictions
         report.epoch(epoch, lr, figures, *accuracies(*outputs, test), time.perf_counter() - epoch_started)
-        if on_states is not None:
-            report.states(net, trainer.optimizer, names, epoch, on_states)
+        if on_states is not None and taking.due(epoch):
+            taking.take(on_states, lambda: report.states(net, trainer.optimizer, names, epoch))
         if not report.any_alive():
             break
     if not cancelled:
@@ -263,10 +263,10 @@ class StackReport:
                 res.predictions = predictions_of(logits[k], None if digit_logits is None else digit_logits[k],
                                                  test.input[k], test.target[k], test.classes[k], config.aux_loss)
 
-    def states(self, net, optimizer, names: list[str], epoch: int, on_states: OnStates) -> None:
-        """Each replica still training, as it stands after `epoch` (to continue it later)."""
-        on_states([(self.runs[i][0], r, stack_state(net, optimizer, k, names, epoch))
-                   for k, (i, _, r) in enumerate(self.replicas) if self.alive[k]])
+    def states(self, net, optimizer, names: list[str], epoch: int) -> list:
+        """(run index, round, state) of each replica still training, as it stands after `epoch`."""
+        return [(self.runs[i][0], r, stack_state(net, optimizer, k, names, epoch))
+                for k, (i, _, r) in enumerate(self.replicas) if self.alive[k]]
 
     def keep_weights(self, net, names: list[str]) -> None:
         """Each finished replica's network after its last epoch, named as the reference model names it."""

@@ -12,7 +12,7 @@ from ..randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, 
 from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
                    finite, kept_weights, library_versions, predictions_of, resolve_device)
 from .loss import pair_loss
-from .state import OnStates, RoundState, loop_state, restore_loop
+from .state import OnStates, RoundState, Taking, loop_state, restore_loop
 
 
 @torch.no_grad()
@@ -45,6 +45,7 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
     stream = DropoutStream([(config.seed, round_index)], layout, device)
     step_draws = StepDraws(layout)
     attach_draws(model, step_draws)
+    taking = Taking(config.epochs)
     for epoch in range(start.epoch + 1 if start else 1, config.epochs + 1):
         started = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -70,8 +71,8 @@ def train_round(config: RunConfig, source: DigitSource, round_index: int, device
         result.train_loss, result.train_acc, result.test_acc, result.digit_acc = train_loss, train_acc, test_acc, digit_acc
         on_epoch(EpochRecord(run, round_index, epoch, train_loss, train_acc, test_acc, digit_acc, lr,
                              time.perf_counter() - started))
-        if on_states is not None:
-            on_states([(run, round_index, loop_state(model, optimizer, epoch))])
+        if on_states is not None and taking.due(epoch):
+            taking.take(on_states, lambda: [(run, round_index, loop_state(model, optimizer, epoch))])
     flag_divergence(config, result)
     if validation and result.status == "done":
         result.val_acc = evaluate(model, sets[2])[0]

@@ -76,15 +76,16 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
 
 
 def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
-    """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments,
-    its pairs in three copies (sets, the epoch's order, the evaluation chunks), and the widest activations."""
+    """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments, a
+    checkpoint's copy of the weights and moments (resume.py), its pairs in three copies (sets, the epoch's order,
+    the evaluation chunks), and the widest activations."""
     c = configs[job.group[0]]
     replicas = len(job.group) * len(job.rounds)
     weights = weight_count(c)
     pairs = 3 * c.pairs * 2 * 14 * 14 * 4
     widest = max(c.hl, c.c_hl, 2 * c.bc * conv1_side(c.k) ** 2, 20)
     activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
-    return replicas * (16 * weights + pairs + activations)
+    return replicas * (28 * weights + pairs + activations)
 
 
 def available_bytes() -> int | None:
@@ -115,7 +116,8 @@ def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int)
         raise EngineError(
             f"memory: this needs about {need / 2 ** 30:.1f} GB and {available / 2 ** 30:.1f} GB are available "
             f"(the largest stack: {len(biggest.group) * len(biggest.rounds)} replicas of "
-            f"{weight_count(c) / 1e6:.1f} M weights, each kept with its gradient and Adam's two moments); "
+            f"{weight_count(c) / 1e6:.1f} M weights, each kept with its gradient, Adam's two moments and a "
+            "checkpoint's copy); "
             f"fewer rounds or smaller layers (HL, C-HL, BC) fit")
 
 

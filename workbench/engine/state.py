@@ -4,6 +4,7 @@ comes from (seed, round, epoch) (randomness.py), so with these a round continues
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,6 +30,26 @@ class RoundState:
 
 # after an epoch of one stack (or one round of the loop): (run index, round, its state) of each round it trained
 OnStates = Callable[[list[tuple[int, int, RoundState]]], None]
+
+TAKING_SHARE = 0.0025  # of a stack's training time, at most, spent taking its states off it
+
+
+class Taking:
+    """When a stack's (or a loop round's) states are taken after an epoch: after the last epoch always (a done
+    run continues from there), else once the training since the last taking is at least 1/TAKING_SHARE times
+    what that taking cost, so that taking costs at most that share; a small network is taken every few seconds,
+    a large one after every epoch."""
+
+    def __init__(self, last_epoch: int):
+        self.last_epoch, self.next_at = last_epoch, 0.0
+
+    def due(self, epoch: int) -> bool:
+        return epoch == self.last_epoch or time.monotonic() >= self.next_at
+
+    def take(self, on_states: OnStates, states: Callable[[], list]) -> None:
+        started = time.monotonic()
+        on_states(states())
+        self.next_at = time.monotonic() + (time.monotonic() - started) / TAKING_SHARE
 
 
 # ------------------------------------------------------------------ the loop engine: a module and torch's Adam
