@@ -227,3 +227,14 @@ def test_a_run_cancelled_long_after_its_last_checkpoint_trains_the_epochs_since_
     (whole,) = train_and_record([NamedRun("whole", config)], source)
     same_numbers(whole.result, resumed.result)
     assert sorted((h.round, h.epoch) for h in resumed.result.history) == [(r, e) for r in range(3) for e in range(1, 6)]
+
+
+def test_a_run_continues_only_on_the_kind_of_device_it_trained_on(source, tmp_path):
+    config = tiny(epochs=2, **CONFIGS["fcn"]).replace(device="auto")  # auto: the CPU here
+    (done,) = train_and_record([NamedRun("here", config)], source, runs_root=tmp_path)
+    assert continuation_of(done.summary.id, tmp_path, epochs=3)[0].config.epochs == 3
+    summary = done.summary.path / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "device": "cuda (NVIDIA H200)"}))
+    if DEVICE == "cpu":  # a GPU run's record on a machine without one
+        with pytest.raises(ResumeUnreadable, match=r"trained on cuda \(NVIDIA H200\); here it would train on cpu"):
+            continuation_of(done.summary.id, tmp_path, epochs=3)

@@ -152,7 +152,10 @@ def merged(result, prior: Continuation | None):
 # ------------------------------------------------------------------ while a run trains
 
 def run_description(run, engine: str) -> dict:
-    return {"name": run.name, "config": run.config.to_dict(), "preset": run.preset, "edited": run.edited,
+    from .engine import resolve_device
+
+    return {"name": run.name, "config": run.config.to_dict(), "device": resolve_device(run.config.device).type,
+            "preset": run.preset, "edited": run.edited,
             "tags": list(run.tags), "note": run.note, "weights": run.weights, "engine": engine,
             "continues": run.resume.continues if run.resume else None,
             "wall_time": run.resume.wall_time if run.resume else 0.0}
@@ -263,6 +266,7 @@ def continuation_of(ref: str, root: Path, epochs: int | None = None):
         if not writer_gone(folder):
             raise ResumeUnreadable(f"{folder.name} is still being trained by a running process")
         about, config = described(folder)
+        same_device(config, str(about.get("device") or ""), about.get("name") or folder.name)
         config = with_epochs(config, epochs, folder.name)
         states, history = read_states(folder, config)
         check_history(states, history, folder.name, config.epochs)
@@ -285,6 +289,7 @@ def of_record(ref: str, root: Path, epochs: int | None):
     if summary.status == "done" and (epochs is None or epochs <= summary.config.epochs):
         raise ResumeUnreadable(f"{summary.name} ({summary.id}) is done at its {summary.config.epochs} epochs: "
                                f"--epochs N (more than {summary.config.epochs}) extends it as a new run")
+    same_device(summary.config, summary.device, f"{summary.name} ({summary.id})")
     config = with_epochs(summary.config, epochs, summary.id)
     states, history = read_states(summary.path, summary.config)
     check_history(states, history, summary.id, config.epochs)
@@ -312,6 +317,20 @@ def named(name, config: RunConfig, preset_name, tags, note: str, weights, prior)
     if preset is None and preset_name:
         run.preset = preset_name
     return run
+
+
+def same_device(config: RunConfig, used: str, what: str) -> None:
+    """A run continues on the kind of device it trained on: a GPU's numbers are not a CPU's. Its weights reopen
+    anywhere (networks.load_network); its training goes on only where it was."""
+    from .engine import EngineError, resolve_device
+
+    try:
+        here = resolve_device(config.device).type
+    except EngineError as exc:
+        raise ResumeUnreadable(f"{what}: {exc}") from None
+    if used and used.split()[0] != here:
+        raise ResumeUnreadable(f"{what} trained on {used}; here it would train on {here}, and a device's numbers "
+                               "are its own: resume it on the device it used")
 
 
 def with_epochs(config: RunConfig, epochs: int | None, what: str) -> RunConfig:
