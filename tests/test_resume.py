@@ -189,6 +189,9 @@ async def test_g_in_the_results_continues_a_cancelled_run_and_its_record_replace
     (stopped,) = train_and_record(group, source, runs_root=tmp_path / "runs",
                                   on_epoch=lambda rec: group.cancel(0) if rec.epoch == 2 else None)
     (whole,) = train_and_record([NamedRun("whole", config)], source)
+    from workbench.tui.details import notes_text
+
+    assert "g resumes it" in notes_text(stopped.summary)  # its details say so
     app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "export.csv")
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(ResultsTable)
@@ -205,6 +208,7 @@ async def test_g_in_the_results_continues_a_cancelled_run_and_its_record_replace
         (resumed,) = table.summaries.values()  # the cancelled row left with its record
         assert resumed.status == "done" and resumed.continues == stopped.summary.id and resumed.name == "stopped"
         assert resumed.round_acc == whole.summary.round_acc
+        assert f"continues {stopped.summary.id}" in notes_text(resumed) and "g resumes" not in notes_text(resumed)
         await pilot.press("g")  # a done run continues only from the command line, with more epochs
         await pilot.pause(0.2)
         assert any("--epochs N" in str(n.message) for n in app._notifications)

@@ -17,6 +17,7 @@ from ..config import FIELDS
 from ..format import duration, mean_std_label, pct, setting, weights_label
 from ..notebook import annotate
 from ..runs import RunSummary, read_history
+from ..resume import RESUME_FILE
 from .messages import RunUpdated
 from .text import markup
 from .live import draw_curves
@@ -24,9 +25,13 @@ from .pictures import grid_text, pair_picture, weights_picture
 
 
 def notes_text(s: RunSummary) -> str:
+    continues = f" · [dim]continues {markup(s.continues)}[/dim]" if s.continues else ""
+    kept = s.status == "cancelled" and s.path is not None and (s.path / RESUME_FILE).exists()
+    resumable = " · [dim]g resumes it[/dim]" if kept else ""
     if not s.tags and not s.note:
-        return "[dim]no tags or note: t adds them[/dim]"
-    return "tags: " + (markup(", ".join(s.tags)) or "—") + (f" · note: {markup(s.note)}" if s.note else "")
+        return "[dim]no tags or note: t adds them[/dim]" + continues + resumable
+    return ("tags: " + (markup(", ".join(s.tags)) or "—") + (f" · note: {markup(s.note)}" if s.note else "")
+            + continues + resumable)
 
 
 class RunDetails(ModalScreen[str | None]):
