@@ -282,6 +282,26 @@ def test_loss_variants_share_a_stack_and_keep_their_own_losses(source, tiny):
     assert results[1].rounds[0].digit_acc > 0.3  # the aux loss teaches digits
 
 
+def test_seeds_re_pairing_and_augmentation_share_a_stack_each_with_the_numbers_it_gets_alone(source, tiny,
+                                                                                               monkeypatch):
+    """A grid over the seed, re-pairing or augmentation trains one stack: each replica draws from its own
+    streams, so each config's numbers are those it gets alone, bit for bit."""
+    import numpy as np
+
+    monkeypatch.setenv("DIGIT_WORKBENCH_PROCESSES", "1")  # one stack, this process: nothing split by rounds
+    configs = [tiny, tiny.replace(repair=True), tiny.replace(seed=3), tiny.replace(shift=1, rotate=10.0),
+               tiny.replace(seed=5, repair=True, shift=2, aux_loss=False)]
+    assert stack_groups(configs) == [[0, 1, 2, 3, 4]]
+    together = run_configs(configs, source)
+    for config, shared in zip(configs, together):
+        (alone,) = run_configs([config], source)
+        assert [r.test_acc for r in shared.rounds] == [r.test_acc for r in alone.rounds]
+        assert [r.train_loss for r in shared.rounds] == [r.train_loss for r in alone.rounds]
+        for a, b in zip(shared.rounds, alone.rounds):
+            assert all(np.array_equal(a.weights[name], b.weights[name]) for name in a.weights)
+    assert len({tuple(r.test_acc for r in result.rounds) for result in together}) == len(configs)  # all differ
+
+
 def test_cancel_reaches_stacks_in_processes(source):
     import threading
     import time

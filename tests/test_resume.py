@@ -64,9 +64,11 @@ def test_rounds_that_stopped_at_different_epochs_continue_each_from_its_own(sour
     config = tiny(**CONFIGS["fcn"])
     (whole,) = run_configs([config], source)
     states = {}
-    run_configs([config.replace(epochs=1)], source, on_states=lambda reached: states.update({r: s for _, r, s in reached}))
+    run_configs([config.replace(epochs=1)], source,
+                on_states=lambda reached: states.update({r: s for _, r, s in reached}))
     later = {}
-    run_configs([config.replace(epochs=3)], source, on_states=lambda reached: later.update({r: s for _, r, s in reached}))
+    run_configs([config.replace(epochs=3)], source,
+                on_states=lambda reached: later.update({r: s for _, r, s in reached}))
     mixed = {0: states[0], 1: later[1]}  # round 2 has no state: it starts afresh
     (rest,) = run_configs([config], source, start={0: mixed})
     assert sorted((h.round, h.epoch) for h in rest.history) == [(0, 2), (0, 3), (0, 4), (1, 4), (2, 1), (2, 2),

@@ -48,6 +48,9 @@ class ConfigError(ValueError):
         return ConfigError(key or self.key, self.message, source or self.source, errors)
 
 
+REPLICA_FIELDS = ("aux_loss", "alpha", "seed", "repair", "shift", "rotate")  # a stack's replicas may differ here
+
+
 @dataclass(frozen=True)
 class FieldSpec:
     """What one config field is: its type, its label in the form and tables, its help, its bounds or choices."""
@@ -151,10 +154,11 @@ class RunConfig:
         return self.subnet != "basic"
 
     def architecture_key(self) -> tuple:
-        """Everything but the loss settings: runs that agree here can train in one stack."""
+        """What the replicas of one stack share: runs that agree here can train in one stack. Each replica carries
+        its own loss settings, and its own seed, re-pairing and augmentation (drawn from its own streams)."""
         d = self.to_dict()
-        for loss_field in ("aux_loss", "alpha"):
-            d.pop(loss_field)
+        for own in REPLICA_FIELDS:
+            d.pop(own)
         return tuple(sorted(d.items()))
 
     def uses(self, key: str) -> bool:

@@ -51,7 +51,7 @@ def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: 
               cancel: CancelFlag | None = None, validation: int = 0, rounds: Sequence[int] | None = None,
               start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
     """Train every round (or the given `rounds`) of every (run index, config) in one stack; the configs differ
-    at most in their loss. A round's numbers do not depend on which rounds train beside it. `start` holds, by
+    at most in config.REPLICA_FIELDS. A round's numbers do not depend on which rounds train beside it. `start` holds, by
     run index and round, where rounds continue from (all of the stack's from one epoch); `on_states` sees each
     round's state after each epoch."""
     with one_thread():
@@ -172,8 +172,9 @@ class EpochTrainer:
         """Trains one epoch; None when cancelled part-way."""
         n, batch, R = self.config.pairs, self.config.batch_size, len(self.configs)
         device = train.target.device
-        if self.config.repair:  # every replica re-pairs its own round's digits, as the loop does
+        if any(c.repair for c in self.configs):  # each replica that re-pairs draws its own new pairs, as the loop does
             train = stack_pairs([repaired(PairSet(train.input[k], train.classes[k], train.target[k]), c.seed, r, epoch)
+                                 if c.repair else PairSet(train.input[k], train.classes[k], train.target[k])
                                  for k, (_, c, r) in enumerate(self.replicas)], device)
         if any(c.shift or c.rotate for c in self.configs):  # each replica moves its own digits, as the loop does
             train = stack_pairs([augmented(PairSet(train.input[k], train.classes[k], train.target[k]), c, r, epoch)

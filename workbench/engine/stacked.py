@@ -24,7 +24,7 @@ EVAL_CHUNK = 100  # pairs per evaluation forward: small enough to stay in cache 
 
 
 class StackedNet:
-    """R reference models (one architecture; the loss settings may differ) as one stacked network, trained on
+    """R reference models (one architecture; config.REPLICA_FIELDS may differ) as one stacked network, trained on
     batches of `batch_size` pairs. Weight sharing is read from the models themselves."""
 
     def __init__(self, models: list[nn.Module], device: torch.device, batch_size: int):

@@ -54,7 +54,8 @@ class RunsActions:
             self.notify(markup(f"{summary.name} is {summary.status}: a cancelled run continues here; "
                                f"`digit-workbench resume {summary.id} --epochs N` extends a done one"), title="Resume")
             return
-        if any(item.run.resume and item.run.resume.continues == summary.id for item in [*self.runs.running, *self.runs.waiting]):
+        queued = [*self.runs.running, *self.runs.waiting]
+        if any(item.run.resume and item.run.resume.continues == summary.id for item in queued):
             self.notify(markup(f"{summary.name} is queued to continue already"), title="Resume")
             return
         try:
