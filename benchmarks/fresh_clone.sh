@@ -16,6 +16,7 @@ log=$work/log.txt
   status=$?
   end=$(date +%s)
   echo "make test: exit $status in $((end - start)) s; $(grep -E '^[0-9]+ passed|passed' "$work/make-test.txt" | tail -1)"
+  grep -E '^(FAILED|ERROR) ' "$work/make-test.txt"  # which, when one fails: the clone and its log go at the end
   . .venv/bin/activate
   # the README's headless block, line by line, comments dropped
   sed -n '/^Everything is also headless:/,/^```$/p' README.md | sed '1,3d;$d' | sed 's/ *#.*$//' |

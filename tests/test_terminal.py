@@ -195,13 +195,16 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     term.wait_for(f"running {count} worker(s)", timeout=60)
     workers = [pid for pid in children_of(term.child.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
     assert len(workers) == count
+    journal = tmp_path / "runs" / "sweeps" / "table3-fcn.journal"
+    # the study is on disk before it is stopped (on failure: which journals there are, and the screen)
+    term.wait_until(journal.exists, f"{journal} written (journals: {list(tmp_path.rglob('*.journal'))})")
     term.press("ctrl+b")
     term.wait_for("cancelled: start again", timeout=30)
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         term.pump(0.2)
     assert not any(alive(pid) for pid in workers)
-    assert (tmp_path / "runs" / "sweeps" / "table3-fcn.journal").exists()
+    assert journal.exists(), (list(tmp_path.rglob("*.journal")), term.text)
     term.press("escape", pause=0.5)
 
     # quit during a run: asked first, then out within two seconds, leaving no process behind

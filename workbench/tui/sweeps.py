@@ -89,7 +89,7 @@ class SweepScreen(Screen):
                 yield TextInput("1", id="sweep-workers", compact=True)
                 yield Label("Storage", classes="sweep-label")
                 yield TextInput(placeholder="journal file under runs/sweeps (or postgresql://…)", id="sweep-storage",
-                            compact=True)
+                                compact=True)
             with Horizontal(classes="sweep-row"):
                 yield Button("Start", id="sweep-start", variant="primary", compact=True)
                 yield Button("Cancel", id="sweep-cancel", variant="error", compact=True)
