@@ -244,3 +244,21 @@ def test_a_run_continues_only_on_the_kind_of_device_it_trained_on(source, tmp_pa
     if DEVICE == "cpu":  # a GPU run's record on a machine without one
         with pytest.raises(ResumeUnreadable, match=r"trained on cuda \(NVIDIA H200\); here it would train on cpu"):
             continuation_of(done.summary.id, tmp_path, epochs=3)
+
+
+def test_a_checkpoint_that_cannot_be_written_costs_a_line_not_the_run(source, tmp_path, monkeypatch):
+    import errno
+
+    import workbench.fsutil
+
+    real = workbench.fsutil.atomic_write_bytes
+
+    def full(path, data):  # checkpoints fail; the record's own resume.npz is written through runs.py's name
+        if path.name == RESUME_FILE:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(workbench.fsutil, "atomic_write_bytes", full)
+    (r,) = train_and_record([NamedRun("kept", tiny(epochs=2, **CONFIGS["fcn"]))], source, runs_root=tmp_path)
+    assert r.summary.status == "done" and not r.unsaved and (r.summary.path / RESUME_FILE).exists()
+    assert "kept: a checkpoint could not be written" in r.said and "No space left on device" in r.said

@@ -70,8 +70,32 @@ def kept_rounds(run_dir: Path | None) -> list[int]:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile):
         return []
+    return rounds_named(names)
+
+
+def rounds_named(names) -> list[int]:
+    """The rounds an archive's members name ("round<r>/…"), in order."""
     rounds = {name.split("/", 1)[0] for name in names if name.startswith("round") and "/" in name}
     return sorted(int(r[5:]) for r in rounds if r[5:].isdigit())
+
+
+def checked_arrays(data, path: Path, prefix: str, shapes: dict[str, tuple], error=WeightsUnreadable
+                   ) -> dict[str, np.ndarray]:
+    """Every parameter of the network under `prefix/` in an open archive, each checked before it is read (its
+    size) and after (finite float32 of the network's shape); `error` (one line) for the first that is not."""
+    sizes = {name[:-4]: data.zip.getinfo(name).file_size for name in data.zip.namelist()}
+    out: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        key = f"{prefix}/{name}"
+        if key not in sizes:
+            raise error(f"{path}: {key} is missing: not this run's network")
+        if sizes[key] > 4 * int(np.prod(shape)) + NPY_HEADER:
+            raise error(f"{path}: {key} is larger than the network's {shape}")
+        array = data[key]
+        if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
+            raise error(f"{path}: {key} is {array.dtype} {array.shape}, not finite float32 {shape}")
+        out[name] = array
+    return out
 
 
 def read_weights(run_dir: Path, config, round_index: int) -> dict[str, np.ndarray]:
@@ -84,30 +108,17 @@ def read_weights(run_dir: Path, config, round_index: int) -> dict[str, np.ndarra
         raise WeightsUnreadable(f"{run_dir}: no weights kept (trained before weights were kept, with "
                                 "--weights none, or not finished)")
     shapes = {name: tuple(p.shape) for name, p in build_model(config).named_parameters()}
-    out: dict[str, np.ndarray] = {}
     try:
         with open_input(path, WEIGHTS_LIMIT) as f, np.load(f, allow_pickle=False) as data:
-            members = {name[:-4]: name for name in data.zip.namelist()}
-            if not any(key.startswith(f"round{round_index}/") for key in members):
-                kept = kept_rounds(run_dir)
+            kept = rounds_named(data.zip.namelist())
+            if round_index not in kept:
                 raise WeightsUnreadable(f"{path}: round {round_index} is not kept (kept: "
                                         f"{', '.join(map(str, kept)) or 'none'})")
-            for name, shape in shapes.items():
-                key = f"round{round_index}/{name}"
-                if key not in members:
-                    raise WeightsUnreadable(f"{path}: {key} is missing: not this run's network")
-                if data.zip.getinfo(members[key]).file_size > 4 * int(np.prod(shape)) + NPY_HEADER:
-                    raise WeightsUnreadable(f"{path}: {key} is larger than the network's {shape}")
-                array = data[key]
-                if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
-                    raise WeightsUnreadable(f"{path}: {key} is {array.dtype} {array.shape}, not finite float32 "
-                                            f"{shape}")
-                out[name] = array
+            return checked_arrays(data, path, f"round{round_index}", shapes)
     except WeightsUnreadable:
         raise
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise WeightsUnreadable(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
-    return out
 
 
 def record_of(run):
@@ -137,19 +148,14 @@ def record_of(run):
 def load_network(run, round_index: int = 0, device="cpu"):
     """Round `round_index` of a run as the reference model of models.py, its weights loaded, on `device`, in eval
     mode. `run`: a RunSummary, a record's folder, or a run id. WeightsUnreadable (one line) when it cannot be."""
-    import torch
-
+    from .engine.state import load_weights
     from .models import build_model
 
     summary = record_of(run)
     if summary.path is None:
         raise WeightsUnreadable(f"{summary.name}: not saved, so no weights were kept")
     weights = read_weights(summary.path, summary.config, round_index)
-    model = build_model(summary.config)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            parameter.copy_(torch.from_numpy(weights[name]))
-    return model.to(device).eval()
+    return load_weights(build_model(summary.config), weights).to(device).eval()
 
 
 FIRST_LAYERS = {"basic": ["body.1.weight"], "fcn": ["left.body.1.weight", "right.body.1.weight"],

@@ -55,6 +55,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .networks import WeightsUnreadable, load_network
     from .notebook import pick_runs
     from .predict import DigitImageError, answer, digit_from_image
+    from .resume import unfinished
     from .runs import load_runs, runs_dir
 
     try:
@@ -69,10 +70,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         (summary,) = pick_runs([args.run], summaries)
         net = load_network(summary, args.round)
     except LookupError as exc:
-        unfinished = [p.name for p in Path(root).glob("*") if p.is_dir() and args.run in p.name
-                      and not (p / "summary.json").exists()] if Path(root).is_dir() else []
-        if unfinished:  # a run being written has no summary yet: it is no run until it has
-            raise UsageError(f"RUN: {unfinished[0]} is still being written (or was stopped before its record was "
+        writing = unfinished(root, args.run)
+        if writing:  # a run being written has no summary yet: it is no run until it has
+            raise UsageError(f"RUN: {writing[0].name} is still being written (or was stopped before its record was "
                              "whole): it has no networks to open yet") from None
         raise UsageError(f"RUN: {exc}") from None
     except WeightsUnreadable as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,7 @@ from .config import RunConfig, from_dict
 RESUME_FILE = "resume.npz"
 RUN_FILE = "run.json"
 PARTS = ("weights", "exp_avg", "exp_avg_sq")
-HISTORY_COLUMNS = ["round", "epoch", "train_loss", "train_acc", "test_acc", "digit_acc", "lr", "seconds"]
 RESUME_LIMIT = 3 * 2**31  # three copies of the largest weights file networks.py reads
-NPY_HEADER = 1024
 CHECKPOINT_SHARE = 0.0025  # of the training time, at most, spent writing checkpoints (as much taking the states)
 
 
@@ -65,8 +62,11 @@ def states_npz(states: dict, history) -> bytes:
 
 
 def history_array(history) -> np.ndarray:
-    rows = [[math.nan if getattr(h, c) is None else float(getattr(h, c)) for c in HISTORY_COLUMNS] for h in history]
-    return np.array(rows, dtype=np.float64).reshape(len(rows), len(HISTORY_COLUMNS))
+    """The epoch records as rows of history.csv's columns (runs.HISTORY_FIELDS), NaN for a missing figure."""
+    from .runs import HISTORY_FIELDS
+
+    rows = [[math.nan if getattr(h, c) is None else float(getattr(h, c)) for c in HISTORY_FIELDS] for h in history]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(HISTORY_FIELDS))
 
 
 def read_states(run_dir: Path, config: RunConfig) -> tuple[dict, list]:
@@ -76,6 +76,8 @@ def read_states(run_dir: Path, config: RunConfig) -> tuple[dict, list]:
     from .engine.state import RoundState
     from .fsutil import open_input
     from .models import build_model
+    from .networks import NPY_HEADER, checked_arrays, rounds_named
+    from .runs import HISTORY_FIELDS
 
     path = Path(run_dir) / RESUME_FILE
     if not path.exists():
@@ -84,47 +86,33 @@ def read_states(run_dir: Path, config: RunConfig) -> tuple[dict, list]:
     shapes = {name: tuple(p.shape) for name, p in build_model(config).named_parameters()}
     try:
         with open_input(path, RESUME_LIMIT) as f, np.load(f, allow_pickle=False) as data:
-            infos = {name[:-4]: data.zip.getinfo(name) for name in data.zip.namelist()}
-            rounds = sorted({int(k[5:].split("/")[0]) for k in infos if k.startswith("round") and
-                             k[5:].split("/")[0].isdigit()})
+            sizes = {name[:-4]: data.zip.getinfo(name).file_size for name in data.zip.namelist()}
             states = {}
-            for r in rounds:
+            for r in rounds_named(data.zip.namelist()):
                 if not 0 <= r < config.rounds:
                     raise ResumeUnreadable(f"{path}: round {r} is no round of this run ({config.rounds} rounds)")
-                parts = {part: checked_part(data, infos, path, f"round{r}/{part}", shapes) for part in PARTS}
-                epoch, steps, lr = (scalar(data, infos, path, f"round{r}/{k}") for k in ("epoch", "steps", "lr"))
+                parts = {part: checked_arrays(data, path, f"round{r}/{part}", shapes, ResumeUnreadable)
+                         for part in PARTS}
+                epoch, steps, lr = (scalar(data, sizes.get(f"round{r}/{k}"), path, f"round{r}/{k}", NPY_HEADER)
+                                    for k in ("epoch", "steps", "lr"))
                 if epoch != int(epoch) or not 1 <= epoch <= 10**6 or steps < 1 or not lr > 0:
                     raise ResumeUnreadable(f"{path}: round {r} stands at epoch {epoch}, step {steps}, rate {lr}")
                 states[r] = RoundState(int(epoch), steps, lr, **parts)
-            history = data["history"] if "history" in infos else None
+            history = data["history"] if "history" in sizes else None
     except ResumeUnreadable:
         raise
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise ResumeUnreadable(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
-    if history is None or history.ndim != 2 or history.shape[1] != len(HISTORY_COLUMNS):
-        raise ResumeUnreadable(f"{path}: its history is missing or not {len(HISTORY_COLUMNS)} columns")
+    if history is None or history.ndim != 2 or history.shape[1] != len(HISTORY_FIELDS):
+        raise ResumeUnreadable(f"{path}: its history is missing or not {len(HISTORY_FIELDS)} columns")
     records = [EpochRecord(0, int(row[0]), int(row[1]), *(None if math.isnan(v) else float(v) for v in row[2:6]),
                            float(row[6]), float(row[7])) for row in history]
     return states, records
 
 
-def checked_part(data, infos, path: Path, prefix: str, shapes: dict) -> dict[str, np.ndarray]:
-    out = {}
-    for name, shape in shapes.items():
-        key = f"{prefix}/{name}"
-        if key not in infos:
-            raise ResumeUnreadable(f"{path}: {key} is missing: not this run's network")
-        if infos[key].file_size > 4 * int(np.prod(shape)) + NPY_HEADER:
-            raise ResumeUnreadable(f"{path}: {key} is larger than the network's {shape}")
-        array = data[key]
-        if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
-            raise ResumeUnreadable(f"{path}: {key} is {array.dtype} {array.shape}, not finite float32 {shape}")
-        out[name] = array
-    return out
-
-
-def scalar(data, infos, path: Path, key: str) -> float:
-    if key not in infos or infos[key].file_size > NPY_HEADER:
+def scalar(data, size: int | None, path: Path, key: str, most: int) -> float:
+    """One number of the archive, at most `most` bytes as stored."""
+    if size is None or size > most:
         raise ResumeUnreadable(f"{path}: {key} is missing or no number")
     value = data[key]
     if value.shape != () or value.dtype.kind not in "if" or not np.isfinite(value):
@@ -168,12 +156,14 @@ class Checkpoints:
     continues from its last state: the epochs after it are trained again, to the same numbers."""
 
     def __init__(self, group, folders: dict[int, Path]):
+        from .engine.state import Throttle
+
         self.group, self.folders = group, folders
         self.latest: dict[int, dict] = {i: dict(run.resume.states) if run.resume else {}
                                         for i, run in enumerate(group.runs)}
         self.changed: set[int] = set()
-        self.next_write = 0.0
-        self.failed: dict[int, str] = {}
+        self.writing = Throttle(CHECKPOINT_SHARE)
+        self.failed: dict[int, str] = {}  # why a run's checkpoint could not be written: its record says so
 
     def reached(self, states) -> None:
         """The engine's callback: the states of one stack's epoch (or one round's, in the loop engine)."""
@@ -181,12 +171,13 @@ class Checkpoints:
             if self.group.was_reported(i, r, state.epoch):
                 self.latest[i][r] = state
                 self.changed.add(i)
-        if self.folders and time.monotonic() >= self.next_write:
-            began = time.monotonic()
-            for i in sorted(self.changed & self.folders.keys()):
-                self.write(i)
-            self.changed.clear()
-            self.next_write = time.monotonic() + (time.monotonic() - began) / CHECKPOINT_SHARE
+        if self.folders and self.writing.due():
+            self.writing.run(self.write_changed)
+
+    def write_changed(self) -> None:
+        for i in sorted(self.changed & self.folders.keys()):
+            self.write(i)
+        self.changed.clear()
 
     def history(self, i: int) -> list:
         """The epochs recorded up to where each round's state stands (a round without one starts afresh)."""
@@ -199,25 +190,23 @@ class Checkpoints:
 
         try:
             atomic_write_bytes(self.folders[i] / RESUME_FILE, states_npz(self.latest[i], self.history(i)))
-        except OSError as exc:  # a full disk: training goes on, the run's record says so at the end
-            self.failed[i] = f"checkpoint not written: {exc.strerror or exc}"
+        except OSError as exc:  # a full disk: training goes on, and the run's record says so at the end
+            self.failed[i] = (f"{self.group.runs[i].name}: a checkpoint could not be written to {self.folders[i]} "
+                              f"({exc.strerror or exc}); a killed run would have started again")
 
     def final(self, i: int, status: str, keep: str) -> bytes | None:
         """What the record keeps to continue from: a cancelled run's state when weights are kept, a done run's
         when every round's weights are."""
-        if not self.latest[i] or (status == "cancelled" and keep == "none") or (status == "done" and keep != "all"):
-            return None
-        if status not in ("cancelled", "done"):
-            return None
-        return states_npz(self.latest[i], self.history(i))
+        keeps = {"cancelled": keep != "none", "done": keep == "all"}.get(status, False)
+        return states_npz(self.latest[i], self.history(i)) if keeps and self.latest[i] else None
 
 
 def claim(run, root: Path, engine: str) -> Path:
     """A run's folder, claimed before it trains and described (run.json), for its checkpoints."""
+    import shutil
+
     from .fsutil import atomic_write_text
     from .runs import new_run_dir
-
-    import shutil
 
     _, path = new_run_dir(root)
     try:
@@ -267,7 +256,7 @@ def continuation_of(ref: str, root: Path, epochs: int | None = None):
             raise ResumeUnreadable(f"{folder.name} is still being trained by a running process")
         about, config = described(folder)
         same_device(config, str(about.get("device") or ""), about.get("name") or folder.name)
-        config = with_epochs(config, epochs, folder.name)
+        config = with_epochs(config, epochs)
         states, history = read_states(folder, config)
         check_history(states, history, folder.name, config.epochs)
         spent = sum(max(h.seconds for h in history if h.epoch == e) for e in {h.epoch for h in history})
@@ -290,7 +279,7 @@ def of_record(ref: str, root: Path, epochs: int | None):
         raise ResumeUnreadable(f"{summary.name} ({summary.id}) is done at its {summary.config.epochs} epochs: "
                                f"--epochs N (more than {summary.config.epochs}) extends it as a new run")
     same_device(summary.config, summary.device, f"{summary.name} ({summary.id})")
-    config = with_epochs(summary.config, epochs, summary.id)
+    config = with_epochs(summary.config, epochs)
     states, history = read_states(summary.path, summary.config)
     check_history(states, history, summary.id, config.epochs)
     prior = Continuation(states, history, summary.id, summary.wall_time,
@@ -333,7 +322,7 @@ def same_device(config: RunConfig, used: str, what: str) -> None:
                                "are its own: resume it on the device it used")
 
 
-def with_epochs(config: RunConfig, epochs: int | None, what: str) -> RunConfig:
+def with_epochs(config: RunConfig, epochs: int | None) -> RunConfig:
     import dataclasses
 
     if epochs is None:

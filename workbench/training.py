@@ -20,7 +20,7 @@ from .config import RunConfig, name_changes
 from .presets import PaperScore, Preset
 from .format import config_name, run_name
 from .networks import resolve_keep
-from .resume import Checkpoints, Continuation, claim, merged
+from .resume import RESUME_FILE, Checkpoints, Continuation, claim, merged
 from .runs import RunNotSaved, RunSummary, save_run, summarize
 
 
@@ -127,7 +127,8 @@ class Recorded:
     result: object = field(repr=False)  # engine.RunResult
     unsaved: str = ""
     tracked: str = ""  # where an MLflow store took it, or why it did not ('' when not tracking)
-    said: str = ""  # what else happened to the user's records (a cancelled run it continued went to the trash)
+    said: str = ""  # what else happened to the user's records (a cancelled run it continued went to the trash; a
+                    # checkpoint could not be written)
     superseded: str = ""  # the id of the cancelled record it continued, once that went to the trash
     sent: bool = False
 
@@ -230,7 +231,7 @@ def unclaim(folders: dict[int, Path]) -> None:
     import shutil
 
     for folder in folders.values():
-        if not (folder / "resume.npz").exists():
+        if not (folder / RESUME_FILE).exists():
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -280,7 +281,9 @@ def record(run: NamedRun, result, runs_root: Path | None, folder: Path | None = 
         summary = save_run(result, run.name, run.preset, run.paper, runs_root, run.edited, run.tags, run.note, keep,
                            folder, state, run.resume.continues if run.resume else None)
         said, gone = superseded(run, runs_root)
-        return Recorded(run, summary, result, said=said, superseded=gone)
+        failed = checkpoints.failed.get(index, "") if checkpoints is not None else ""
+        return Recorded(run, summary, result, said="; ".join(line for line in (said, failed) if line),
+                        superseded=gone)
     except RunNotSaved as exc:
         unsaved = str(exc)
     except Exception as exc:  # anything else in saving: the results are still shown, with the reason

@@ -11,9 +11,9 @@ from ..config import ENGINES, RunConfig
 from ..data import DigitSource
 from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, cuda_unavailable_reason,
                    merge_rounds, resolve_device)
-from .scheduler import (SideBySide, StackJob, Starts, check_memory, cores_for, failed_result, on_streams, plan_jobs,
+from .scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams, plan_jobs,
                         train_group)
-from .state import OnStates, RoundState
+from .state import OnStates, RoundState, Starts
 
 __all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RoundState", "RunResult", "cuda_unavailable_reason",
            "failed_result", "resolve_device", "run_configs", "stack_groups"]

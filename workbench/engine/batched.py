@@ -27,12 +27,11 @@ from .cuda_graph import EpochProgram, StepGraph
 from .adam import StackAdam
 from .loss import loss_weights, replica_losses, step_scales
 from .stacked import StackedNet, accuracies, evaluate_stack, stack_outputs, stack_pairs, train_step
-from .state import OnStates, RoundState, Taking, load_weights, restore_stack, stack_state
+from .state import OnStates, Starts, Taking, load_weights, restore_stack, stack_state
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
 Replica = tuple[int, RunConfig, int]  # (index into the stack's runs, config, round)
-Starts = dict[int, dict[int, RoundState]]  # run index -> round -> where it continues from
 
 
 @contextmanager
@@ -74,7 +73,7 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
     train, test, val = replica_pairs(trained, source, validation, device)
     states = [start.get(runs[i][0], {}).get(r) for i, _, r in trained]
     with INIT_LOCK:
-        models = [init_model(c, r) if s is None else load_weights(init_model(c, r), s) for (_, c, r), s in
+        models = [init_model(c, r) if s is None else load_weights(init_model(c, r), s.weights) for (_, c, r), s in
                   zip(trained, states)]
     names = [name for name, _ in models[0].named_parameters()]
     net = StackedNet(models, device, first.batch_size)

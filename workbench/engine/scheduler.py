@@ -28,9 +28,7 @@ from ..data import DigitSource
 from ..architecture import cnn_side, conv1_side, weight_count
 from ..procs import exit_with_parent, spawn_context
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
-from .state import OnStates, RoundState
-
-Starts = dict[int, dict[int, RoundState]]  # run index -> round -> the state it continues from
+from .state import OnStates, RoundState, Starts
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
 
@@ -56,15 +54,18 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
     """One job per stack; while cores would sit idle, the costliest stack is split by rounds into two (a
     round's numbers do not depend on its stack-mates), if each half is worth a process start. Runs that continue
     (`start`) train alone, a stack for each epoch their rounds continue from."""
-    jobs = [(tuple(g), range(configs[g[0]].rounds)) for g in groups if not start or not any(i in start for i in g)]
-    for i in sorted(start or {}):
-        begun: dict[int, list[int]] = {}
-        for r in range(configs[i].rounds):
-            state = start[i].get(r)
-            begun.setdefault(state.epoch if state is not None else 0, []).append(r)
-        jobs += [((i,), tuple(rounds)) for rounds in begun.values()]
-    jobs += [((i,), range(configs[i].rounds)) for g in groups if start and any(j in start for j in g)
-             for i in g if i not in start]
+    start = start or {}
+    jobs: list[tuple[tuple[int, ...], Sequence[int]]] = []
+    for g in groups:
+        if not any(i in start for i in g):
+            jobs.append((tuple(g), range(configs[g[0]].rounds)))
+            continue
+        for i in g:
+            begun: dict[int, list[int]] = {}
+            for r in range(configs[i].rounds):
+                state = start.get(i, {}).get(r)
+                begun.setdefault(state.epoch if state is not None else 0, []).append(r)
+            jobs += [((i,), tuple(rounds)) for rounds in begun.values()]
     while len(jobs) < cores:
         group, rounds = max(jobs, key=lambda j: stack_cost(configs, j[0], j[1]))
         if len(rounds) < 2 or stack_cost(configs, group, rounds) < 2 * SPLIT_WORTH_S:

@@ -30,26 +30,41 @@ class RoundState:
 
 # after an epoch of one stack (or one round of the loop): (run index, round, its state) of each round it trained
 OnStates = Callable[[list[tuple[int, int, RoundState]]], None]
+Starts = dict[int, dict[int, RoundState]]  # run index -> round -> the state it continues from
 
 TAKING_SHARE = 0.0025  # of a stack's training time, at most, spent taking its states off it
 
 
-class Taking:
+class Throttle:
+    """Work kept to `share` of the time around it: after each turn, the next is due once the time since is
+    1/share times what the turn cost."""
+
+    def __init__(self, share: float):
+        self.share, self.next_at = share, 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def run(self, work: Callable[[], None]) -> None:
+        started = time.monotonic()
+        work()
+        self.next_at = time.monotonic() + (time.monotonic() - started) / self.share
+
+
+class Taking(Throttle):
     """When a stack's (or a loop round's) states are taken after an epoch: after the last epoch always (a done
-    run continues from there), else once the training since the last taking is at least 1/TAKING_SHARE times
-    what that taking cost, so that taking costs at most that share; a small network is taken every few seconds,
-    a large one after every epoch."""
+    run continues from there), else within TAKING_SHARE of the training; a small network is taken every few
+    seconds, a large one after every epoch."""
 
     def __init__(self, last_epoch: int):
-        self.last_epoch, self.next_at = last_epoch, 0.0
+        super().__init__(TAKING_SHARE)
+        self.last_epoch = last_epoch
 
     def due(self, epoch: int) -> bool:
-        return epoch == self.last_epoch or time.monotonic() >= self.next_at
+        return epoch == self.last_epoch or super().due()
 
     def take(self, on_states: OnStates, states: Callable[[], list]) -> None:
-        started = time.monotonic()
-        on_states(states())
-        self.next_at = time.monotonic() + (time.monotonic() - started) / TAKING_SHARE
+        self.run(lambda: on_states(states()))
 
 
 # ------------------------------------------------------------------ the loop engine: a module and torch's Adam
@@ -65,7 +80,7 @@ def loop_state(model: torch.nn.Module, optimizer: torch.optim.Adam, epoch: int) 
 def restore_loop(model: torch.nn.Module, optimizer: torch.optim.Adam, state: RoundState) -> None:
     """Before the schedule is made: it takes the group's rate as where it starts."""
     device = next(model.parameters()).device
-    load_weights(model, state)
+    load_weights(model, state.weights)
     for name, p in model.named_parameters():
         optimizer.state[p] = {"step": torch.tensor(state.steps, dtype=torch.float32),
                               **{m: torch.from_numpy(getattr(state, m)[name]).to(device) for m in MOMENTS}}
@@ -105,7 +120,8 @@ def restore_stack(net, optimizer, states: list[RoundState], names: list[str]) ->
 
 
 @torch.no_grad()
-def load_weights(model: torch.nn.Module, state: RoundState) -> torch.nn.Module:
+def load_weights(model: torch.nn.Module, weights: dict[str, np.ndarray]) -> torch.nn.Module:
+    """The model with its parameters set from arrays by the reference model's names (on the model's device)."""
     for name, p in model.named_parameters():
-        p.copy_(torch.from_numpy(state.weights[name]))
+        p.copy_(torch.from_numpy(weights[name]))
     return model

@@ -39,7 +39,8 @@ class RunFinished(Message):
     unsaved: str = ""
     tracked: str = ""  # where an MLflow store took it, or why not
     sent: bool = False
-    said: str = ""  # what else happened to the records (the cancelled run it continued went to the trash)
+    said: str = ""  # what else happened to the records (a cancelled run it continued went to the trash; a
+                    # checkpoint could not be written)
     superseded: str = ""  # the id of that record
 
 
@@ -90,7 +91,7 @@ def finished_notices(message: RunFinished, line: str) -> list[tuple[str, dict]]:
         notices.append((f"{markup(message.unsaved)}; its results are shown here only",
                         {"title": "Run not saved", "severity": "error", "timeout": 15}))
     if message.said:
-        notices.append((markup(message.said), {"title": "Resumed"}))
+        notices.append((markup(message.said), {"title": "Records"}))
     if message.tracked:
         notices.append((markup(message.tracked),
                         {"title": "MLflow", "severity": "information" if message.sent else "warning"}))
