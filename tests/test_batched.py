@@ -534,3 +534,31 @@ def test_a_cancel_while_a_worker_process_starts_leaves_no_traceback_and_no_proce
     time.sleep(3)  # what a process left running would print, it would have printed by now
     assert "Traceback" not in capfd.readouterr().err
     assert not set(multiprocessing.active_children()) - before
+
+
+def same_round_numbers(a, b) -> None:
+    """Bit for bit: every round's epochs, losses and accuracies, the validation scores, every epoch record."""
+    assert a.status == b.status == "done"
+    assert [(r.round, r.epochs, r.train_loss, r.test_acc, r.val_acc) for r in a.rounds] == \
+        [(r.round, r.epochs, r.train_loss, r.test_acc, r.val_acc) for r in b.rounds]
+    assert [(h.round, h.epoch, h.train_loss, h.test_acc) for h in a.history] == \
+        [(h.round, h.epoch, h.train_loss, h.test_acc) for h in b.history]
+
+
+@pytest.mark.parametrize("stopped", [{1}, {0, 2, 3}], ids=["one of four", "three of four"])
+def test_a_pruned_run_leaves_its_stack_and_the_rest_train_on_as_alone(source, stopped):
+    """Issue 21, pruning: a run stop_run names after an epoch leaves the stack there; the stack is built again
+    from the others' states (down to one replica beside its copy) and they end exactly as trained alone."""
+    base = RunConfig(subnet="fcn", hl=8, c_hl=4, rounds=2, epochs=4, pairs=100, batch_size=20, device=DEVICE.type)
+    configs = [base.replace(alpha=a) for a in (0.2, 0.4, 0.6, 0.8)]
+    seen = []
+    results = run_configs(configs, source, validation=40, on_epoch=seen.append,
+                          stop_run=lambda run: run in stopped and seen[-1].epoch >= 2)
+    for i, (config, result) in enumerate(zip(configs, results)):
+        if i in stopped:
+            assert result.status == "pruned" and "after epoch 2" in result.reason
+            assert {h.epoch for h in result.history} == {1, 2}
+        else:
+            same_round_numbers(result, run_configs([config], source, validation=40)[0])
+    # a pruner needs each epoch's validation score: every record has one
+    assert all(rec.val_acc is not None and 0.0 <= rec.val_acc <= 1.0 for rec in seen)

@@ -251,6 +251,11 @@ SPEC_CASES_BEYOND_THE_CAMPAIGN = [  # the training knobs became sweepable (issue
     ("[[stage]]\ngrid = { epochs = [0, 5] }\n", "stage[0].grid.epochs"),
     ("[[stage]]\nrange = { lr = [0.0001, 20] }\ntrials = 3\n", "stage[0].range.lr"),
     ("[[stage]]\ngrid = { repair = ['sometimes'] }\n", "stage[0].grid.repair"),
+    ("batch = 0\n" + GOOD_STAGE, "batch"),  # issue 21: trials trained at once, and the pruner
+    ("batch = 100000\n" + GOOD_STAGE, "batch"),
+    ("batch = 2.5\n" + GOOD_STAGE, "batch"),
+    ("pruner = 'hyperband'\n" + GOOD_STAGE, "pruner"),
+    ("pruner = 1\n" + GOOD_STAGE, "pruner"),
 ]
 
 

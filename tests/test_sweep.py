@@ -12,7 +12,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.config import ConfigError
-from sweep_specs import tiny_spec_text
+from sweep_specs import STACKING_SPEC, tiny_spec_text
 from workbench.sweep import (all_trials, best_params, find_spec, load_spec, open_storage, point_key, run_worker,
                              stage_study_name, start_workers)
 
@@ -87,9 +87,9 @@ def test_resuming_continues_without_repeating(tiny_spec, tmp_path, source):
         if len(seen) == 2:
             cancel.set()
 
-    run_worker(tiny_spec, storage_url, "t2", source=source, cancel=cancel, on_trial=on_trial)
+    run_worker(tiny_spec, storage_url, "t2", source=source, cancel=cancel, on_trial=on_trial, batch=2)
     assert len(counted(all_trials(tiny_spec, open_storage(storage_url), "t2"), 0)) == 2
-    run_worker(tiny_spec, storage_url, "t2", source=source)
+    run_worker(tiny_spec, storage_url, "t2", source=source, batch=2)
     trials = all_trials(tiny_spec, open_storage(storage_url), "t2")
     grid = counted(trials, 0)
     assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
@@ -165,7 +165,7 @@ def test_a_trial_whose_worker_died_before_naming_itself_is_reaped_not_waited_for
 def test_a_trial_that_draws_a_point_a_later_trial_has_finished_gives_way(tiny_spec, tmp_path, source):
     """Under load a trial may draw its grid point after a later-numbered trial has finished with it: the finished
     one owns the point (by the numbers alone both counted, and a 2-worker sweep had five trials of four points)."""
-    from workbench.sweep.worker import Objective
+    from workbench.sweep.batch import Asked, give_way
 
     storage = open_storage(str(tmp_path / "s.journal"))
     stage = tiny_spec.stages[0]
@@ -176,15 +176,18 @@ def test_a_trial_that_draws_a_point_a_later_trial_has_finished_gives_way(tiny_sp
         late.suggest_categorical(name, stage.grid[name])
     late_params = {k: late.params[k] for k in point}
     study.tell(late, 0.5)
-    objective = Objective(tiny_spec, stage, study, tiny_spec.base, source, None)
-    with pytest.raises(optuna.TrialPruned):
-        objective.give_way_to_an_earlier_twin(early, late_params)
-    assert early.user_attrs["duplicate_of"] == late.number
+    assert give_way(study, Asked(early, late_params))
+    frozen = study.get_trials(deepcopy=False)[early.number]
+    assert frozen.state.name == "PRUNED" and frozen.user_attrs["duplicate_of"] == late.number
 
 
-def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path, source):
+@pytest.mark.parametrize("stacking", [False, True], ids=["widths one at a time", "a stackable grid in batches"])
+def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_path, source, stacking):
     from workbench.engine import run_configs
 
+    if stacking:  # issue 21: each worker takes half the four points at a time, as one stack
+        (tmp_path / "stacking.toml").write_text(STACKING_SPEC)
+        tiny_spec = load_spec(tmp_path / "stacking.toml")
     storage_url = str(tmp_path / "s.journal")
     procs = start_workers(tiny_spec, storage_url, "t4", 2)
     for p in procs:
@@ -193,7 +196,9 @@ def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_
     trials = all_trials(tiny_spec, open_storage(storage_url), "t4")
     grid = counted(trials, 0)
     assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
-    assert len(counted(trials, 1)) == 2
+    assert max(t.batch for t in grid) == (2 if stacking else 1)
+    for stage in range(1, len(tiny_spec.stages)):
+        assert len(counted(trials, stage)) == tiny_spec.stages[stage].size()
     # a trial scores, under --workers 2, what its config scores trained here alone
     for trial in grid:
         alone = run_configs([tiny_spec.base.replace(**trial.params)], source,
@@ -247,12 +252,18 @@ def test_a_study_name_is_a_name_not_a_path(tiny_spec, tmp_path, capsys, monkeypa
     assert not list(tmp_path.rglob("*.journal")) and not (tmp_path / "evil").exists()
 
 
-async def open_sweep_screen(pilot, app):
+async def open_sweep_screen(pilot, app, spec=None):
+    """The sweep screen (f4), with `spec` chosen when given."""
+    from textual.widgets import Select
+
     from workbench.tui.sweeps import SweepScreen
 
     await pilot.press("f4")
     await pilot.pause()
     assert isinstance(app.screen, SweepScreen)
+    if spec is not None:
+        app.screen.query_one("#sweep-spec", Select).value = str(spec.path)
+        await pilot.pause()
     return app.screen
 
 
@@ -389,19 +400,13 @@ async def test_the_sweep_screen_offers_only_its_own_keys_and_quitting_during_a_s
 async def test_the_sweep_screen_refuses_a_sweep_the_digits_cannot_feed(tiny_spec, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from textual.widgets import Select
-
     from workbench.tui.app import WorkbenchApp
 
     monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", str(tmp_path / "runs"))
     app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
     app.digits.source = SimpleNamespace(name="a few digits", train=[0] * 250, test=[0] * 250)  # 100 + 40 pairs need 280
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f4")
-        await pilot.pause()
-        screen = app.screen
-        screen.query_one("#sweep-spec", Select).value = str(tiny_spec.path)
-        await pilot.pause()
+        screen = await open_sweep_screen(pilot, app, tiny_spec)
         await pilot.click("#sweep-start")
         await pilot.pause()
         assert not screen.busy and screen.sweep is None
@@ -461,3 +466,23 @@ def test_a_failing_worker_writes_its_traceback_to_the_sweeps_log_not_to_the_term
     assert "Traceback" not in capfd.readouterr().err  # nothing drawn over a screen the app owns
     note = sweep.failure_note()
     assert note.startswith("2 worker(s) ended with an error") and str(log) in note
+
+
+async def test_the_sweep_screen_shows_a_pruned_trial_and_counts_it_in_its_stage(tiny_spec, tmp_path):
+    """Issue 21: pruning's verdict where the user watches the sweep."""
+    from textual.widgets import DataTable
+
+    from workbench.sweep import Trial
+    from workbench.tui.app import WorkbenchApp
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sweep_screen(pilot, app, tiny_spec)
+        trials = [Trial(0, 0, "complete", {"hl": 8, "c_hl": 4}, 0.8, 0.01, 0.79, 0.02, 1.0, "vm:1", None, 2),
+                  Trial(0, 1, "pruned", {"hl": 16, "c_hl": 4}, None, None, None, None, 1.0, "vm:1", 3, 2)]
+        screen.show(trials, True)
+        await pilot.pause()
+        rows = screen.query_one("#sweep-trials", DataTable)
+        assert [str(c) for c in rows.get_row_at(1)][2] == "pruned after 3"
+        stage = [str(c) for c in screen.query_one("#sweep-stages", DataTable).get_row_at(0)]
+        assert stage[1] == "1/4 (+1 pruned)" and "80.0" in stage[2]  # the pruned trial is not the stage's best

@@ -186,7 +186,8 @@ STAGE_COLUMNS = ("stage", "trials", "best validation %", "test % there", "params
 
 def trial_cells(t) -> tuple[str, ...]:
     """A trial as the command's table and the app's screen both show it (TRIAL_COLUMNS)."""
-    return (str(t.stage + 1), str(t.number), t.state, params_text(t.params), pct(t.val_mean), pct(t.test_mean),
+    state = f"pruned after {t.pruned_at}" if t.state == "pruned" and t.pruned_at is not None else t.state
+    return (str(t.stage + 1), str(t.number), state, params_text(t.params), pct(t.val_mean), pct(t.test_mean),
             "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
 
 
@@ -194,7 +195,8 @@ def stage_cells(s, with_running: bool = True) -> tuple[str, ...]:
     """A stage (STAGE_COLUMNS): its trials done (and running), its best by validation, that trial's test score,
     its params."""
     best = s.best
-    done = f"{s.done}/{s.stage.size()}" + (f" (+{s.running} running)" if with_running and s.running else "")
+    done = (f"{s.done}/{s.stage.size()}" + (f" (+{s.pruned} pruned)" if s.pruned else "")
+            + (f" (+{s.running} running)" if with_running and s.running else ""))
     return (f"{s.index + 1}. {s.stage.name}", done,
             mean_std_label(best.val_mean, best.val_std) if best else "—",
             mean_std_label(best.test_mean, best.test_std) if best else "—",

@@ -7,6 +7,8 @@ loop, one round at a time (loop.py). Every random draw of a round comes from (se
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..config import ENGINES, RunConfig
 from ..data import DigitSource
 from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, cuda_unavailable_reason,
@@ -29,21 +31,26 @@ def stack_groups(configs: list[RunConfig]) -> list[list[int]]:
 
 def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
                 cancel: CancelFlag | None = None, engine: str = "batched", validation: int = 0,
-                start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
+                start: Starts | None = None, on_states: OnStates | None = None,
+                stop_run: Callable[[int], bool] | None = None) -> list[RunResult]:
     """Train every config; results come back in the order given. A device that cannot be had raises
     EngineError before anything trains; any failure during training becomes a failed RunResult.
     With `validation` > 0 each round also scores that many validation pairs drawn from training digits.
     `start` (by config index, then round) continues rounds from an earlier epoch's state (engine/state.py);
-    `on_states` sees every round's state after each epoch, to continue it later."""
+    `on_states` sees every round's state after each epoch, to continue it later. `stop_run` (a sweep's pruner;
+    batched engine) is asked after each epoch whether a run stops there; its stacks train in this process, where it
+    can ask."""
     if engine not in ENGINES:
         raise EngineError(f"engine: unknown engine {engine!r} ({', '.join(ENGINES)})")
+    if stop_run is not None and engine != "batched":
+        raise EngineError("engine: only the batched engine stops a run part-way (stop_run)")
     for config in configs:
         resolve_device(config.device)
     on_cpu = resolve_device(configs[0].device).type == "cpu"
     if engine == "batched":
         cores = cores_for(configs)
         jobs = plan_jobs(configs, stack_groups(configs), cores if on_cpu else 1, start)  # a GPU stack: never split
-        workers = min(cores, len(jobs))
+        workers = 1 if stop_run is not None else min(cores, len(jobs))
     else:
         jobs, workers = [StackJob(i, (i,), range(c.rounds)) for i, c in enumerate(configs)], 1
     if on_cpu:
@@ -54,7 +61,8 @@ def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch
         finished = SideBySide(configs, jobs, source, on_epoch, cancel, workers, validation, start, on_states).run()
     else:
         finished = [(job, train_group(configs, list(job.group), source, on_epoch, cancel, engine, validation,
-                                      job.rounds if engine == "batched" else None, start, on_states)) for job in jobs]
+                                      job.rounds if engine == "batched" else None, start, on_states, stop_run))
+                    for job in jobs]
     parts: list[list[RunResult]] = [[] for _ in configs]
     for job, done in finished:
         for i, result in zip(job.group, done):

@@ -34,6 +34,7 @@ class EpochRecord:
     digit_acc: float | None  # test-set digit accuracy of the subnets; None for the basic net
     lr: float
     seconds: float  # wall time of this epoch (shared by the rounds trained together)
+    val_acc: float | None = None  # accuracy on the validation pairs, when a sweep's pruner asks for it each epoch
 
 
 SAMPLE_PAIRS = 8  # pairs of each round kept as images for the data view

@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ from .state import OnStates, Starts, Taking, load_weights, restore_stack, stack_
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
 Replica = tuple[int, RunConfig, int]  # (index into the stack's runs, config, round)
+StopRun = Callable[[int], bool]  # whether a run (by the caller's index) stops after the epoch just trained
 
 
 @contextmanager
@@ -48,16 +49,18 @@ def one_thread():
 
 def run_stack(runs: list[tuple[int, RunConfig]], source: DigitSource, on_epoch: OnEpoch | None = None,
               cancel: CancelFlag | None = None, validation: int = 0, rounds: Sequence[int] | None = None,
-              start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
+              start: Starts | None = None, on_states: OnStates | None = None,
+              stop_run: StopRun | None = None) -> list[RunResult]:
     """Train every round (or the given `rounds`) of every (run index, config) in one stack; the configs differ
     at most in config.REPLICA_FIELDS. A round's numbers do not depend on which rounds train beside it. `start` holds, by
     run index and round, where rounds continue from (all of the stack's from one epoch); `on_states` sees each
-    round's state after each epoch."""
+    round's state after each epoch. With `stop_run`, every epoch also scores the validation pairs (in the records'
+    val_acc), and a run it names after an epoch stops there: its rounds leave the stack, the rest train on."""
     with one_thread():
-        return _run_stack(runs, source, on_epoch, cancel, validation, rounds, start or {}, on_states)
+        return _run_stack(runs, source, on_epoch, cancel, validation, rounds, start or {}, on_states, stop_run)
 
 
-def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_states) -> list[RunResult]:
+def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_states, stop_run) -> list[RunResult]:
     cancel = cancel or NeverCancel()
     first = runs[0][1]
     assert all(c.architecture_key() == first.architecture_key() for _, c in runs), "one architecture per stack"
@@ -67,47 +70,83 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
     replicas: list[Replica] = [(i, config, r) for i, (_, config) in enumerate(runs) for r in rounds]
 
     report = StackReport(runs, replicas, on_epoch)
-    # One replica trains beside a copy of itself, whose figures are dropped: at one slot the kernels take other
-    # paths (a plain matrix product instead of a batched one) that round differently.
-    trained = replicas * 2 if len(replicas) == 1 else replicas
-    train, test, val = replica_pairs(trained, source, validation, device)
-    states = [start.get(runs[i][0], {}).get(r) for i, _, r in trained]
-    with INIT_LOCK:
-        models = [init_model(c, r) if s is None else load_weights(init_model(c, r), s.weights) for (_, c, r), s in
-                  zip(trained, states)]
-    names = [name for name, _ in models[0].named_parameters()]
-    net = StackedNet(models, device, first.batch_size)
-    trainer = EpochTrainer(net, trained, device)
+    states = [start.get(runs[i][0], {}).get(r) for i, _, r in replicas]
     begun = {s.epoch if s is not None else 0 for s in states}
     if len(begun) > 1:
         raise ValueError("the rounds of one stack must start from one epoch")  # run_configs plans them so
     begun = begun.pop()
-    if begun:
-        restore_stack(net, trainer.optimizer, states, names)
+    stack = Stack(replicas, *replica_pairs(replicas, source, validation, device), device)
+    stack.build(list(range(len(replicas))), states)
 
     cancelled, outputs, taking = False, None, Taking(first.epochs)
+    per_epoch_val = stop_run is not None and stack.val is not None
     for epoch in range(begun + 1, first.epochs + 1):
         epoch_started = time.perf_counter()
-        lr = trainer.lr
-        figures = trainer.train_epoch(epoch, train, cancel)
+        lr = stack.trainer.lr
+        figures = stack.trainer.train_epoch(epoch, stack.train, cancel)
         if figures is None:
             cancelled = True
             break
-        outputs = stack_outputs(net, test)  # the last epoch's are also the round's predictions
-        report.epoch(epoch, lr, figures, *accuracies(*outputs, test), time.perf_counter() - epoch_started)
+        outputs = stack_outputs(stack.net, stack.test)  # the last epoch's are also the round's predictions
+        val_acc = evaluate_stack(stack.net, stack.val)[0] if per_epoch_val else None
+        report.epoch(epoch, lr, figures, *accuracies(*outputs, stack.test), time.perf_counter() - epoch_started,
+                     val_acc)
         if on_states is not None and taking.due(epoch):
-            taking.take(on_states, lambda: report.states(net, trainer.optimizer, names, epoch))
+            taking.take(on_states, lambda: report.states(stack, epoch))
+        if stop_run is not None and report.stop(stop_run, epoch):
+            if not report.slots:
+                break
+            stack.build(report.slots, [stack.state(k, epoch) for k in report.slots])
+            outputs = None
         if not report.any_alive():
             break
-    if not cancelled:
-        outputs = outputs or stack_outputs(net, test)  # a round resumed at its last epoch trains no more
+    if not cancelled and report.slots:
+        outputs = outputs or stack_outputs(stack.net, stack.test)  # a round resumed at its last epoch trains no more
         report.flag_divergence()
-        if val is not None:  # a sweep trial: scored on validation pairs, no predictions needed
-            report.validation(evaluate_stack(net, val)[0])
+        if stack.val is not None:  # a sweep trial: scored on validation pairs, no predictions needed
+            report.validation(evaluate_stack(stack.net, stack.val)[0])
         else:
-            report.predictions(*outputs, test)
-            report.keep_weights(net, names)
+            report.predictions(*outputs, stack.test)
+            report.keep_weights(stack)
     return report.results(cancelled, source.name, device_label(device), time.perf_counter() - clock, started)
+
+
+class Stack:
+    """What trains: the stacked network of some of a stack's replicas (by index), its trainer and its pairs.
+    Built again from the replicas' states when some of them stop: a round's numbers do not depend on its
+    stack-mates, nor on a stack built anew from its state."""
+
+    def __init__(self, replicas: list[Replica], train: PairSet, test: PairSet, val: PairSet | None,
+                 device: torch.device):
+        self.replicas, self.all_pairs, self.device = replicas, (train, test, val), device
+        self.train = self.test = self.val = None
+        self.net: StackedNet | None = None
+        self.trainer: EpochTrainer | None = None
+        self.names: list[str] = []
+        self.slots: list[int] = []
+
+    def build(self, slots: list[int], states: list) -> None:
+        """A stack of the replicas `slots`, each from its state (None: its first epoch)."""
+        # One replica trains beside a copy of itself, whose figures are dropped: at one slot the kernels take other
+        # paths (a plain matrix product instead of a batched one) that round differently.
+        trained_slots, trained_states = (slots * 2, states * 2) if len(slots) == 1 else (slots, states)
+        trained = [self.replicas[k] for k in trained_slots]
+        pick = torch.tensor(trained_slots, device=self.device)
+        self.train, self.test, self.val = (None if p is None else PairSet(p.input[pick], p.classes[pick],
+                                                                          p.target[pick]) for p in self.all_pairs)
+        with INIT_LOCK:
+            models = [init_model(c, r) if s is None else load_weights(init_model(c, r), s.weights)
+                      for (_, c, r), s in zip(trained, trained_states)]
+        self.names = [name for name, _ in models[0].named_parameters()]
+        self.net = StackedNet(models, self.device, trained[0][1].batch_size)
+        self.trainer = EpochTrainer(self.net, trained, self.device)
+        self.slots = list(slots)
+        if any(s is not None for s in trained_states):
+            restore_stack(self.net, self.trainer.optimizer, trained_states, self.names)
+
+    def state(self, k: int, epoch: int):
+        """Replica k's state after `epoch`, as this stack holds it."""
+        return stack_state(self.net, self.trainer.optimizer, self.slots.index(k), self.names, epoch)
 
 
 def replica_pairs(replicas: list[Replica], source: DigitSource, validation: int, device: torch.device):
@@ -230,61 +269,80 @@ class StackReport:
                        for _, c, r in replicas]
         self.histories: list[list[EpochRecord]] = [[] for _ in runs]
         self.alive = [True] * len(replicas)  # a replica whose loss went non-finite trains on, unreported
+        self.slots = list(range(len(replicas)))  # the replica at each slot of the stack as it trains now
 
     def any_alive(self) -> bool:
-        return any(self.alive)
+        return any(self.alive[k] for k in self.slots)
 
     def epoch(self, epoch: int, lr: float, trained: EpochTrained, test_acc: torch.Tensor,
-              digit_acc: torch.Tensor | None, seconds: float) -> None:
+              digit_acc: torch.Tensor | None, seconds: float, val_acc: torch.Tensor | None = None) -> None:
         test = test_acc.tolist()
-        digits = digit_acc.tolist() if digit_acc is not None else [None] * len(self.replicas)
-        for k, (i, config, r) in enumerate(self.replicas):
+        digits = digit_acc.tolist() if digit_acc is not None else [None] * len(self.slots)
+        val = val_acc.tolist() if val_acc is not None else [None] * len(self.slots)
+        for slot, k in enumerate(self.slots):
+            i, config, r = self.replicas[k]
             if not self.alive[k]:
                 continue
-            loss, res, digit_acc = trained.losses[k], self.rounds[k], digit_figure(config, digits[k])
+            loss, res, digit_acc = trained.losses[slot], self.rounds[k], digit_figure(config, digits[slot])
             if not math.isfinite(loss):
                 self.alive[k] = False
                 res.status, res.reason = "failed", f"round {r}: loss became {loss} in epoch {epoch}"
                 continue
-            rec = EpochRecord(self.runs[i][0], r, epoch, loss, trained.accuracies[k], test[k], digit_acc, lr, seconds)
+            rec = EpochRecord(self.runs[i][0], r, epoch, loss, trained.accuracies[slot], test[slot], digit_acc, lr,
+                              seconds, val[slot])
             self.histories[i].append(rec)
             res.epochs, res.train_loss, res.train_acc, res.test_acc, res.digit_acc = (
-                epoch, loss, trained.accuracies[k], test[k], digit_acc)
+                epoch, loss, trained.accuracies[slot], test[slot], digit_acc)
             if self.on_epoch:
                 self.on_epoch(rec)
+
+    def stop(self, stop_run: StopRun, epoch: int) -> bool:
+        """Takes the rounds of the runs stop_run names out of the stack, pruned after `epoch`; True if any."""
+        gone = [k for k in self.slots if stop_run(self.runs[self.replicas[k][0]][0])]
+        for k in gone:
+            res = self.rounds[k]
+            if res.status == "done":
+                res.status, res.reason = "pruned", f"pruned after epoch {epoch}"
+        self.slots = [k for k in self.slots if k not in gone]
+        return bool(gone)
 
     def flag_divergence(self) -> None:
         for (_, config, _), res in zip(self.replicas, self.rounds):
             flag_divergence(config, res)
 
     def predictions(self, logits: torch.Tensor, digit_logits: torch.Tensor | None, test: PairSet) -> None:
-        for k, ((_, config, _), res) in enumerate(zip(self.replicas, self.rounds)):
+        for slot, k in enumerate(self.slots):
+            config, res = self.replicas[k][1], self.rounds[k]
             if res.status == "done":
-                res.predictions = predictions_of(logits[k], None if digit_logits is None else digit_logits[k],
-                                                 test.input[k], test.target[k], test.classes[k], config.aux_loss)
+                res.predictions = predictions_of(logits[slot], None if digit_logits is None else digit_logits[slot],
+                                                 test.input[slot], test.target[slot], test.classes[slot],
+                                                 config.aux_loss)
 
-    def states(self, net, optimizer, names: list[str], epoch: int) -> list:
+    def states(self, stack: Stack, epoch: int) -> list:
         """(run index, round, state) of each replica still training, as it stands after `epoch`."""
-        return [(self.runs[i][0], r, stack_state(net, optimizer, k, names, epoch))
-                for k, (i, _, r) in enumerate(self.replicas) if self.alive[k]]
+        return [(self.runs[self.replicas[k][0]][0], self.replicas[k][2], stack.state(k, epoch))
+                for k in self.slots if self.alive[k]]
 
-    def keep_weights(self, net, names: list[str]) -> None:
+    def keep_weights(self, stack: Stack) -> None:
         """Each finished replica's network after its last epoch, named as the reference model names it."""
-        for k, res in enumerate(self.rounds):
-            if res.status == "done":
-                res.weights = kept_weights(zip(names, net.replica_parameters(k)))
+        for slot, k in enumerate(self.slots):
+            if self.rounds[k].status == "done":
+                self.rounds[k].weights = kept_weights(zip(stack.names, stack.net.replica_parameters(slot)))
 
     def validation(self, val_acc: torch.Tensor) -> None:
-        for res, acc in zip(self.rounds, val_acc.tolist()):
-            if res.status == "done":
-                res.val_acc = acc
+        for k, acc in zip(self.slots, val_acc.tolist()):
+            if self.rounds[k].status == "done":
+                self.rounds[k].val_acc = acc
 
     def results(self, cancelled: bool, data_source: str, device: str, wall: float, started: float) -> list[RunResult]:
         out = []
         for i, (_, config) in enumerate(self.runs):
             mine = [self.rounds[k] for k, rep in enumerate(self.replicas) if rep[0] == i]
             failed = [rr for rr in mine if rr.status == "failed"]
-            if cancelled:
+            pruned = [rr for rr in mine if rr.status == "pruned"]
+            if pruned and not failed:
+                status, reason = "pruned", pruned[0].reason
+            elif cancelled:
                 status, reason = "cancelled", ""
                 for rr in mine:
                     if rr.status == "done":

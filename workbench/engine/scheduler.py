@@ -124,7 +124,8 @@ def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int)
 
 def train_group(configs: list[RunConfig], group: list[int], source: DigitSource, on_epoch: OnEpoch | None,
                 cancel: CancelFlag | None, engine: str, validation: int = 0, rounds: Sequence[int] | None = None,
-                start: Starts | None = None, on_states: OnStates | None = None) -> list[RunResult]:
+                start: Starts | None = None, on_states: OnStates | None = None,
+                stop_run=None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
     from .batched import run_stack
     from .loop import run_loop
@@ -134,7 +135,7 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
     try:
         if engine == "batched":
             return run_stack([(i, configs[i]) for i in group], source, on_epoch, cancel, validation, rounds, start,
-                             on_states)
+                             on_states, stop_run)
         return [run_loop(configs[i], i, source, on_epoch, cancel, validation, (start or {}).get(i), on_states)
                 for i in group]
     except Exception as exc:  # out of memory, a driver error: the run fails, the caller goes on

@@ -9,8 +9,9 @@ Engine: Optuna. One study per stage, named "<study>/<stage number>-<stage name>"
 runs/sweeps/ (no server), shared by the worker processes of one machine; or a database URL (PostgreSQL) that
 workers on several machines join.
 
-spec.py reads specs; storage.py keeps and reads the studies; worker.py runs trials; supervisor.py runs one sweep
-on this machine (the command and the app's screen both use it); command.py is `digit-workbench sweep`.
+spec.py reads specs; storage.py keeps and reads the studies; worker.py works through the stages, batch.py trains a
+worker's batch of trials in one engine call and pruning.py stops hopeless ones (opt-in); supervisor.py runs one
+sweep on this machine (the command and the app's screen both use it); command.py is `digit-workbench sweep`.
 """
 
 from .spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, spec_paths, sweeps_dir
@@ -18,7 +19,8 @@ from .storage import (MAX_RETRIES, StageSummary, Trial, all_trials, best_params,
                       final_runs, is_database, open_storage, record_spec, recorded_spec, stage_base, stage_study_name,
                       stage_summaries, stage_trials, storage_exists, trials_csv, trials_csv_path)
 from .supervisor import FinalRun, SweepRun
-from .worker import open_points, point_key, reap_dead_trials, run_worker, start_workers
+from .batch import open_points, point_key
+from .worker import reap_dead_trials, run_worker, start_workers
 
 __all__ = ["MAX_RETRIES", "SWEEPABLE", "FinalRun", "Stage", "StageSummary", "SweepRun", "SweepSpec", "Trial",
            "all_trials", "best_params", "default_storage", "export_trials", "final_runs", "find_spec", "is_database",

@@ -12,10 +12,13 @@ from ..config import FIELDS, ConfigError, RunConfig, field_applies, from_dict
 from ..presets import PaperScore, parse_paper, parse_toml, read_text
 
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "pairs")}  # the protocol stays
-SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds"}
+SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds", "batch", "pruner"}
 STAGE_KEYS = {"name", "grid", "range", "trials", "paper"}
 MAX_GRID_POINTS = 100_000  # a stage's grid is enumerated to hand out trials; beyond this, use a range search
 MAX_VALIDATION = 30000  # pairs: MNIST's 60,000 training digits (the digits in use are checked when a trial draws)
+MAX_BATCH = 1000  # trials a worker trains at once (its memory is checked as a run's is, before it trains)
+DEFAULT_BATCH = 10
+PRUNERS = ("none", "median", "halving")
 
 
 @dataclass
@@ -49,6 +52,8 @@ class SweepSpec:
     final_rounds: int = 10
     paper: PaperScore | None = None
     path: Path | None = None
+    batch: int = DEFAULT_BATCH  # at most this many trials trained at once by one worker (1: one at a time)
+    pruner: str = "none"  # stops hopeless trials early from their per-epoch validation (pruning.py)
 
 
 SPECS_ENV = "DIGIT_WORKBENCH_SWEEP_SPECS"  # a folder of the user's own specs, beside the shipped ones
@@ -108,8 +113,16 @@ def parse_spec(text: str, path: Path) -> SweepSpec:
     final_rounds = data.get("final_rounds", 10)
     if isinstance(final_rounds, bool) or not isinstance(final_rounds, int) or not 1 <= final_rounds <= 100:
         raise ConfigError("final_rounds", f"a whole number in 1..100, got {final_rounds!r}", source)
+    batch = data.get("batch", DEFAULT_BATCH)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise ConfigError("batch", f"trials a worker trains at once: a whole number in 1..{MAX_BATCH}, got {batch!r}",
+                          source)
+    pruner = data.get("pruner", "none")
+    if pruner not in PRUNERS:
+        raise ConfigError("pruner", f"one of {', '.join(map(repr, PRUNERS))}, got {pruner!r}", source)
     title = data.get("title", Path(path).stem)
-    return SweepSpec(Path(path).stem, str(title), base, stages, validation, final_rounds, paper, Path(path))
+    return SweepSpec(Path(path).stem, str(title), base, stages, validation, final_rounds, paper, Path(path), batch,
+                     pruner)
 
 
 def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:

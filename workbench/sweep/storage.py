@@ -137,6 +137,8 @@ class Trial:
     test_std: float | None
     seconds: float | None
     worker: str
+    pruned_at: int | None = None  # the epoch after which the pruner stopped it
+    batch: int | None = None  # how many trials trained with it in one engine call
 
 
 def stage_trials(storage, study: str, index: int, stage: Stage) -> list[Trial]:
@@ -147,14 +149,15 @@ def stage_trials(storage, study: str, index: int, stage: Stage) -> list[Trial]:
         s = optuna.load_study(study_name=stage_study_name(study, index, stage), storage=storage)
     except KeyError:
         return []
-    out = []
-    for t in s.get_trials(deepcopy=False):
-        if t.user_attrs.get("duplicate_of") is not None:
-            continue
-        out.append(Trial(index, t.number, t.state.name.lower(), dict(t.params), t.user_attrs.get("val_mean"),
-                         t.user_attrs.get("val_std"), t.user_attrs.get("test_mean"), t.user_attrs.get("test_std"),
-                         t.user_attrs.get("seconds"), str(t.user_attrs.get("worker", ""))))
-    return out
+    return [trial_of(index, t) for t in s.get_trials(deepcopy=False) if t.user_attrs.get("duplicate_of") is None]
+
+
+def trial_of(index: int, frozen) -> Trial:
+    """A stage's Optuna trial as the sweep shows it."""
+    attrs = frozen.user_attrs
+    return Trial(index, frozen.number, frozen.state.name.lower(), dict(frozen.params), attrs.get("val_mean"),
+                 attrs.get("val_std"), attrs.get("test_mean"), attrs.get("test_std"), attrs.get("seconds"),
+                 str(attrs.get("worker", "")), attrs.get("pruned_at"), attrs.get("batch"))
 
 
 @dataclass
@@ -164,6 +167,7 @@ class StageSummary:
     done: int
     running: int
     best: Trial | None
+    pruned: int = 0
 
 
 def stage_summaries(spec: SweepSpec, trials: list[Trial]) -> list[StageSummary]:
@@ -173,7 +177,8 @@ def stage_summaries(spec: SweepSpec, trials: list[Trial]) -> list[StageSummary]:
         mine = [t for t in trials if t.stage == i]
         done = [t for t in mine if t.state == "complete" and t.val_mean is not None]
         best = max(done, key=lambda t: t.val_mean) if done else None
-        out.append(StageSummary(i, stage, len(done), sum(t.state == "running" for t in mine), best))
+        out.append(StageSummary(i, stage, len(done), sum(t.state == "running" for t in mine), best,
+                                sum(t.state == "pruned" for t in mine)))
     return out
 
 
@@ -200,12 +205,13 @@ def trials_csv(spec: SweepSpec, trials: list[Trial]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["stage", "stage_name", "trial", "state", *params, "val_mean", "val_std", "test_mean",
-                     "test_std", "seconds", "worker"])
+                     "test_std", "seconds", "batch", "pruned_at", "worker"])
     for t in trials:
         writer.writerow([t.stage + 1, spec.stages[t.stage].name, t.number, t.state,
                          *[t.params.get(p, "") for p in params],
                          *["" if v is None else round(v, 6) for v in (t.val_mean, t.val_std, t.test_mean, t.test_std)],
-                         "" if t.seconds is None else round(t.seconds, 2), t.worker])
+                         "" if t.seconds is None else round(t.seconds, 2), "" if t.batch is None else t.batch,
+                         "" if t.pruned_at is None else t.pruned_at, t.worker])
     return buffer.getvalue()
 
 

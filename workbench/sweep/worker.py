@@ -1,14 +1,17 @@
-"""A sweep worker: works through the stages in order, one trial at a time, beside whatever other workers share
-the storage; and the worker processes of one machine."""
+"""A sweep worker: works through the stages in order, a batch of trials at a time (batch.py), beside whatever
+other workers share the storage; and the worker processes of one machine."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from .batch import Batch, ask_batch, batch_size, left_to_ask
+from .pruning import pruning_for
 from .spec import Stage, SweepSpec, load_spec
 from ..procs import owner_gone, owner_tag
 from .storage import MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name, trials_csv_path
@@ -49,40 +52,11 @@ def reap_dead_trials(study, stage: Stage) -> int:
     return reaped
 
 
-def point_key(params: dict[str, Any]) -> tuple:
-    return tuple(sorted(params.items()))
-
-
-def open_points(stage: Stage, trials) -> set[tuple]:
-    """Grid points that no trial has started or is queued to start: a failed point comes back only through its
-    enqueued retry."""
-    import itertools
-
-    from optuna.trial import TrialState
-
-    names = list(stage.grid)
-    points = {point_key(dict(zip(names, combo))) for combo in itertools.product(*stage.grid.values())}
-    started = {point_key(t.params) for t in trials if t.state != TrialState.WAITING and t.params}
-    queued = {point_key(t.system_attrs.get("fixed_params") or {}) for t in trials if t.state == TrialState.WAITING}
-    return points - started - queued
-
-
-def queue_open_point(study, stage: Stage) -> None:
-    """Before each grid trial, its point is queued by name: every trial then draws a whole point, so a point whose
-    trial ended before it drew its parameters is tried again (the grid sampler counts that point as visited)."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False)
-    if any(t.state == TrialState.WAITING for t in trials):
-        return
-    points = sorted(open_points(stage, trials))
-    if points:
-        study.enqueue_trial(dict(points[os.getpid() % len(points)]))  # workers start from different points
-
-
 def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cancel=None,
-               on_trial: Callable[[Trial], None] | None = None, poll_s: float = 0.5) -> None:
-    """Work through every stage in order, with whatever other workers share the storage."""
+               on_trial: Callable[[Trial], None] | None = None, poll_s: float = 0.5, batch: int | None = None,
+               workers: int = 1) -> None:
+    """Work through every stage in order, with whatever other workers share the storage: each time, a batch of
+    the stage's open trials (at most `batch`, default the spec's; `workers` on this machine share what is left)."""
     import optuna
 
     from ..data import load_source
@@ -90,110 +64,46 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     source = source or load_source("auto")
     storage = open_storage(storage_url)
+    batch = batch or spec.batch
     for index, stage in enumerate(spec.stages):
         if cancel is not None and cancel.is_set():
             return
         s = stage_study(spec, storage, study, index)
-        objective = Objective(spec, stage, s, stage_base(spec, storage, study, index), source, cancel)
-        callbacks = [trial_reporter(index, on_trial, cancel)]
+        trials = Batch(spec, index, s, storage, stage_base(spec, storage, study, index), source, cancel, on_trial,
+                       pruning_for(spec, stage))
         while not (cancel is not None and cancel.is_set()):
-            if not is_database(storage_url):
-                reap_dead_trials(s, stage)
-            left = stage_left(stage, s.get_trials(deepcopy=False))
-            if left == "open":
-                if stage.is_grid:
-                    queue_open_point(s, stage)
-                s.optimize(objective, n_trials=1, catch=(RuntimeError,), callbacks=callbacks)
-            elif left == "running":
-                time.sleep(poll_s)  # other workers are finishing this stage's last points
+            if is_database(storage_url):
+                with warnings.catch_warnings():  # experimental in Optuna, and needed: a batch is asked by hand
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(s)
             else:
+                reap_dead_trials(s, stage)
+            known = s.get_trials(deepcopy=False)
+            left = left_to_ask(stage, known)
+            asked = ask_batch(s, stage, trials.base, batch_size(stage, batch, workers)) if left else []
+            if asked:
+                trials.train(asked)
+            elif any(t.state == optuna.trial.TrialState.RUNNING for t in s.get_trials(deepcopy=False)):
+                time.sleep(poll_s)  # other workers are finishing this stage's last points
+            elif not left:
                 break
 
 
 def stage_study(spec: SweepSpec, storage, study: str, index: int):
-    """The Optuna study of one stage: a grid sampler over its grid, or TPE over its ranges."""
+    """The Optuna study of one stage. A grid stage's trials draw queued points (the sampler is never asked);
+    a range stage is searched by TPE, told of running trials (constant liar) so that a batch spreads out."""
     import optuna
 
     stage = spec.stages[index]
     if stage.is_grid:
-        sampler = optuna.samplers.GridSampler(stage.grid, seed=spec.base.seed)
+        sampler = optuna.samplers.RandomSampler(seed=spec.base.seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=spec.base.seed + os.getpid(), n_startup_trials=min(10, stage.trials))
+        sampler = optuna.samplers.TPESampler(seed=spec.base.seed + os.getpid(), n_startup_trials=min(10, stage.trials),
+                                             constant_liar=True)
+    pruning = pruning_for(spec, stage)
     return optuna.create_study(study_name=stage_study_name(study, index, stage), storage=storage,
-                               direction="maximize", sampler=sampler, load_if_exists=True)
-
-
-def stage_left(stage: Stage, trials) -> str:
-    """'open' while a point waits to be tried (or a retry is enqueued), 'running' while only other workers'
-    trials are left, 'done' after."""
-    from optuna.trial import TrialState
-
-    waiting = [t for t in trials if t.state == TrialState.WAITING]
-    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.RUNNING)
-               and t.user_attrs.get("duplicate_of") is None]
-    remaining = len(open_points(stage, trials)) if stage.is_grid else stage.trials - len(counted)
-    if waiting or remaining > 0:
-        return "open"
-    return "running" if any(t.state == TrialState.RUNNING for t in trials) else "done"
-
-
-class Objective:
-    """One trial: the stage's base with the trial's parameters, trained alone, scored on validation pairs."""
-
-    def __init__(self, spec: SweepSpec, stage: Stage, study, base, source, cancel) -> None:
-        self.spec, self.stage, self.study, self.base, self.source, self.cancel = spec, stage, study, base, source, cancel
-
-    def params(self, trial) -> dict[str, Any]:
-        if self.stage.is_grid:
-            return {p: trial.suggest_categorical(p, values) for p, values in self.stage.grid.items()}
-        return {p: trial.suggest_float(p, lo, hi) for p, (lo, hi) in self.stage.ranges.items()}
-
-    def give_way_to_an_earlier_twin(self, trial, params: dict[str, Any]) -> None:
-        import optuna
-        from optuna.trial import TrialState
-
-        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-            if other.number == trial.number or other.params != params:
-                continue
-            # two workers drew one grid point: a finished twin owns it, else the earlier one (a trial may draw its
-            # parameters after a later one has finished with them: under load the numbers alone let both count)
-            if other.state == TrialState.COMPLETE or other.number < trial.number:
-                trial.set_user_attr("duplicate_of", other.number)
-                raise optuna.TrialPruned()
-
-    def __call__(self, trial) -> float:
-        from ..engine import run_configs
-
-        trial.set_user_attr("worker", owner_tag())
-        params = self.params(trial)
-        self.give_way_to_an_earlier_twin(trial, params)
-        started = time.perf_counter()
-        result = run_configs([self.base.replace(**params)], self.source, cancel=self.cancel,
-                             validation=self.spec.validation_pairs)[0]
-        if result.status != "done":
-            raise RuntimeError(result.reason or result.status)
-        # again: the twin may have drawn the point just before this trial, yet written it just after it looked
-        self.give_way_to_an_earlier_twin(trial, params)
-        val_mean, val_std = result.val_mean_std()
-        test_mean, test_std = result.mean_std()
-        for key, value in (("val_mean", val_mean), ("val_std", val_std), ("test_mean", test_mean),
-                           ("test_std", test_std), ("seconds", time.perf_counter() - started)):
-            trial.set_user_attr(key, value)
-        return val_mean
-
-
-def trial_reporter(index: int, on_trial: Callable[[Trial], None] | None, cancel):
-    """An Optuna callback: tells on_trial of each finished trial, and stops the study once cancelled."""
-    def report(study_, frozen) -> None:
-        if on_trial is not None:
-            on_trial(Trial(index, frozen.number, frozen.state.name.lower(), dict(frozen.params),
-                           frozen.user_attrs.get("val_mean"), frozen.user_attrs.get("val_std"),
-                           frozen.user_attrs.get("test_mean"), frozen.user_attrs.get("test_std"),
-                           frozen.user_attrs.get("seconds"), str(frozen.user_attrs.get("worker", ""))))
-        if cancel is not None and cancel.is_set():
-            study_.stop()
-
-    return report
+                               direction="maximize", sampler=sampler, load_if_exists=True,
+                               pruner=pruning.pruner() if pruning is not None else optuna.pruners.NopPruner())
 
 
 def max_workers() -> int:
@@ -206,7 +116,8 @@ def workers_log(study: str, storage_url: str) -> Path:
     return trials_csv_path(study, storage_url).with_name(f"{study}-workers.log")
 
 
-def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None) -> None:
+def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None,
+                 batch: int | None, workers: int) -> None:
     import signal
     import traceback
 
@@ -226,7 +137,8 @@ def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data
         import torch
 
         torch.set_num_threads(1)
-        run_worker(load_spec(Path(spec_path)), storage_url, study, load_source(data, data_dir))
+        run_worker(load_spec(Path(spec_path)), storage_url, study, load_source(data, data_dir), batch=batch,
+                   workers=workers)
     except Exception:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} worker {owner_tag()}: {traceback.format_exc()}",
               file=sys.stderr, flush=True)
@@ -234,7 +146,7 @@ def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data
 
 
 def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, data: str = "auto",
-                  data_dir: str | None = None):
+                  data_dir: str | None = None, batch: int | None = None):
     """N worker processes on this machine, training on the digits `data` names (data.load_source); returns
     them (multiprocessing.Process objects)."""
     import optuna
@@ -247,7 +159,8 @@ def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, d
         optuna.create_study(study_name=stage_study_name(study, index, stage), storage=storage,
                             direction="maximize", load_if_exists=True)
     ctx = spawn_context()
-    procs = [ctx.Process(target=_worker_main, args=(os.getpid(), str(spec.path), storage_url, study, data, data_dir), daemon=True)
+    procs = [ctx.Process(target=_worker_main, daemon=True,
+                         args=(os.getpid(), str(spec.path), storage_url, study, data, data_dir, batch, workers))
              for _ in range(workers)]
     for p in procs:
         p.start()

@@ -1,0 +1,115 @@
+"""A sweep with the old worker (one trial at a time) and the new one (batches; optionally pruning), side by side
+on this machine: wall time end to end, trials, and what each stage chose on validation.
+
+    git worktree add /tmp/old-tree <commit before batches>
+    python benchmarks/sweep_speed.py table3-fcn --old /tmp/old-tree [--workers 2] [--pruner median] [--repeat 1]
+
+Each variant runs `digit-workbench sweep SPEC --workers N` from its own source tree, in a fresh runs folder, the
+final measurements included; with --repeat K the variants alternate K times and the medians are compared. Writes
+benchmarks/results/sweep_speed_SPEC.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workbench.format import duration, params_text  # noqa: E402
+from workbench.fsutil import atomic_write_text  # noqa: E402
+from workbench.sweep.spec import load_spec  # noqa: E402
+from workbench.sweep.storage import all_trials, default_storage, final_runs, open_storage  # noqa: E402
+
+RUN = "import sys; from workbench.cli import main; sys.exit(main())"
+
+
+def run_variant(tree: Path, spec_path: Path, workers: int) -> dict:
+    """One sweep from `tree`'s code; returns its wall time, trials by state and each stage's choice."""
+    with tempfile.TemporaryDirectory(prefix="sweep-speed-") as runs_root:
+        env = dict(os.environ, DIGIT_WORKBENCH_RUNS=runs_root, PYTHONPATH=str(tree))
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", RUN, "sweep", str(spec_path), "--workers", str(workers)],
+                              env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"sweep_speed.py: the sweep from {tree} exited {done.returncode}: {done.stderr[-2000:]}")
+        os.environ["DIGIT_WORKBENCH_RUNS"] = runs_root
+        spec = load_spec(spec_path)
+        storage = open_storage(default_storage(spec.name))
+        trials = all_trials(spec, storage, spec.name)
+        chosen = [(label.split(" after ", 1)[1], config) for label, config, _ in final_runs(spec, storage, spec.name)]
+        busy = sum(t.seconds or 0.0 for t in trials if t.state in ("complete", "pruned"))
+        return {"wall": wall, "trials": len(trials), "busy": busy,
+                "states": {s: sum(t.state == s for t in trials) for s in ("complete", "pruned", "fail")},
+                "chosen": chosen, "spec": spec}
+
+
+def stage_params(spec, chosen) -> list[str]:
+    """What each stage chose: its own parameters only."""
+    out = []
+    for (name, config), stage in zip(chosen, spec.stages):
+        names = list(stage.grid or stage.ranges)
+        out.append(f"{name}: {params_text({n: getattr(config, n) for n in names})}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spec")
+    parser.add_argument("--old", type=Path, required=True, help="a source tree of the old worker (a git worktree)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pruner", default=None, help="also run the new worker with this pruner")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    spec_path = ROOT / "presets" / "sweeps" / f"{args.spec}.toml"
+    variants = {"old worker": (args.old, args.old / "presets" / "sweeps" / f"{args.spec}.toml"),
+                "new worker": (ROOT, spec_path)}
+    with tempfile.TemporaryDirectory(prefix="sweep-speed-spec-") as folder:
+        if args.pruner:
+            pruned = Path(folder) / f"{args.spec}.toml"
+            pruned.write_text(f'pruner = "{args.pruner}"\n' + spec_path.read_text())
+            variants[f"new worker, {args.pruner} pruner"] = (ROOT, pruned)
+        results: dict[str, list[dict]] = {name: [] for name in variants}
+        load = os.getloadavg()[0]
+        for _ in range(args.repeat):
+            for name, (tree, path) in variants.items():
+                results[name].append(run_variant(tree, path, args.workers))
+                print(f"{name}: {results[name][-1]['wall']:.1f} s", flush=True)
+        text = report(args, results, load)
+    print(text)
+    atomic_write_text(args.out or ROOT / "benchmarks" / "results" / f"sweep_speed_{args.spec}.md", text)
+    return 0
+
+
+def report(args, results: dict[str, list[dict]], load: float) -> str:
+    old = statistics.median(r["wall"] for r in results["old worker"])
+    lines = [f"| `sweep {args.spec} --workers {args.workers}` | wall (median of {args.repeat}) "
+             "| against the old worker | trials: complete / pruned / failed | training seconds in trials "
+             "| what the stages chose |",
+             "|---|---|---|---|---|---|"]
+    for name, runs in results.items():
+        wall = statistics.median(r["wall"] for r in runs)
+        last = runs[-1]
+        states = last["states"]
+        lines.append(f"| {name} | {duration(wall)} | {old / wall:.2f}x | {states['complete']} / {states['pruned']} "
+                     f"/ {states['fail']} | {last['busy']:.0f} | "
+                     f"{'; '.join(stage_params(last['spec'], last['chosen']))} |")
+    final_rounds = results["old worker"][0]["spec"].final_rounds
+    lines += ["", f"Each variant from its own source tree, a fresh runs folder, the final {final_rounds}-round "
+                  f"measurements included; {platform.node() or 'this machine'}, {os.cpu_count()} cores, load "
+                  f"{load:.1f} at the start; the variants alternated {args.repeat} time(s)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

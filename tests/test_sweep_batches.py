@@ -1,0 +1,186 @@
+"""Issue 21: a worker trains a batch of trials in one engine call, and an opt-in pruner stops hopeless trials while
+the rest of their stack trains on. Every trial's numbers are those it gets alone."""
+
+import threading
+
+import optuna
+import pytest
+
+from sweep_specs import STACKING_SPEC, tiny_spec_text
+from workbench.engine import run_configs
+from workbench.sweep import (all_trials, best_params, final_runs, load_spec, open_storage, point_key, run_worker,
+                             stage_study_name, trials_csv)
+
+
+def spec_file(tmp_path, text, extra=""):
+    path = tmp_path / "tiny.toml"
+    path.write_text(extra + text)
+    return load_spec(path)
+
+
+
+
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """The number of configs of every engine call a worker makes."""
+    import workbench.engine as engine
+
+    calls = []
+    real = engine.run_configs
+
+    def counting(configs, *args, **kwargs):
+        calls.append(len(configs))
+        return real(configs, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_configs", counting)
+    return calls
+
+
+def test_a_batch_of_trials_trains_in_one_call_and_each_scores_what_it_scores_alone(tmp_path, source, engine_calls):
+    spec = spec_file(tmp_path, STACKING_SPEC)
+    storage_url = str(tmp_path / "s.journal")
+    run_worker(spec, storage_url, "b1", source=source)
+    # the first grid's four points share an architecture: one call; the widths differ: one at a time, so that
+    # workers share them as they free up; the range stage's eight trials in batches of 8 // 4
+    assert engine_calls == [4, 1, 1, 2, 2, 2, 2]
+    trials = all_trials(spec, open_storage(storage_url), "b1")
+    assert all(t.state == "complete" for t in trials) and len(trials) == 14
+    assert sorted(point_key(t.params) for t in trials if t.stage == 0) == sorted(
+        point_key({"alpha": a, "repair": r}) for a in (0.2, 0.8) for r in (False, True))
+    assert [t.batch for t in sorted(trials, key=lambda t: (t.stage, t.number))] == [4] * 4 + [1] * 2 + [2] * 8
+    base = spec.base
+    for stage in range(3):
+        mine = [t for t in trials if t.stage == stage]
+        for t in mine:
+            alone = run_configs([base.replace(**t.params)], source, validation=spec.validation_pairs)[0]
+            assert (t.val_mean, t.val_std, t.test_mean, t.test_std) == (*alone.val_mean_std(), *alone.mean_std())
+        base = base.replace(**best_params(mine))
+
+
+def test_batch_one_trains_one_trial_at_a_time(tmp_path, source, engine_calls):
+    spec = spec_file(tmp_path, STACKING_SPEC, extra="batch = 1\n")
+    run_worker(spec, str(tmp_path / "s.journal"), "b2", source=source)
+    assert engine_calls == [1] * 14
+
+
+def test_a_batch_cancelled_part_way_queues_its_points_again(tmp_path, source):
+    spec = spec_file(tmp_path, STACKING_SPEC.replace("epochs = 2", "epochs = 3"))
+    storage_url = str(tmp_path / "s.journal")
+    cancel = threading.Event()
+    import workbench.engine as engine
+
+    real = engine.run_configs
+
+    def cancelling(configs, *args, on_epoch=None, **kwargs):
+        def seen(rec):
+            if rec.epoch == 2:
+                cancel.set()
+        return real(configs, *args, on_epoch=seen, **kwargs)
+
+    engine.run_configs = cancelling
+    try:
+        run_worker(spec, storage_url, "b4", source=source, cancel=cancel)
+    finally:
+        engine.run_configs = real
+    study = optuna.load_study(study_name=stage_study_name("b4", 0, spec.stages[0]), storage=open_storage(storage_url))
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "COMPLETE")]
+    assert len([t for t in study.trials if t.state.name == "WAITING"]) == 4  # every point waits for the rerun
+    run_worker(spec, storage_url, "b4", source=source)
+    trials = all_trials(spec, open_storage(storage_url), "b4")
+    grid = [t for t in trials if t.stage == 0 and t.state == "complete"]
+    assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4 and {t.batch for t in grid} == {4}
+
+
+# ------------------------------------------------------------------ pruning
+
+def test_a_pruned_trial_is_never_a_choice_and_shows_as_pruned(tmp_path, source, monkeypatch):
+    """The trial that would win the grid is pruned after its first epoch: the stage chooses another, the trials
+    CSV and --show say pruned and when, and the stage's final measurement is of the choice."""
+    from workbench.sweep import pruning
+
+    text = STACKING_SPEC.replace("epochs = 2", "epochs = 3").replace("trials = 8", "trials = 4")
+    plain = spec_file(tmp_path, text)
+    run_worker(plain, str(tmp_path / "plain.journal"), "p0", source=source)
+    winner = best_params([t for t in all_trials(plain, open_storage(str(tmp_path / "plain.journal")), "p0")
+                          if t.stage == 0])
+
+    spec = spec_file(tmp_path, text, extra='pruner = "median"\n')
+    real_on_epoch = pruning.Watch.on_epoch
+
+    def prune_the_winner(self, record):
+        real_on_epoch(self, record)
+        if self.asked[record.run].params == winner:
+            self.pruned.setdefault(record.run, record.epoch)
+
+    monkeypatch.setattr(pruning.Watch, "on_epoch", prune_the_winner)
+    storage_url = str(tmp_path / "pruned.journal")
+    run_worker(spec, storage_url, "p1", source=source)
+    trials = all_trials(spec, open_storage(storage_url), "p1")
+    (pruned,) = [t for t in trials if t.state == "pruned"]
+    assert pruned.params == winner and pruned.pruned_at == 1 and pruned.val_mean is None
+    chosen = best_params([t for t in trials if t.stage == 0])
+    assert chosen is not None and chosen != winner
+    assert all(c.replace(rounds=1) != spec.base.replace(**winner, rounds=1) for _, c, _ in final_runs(
+        spec, open_storage(storage_url), "p1"))
+    csv_text = trials_csv(spec, trials)
+    assert any(line.split(",")[3] == "pruned" and ",1," in line for line in csv_text.splitlines())
+    from workbench.format import trial_cells
+
+    assert trial_cells(pruned)[2] == "pruned after 1"
+    # the other trials scored what they score alone: pruning one did not move its stack-mates
+    for t in trials:
+        if t.stage == 0 and t.state == "complete":
+            assert t.batch == 4
+            alone = run_configs([spec.base.replace(**t.params)], source, validation=spec.validation_pairs)[0]
+            assert t.val_mean == alone.val_mean_std()[0]
+
+
+def test_median_pruning_stops_trials_and_counts_them_in_a_range_stage(tmp_path, source):
+    """A real pruner (Optuna's median) on the tiny sweep: the range stage's budget counts pruned trials, so it
+    ends after its trials whether finished or pruned."""
+    spec = spec_file(tmp_path, tiny_spec_text(epochs=4, alpha_trials=12), extra='pruner = "median"\nbatch = 3\n')
+    storage_url = str(tmp_path / "s.journal")
+    run_worker(spec, storage_url, "p2", source=source)
+    trials = [t for t in all_trials(spec, open_storage(storage_url), "p2") if t.stage == 1]
+    assert len(trials) == 12 and {t.state for t in trials} <= {"complete", "pruned"}
+    study = optuna.load_study(study_name=stage_study_name("p2", 1, spec.stages[1]), storage=open_storage(storage_url))
+    # every trial reported its epochs' validation scores; a pruned one stopped at its last report
+    for t in study.trials:
+        steps = sorted(t.intermediate_values)
+        assert steps == list(range(1, len(steps) + 1)) and steps
+        if t.state.name == "PRUNED":
+            assert t.user_attrs["pruned_at"] == steps[-1] < 4
+
+
+@pytest.mark.parametrize("text, key", [("batch = 0\n", "batch"), ("batch = true\n", "batch"),
+                                       ('pruner = "hyperband"\n', "pruner")])
+def test_bad_batch_and_pruner_name_the_key(tmp_path, text, key):
+    from workbench.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        spec_file(tmp_path, tiny_spec_text(), extra=text)
+    assert err.value.key == key
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_batch_beats_for_every_trial_while_it_trains_and_stops_after(tmp_path):
+    """A database storage fails a trial whose heartbeat stops; Optuna beats only inside optimize(), so a batch
+    asked by hand must beat itself: kept alive while it trains, failed (and queued again) once its beats stop."""
+    import time
+
+    from workbench.sweep.batch import Asked, heartbeats
+
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=1, grace_period=2,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    study = optuna.create_study(storage=storage, study_name="hb", direction="maximize")
+    asked = [Asked(study.ask(), {}) for _ in range(2)]
+    with heartbeats(storage, asked):
+        time.sleep(3.5)
+        optuna.storages.fail_stale_trials(study)
+        assert [t.state.name for t in study.trials] == ["RUNNING", "RUNNING"]
+    time.sleep(3.5)
+    optuna.storages.fail_stale_trials(study)
+    states = [t.state.name for t in study.trials]
+    assert states[:2] == ["FAIL", "FAIL"] and states[2:] == ["WAITING", "WAITING"]  # retried
