@@ -545,11 +545,13 @@ def same_round_numbers(a, b) -> None:
         [(h.round, h.epoch, h.train_loss, h.test_acc) for h in b.history]
 
 
-@pytest.mark.parametrize("stopped", [{1}, {0, 2, 3}], ids=["one of four", "three of four"])
-def test_a_pruned_run_leaves_its_stack_and_the_rest_train_on_as_alone(source, stopped):
+@pytest.mark.parametrize("stopped, rounds", [({1}, 2), ({0, 2, 3}, 1)],
+                         ids=["one of four", "three of four, leaving one replica"])
+def test_a_pruned_run_leaves_its_stack_and_the_rest_train_on_as_alone(source, stopped, rounds):
     """Issue 21, pruning: a run stop_run names after an epoch leaves the stack there; the stack is built again
     from the others' states (down to one replica beside its copy) and they end exactly as trained alone."""
-    base = RunConfig(subnet="fcn", hl=8, c_hl=4, rounds=2, epochs=4, pairs=100, batch_size=20, device=DEVICE.type)
+    base = RunConfig(subnet="fcn", hl=8, c_hl=4, rounds=rounds, epochs=4, pairs=100, batch_size=20,
+                     device=DEVICE.type)
     configs = [base.replace(alpha=a) for a in (0.2, 0.4, 0.6, 0.8)]
     seen = []
     results = run_configs(configs, source, validation=40, on_epoch=seen.append,

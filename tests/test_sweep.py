@@ -208,8 +208,12 @@ def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not os.environ.get("DIGIT_WORKBENCH_TEST_PG"), reason="no PostgreSQL (.ci/run starts one)")
-def test_two_workers_against_postgresql(tiny_spec):
+@pytest.mark.parametrize("stacking", [False, True], ids=["widths one at a time", "a stackable grid in batches"])
+def test_two_workers_against_postgresql(tiny_spec, tmp_path, stacking):
     url = os.environ["DIGIT_WORKBENCH_TEST_PG"]
+    if stacking:  # issue 21: batches asked by hand beat for their trials, and no point counts twice
+        (tmp_path / "stacking.toml").write_text(STACKING_SPEC)
+        tiny_spec = load_spec(tmp_path / "stacking.toml")
     study = f"pg-{uuid.uuid4().hex[:8]}"
     procs = start_workers(tiny_spec, url, study, 2)
     for p in procs:
@@ -218,7 +222,9 @@ def test_two_workers_against_postgresql(tiny_spec):
     trials = all_trials(tiny_spec, open_storage(url), study)
     grid = counted(trials, 0)
     assert len(grid) == 4 and len({point_key(t.params) for t in grid}) == 4
-    assert len(counted(trials, 1)) == 2
+    assert max(t.batch for t in grid) == (2 if stacking else 1)
+    for stage in range(1, len(tiny_spec.stages)):
+        assert len(counted(trials, stage)) == tiny_spec.stages[stage].size()
 
 
 def test_sweep_command_runs_shows_and_exports(tiny_spec, tmp_path, capsys, monkeypatch):
