@@ -171,7 +171,7 @@ def test_output_to_a_pipe_never_splits_a_word(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     command = [sys.executable, "-c", "from workbench.cli import main; raise SystemExit(main())"]
     presets = subprocess.run([*command, "presets"], capture_output=True, text=True, env=env, timeout=60).stdout
-    assert "Re-pairing=on" in presets and "alpha=0.172 HL=256 KL=2 BC=24 K=5 C-HL=512" in presets
+    assert "Re-pairing=on" in presets and "alpha=0.3981 HL=256 KL=2 BC=24 K=5 C-HL=512" in presets
     table = subprocess.run([*command, "table", "table2-fcn-plain", "table2-cnn-ws-aux", "--rounds", "1", "--epochs",
                             "1", "--pairs", "100", "--batch-size", "20", "--data", "embedded", "--runs-dir",
                             str(tmp_path)], capture_output=True, text=True, env=env, timeout=120).stdout
