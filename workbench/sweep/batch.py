@@ -1,6 +1,6 @@
 """A worker's batch of trials: asked of Optuna together, trained in one engine call (trials of one architecture in
-one stack, the rest side by side), told back one by one. A trial's numbers are those it gets alone: the engine's
-replicas never depend on what trains beside them."""
+one stack; other architectures in the same call, a stack each, on the worker's core), told back one by one. A
+trial's numbers are those it gets alone: the engine's replicas never depend on what trains beside them."""
 
 from __future__ import annotations
 
