@@ -7,12 +7,10 @@ loop, one round at a time (loop.py). Every random draw of a round comes from (se
 
 from __future__ import annotations
 
-from typing import Callable
-
 from ..config import ENGINES, RunConfig
 from ..data import DigitSource
-from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, cuda_unavailable_reason,
-                   merge_rounds, resolve_device)
+from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, StopRun,
+                   cuda_unavailable_reason, merge_rounds, resolve_device)
 from .scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams, plan_jobs,
                         train_group)
 from .state import OnStates, RoundState, Starts
@@ -32,7 +30,7 @@ def stack_groups(configs: list[RunConfig]) -> list[list[int]]:
 def run_configs(configs: list[RunConfig], source: DigitSource, on_epoch: OnEpoch | None = None,
                 cancel: CancelFlag | None = None, engine: str = "batched", validation: int = 0,
                 start: Starts | None = None, on_states: OnStates | None = None,
-                stop_run: Callable[[int], bool] | None = None) -> list[RunResult]:
+                stop_run: StopRun | None = None) -> list[RunResult]:
     """Train every config; results come back in the order given. A device that cannot be had raises
     EngineError before anything trains; any failure during training becomes a failed RunResult.
     With `validation` > 0 each round also scores that many validation pairs drawn from training digits.

@@ -157,6 +157,7 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 OnEpoch = Callable[[EpochRecord], None]
+StopRun = Callable[[int], bool]  # whether a run (by the caller's index) stops after the epoch just trained
 
 
 class CancelFlag(Protocol):

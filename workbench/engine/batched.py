@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from ..config import RunConfig
 from ..data import DigitSource, PairSet, augmented, repaired, round_pairs
 from ..randomness import DropoutStream, batch_order, init_model, weights_seed
-from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
-                   kept_weights, library_versions, predictions_of, resolve_device)
+from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult,
+                   StopRun, device_label, kept_weights, library_versions, predictions_of, resolve_device)
 from .cuda_graph import EpochProgram, StepGraph
 from .adam import StackAdam
 from .loss import loss_weights, replica_losses, step_scales
@@ -32,7 +32,6 @@ from .state import OnStates, Starts, Taking, load_weights, restore_stack, stack_
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
 Replica = tuple[int, RunConfig, int]  # (index into the stack's runs, config, round)
-StopRun = Callable[[int], bool]  # whether a run (by the caller's index) stops after the epoch just trained
 
 
 @contextmanager
@@ -78,7 +77,7 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
     stack = Stack(replicas, *replica_pairs(replicas, source, validation, device), device)
     stack.build(list(range(len(replicas))), states)
 
-    cancelled, outputs, taking = False, None, Taking(first.epochs)
+    cancelled, outputs, val_acc, taking = False, None, None, Taking(first.epochs)
     per_epoch_val = stop_run is not None and stack.val is not None
     for epoch in range(begun + 1, first.epochs + 1):
         epoch_started = time.perf_counter()
@@ -97,14 +96,14 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
             if not report.slots:
                 break
             stack.build(report.slots, [stack.state(k, epoch) for k in report.slots])
-            outputs = None
+            outputs = val_acc = None  # by the slots of the stack before
         if not report.any_alive():
             break
     if not cancelled and report.slots:
         outputs = outputs or stack_outputs(stack.net, stack.test)  # a round resumed at its last epoch trains no more
         report.flag_divergence()
         if stack.val is not None:  # a sweep trial: scored on validation pairs, no predictions needed
-            report.validation(evaluate_stack(stack.net, stack.val)[0])
+            report.validation(val_acc if val_acc is not None else evaluate_stack(stack.net, stack.val)[0])
         else:
             report.predictions(*outputs, stack.test)
             report.keep_weights(stack)

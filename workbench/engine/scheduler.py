@@ -27,7 +27,7 @@ from ..config import RunConfig
 from ..data import DigitSource
 from ..architecture import cnn_side, conv1_side, weight_count
 from ..procs import exit_with_parent, spawn_context
-from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, library_versions, resolve_device
+from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, StopRun, library_versions, resolve_device
 from .state import OnStates, RoundState, Starts
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
@@ -125,7 +125,7 @@ def check_memory(configs: list[RunConfig], jobs: list[StackJob], processes: int)
 def train_group(configs: list[RunConfig], group: list[int], source: DigitSource, on_epoch: OnEpoch | None,
                 cancel: CancelFlag | None, engine: str, validation: int = 0, rounds: Sequence[int] | None = None,
                 start: Starts | None = None, on_states: OnStates | None = None,
-                stop_run=None) -> list[RunResult]:
+                stop_run: StopRun | None = None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
     from .batched import run_stack
     from .loop import run_loop

@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..procs import owner_tag
@@ -196,11 +196,6 @@ class Batch:
     cancel: Any = None
     on_trial: Callable[[Trial], None] | None = None
     pruning: Any = None  # pruning.Pruning or None
-    told: list[int] = field(default_factory=list)
-
-    @property
-    def stage(self) -> Stage:
-        return self.spec.stages[self.index]
 
     def train(self, asked: list[Asked]) -> None:
         """Trains the batch's trials in one engine call and tells Optuna each one's score."""
@@ -217,17 +212,17 @@ class Batch:
             results = engine.run_configs(configs, self.source, cancel=self.cancel,
                                          validation=self.spec.validation_pairs, **hooks)
         seconds = (time.perf_counter() - started) / len(live)
-        for a, result in zip(live, results):
-            self.tell(a, result, seconds, len(live), watch)
+        for run, (a, result) in enumerate(zip(live, results)):
+            self.tell(a, result, seconds, len(live), watch.pruned.get(run) if watch is not None else None)
 
-    def tell(self, asked: Asked, result, seconds: float, size: int, watch) -> None:
+    def tell(self, asked: Asked, result, seconds: float, size: int, pruned_at: int | None) -> None:
         from optuna.trial import TrialState
 
         trial = asked.trial
         trial.set_user_attr("batch", size)
         trial.set_user_attr("seconds", seconds)
-        if watch is not None and watch.pruned_at(asked) is not None:
-            trial.set_user_attr("pruned_at", watch.pruned_at(asked))
+        if pruned_at is not None:
+            trial.set_user_attr("pruned_at", pruned_at)
             frozen = self.study.tell(trial, state=TrialState.PRUNED)
         elif result.status == "done":
             # again: a twin may have drawn the point just before this trial, yet written it just after it looked
@@ -245,6 +240,5 @@ class Batch:
         else:
             trial.set_user_attr("reason", str(result.reason)[:500])
             frozen = self.study.tell(trial, state=TrialState.FAIL)
-        self.told.append(frozen.number)
         if self.on_trial is not None:
             self.on_trial(trial_of(self.index, frozen))

@@ -63,6 +63,3 @@ class Watch:
 
     def stopped(self, run: int) -> bool:
         return run in self.pruned
-
-    def pruned_at(self, asked) -> int | None:
-        return next((epoch for run, epoch in self.pruned.items() if self.asked[run] is asked), None)

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from .batch import Batch, ask_batch, batch_size, left_to_ask
+from .batch import Batch, ask_batch, batch_size, left_to_ask, requeue
 from .pruning import pruning_for
 from .spec import Stage, SweepSpec, load_spec
 from ..procs import owner_gone, owner_tag
@@ -47,7 +47,7 @@ def reap_dead_trials(study, stage: Stage) -> int:
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         retries = int(t.user_attrs.get("retry", 0))
         if retries < MAX_RETRIES and set(t.params) == names:
-            study.enqueue_trial(dict(t.params), user_attrs={"retry": retries + 1, "retry_of": t.number})
+            requeue(study, t.params, retries + 1, t.number)
         reaped += 1
     return reaped
 
@@ -83,7 +83,7 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
             asked = ask_batch(s, stage, trials.base, batch_size(stage, batch, workers)) if left else []
             if asked:
                 trials.train(asked)
-            elif any(t.state == optuna.trial.TrialState.RUNNING for t in s.get_trials(deepcopy=False)):
+            elif any(t.state == optuna.trial.TrialState.RUNNING for t in known):
                 time.sleep(poll_s)  # other workers are finishing this stage's last points
             elif not left:
                 break
