@@ -19,11 +19,16 @@ export DIGIT_WORKBENCH_CACHE="${DIGIT_WORKBENCH_CACHE:-/tmp/digit-workbench-cach
   echo "== runs continued on cuda (both engines, every net) equal the run trained straight through"
   DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_resume.py \
     -k "never_stopped or different_epochs or without_a_stop or extended" 2>&1 | tail -2
-  echo "== pruning on cuda: a pruned run leaves its stack, the rest train on with the numbers they get alone"
+  echo "== pruning on cuda: a pruned run leaves its stack, the rest train on with the numbers they get alone;"
+  echo "   replicas of their own rate, decay and dropout in one stack (CUDA graphs on) train as alone"
   DIGIT_WORKBENCH_TEST_DEVICE=cuda python3 -m pytest -q -p no:cacheprovider tests/test_batched.py \
-    -k "leaves_its_stack" 2>&1 | tail -2
+    -k "leaves_its_stack or training_settings" 2>&1 | tail -2
   echo "== a sweep stage's trials on cuda: one engine call each against one stack (issue 21)"
   python3 benchmarks/batched_trials.py --device cuda --repeat 1 --out "${OUT:-/tmp}/batched_trials_cuda.txt"
+  for grid in schedule dropout; do
+    python3 benchmarks/batched_trials.py --device cuda --grid $grid --repeat 1 \
+      --out "${OUT:-/tmp}/batched_trials_cuda_$grid.txt"
+  done
   echo "== no host sync; time per step, launched one by one and as a CUDA graph; graphs against eager"
   python3 benchmarks/cuda_check.py
   echo "== Table II on cuda with CUDA graphs (the default), and the loop on one round of each row"

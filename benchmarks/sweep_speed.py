@@ -3,6 +3,7 @@ on this machine: wall time end to end, trials, and what each stage chose on vali
 
     git worktree add /tmp/old-tree <commit before batches>
     python benchmarks/sweep_speed.py table3-fcn --old /tmp/old-tree [--workers 2] [--pruner median] [--repeat 1]
+                                     [--old-label "old worker"] [--new-label "new worker"] [--out FILE]
 
 Each variant runs `digit-workbench sweep SPEC --workers N` from its own source tree, in a fresh runs folder, the
 final measurements included; with --repeat K the variants alternate K times and the medians are compared. Writes
@@ -70,15 +71,17 @@ def main() -> int:
     parser.add_argument("--pruner", default=None, help="also run the new worker with this pruner")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--old-label", default="old worker", help="what the old tree is, in the table")
+    parser.add_argument("--new-label", default="new worker", help="what this tree is, in the table")
     args = parser.parse_args()
     spec_path = ROOT / "presets" / "sweeps" / f"{args.spec}.toml"
-    variants = {"old worker": (args.old, args.old / "presets" / "sweeps" / f"{args.spec}.toml"),
-                "new worker": (ROOT, spec_path)}
+    variants = {args.old_label: (args.old, args.old / "presets" / "sweeps" / f"{args.spec}.toml"),
+                args.new_label: (ROOT, spec_path)}
     with tempfile.TemporaryDirectory(prefix="sweep-speed-spec-") as folder:
         if args.pruner:
             pruned = Path(folder) / f"{args.spec}.toml"
             pruned.write_text(f'pruner = "{args.pruner}"\n' + spec_path.read_text())
-            variants[f"new worker, {args.pruner} pruner"] = (ROOT, pruned)
+            variants[f"{args.new_label}, {args.pruner} pruner"] = (ROOT, pruned)
         results: dict[str, list[dict]] = {name: [] for name in variants}
         load = os.getloadavg()[0]
         for _ in range(args.repeat):
@@ -92,9 +95,9 @@ def main() -> int:
 
 
 def report(args, results: dict[str, list[dict]], load: float) -> str:
-    old = statistics.median(r["wall"] for r in results["old worker"])
+    old = statistics.median(r["wall"] for r in results[args.old_label])
     lines = [f"| `sweep {args.spec} --workers {args.workers}` | wall (median of {args.repeat}) "
-             "| against the old worker | trials: complete / pruned / failed | training seconds in trials "
+             f"| against the {args.old_label} | trials: complete / pruned / failed | training seconds in trials "
              "| what the stages chose |",
              "|---|---|---|---|---|---|"]
     for name, runs in results.items():
@@ -104,7 +107,7 @@ def report(args, results: dict[str, list[dict]], load: float) -> str:
         lines.append(f"| {name} | {duration(wall)} | {old / wall:.2f}x | {states['complete']} / {states['pruned']} "
                      f"/ {states['fail']} | {last['busy']:.0f} | "
                      f"{'; '.join(stage_params(last['spec'], last['chosen']))} |")
-    final_rounds = results["old worker"][0]["spec"].final_rounds
+    final_rounds = results[args.old_label][0]["spec"].final_rounds
     lines += ["", f"Each variant from its own source tree, a fresh runs folder, the final {final_rounds}-round "
                   f"measurements included; {platform.node() or 'this machine'}, {os.cpu_count()} cores, load "
                   f"{load:.1f} at the start; the variants alternated {args.repeat} time(s)."]

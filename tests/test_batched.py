@@ -302,6 +302,41 @@ def test_seeds_re_pairing_and_augmentation_share_a_stack_each_with_the_numbers_i
     assert len({tuple(r.test_acc for r in result.rounds) for result in together}) == len(configs)  # all differ
 
 
+@pytest.mark.parametrize("by_layer", [False, True], ids=["one Adam call", "a call a layer"])
+@pytest.mark.parametrize("subnet, weight_sharing", [("basic", False), ("fcn", True), ("fcn", False),
+                                                     ("cnn", True), ("cnn", False)])
+def test_training_settings_share_a_stack_each_with_the_numbers_it_gets_alone(source, monkeypatch, subnet,
+                                                                              weight_sharing, by_layer):
+    """Issue 21, item 2: a grid over the learning rate, its decay and dropout trains one stack; every replica
+    steps with its own rate, scheduled by its own decay, drops units at its own rate (none at 0: a net without
+    dropout stacks with nets with it), and ends bit for bit as trained alone, epoch by epoch."""
+    import numpy as np
+
+    from workbench.engine.adam import StackAdam
+
+    monkeypatch.setenv("DIGIT_WORKBENCH_PROCESSES", "1")
+    if by_layer:
+        monkeypatch.setattr(StackAdam, "BY_LAYER_FROM", 0)
+    base = RunConfig(subnet=subnet, weight_sharing=weight_sharing, aux_loss=subnet != "basic", hl=24, c_hl=12,
+                     bc=3, rounds=2, epochs=3, pairs=100, batch_size=5, dropout=0.3, device=DEVICE.type)
+    configs = [base.replace(dropout=0.0), base, base.replace(lr=0.003), base.replace(lr_decay=0.8),
+               base.replace(lr=0.003, lr_decay=0.8, dropout=0.5), base.replace(lr=0.0005, seed=4, alpha=0.2),
+               base.replace(dropout=0.1, repair=True)]
+    assert stack_groups(configs) == [list(range(7))]
+    records = []
+    together = run_configs(configs, source, on_epoch=records.append)
+    for i, (config, shared) in enumerate(zip(configs, together)):
+        (alone,) = run_configs([config], source)
+        assert [(r.test_acc, r.train_loss) for r in shared.rounds] == [(r.test_acc, r.train_loss) for r in alone.rounds]
+        for a, b in zip(shared.rounds, alone.rounds):
+            assert all(np.array_equal(a.weights[name], b.weights[name]) for name in a.weights)
+        assert [(h.epoch, h.lr, h.train_loss) for h in shared.history] == [(h.epoch, h.lr, h.train_loss)
+                                                                           for h in alone.history]
+        assert [h.lr for h in shared.history if h.round == 0] == pytest.approx(
+            [config.lr * config.lr_decay ** e for e in range(3)])
+    assert len({tuple(r.train_loss for r in result.rounds) for result in together}) == len(configs)  # all differ
+
+
 def test_cancel_reaches_stacks_in_processes(source):
     import threading
     import time
@@ -552,7 +587,9 @@ def test_a_pruned_run_leaves_its_stack_and_the_rest_train_on_as_alone(source, st
     from the others' states (down to one replica beside its copy) and they end exactly as trained alone."""
     base = RunConfig(subnet="fcn", hl=8, c_hl=4, rounds=rounds, epochs=4, pairs=100, batch_size=20,
                      device=DEVICE.type)
-    configs = [base.replace(alpha=a) for a in (0.2, 0.4, 0.6, 0.8)]
+    # their rates, decays and dropout differ too: a stack built again keeps each replica's own (item 2)
+    configs = [base.replace(alpha=0.2), base.replace(alpha=0.4, lr=0.003), base.replace(alpha=0.6, lr_decay=0.8),
+               base.replace(alpha=0.8, dropout=0.0, lr=0.002, lr_decay=0.9)]
     seen = []
     results = run_configs(configs, source, validation=40, on_epoch=seen.append,
                           stop_run=lambda run: run in stopped and seen[-1].epoch >= 2)

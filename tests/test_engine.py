@@ -163,3 +163,30 @@ def test_what_will_not_fit_in_memory_is_refused_before_anything_trains(source, m
     table2 = [find_preset(name).config for name in TABLE_II]  # what the product is for fits in 4 GB
     jobs = scheduler.plan_jobs(table2, stack_groups(table2), 2)
     scheduler.check_memory(table2, jobs, 2)
+
+
+@pytest.mark.parametrize("rates", [2, 3])
+def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(rates):
+    """Issue 21, item 2: replicas of several rates keep more per weight; the memory check counts at least that."""
+    import torch
+
+    import workbench.engine.scheduler as scheduler
+    from workbench.engine.adam import StackAdam
+    from workbench.engine.stacked import StackedNet
+    from workbench.randomness import init_model
+
+    base = RunConfig(subnet="fcn", hl=32, c_hl=16, rounds=1, device="cpu")
+    configs = [base.replace(lr=0.001 * (k + 1)) for k in range(rates)]
+    job = scheduler.StackJob(0, tuple(range(rates)), range(1))
+    alike = scheduler.job_bytes([base] * rates, job)
+    extra = scheduler.job_bytes(configs, job) - alike
+    net = StackedNet([init_model(c, 0) for c in configs], torch.device("cpu"), 5)
+    adam = StackAdam(net, [c.lr for c in configs])
+    net.flat.grad.normal_()
+    adam.begin_step()
+    adam.step_all()
+    kept = adam.classes
+    held = sum(b.numel() * 4 for b in kept.before + (kept.copy or [])) + kept.owner.numel() * 2 + sum(
+        i.numel() * 8 for i in kept.indices.values())
+    assert 0 < held <= extra
+    assert scheduler.job_bytes([base] * rates, job) == alike  # one rate: nothing more

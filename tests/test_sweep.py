@@ -293,12 +293,18 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         await pilot.press("escape", "f4")  # away and back: the same screen, the spec still chosen
         await pilot.pause()
         assert app.screen is screen and screen.spec is not None
+        lines = set()  # what the main screen's bottom line said while the sweep ran: each line it was given
+        update_queue_bar = app.update_queue_bar
+
+        def recording() -> None:  # sampling the screen instead missed the short stretches under load
+            update_queue_bar()
+            lines.add(str(app.query_one("#queue").render()))
+
+        monkeypatch.setattr(app, "update_queue_bar", recording)
         await pilot.click("#sweep-start")
         deadline = clock.monotonic() + 240
-        lines = set()  # what the main screen's bottom line said while the sweep ran
         while clock.monotonic() < deadline:
             await pilot.pause(0.2)
-            lines.add(str(app.query_one("#queue").render()))
             if screen.sweep is not None and not screen.busy and not app.workers:
                 break
         await app.workers.wait_for_complete()

@@ -57,6 +57,44 @@ def test_a_batch_of_trials_trains_in_one_call_and_each_scores_what_it_scores_alo
         base = base.replace(**best_params(mine))
 
 
+def test_a_worker_leaves_another_workers_queued_point_and_a_crossed_batch_trains_by_architecture(
+        tmp_path, source, engine_calls):
+    """Two workers queue at once: each takes its own point, not the other's of another architecture (CI saw one
+    worker take both widths into one call); and should a batch cross anyway, each architecture trains on its own."""
+    from workbench.sweep.batch import Asked, Batch, ask_batch, draw_params
+    from workbench.sweep.worker import stage_study
+
+    spec = spec_file(tmp_path, tiny_spec_text())
+    storage = open_storage(str(tmp_path / "s.journal"))
+    study = stage_study(spec, storage, "x1", 0)
+    stage = spec.stages[0]
+    study.enqueue_trial({"hl": 8, "c_hl": 4})  # this worker's point...
+    study.enqueue_trial({"hl": 16, "c_hl": 8})  # ...and the other worker's, queued before this one asks
+    mine = ask_batch(study, stage, spec.base, 2)
+    assert [a.params for a in mine] == [{"hl": 8, "c_hl": 4}]
+    theirs = study.ask()  # the crossing the peek cannot see: asked between the look and the ask
+    crossed = mine + [Asked(theirs, draw_params(stage, theirs))]
+    Batch(spec, 0, study, storage, spec.base, source).train(crossed)
+    assert engine_calls == [1, 1]
+    trials = all_trials(spec, storage, "x1")
+    assert sorted(t.batch for t in trials) == [1, 1] and all(t.state == "complete" for t in trials)
+
+
+def test_a_grid_over_the_training_settings_trains_as_one_stack_each_trial_as_alone(tmp_path, source, engine_calls):
+    """Item 2 in a sweep: a grid over the learning rate, its decay and dropout is one architecture, so one call."""
+    text = STACKING_SPEC.replace('grid = { alpha = [0.2, 0.8], repair = [false, true] }',
+                                 'grid = { lr = [0.001, 0.003], lr_decay = [0.9, 1.0], dropout = [0.0, 0.3] }')
+    spec = spec_file(tmp_path, text.split("[[stage]]\nname = \"widths\"")[0])
+    run_worker(spec, str(tmp_path / "s.journal"), "g1", source=source)
+    assert engine_calls == [8]
+    trials = all_trials(spec, open_storage(str(tmp_path / "s.journal")), "g1")
+    assert len(trials) == 8 and {t.batch for t in trials} == {8}
+    for t in trials:
+        alone = run_configs([spec.base.replace(**t.params)], source, validation=spec.validation_pairs)[0]
+        assert (t.val_mean, t.val_std, t.test_mean, t.test_std) == (*alone.val_mean_std(), *alone.mean_std())
+    assert len({t.val_mean for t in trials}) > 1
+
+
 def test_batch_one_trains_one_trial_at_a_time(tmp_path, source, engine_calls):
     spec = spec_file(tmp_path, STACKING_SPEC, extra="batch = 1\n")
     run_worker(spec, str(tmp_path / "s.journal"), "b2", source=source)

@@ -48,7 +48,8 @@ class ConfigError(ValueError):
         return ConfigError(key or self.key, self.message, source or self.source, errors)
 
 
-REPLICA_FIELDS = ("aux_loss", "alpha", "seed", "repair", "shift", "rotate")  # a stack's replicas may differ here
+# a stack's replicas may differ here
+REPLICA_FIELDS = ("aux_loss", "alpha", "seed", "repair", "shift", "rotate", "lr", "lr_decay", "dropout")
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ class RunConfig:
 
     def architecture_key(self) -> tuple:
         """What the replicas of one stack share: runs that agree here can train in one stack. Each replica carries
-        its own loss settings, and its own seed, re-pairing and augmentation (drawn from its own streams)."""
+        its own loss settings, its own seed, re-pairing and augmentation (drawn from its own streams), and its own
+        learning rate, decay and dropout rate."""
         d = self.to_dict()
         for own in REPLICA_FIELDS:
             d.pop(own)

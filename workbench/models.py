@@ -18,15 +18,28 @@ from .config import RunConfig
 DRAW_LEVELS = 65536  # dropout draws are 16-bit integers: p is rounded to a multiple of 1 / 65536
 
 
-def mask_from_draws(draws: torch.Tensor, p: float) -> torch.Tensor:
+def mask_from_draws(draws: torch.Tensor, p: float | torch.Tensor) -> torch.Tensor:
     """The dropout mask of uniform 16-bit draws (int16, on [-2^15, 2^15)): a unit is kept when its draw is at
     least levels - 2^15, with levels = round(p * 2^16), and a kept unit carries 1 / (1 - levels / 2^16), so the
     mask stays unbiased. Float arithmetic instead of compare/select: it vectorises. The mask is contiguous in
-    the draws' logical order. Both engines make their masks here, so equal draws give bit-equal masks."""
-    levels = round(p * DRAW_LEVELS)
+    the draws' logical order. Both engines make their masks here, so equal draws give bit-equal masks.
+    `p` may instead be mask_terms() of per-replica rates, shaped to broadcast along the draws' replica axis:
+    each replica's units get the arithmetic of its own rate, with the same float32 operands (p 0: all ones)."""
+    offset, scale = mask_terms(p) if isinstance(p, float | int) else p
     out = torch.empty(draws.shape, dtype=torch.float32, device=draws.device)
     out.copy_(draws)  # exact: integers of this size are exact in float32
-    return out.sub_(levels - DRAW_LEVELS // 2 - 1).clamp_(0, 1).mul_(DRAW_LEVELS / (DRAW_LEVELS - levels))
+    return out.sub_(offset).clamp_(0, 1).mul_(scale)
+
+
+def mask_terms(p: float) -> tuple[int, float]:
+    """What mask_from_draws subtracts from a draw and multiplies a kept unit by, for rate p."""
+    levels = round(p * DRAW_LEVELS)
+    return levels - DRAW_LEVELS // 2 - 1, DRAW_LEVELS / (DRAW_LEVELS - levels)
+
+
+def dropout_rate(model: nn.Module) -> float:
+    """The network's dropout rate (every dropout layer of a network has the config's)."""
+    return max((m.p for m in model.modules() if isinstance(m, nn.Dropout)), default=0.0)
 
 
 class Dropout(nn.Dropout):

@@ -81,14 +81,14 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
     per_epoch_val = stop_run is not None and stack.val is not None
     for epoch in range(begun + 1, first.epochs + 1):
         epoch_started = time.perf_counter()
-        lr = stack.trainer.lr
+        rates = stack.trainer.rates()
         figures = stack.trainer.train_epoch(epoch, stack.train, cancel)
         if figures is None:
             cancelled = True
             break
         outputs = stack_outputs(stack.net, stack.test)  # the last epoch's are also the round's predictions
         val_acc = evaluate_stack(stack.net, stack.val)[0] if per_epoch_val else None
-        report.epoch(epoch, lr, figures, *accuracies(*outputs, stack.test), time.perf_counter() - epoch_started,
+        report.epoch(epoch, rates, figures, *accuracies(*outputs, stack.test), time.perf_counter() - epoch_started,
                      val_acc)
         if on_states is not None and taking.due(epoch):
             taking.take(on_states, lambda: report.states(stack, epoch))
@@ -165,7 +165,7 @@ class EpochTrainer:
     def __init__(self, net: StackedNet, replicas: list[Replica], device: torch.device):
         self.net, self.replicas = net, replicas
         self.configs = [c for _, c, _ in replicas]
-        self.config = self.configs[0]  # the training settings, which every replica of a stack shares
+        self.config = self.configs[0]  # pairs, batch size and epochs, which every replica of a stack shares
         self.stream = DropoutStream([(c.seed, r) for _, c, r in replicas], net.dropout_layout, device)
         self.w_bce, self.w_aux = loss_weights(self.configs, device)
         self.any_aux = any(c.aux_loss for c in self.configs)
@@ -173,12 +173,13 @@ class EpochTrainer:
         self.graphs = device.type == "cuda" and os.environ.get("DIGIT_WORKBENCH_CUDA_GRAPHS", "1") != "0"
         self.whole_epochs = self.graphs  # from the second epoch, its full steps as one program (one CUDA graph)
         self.program: EpochProgram | None = None
-        self.optimizer = StackAdam(net, self.config.lr, lr_on_device=self.graphs)
+        self.optimizer = StackAdam(net, [c.lr for c in self.configs], lr_on_device=self.graphs,
+                                   lr_decay=[c.lr_decay for c in self.configs])
         self.replica_index = torch.arange(len(self.configs), device=device).unsqueeze(1)
 
-    @property
-    def lr(self) -> float:
-        return self.optimizer.lr
+    def rates(self) -> list[float]:
+        """Each slot's learning rate for the coming epoch."""
+        return [self.optimizer.rate_of(k) for k in range(len(self.configs))]
 
     def scales_for(self, batch: int) -> tuple:
         if batch not in self.scales:
@@ -245,7 +246,7 @@ class EpochTrainer:
             out_epoch[:, part] = out
             if self.any_aux:
                 digits_epoch[:, part] = digits
-        self.optimizer.decay(self.config.lr_decay)
+        self.optimizer.decay()
         losses = replica_losses(out_epoch, digits_epoch, target, classes, self.w_bce, self.w_aux, batch)
         accuracy = ((out_epoch > 0).float() == target).float().mean(1)
         return EpochTrained(losses.tolist(), accuracy.tolist())
@@ -273,7 +274,7 @@ class StackReport:
     def any_alive(self) -> bool:
         return any(self.alive[k] for k in self.slots)
 
-    def epoch(self, epoch: int, lr: float, trained: EpochTrained, test_acc: torch.Tensor,
+    def epoch(self, epoch: int, rates: list[float], trained: EpochTrained, test_acc: torch.Tensor,
               digit_acc: torch.Tensor | None, seconds: float, val_acc: torch.Tensor | None = None) -> None:
         test = test_acc.tolist()
         digits = digit_acc.tolist() if digit_acc is not None else [None] * len(self.slots)
@@ -287,8 +288,8 @@ class StackReport:
                 self.alive[k] = False
                 res.status, res.reason = "failed", f"round {r}: loss became {loss} in epoch {epoch}"
                 continue
-            rec = EpochRecord(self.runs[i][0], r, epoch, loss, trained.accuracies[slot], test[slot], digit_acc, lr,
-                              seconds, val[slot])
+            rec = EpochRecord(self.runs[i][0], r, epoch, loss, trained.accuracies[slot], test[slot], digit_acc,
+                              rates[slot], seconds, val[slot])
             self.histories[i].append(rec)
             res.epochs, res.train_loss, res.train_acc, res.test_acc, res.digit_acc = (
                 epoch, loss, trained.accuracies[slot], test[slot], digit_acc)

@@ -11,6 +11,7 @@ in channels-last memory order.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import mask_from_draws
+from ..models import mask_from_draws, mask_terms
 
 if TYPE_CHECKING:
     from .adam import StackAdam
@@ -159,19 +160,22 @@ class DrawSlot:
     side: int | None = None
     shared: bool = False
 
-    def mask(self, draws: torch.Tensor, x: torch.Tensor, p: float) -> torch.Tensor:
-        """The mask for activations x, in x's layout, from draws (R, D) of which row r is replica r's."""
+    def mask(self, draws: torch.Tensor, x: torch.Tensor, p: float | tuple[float, ...]) -> torch.Tensor:
+        """The mask for activations x, in x's layout, from draws (R, D) of which row r is replica r's, with
+        rate p (or replica r's p[r])."""
         R, row = draws.shape[0], draws.stride(0)
         start = draws.storage_offset() + self.offset
         if x.dim() == 3:  # features (S, N, U); in the draws a pair's units are contiguous
             U = x.shape[2]
+            axis = 0
             if self.side is None:
                 shape, strides = (R, x.shape[1], U), (row, U, 1)
             elif self.shared:  # N = 2b, image 2i + side
                 shape, strides = (R, x.shape[1] // 2, 2, U), (row, U, self.side, 1)
             else:  # S = 2R, slot side * R + r
-                shape, strides = (2, R, x.shape[1], U), (self.side, row, U, 1)
-            return mask_from_draws(draws.as_strided(shape, strides, start), p).view(x.shape)
+                shape, strides, axis = (2, R, x.shape[1], U), (self.side, row, U, 1), 1
+            return mask_from_draws(draws.as_strided(shape, strides, start),
+                                   rates_along(p, axis, len(shape), draws.device)).view(x.shape)
         # maps (N, S*C, H, W) in channels-last order: the mask is made in memory order (N, H, W, S, C); in the
         # draws a pair's units are in (C, H, W) order, as the reference model flattens them
         N, SC, H, W = x.shape
@@ -181,16 +185,32 @@ class DrawSlot:
             shape, strides = (N // 2, 2, H, W, R, C), (U, self.side, W, 1, row, H * W)
         else:
             shape, strides = (N, H, W, 2, R, C), (U, W, 1, self.side, row, H * W)
-        mask = mask_from_draws(draws.as_strided(shape, strides, start), p)
+        mask = mask_from_draws(draws.as_strided(shape, strides, start), rates_along(p, 4, len(shape), draws.device))
         return mask.view(N, H, W, SC).permute(0, 3, 1, 2)
 
 
-class StackedActivation(StackedLayer):
-    """LeakyReLU (slope) and/or the dropout that follows it (p), as one layer: one mask, one backward.
-    A dropout layer learns where its draws lie from place()."""
+def rates_along(p: float | tuple[float, ...], axis: int, dims: int, device: torch.device):
+    """Dropout rates as mask_from_draws takes them: one rate as it is; replicas' rates as float32 terms that
+    broadcast along the replica axis of `dims`-dimensional draws."""
+    if isinstance(p, float) or len(set(p)) == 1:
+        return p if isinstance(p, float) else p[0]
+    return replica_terms(tuple(p), axis, dims, device)
 
-    def __init__(self, slope: float | None, p: float):
-        self.slope, self.p = slope, p
+
+@functools.lru_cache(maxsize=256)  # made before a CUDA graph is captured, and replayed by it
+def replica_terms(p: tuple[float, ...], axis: int, dims: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    shape = [1] * dims
+    shape[axis] = len(p)
+    return tuple(torch.tensor(column, dtype=torch.float32, device=device).view(shape)
+                 for column in zip(*(mask_terms(rate) for rate in p)))
+
+
+class StackedActivation(StackedLayer):
+    """LeakyReLU (slope) and/or the dropout that follows it (p, the largest of its slots' `rates`), as one
+    layer: one mask, one backward. A dropout layer learns where its draws lie from place()."""
+
+    def __init__(self, slope: float | None, p: float, rates: tuple[float, ...] = ()):
+        self.slope, self.p, self.rates = slope, p, rates
         self.draw_slot: DrawSlot | None = None
 
     def place(self, slot: DrawSlot) -> None:
@@ -200,7 +220,7 @@ class StackedActivation(StackedLayer):
         y = F.leaky_relu(x, self.slope) if self.slope is not None else x
         mask = None
         if draws is not None and self.p > 0:
-            mask = self.draw_slot.mask(draws, x, self.p)
+            mask = self.draw_slot.mask(draws, x, self.rates[:draws.shape[0]])  # slot r < R is replica r
             y = y * mask
         if tape is not None:
             tape.append((self, (x, mask)))
@@ -302,10 +322,11 @@ def stacked_layers(slots: list[list[nn.Module]]) -> list[StackedLayer]:
         elif isinstance(first, nn.LeakyReLU):
             layers.append(StackedActivation(first.negative_slope, 0.0))
         elif isinstance(first, nn.Dropout):
+            rates = tuple(m.p for m in group)
             if isinstance(previous, StackedActivation) and previous.p == 0:
-                previous.p = first.p
+                previous.p, previous.rates = max(rates), rates
             else:
-                layers.append(StackedActivation(None, first.p))
+                layers.append(StackedActivation(None, max(rates), rates))
         elif isinstance(first, nn.MaxPool2d):
             pool = StackedMaxPool(first.kernel_size)
             if isinstance(previous, StackedActivation) and previous.p == 0 and previous.slope is not None:

@@ -79,14 +79,17 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
 def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments, a
     checkpoint's copy of the weights and moments (resume.py), its pairs in three copies (sets, the epoch's order,
-    the evaluation chunks), and the widest activations."""
+    the evaluation chunks), and the widest activations. Replicas of several learning rates (adam.py) also keep
+    the weights and moments as they were before each step, their positions, and with three rates a copy."""
     c = configs[job.group[0]]
     replicas = len(job.group) * len(job.rounds)
     weights = weight_count(c)
+    rates = len({(configs[i].lr, configs[i].lr_decay) for i in job.group})
+    per_weight = 28 + (0 if rates == 1 else 12 + 8 + 2 + (12 if rates > 2 else 0))
     pairs = 3 * c.pairs * 2 * 14 * 14 * 4
     widest = max(c.hl, c.c_hl, 2 * c.bc * conv1_side(c.k) ** 2, 20)
     activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
-    return replicas * (28 * weights + pairs + activations)
+    return replicas * (per_weight * weights + pairs + activations)
 
 
 def available_bytes() -> int | None:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data import PairSet
-from ..models import SiameseNet, is_weight_shared
+from ..models import SiameseNet, dropout_rate, is_weight_shared
 from ..randomness import DropoutLayout
 from .adam import StackAdam
 from .layers import DrawSlot, StackedLinear, StackedSequential, aligned, aligned_buffer, leaf_layers, slot_view
@@ -31,7 +31,8 @@ class StackedNet:
         self.replicas = len(models)
         self.siamese = isinstance(models[0], SiameseNet)
         self.shared = is_weight_shared(models[0])
-        layout = DropoutLayout.of(models[0], batch_size)
+        # a replica without dropout takes draws it leaves unused (its mask is all ones): the others' layout
+        layout = DropoutLayout.of(max(models, key=dropout_rate), batch_size)
         if not self.siamese:
             self.body = StackedSequential([leaf_layers(m.body) for m in models])
             self.parts = [self.body]

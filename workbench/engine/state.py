@@ -97,26 +97,28 @@ def twin(view: torch.Tensor, flat: torch.Tensor, other: torch.Tensor) -> torch.T
 
 def stack_state(net, optimizer, replica: int, names: list[str], epoch: int) -> RoundState:
     views = net.replica_parameters(replica)
-    return RoundState(epoch, float(optimizer.steps), float(optimizer.lr), kept_weights(zip(names, views)),
+    return RoundState(epoch, float(optimizer.steps), float(optimizer.rate_of(replica)),
+                      kept_weights(zip(names, views)),
                       *(kept_weights((name, twin(v, net.flat, getattr(optimizer, m))) for name, v in zip(names, views))
                         for m in MOMENTS))
 
 
 @torch.no_grad()
 def restore_stack(net, optimizer, states: list[RoundState], names: list[str]) -> None:
-    """Every replica's moments, and the stack's shared step count and rate (one per stack: its replicas share the
-    training settings and start at one epoch). The weights went in with the models the stack was built from."""
+    """Every replica's moments and rate, and the stack's shared step count (its replicas start at one epoch).
+    The weights went in with the models the stack was built from."""
     first = states[0]
-    if any((s.epoch, s.steps, s.lr) != (first.epoch, first.steps, first.lr) for s in states):
+    if any((s.epoch, s.steps) != (first.epoch, first.steps) for s in states):
         raise ValueError("the rounds of one stack must start from one epoch")
+    for k, state in enumerate(states):  # the replicas of one rate class scheduled their rate alike
+        optimizer.set_rate(k, state.lr)
+    if any(state.lr != optimizer.rate_of(k) for k, state in enumerate(states)):
+        raise ValueError("the rounds of one rate class must start from one rate")
     for k, state in enumerate(states):
         for name, view in zip(names, net.replica_parameters(k)):
             for m in MOMENTS:
                 twin(view, net.flat, getattr(optimizer, m)).copy_(torch.from_numpy(getattr(state, m)[name]))
     optimizer.steps.fill_(first.steps)
-    optimizer.lr = first.lr
-    if optimizer.lr_tensor is not None:
-        optimizer.lr_tensor.fill_(first.lr)
 
 
 @torch.no_grad()

@@ -78,7 +78,7 @@ def stackable_points(stage: Stage, base, points: list[tuple]) -> list[list[tuple
     one at a time, so that every worker stays busy to the stage's end."""
     groups: dict[tuple, list[tuple]] = {}
     for point in points:
-        groups.setdefault(base.replace(**dict(point)).architecture_key(), []).append(point)
+        groups.setdefault(architecture(base, dict(point)), []).append(point)
     return list(groups.values())
 
 
@@ -96,6 +96,19 @@ def queue_points(study, stage: Stage, base, trials, size: int) -> None:
         turn = os.getpid() % len(group)
         for point in (group[turn:] + group[:turn])[:size]:
             study.enqueue_trial(dict(point))
+
+
+def architecture(base, params: dict[str, Any]) -> tuple:
+    return base.replace(**params).architecture_key()
+
+
+def next_architecture(trials, base) -> tuple | None:
+    """The architecture of the queued point that the next ask() takes (Optuna takes the oldest waiting trial)."""
+    from optuna.trial import TrialState
+
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    return architecture(base, min(waiting, key=lambda t: t.number).system_attrs.get("fixed_params") or {}) \
+        if waiting else None
 
 
 def draw_params(stage: Stage, trial) -> dict[str, Any]:
@@ -116,6 +129,8 @@ def ask_batch(study, stage: Stage, base, size: int) -> list[Asked]:
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if stage.is_grid and not waiting:
             break  # the rest is other workers': a fresh draw would repeat a point
+        if stage.is_grid and asked and next_architecture(trials, base) != architecture(base, asked[0].params):
+            break  # another worker's queued point: leave it to them, who are about to ask for it
         if not stage.is_grid and not waiting and stage.trials - len(counted(trials)) <= 0:
             break
         with warnings.catch_warnings():  # heartbeats() beats for a batch asked by hand, as optimize() would
@@ -198,19 +213,29 @@ class Batch:
     pruning: Any = None  # pruning.Pruning or None
 
     def train(self, asked: list[Asked]) -> None:
-        """Trains the batch's trials in one engine call and tells Optuna each one's score."""
+        """Trains the batch's trials (a grid batch in one engine call per architecture, a range batch in one) and
+        tells Optuna each one's score."""
+        live = [a for a in asked if not give_way(self.study, a)]
+        groups = [live]
+        if self.spec.stages[self.index].is_grid:  # should two workers' queued points cross, each trains on its own
+            by_architecture: dict[tuple, list[Asked]] = {}
+            for a in live:
+                by_architecture.setdefault(architecture(self.base, a.params), []).append(a)
+            groups = list(by_architecture.values())
+        with heartbeats(self.storage, live):
+            for group in groups:
+                if group:
+                    self.train_together(group)
+
+    def train_together(self, live: list[Asked]) -> None:
         from .. import engine
 
-        live = [a for a in asked if not give_way(self.study, a)]
-        if not live:
-            return
         configs = [self.base.replace(**a.params) for a in live]
         watch = self.pruning.watch(self.study, live, configs) if self.pruning is not None else None
         started = time.perf_counter()
         hooks = {"on_epoch": watch.on_epoch, "stop_run": watch.stopped} if watch is not None else {}
-        with heartbeats(self.storage, live):
-            results = engine.run_configs(configs, self.source, cancel=self.cancel,
-                                         validation=self.spec.validation_pairs, **hooks)
+        results = engine.run_configs(configs, self.source, cancel=self.cancel,
+                                     validation=self.spec.validation_pairs, **hooks)
         seconds = (time.perf_counter() - started) / len(live)
         for run, (a, result) in enumerate(zip(live, results)):
             self.tell(a, result, seconds, len(live), watch.pruned.get(run) if watch is not None else None)
