@@ -166,8 +166,9 @@ def test_what_will_not_fit_in_memory_is_refused_before_anything_trains(source, m
 
 
 @pytest.mark.parametrize("rates", [2, 3])
-def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(rates):
-    """Issue 21, item 2: replicas of several rates keep more per weight; the memory check counts at least that."""
+@pytest.mark.parametrize("subnet, weight_sharing", [("fcn", True), ("cnn", True), ("cnn", False)])
+def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(rates, subnet, weight_sharing):
+    """Issue 21, item 2: replicas of several rates keep more; the memory check counts at least that."""
     import torch
 
     import workbench.engine.scheduler as scheduler
@@ -175,7 +176,7 @@ def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(
     from workbench.engine.stacked import StackedNet
     from workbench.randomness import init_model
 
-    base = RunConfig(subnet="fcn", hl=32, c_hl=16, rounds=1, device="cpu")
+    base = RunConfig(subnet=subnet, weight_sharing=weight_sharing, hl=32, c_hl=16, bc=3, rounds=1, device="cpu")
     configs = [base.replace(lr=0.001 * (k + 1)) for k in range(rates)]
     job = scheduler.StackJob(0, tuple(range(rates)), range(1))
     alike = scheduler.job_bytes([base] * rates, job)
@@ -185,8 +186,9 @@ def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(
     net.flat.grad.normal_()
     adam.begin_step()
     adam.step_all()
-    kept = adam.classes
-    held = sum(b.numel() * 4 for b in kept.before + (kept.copy or [])) + kept.owner.numel() * 2 + sum(
-        i.numel() * 8 for i in kept.indices.values())
+    kept = adam.segments
+    mixed = [s for segments in kept.planned.values() for s in segments if len(s.classes) > 1]
+    assert bool(mixed) == (subnet == "cnn")  # rates meet inside a line only in convolutions
+    held = kept.owner.nbytes + sum(b.numel() * 4 for s in mixed for b in s.before + s.copy) + sum(
+        i.numel() * 8 for s in mixed for i in s.indices)
     assert 0 < held <= extra
-    assert scheduler.job_bytes([base] * rates, job) == alike  # one rate: nothing more

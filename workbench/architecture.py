@@ -34,16 +34,18 @@ def hidden_stack(n_in: int, width: int, depth: int) -> int:
     return sum(linear(n_in if i == 0 else width, width) for i in range(depth))
 
 
+def convolution_weights(config: RunConfig) -> int:
+    """The weights and biases of one subnet's two convolutions (0 but for the CNN)."""
+    if config.subnet != "cnn":
+        return 0
+    bc, k = config.bc, config.k
+    return (bc * k * k + bc) + (bc * 2 * bc * k * k + 2 * bc)
+
+
 def subnet_weights(config: RunConfig) -> int:
     """One subnet of a Siamese net: a 14x14 image to 10 digit logits."""
-    if config.subnet == "fcn":
-        n_in = IMAGE_SIDE ** 2
-        convolutions = 0
-    else:
-        bc, k = config.bc, config.k
-        n_in = cnn_oc(bc, k)
-        convolutions = (bc * k * k + bc) + (bc * 2 * bc * k * k + 2 * bc)
-    return convolutions + hidden_stack(n_in, config.hl, config.kl) + linear(config.hl, DIGITS)
+    n_in = IMAGE_SIDE ** 2 if config.subnet == "fcn" else cnn_oc(config.bc, config.k)
+    return convolution_weights(config) + hidden_stack(n_in, config.hl, config.kl) + linear(config.hl, DIGITS)
 
 
 def weight_count(config: RunConfig) -> int:

@@ -25,7 +25,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import DigitSource
-from ..architecture import cnn_side, conv1_side, weight_count
+from ..architecture import cnn_side, conv1_side, convolution_weights, weight_count
 from ..procs import exit_with_parent, spawn_context
 from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, StopRun, library_versions, resolve_device
 from .state import OnStates, RoundState, Starts
@@ -80,16 +80,20 @@ def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments, a
     checkpoint's copy of the weights and moments (resume.py), its pairs in three copies (sets, the epoch's order,
     the evaluation chunks), and the widest activations. Replicas of several learning rates (adam.py) also keep
-    the weights and moments as they were before each step, their positions, and with three rates a copy."""
+    whose each weight is, and where rates meet inside a line (only convolutions' slots are not whole lines) the
+    weights and moments as they were, their positions, and with three rates or more a copy of them."""
     c = configs[job.group[0]]
     replicas = len(job.group) * len(job.rounds)
     weights = weight_count(c)
     rates = len({(configs[i].lr, configs[i].lr_decay) for i in job.group})
-    per_weight = 28 + (0 if rates == 1 else 12 + 8 + 2 + (12 if rates > 2 else 0))
+    # a convolution's four tensors, each padded to whole lines
+    convolutions = (convolution_weights(c) + (4 * 16 if c.subnet == "cnn" else 0)) * (1 if c.weight_sharing else 2)
+    # whose each weight is: 2 bytes, padding included (counted as twice as many)
+    rate_classes = 0 if rates == 1 else 4 * weights + (12 + 8 + (12 if rates > 2 else 0)) * convolutions
     pairs = 3 * c.pairs * 2 * 14 * 14 * 4
     widest = max(c.hl, c.c_hl, 2 * c.bc * conv1_side(c.k) ** 2, 20)
     activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
-    return replicas * (per_weight * weights + pairs + activations)
+    return replicas * (28 * weights + rate_classes + pairs + activations)
 
 
 def available_bytes() -> int | None:
