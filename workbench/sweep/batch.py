@@ -82,10 +82,12 @@ def stackable_points(stage: Stage, base, points: list[tuple]) -> list[list[tuple
     return list(groups.values())
 
 
-def queue_points(study, stage: Stage, base, trials, size: int) -> None:
+def queue_points(study, stage: Stage, base, trials, size: int, workers: int = 1) -> None:
     """Queues, by name, up to `size` open grid points of one architecture (a trial then draws a whole point, so a
-    point whose trial ended before it drew its parameters is tried again). Each worker starts from its own group,
-    so that workers which queue at once take different points."""
+    point whose trial ended before it drew its parameters is tried again), and no more than this machine's share
+    of them, so that the workers split each group (its points may cost unlike: a group of 45 epochs beside one of
+    30 left one worker idle a third of the stage). Each worker starts from its own group, so that workers which
+    queue at once take different points."""
     from optuna.trial import TrialState
 
     if any(t.state == TrialState.WAITING for t in trials):
@@ -94,7 +96,7 @@ def queue_points(study, stage: Stage, base, trials, size: int) -> None:
     if groups:
         group = groups[os.getpid() % len(groups)]
         turn = os.getpid() % len(group)
-        for point in (group[turn:] + group[:turn])[:size]:
+        for point in (group[turn:] + group[:turn])[:min(size, math.ceil(len(group) / max(1, workers)))]:
             study.enqueue_trial(dict(point))
 
 
@@ -117,12 +119,13 @@ def draw_params(stage: Stage, trial) -> dict[str, Any]:
     return {p: trial.suggest_float(p, lo, hi) for p, (lo, hi) in stage.ranges.items()}
 
 
-def ask_batch(study, stage: Stage, base, size: int) -> list[Asked]:
-    """Up to `size` running trials, each with its parameters drawn: a grid stage's from queued points only."""
+def ask_batch(study, stage: Stage, base, size: int, workers: int = 1) -> list[Asked]:
+    """Up to `size` running trials, each with its parameters drawn: a grid stage's from queued points only (this
+    machine's `workers` sharing each group of them)."""
     from optuna.trial import TrialState
 
     if stage.is_grid:
-        queue_points(study, stage, base, study.get_trials(deepcopy=False), size)
+        queue_points(study, stage, base, study.get_trials(deepcopy=False), size, workers)
     asked: list[Asked] = []
     while len(asked) < size:
         trials = study.get_trials(deepcopy=False)

@@ -80,7 +80,7 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
                 reap_dead_trials(s, stage)
             known = s.get_trials(deepcopy=False)
             left = left_to_ask(stage, known)
-            asked = ask_batch(s, stage, trials.base, batch_size(stage, batch, workers)) if left else []
+            asked = ask_batch(s, stage, trials.base, batch_size(stage, batch, workers), workers) if left else []
             if asked:
                 trials.train(asked)
             elif any(t.state == optuna.trial.TrialState.RUNNING for t in known):
