@@ -428,7 +428,7 @@ def test_a_lone_stack_split_by_rounds_across_processes_gives_the_same_numbers(so
     assert sorted((r.round, r.epoch) for r in records) == [(r, e) for r in range(4) for e in (1, 2)]
 
 
-def test_only_costly_stacks_are_split_and_only_onto_idle_cores():
+def test_only_costly_stacks_are_split_and_only_where_a_core_would_wait():
     from workbench.presets import TABLE_II, find_preset
     from workbench.engine.scheduler import plan_jobs
 
@@ -439,6 +439,12 @@ def test_only_costly_stacks_are_split_and_only_onto_idle_cores():
     big = find_preset("table4-cnn-best").config
     assert [j.rounds for j in plan_jobs([big], [[0]], 2)] == [range(0, 5), range(5, 10)]
     assert len(plan_jobs([big], [[0]], 1)) == 1
+    # a wide stack beside a small one: split, so that neither core waits for the other most of the call
+    wide = [big.replace(alpha=a, rounds=4) for a in (0.2, 0.4, 0.6)] + [small]
+    jobs = plan_jobs(wide, stack_groups(wide), 2)
+    assert sorted((j.group, tuple(j.rounds)) for j in jobs) == [((0, 1, 2), (0, 1)), ((0, 1, 2), (2, 3)),
+                                                                ((3,), tuple(range(10)))]
+    assert len(plan_jobs(wide, stack_groups(wide), 1)) == 2  # one core: nothing to balance
 
 
 @pytest.mark.parametrize("by_layer", [True, False])

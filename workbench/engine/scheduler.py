@@ -51,9 +51,10 @@ class StackJob:
 
 def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
               start: Starts | None = None) -> list[StackJob]:
-    """One job per stack; while cores would sit idle, the costliest stack is split by rounds into two (a
-    round's numbers do not depend on its stack-mates), if each half is worth a process start. Runs that continue
-    (`start`) train alone, a stack for each epoch their rounds continue from."""
+    """One job per stack; while cores would sit idle, or while the costliest stack alone costs more than a core's
+    share of all of them (one wide stack beside a small one left a core idle for most of the call), the costliest
+    stack is split by rounds into two (a round's numbers do not depend on its stack-mates), if each half is worth
+    a process start. Runs that continue (`start`) train alone, a stack for each epoch their rounds continue from."""
     start = start or {}
     jobs: list[tuple[tuple[int, ...], Sequence[int]]] = []
     for g in groups:
@@ -66,9 +67,12 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
                 state = start.get(i, {}).get(r)
                 begun.setdefault(state.epoch if state is not None else 0, []).append(r)
             jobs += [((i,), tuple(rounds)) for rounds in begun.values()]
-    while len(jobs) < cores:
-        group, rounds = max(jobs, key=lambda j: stack_cost(configs, j[0], j[1]))
-        if len(rounds) < 2 or stack_cost(configs, group, rounds) < 2 * SPLIT_WORTH_S:
+    while cores > 1:
+        costs = [stack_cost(configs, group, rounds) for group, rounds in jobs]
+        group, rounds = jobs[costs.index(max(costs))]
+        if len(jobs) >= cores and max(costs) <= sum(costs) / cores:
+            break
+        if len(rounds) < 2 or max(costs) < 2 * SPLIT_WORTH_S:
             break
         jobs.remove((group, rounds))
         half = len(rounds) // 2
