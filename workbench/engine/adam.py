@@ -50,6 +50,7 @@ class StackAdam:
         self.steps = torch.zeros((), dtype=torch.float32, device=flat.device)  # as torch keeps it when fused
         self.by_layer = flat.numel() >= self.BY_LAYER_FROM
         self.segments = RateSegments(net, self.class_of) if len(keys) > 1 else None
+        self.calls: dict[tuple[int, int], tuple[list, list[Segment]]] = {}
 
     @property
     def lr(self) -> float:
@@ -76,13 +77,27 @@ class StackAdam:
 
     def step_span(self, start: int, end: int) -> None:
         if self.segments is None:
-            self.kernel(*self.buffers(start, end), 0)
+            self.kernel(*([t] for t in self.buffers(start, end)), 0)
             return
+        if (start, end) not in self.calls:  # planned at the stretch's first step (eager, before any CUDA graph)
+            self.calls[(start, end)] = self.plan_calls(start, end)
+        in_place, mixed = self.calls[(start, end)]
+        for c, lists in in_place:
+            self.kernel(*lists, c)
+        for segment in mixed:
+            self.step_mixed(segment)
+
+    def plan_calls(self, start: int, end: int) -> tuple[list, list[Segment]]:
+        """Each class's whole-line runs as one kernel call over the list of them (the kernel steps each tensor of
+        a list as a call of its own would), and the segments where classes meet."""
+        runs: dict[int, list[tuple[torch.Tensor, ...]]] = {}
+        mixed = []
         for segment in self.segments.of(start, end):
             if len(segment.classes) == 1:
-                self.kernel(*self.buffers(segment.start, segment.end), segment.classes[0])
+                runs.setdefault(segment.classes[0], []).append(self.buffers(segment.start, segment.end))
             else:
-                self.step_mixed(segment)
+                mixed.append(segment)
+        return [(c, [list(t) for t in zip(*views)]) for c, views in runs.items()], mixed
 
     def buffers(self, start: int, end: int) -> tuple[torch.Tensor, ...]:
         part = slice(start, end)
@@ -94,15 +109,15 @@ class StackAdam:
         weights, grads, exp_avg, exp_avg_sq = self.buffers(segment.start, segment.end)
         for kept, now in zip(segment.before, (weights, exp_avg, exp_avg_sq)):
             kept.copy_(now)
-        self.kernel(weights, grads, exp_avg, exp_avg_sq, segment.classes[0])
+        self.kernel([weights], [grads], [exp_avg], [exp_avg_sq], segment.classes[0])
         for c, index in zip(segment.classes[1:], segment.indices):
             copies = segment.before if c == segment.classes[-1] else [
                 mine.copy_(kept) for mine, kept in zip(segment.copy, segment.before)]
-            self.kernel(copies[0], grads, copies[1], copies[2], c)
+            self.kernel([copies[0]], [grads], [copies[1]], [copies[2]], c)
             weights.index_copy_(0, index, copies[0].index_select(0, index))
 
-    def kernel(self, weights, grads, exp_avg, exp_avg_sq, c: int) -> None:
-        torch._fused_adam_([weights], [grads], [exp_avg], [exp_avg_sq], [], [self.steps],
+    def kernel(self, weights: list, grads: list, exp_avg: list, exp_avg_sq: list, c: int) -> None:
+        torch._fused_adam_(weights, grads, exp_avg, exp_avg_sq, [], [self.steps] * len(weights),
                            lr=self.lrs[c] if self.lr_tensors is None else self.lr_tensors[c],
                            beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                            amsgrad=False, maximize=False)
