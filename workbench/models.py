@@ -18,7 +18,7 @@ from .config import RunConfig
 DRAW_LEVELS = 65536  # dropout draws are 16-bit integers: p is rounded to a multiple of 1 / 65536
 
 
-def mask_from_draws(draws: torch.Tensor, p: float | torch.Tensor) -> torch.Tensor:
+def mask_from_draws(draws: torch.Tensor, p: float | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """The dropout mask of uniform 16-bit draws (int16, on [-2^15, 2^15)): a unit is kept when its draw is at
     least levels - 2^15, with levels = round(p * 2^16), and a kept unit carries 1 / (1 - levels / 2^16), so the
     mask stays unbiased. Float arithmetic instead of compare/select: it vectorises. The mask is contiguous in
