@@ -187,7 +187,7 @@ def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(
     adam.begin_step()
     adam.step_all()
     kept = adam.segments
-    mixed = [s for segments in kept.planned.values() for s in segments if len(s.classes) > 1]
+    mixed = [s for _, segments in adam.calls.values() for s in segments]
     assert bool(mixed) == (subnet == "cnn")  # rates meet inside a line only in convolutions
     held = kept.owner.nbytes + sum(b.numel() * 4 for s in mixed for b in s.before + s.copy) + sum(
         i.numel() * 8 for s in mixed for i in s.indices)

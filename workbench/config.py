@@ -163,6 +163,11 @@ class RunConfig:
             d.pop(own)
         return tuple(sorted(d.items()))
 
+    @property
+    def rate_class(self) -> tuple[float, float]:
+        """The learning rate and its decay: the replicas of a stack that share them step in one Adam call."""
+        return self.lr, self.lr_decay
+
     def uses(self, key: str) -> bool:
         """Whether the field matters to this config: its subnet has it, and alpha only with the auxiliary loss."""
         return field_applies(key, self.subnet, self.aux_loss)

@@ -79,7 +79,8 @@ class StackAdam:
         if self.segments is None:
             self.kernel(*([t] for t in self.buffers(start, end)), 0)
             return
-        if (start, end) not in self.calls:  # planned at the stretch's first step (eager, before any CUDA graph)
+        # planned at the stretch's first step, which is eager: a CUDA graph captured later replays these tensors
+        if (start, end) not in self.calls:
             self.calls[(start, end)] = self.plan_calls(start, end)
         in_place, mixed = self.calls[(start, end)]
         for c, lists in in_place:
@@ -92,7 +93,7 @@ class StackAdam:
         a list as a call of its own would), and the segments where classes meet."""
         runs: dict[int, list[tuple[torch.Tensor, ...]]] = {}
         mixed = []
-        for segment in self.segments.of(start, end):
+        for segment in self.segments.plan(start, end):
             if len(segment.classes) == 1:
                 runs.setdefault(segment.classes[0], []).append(self.buffers(segment.start, segment.end))
             else:
@@ -165,16 +166,10 @@ class RateSegments:
         filled = np.maximum.accumulate(np.where(owner >= 0, np.arange(owner.size), 0))
         self.owner = owner[filled]
         self.device = flat.device
-        self.planned: dict[tuple[int, int], list[Segment]] = {}
-
-    def of(self, start: int, end: int) -> list[Segment]:
-        """The segments of the stretch [start, end), planned at its first step: that step is eager, and a CUDA
-        graph captured later replays these very tensors."""
-        if (start, end) not in self.planned:
-            self.planned[(start, end)] = self.plan(start, end)
-        return self.planned[(start, end)]
 
     def plan(self, start: int, end: int) -> list[Segment]:
+        """The segments of the stretch [start, end): whole-line runs of one class, and whole lines where classes
+        meet with the positions and buffers StackAdam.step_mixed needs."""
         owner = self.owner[start:end]
         changes = (np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist()
         cuts = [0] + [k for k in changes if (start + k) % SLOT_ALIGN == 0] + [end - start]

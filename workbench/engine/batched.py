@@ -68,8 +68,8 @@ def _run_stack(runs, source, on_epoch, cancel, validation, rounds, start, on_sta
     rounds = rounds if rounds is not None else range(first.rounds)
     replicas: list[Replica] = [(i, config, r) for i, (_, config) in enumerate(runs) for r in rounds]
     # the replicas of one learning rate and decay side by side: Adam then steps each rate's slots in one call
-    rates = list(dict.fromkeys((c.lr, c.lr_decay) for _, c, _ in replicas))
-    replicas.sort(key=lambda rep: rates.index((rep[1].lr, rep[1].lr_decay)))
+    rates = list(dict.fromkeys(c.rate_class for _, c, _ in replicas))
+    replicas.sort(key=lambda rep: rates.index(rep[1].rate_class))
 
     report = StackReport(runs, replicas, on_epoch)
     states = [start.get(runs[i][0], {}).get(r) for i, _, r in replicas]

@@ -89,7 +89,7 @@ def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     c = configs[job.group[0]]
     replicas = len(job.group) * len(job.rounds)
     weights = weight_count(c)
-    rates = len({(configs[i].lr, configs[i].lr_decay) for i in job.group})
+    rates = len({configs[i].rate_class for i in job.group})
     # a convolution's four tensors, each padded to whole lines
     convolutions = (convolution_weights(c) + (4 * 16 if c.subnet == "cnn" else 0)) * (1 if c.weight_sharing else 2)
     # whose each weight is: 2 bytes, padding included (counted as twice as many)

@@ -76,9 +76,14 @@ def stackable_points(stage: Stage, base, points: list[tuple]) -> list[list[tuple
     """Open grid points grouped by the architecture their config trains (engine.stack_groups' rule): a group
     trains as one stack, while points of different architectures gain nothing from one call and are better taken
     one at a time, so that every worker stays busy to the stage's end."""
-    groups: dict[tuple, list[tuple]] = {}
-    for point in points:
-        groups.setdefault(architecture(base, dict(point)), []).append(point)
+    return by_architecture(base, points, dict)
+
+
+def by_architecture(base, items: list, params_of: Callable[[Any], dict[str, Any]]) -> list[list]:
+    """`items` grouped by the architecture of the config their parameters make, in first-seen order."""
+    groups: dict[tuple, list] = {}
+    for item in items:
+        groups.setdefault(architecture(base, params_of(item)), []).append(item)
     return list(groups.values())
 
 
@@ -219,15 +224,12 @@ class Batch:
         """Trains the batch's trials (a grid batch in one engine call per architecture, a range batch in one) and
         tells Optuna each one's score."""
         live = [a for a in asked if not give_way(self.study, a)]
-        groups = [live]
-        if self.spec.stages[self.index].is_grid:  # should two workers' queued points cross, each trains on its own
-            by_architecture: dict[tuple, list[Asked]] = {}
-            for a in live:
-                by_architecture.setdefault(architecture(self.base, a.params), []).append(a)
-            groups = list(by_architecture.values())
+        # should two workers' queued points cross, each architecture of a grid batch trains on its own
+        groups = by_architecture(self.base, live, lambda a: a.params) if self.spec.stages[self.index].is_grid \
+            else [live]
         with heartbeats(self.storage, live):
             for group in groups:
-                if group:
+                if group:  # a range batch whose every trial gave way
                     self.train_together(group)
 
     def train_together(self, live: list[Asked]) -> None:
