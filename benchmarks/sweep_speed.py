@@ -36,7 +36,9 @@ RUN = "import sys; from workbench.cli import main; sys.exit(main())"
 def run_variant(tree: Path, spec_path: Path, workers: int) -> dict:
     """One sweep from `tree`'s code; returns its wall time, trials by state and each stage's choice."""
     with tempfile.TemporaryDirectory(prefix="sweep-speed-") as runs_root:
-        env = dict(os.environ, DIGIT_WORKBENCH_RUNS=runs_root, PYTHONPATH=str(tree))
+        # the tree first; what PYTHONPATH already holds (a GPU machine's carried packages) stays behind it
+        path = os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, DIGIT_WORKBENCH_RUNS=runs_root, PYTHONPATH=path)
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", RUN, "sweep", str(spec_path), "--workers", str(workers)],
                               env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -74,6 +76,7 @@ def main() -> int:
     parser.add_argument("--old-label", default="old worker", help="what the old tree is, in the table")
     parser.add_argument("--new-label", default="new worker", help="what this tree is, in the table")
     args = parser.parse_args()
+    args.old = args.old.resolve()  # each sweep runs in its own tree's folder
     spec_path = ROOT / "presets" / "sweeps" / f"{args.spec}.toml"
     variants = {args.old_label: (args.old, args.old / "presets" / "sweeps" / f"{args.spec}.toml"),
                 args.new_label: (ROOT, spec_path)}
@@ -84,33 +87,46 @@ def main() -> int:
             variants[f"{args.new_label}, {args.pruner} pruner"] = (ROOT, pruned)
         results: dict[str, list[dict]] = {name: [] for name in variants}
         load = os.getloadavg()[0]
+        out = args.out or ROOT / "benchmarks" / "results" / f"sweep_speed_{args.spec}.md"
         for _ in range(args.repeat):
             for name, (tree, path) in variants.items():
                 results[name].append(run_variant(tree, path, args.workers))
                 print(f"{name}: {results[name][-1]['wall']:.1f} s", flush=True)
-        text = report(args, results, load)
-    print(text)
-    atomic_write_text(args.out or ROOT / "benchmarks" / "results" / f"sweep_speed_{args.spec}.md", text)
+                # written after every variant: a run stopped at a time limit keeps the variants it finished
+                atomic_write_text(out, report(args, results, load))
+    print(out.read_text())
     return 0
 
 
+def where() -> str:
+    """The machine and what trained: the GPU by name where the sweeps' device `auto` finds one."""
+    import torch
+    trained_on = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+    return f"{platform.node() or 'this machine'}, {os.cpu_count()} cores, {trained_on}"
+
+
 def report(args, results: dict[str, list[dict]], load: float) -> str:
-    old = statistics.median(r["wall"] for r in results[args.old_label])
-    lines = [f"| `sweep {args.spec} --workers {args.workers}` | wall (median of {args.repeat}) "
+    """The table so far: the variants that have finished, each against the old worker's median once it has one."""
+    results = {name: runs for name, runs in results.items() if runs}
+    olds = results.get(args.old_label)
+    old = statistics.median(r["wall"] for r in olds) if olds else float("nan")
+    repeats = max(len(r) for r in results.values())
+    lines = [f"| `sweep {args.spec} --workers {args.workers}` | wall (median of {repeats}) "
              f"| against the {args.old_label} | trials: complete / pruned / failed | training seconds in trials "
              "| what the stages chose |",
              "|---|---|---|---|---|---|"]
     for name, runs in results.items():
         wall = statistics.median(r["wall"] for r in runs)
+        speed = f"{old / wall:.2f}x" if olds else "—"
         last = runs[-1]
         states = last["states"]
-        lines.append(f"| {name} | {duration(wall)} | {old / wall:.2f}x | {states['complete']} / {states['pruned']} "
+        lines.append(f"| {name} | {duration(wall)} | {speed} | {states['complete']} / {states['pruned']} "
                      f"/ {states['fail']} | {last['busy']:.0f} | "
                      f"{'; '.join(stage_params(last['spec'], last['chosen']))} |")
-    final_rounds = results[args.old_label][0]["spec"].final_rounds
+    final_rounds = next(iter(results.values()))[0]["spec"].final_rounds
     lines += ["", f"Each variant from its own source tree, a fresh runs folder, the final {final_rounds}-round "
-                  f"measurements included; {platform.node() or 'this machine'}, {os.cpu_count()} cores, load "
-                  f"{load:.1f} at the start; the variants alternated {args.repeat} time(s)."]
+                  f"measurements included; {where()}, load {load:.1f} at the start; the variants alternated "
+                  f"{repeats} time(s)."]
     return "\n".join(lines) + "\n"
 
 
