@@ -28,6 +28,9 @@ log="${OUT:-/tmp}/device_check.log"
     python3 benchmarks/batched_trials.py --device cuda --grid $grid --repeat 1 \
       --out "${OUT:-/tmp}/batched_trials_cuda_$grid.txt"
   done
+  echo "== a step's time per replica as the stack grows, eager: the most a sweep's batches can gain"
+  python3 benchmarks/profile_step.py --device cuda --scaling 3,15,30,60 --repeat 2 \
+    --preset table3-fcn-best,table2-cnn-ws-aux,table4-cnn-best --out "${OUT:-/tmp}/stack_scaling_cuda.txt"
   echo "== no host sync; time per step, launched one by one and as a CUDA graph; graphs against eager"
   python3 benchmarks/cuda_check.py
   echo "== Table II on cuda with CUDA graphs (the default), and the loop on one round of each row"

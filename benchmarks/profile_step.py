@@ -7,12 +7,22 @@ as two processes of five on a 2-core machine), runs `--steps` training steps on 
 and times every layer's forward and backward and every Adam call with a wall clock around each (the CPU is
 synchronous, so the figures add up to the step). "other" is the rest: the loss gradients and the dispatch
 between layers. Also prints the weight traffic of a step and the bandwidth it amounts to.
+
+    python benchmarks/profile_step.py --scaling 3,6,15,30 [--preset A,B] [--repeat 3] [--device cpu|cuda]
+                                      [--out results/stack_scaling_DEVICE.txt]
+
+What a stack of more replicas costs per replica: the time of a step (eager, no CUDA graph) divided by the
+replicas, for each count, the counts alternated `--repeat` times (medians). Where it stays flat, stacking a
+stage's trials gains nothing on that device; where it falls, that is the most a sweep's batches can gain.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
+import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,6 +37,7 @@ from workbench.presets import find_preset  # noqa: E402
 from workbench.data import load_source  # noqa: E402
 from workbench.engine import adam, layers, loss, stacked  # noqa: E402
 from workbench.engine.batched import EpochTrainer, one_thread, replica_pairs  # noqa: E402
+from workbench.fsutil import atomic_write_text  # noqa: E402
 from workbench.randomness import init_model  # noqa: E402
 
 KINDS = {layers.StackedLinear: "linear", layers.StackedConv: "convolution", layers.StackedActivation:
@@ -44,15 +55,78 @@ def label(layer) -> str:
     return kind
 
 
+def stack_steps(config, count: int, device: torch.device):
+    """The stack a process trains for `count` rounds of `config`, and a function running `steps` of its steps
+    (its first epoch's batches, its own dropout draws)."""
+    replicas = [(0, config, r) for r in range(count)]
+    source = load_source("embedded")
+    train, _, _ = replica_pairs(replicas, source, 0, device)
+    net = stacked.StackedNet([init_model(config, r) for r in range(count)], device, config.batch_size)
+    trainer = EpochTrainer(net, replicas, device)
+    trainer.stream.start_epoch(1)
+    scales = loss.step_scales(trainer.w_bce, trainer.w_aux, trainer.any_aux, config.batch_size)
+    onehot = F.one_hot(train.classes, 10).float()
+    b, n = config.batch_size, config.pairs
+
+    def run(steps):
+        for s in range(steps):
+            part = slice((s * b) % n, (s * b) % n + b)
+            stacked.train_step(net, trainer.optimizer, train.input[:, part], train.target[:, part],
+                               onehot[:, part], trainer.stream.step(s), *scales)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return net, trainer, run
+
+
+def scaling(args) -> int:
+    """Per replica-step time against the stack's size, for each preset."""
+    device = torch.device(args.device)
+    counts = [int(c) for c in args.scaling.split(",")]
+    where = torch.cuda.get_device_name(0) if device.type == "cuda" else f"cpu, one thread, {os.cpu_count()} cores"
+    lines = [f"a step's time per replica as the stack grows ({args.steps} steps after 10 of warm-up, eager; the "
+             f"counts alternated {args.repeat} times, medians); {platform.node() or 'this machine'}, {where}, "
+             f"load {os.getloadavg()[0]:.1f} at the start", ""]
+    with one_thread():
+        for name in args.preset.split(","):
+            config = find_preset(name).config.replace(device=device.type)
+            runs = {}
+            for count in counts:
+                net, _, run = stack_steps(config, count, device)
+                run(10)
+                runs[count] = run
+            per_replica: dict[int, list[float]] = {c: [] for c in counts}
+            for _ in range(args.repeat):
+                for count, run in runs.items():
+                    started = time.perf_counter()
+                    run(args.steps)
+                    per_replica[count].append(1e3 * (time.perf_counter() - started) / args.steps / count)
+            ms = {c: statistics.median(v) for c, v in per_replica.items()}
+            weights = net.flat.numel() // counts[-1]
+            first, last = counts[0], counts[-1]
+            lines.append(f"{name} ({weights / 1e6:.3f} M weights a replica): "
+                         + ", ".join(f"{c} replicas {ms[c]:.3f} ms" for c in counts)
+                         + f" a replica-step; {last} against {first}: {ms[first] / ms[last]:.2f}x")
+            print(lines[-1], flush=True)
+    if args.out:
+        atomic_write_text(args.out, "\n".join(lines) + "\n")
+    return 0
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="table4-cnn-best")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="table4-cnn-best", help="with --scaling, several: a,b")
     parser.add_argument("--replicas", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--scaling", default=None, help="replica counts, e.g. 3,6,15,30")
+    parser.add_argument("--repeat", type=int, default=3, help="with --scaling: alternations")
+    parser.add_argument("--device", default="cpu", help="with --scaling: cpu or cuda")
+    parser.add_argument("--out", type=Path, default=None, help="with --scaling: write the lines here too")
     args = parser.parse_args()
+    if args.scaling:
+        return scaling(args)
 
     config = find_preset(args.preset).config.replace(device="cpu")
-    replicas = [(0, config, r) for r in range(args.replicas)]
     device = torch.device("cpu")
     times: dict[str, float] = collections.defaultdict(float)
     kind_times: dict[str, float] = collections.defaultdict(float)
@@ -82,21 +156,7 @@ def main() -> int:
     adam.StackAdam.step_span = adam
 
     with one_thread():
-        source = load_source("embedded")
-        train, _, _ = replica_pairs(replicas, source, 0, device)
-        net = stacked.StackedNet([init_model(config, r) for r in range(args.replicas)], device, config.batch_size)
-        trainer = EpochTrainer(net, replicas, device)
-        trainer.stream.start_epoch(1)
-        scales = loss.step_scales(trainer.w_bce, trainer.w_aux, trainer.any_aux, config.batch_size)
-        onehot = F.one_hot(train.classes, 10).float()
-        b, n = config.batch_size, config.pairs
-
-        def run(steps):
-            for s in range(steps):
-                part = slice((s * b) % n, (s * b) % n + b)
-                stacked.train_step(net, trainer.optimizer, train.input[:, part], train.target[:, part],
-                                   onehot[:, part], trainer.stream.step(s), *scales)
-
+        net, trainer, run = stack_steps(config, args.replicas, device)
         run(10)
         times.clear()
         kind_times.clear()
