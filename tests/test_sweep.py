@@ -312,8 +312,9 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         # said while the sweep ran: first where it stood, then the stage, its trials and the best so far
         assert any(line.startswith("sweep tiny running") and line.endswith("(f4)") for line in lines)
         progress = [line for line in lines if "· best validation " in line]
-        assert progress and all(re.search(r"sweep tiny running: stage [12]/2 \S+ \d/\d · best validation "
-                                          r"[0-9.]+( ± [0-9.]+)? % \(f4\)", line) for line in progress), lines
+        assert progress and all(re.search(r"sweep tiny running: stage [12]/2 \S+ \d/\d( \(\+\d running\))? · "
+                                          r"best validation [0-9.]+( ± [0-9.]+)? % \(f4\)", line)
+                                for line in progress), lines
         assert str(app.query_one("#queue").render()) == "queue empty"  # and no longer once it ended
         assert screen.query_one("#sweep-trials", DataTable).row_count == 6
         from textual_plotext import PlotextPlot
@@ -325,6 +326,8 @@ async def test_sweep_screen_starts_watches_and_exports(tiny_spec, tmp_path, monk
         param = screen.query_one("#sweep-param-a", PlotextPlot).plt
         param.plotsize(60, 12)
         assert "validation % vs" in param.build()
+        # the last stage searched alpha alone: its plot, and no empty box for a second parameter beside it
+        assert screen.query_one("#sweep-param-a").display and not screen.query_one("#sweep-param-b").display
         # the chosen configs were measured on test, saved, and joined the results table, as the command does
         from workbench.tui.results import ResultsTable
 

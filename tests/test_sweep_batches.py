@@ -209,6 +209,26 @@ def test_median_pruning_stops_trials_and_counts_them_in_a_range_stage(tmp_path, 
             assert t.user_attrs["pruned_at"] == steps[-1] < 4
 
 
+def test_the_bottom_line_counts_a_pruned_trial_as_spent_and_says_which_trials_run(tmp_path):
+    """The main screen's line names the first stage whose budget is not spent. A pruned trial spends it as a
+    finished one does (it used to hold the line on a pruned stage for the rest of the sweep), and a batch's
+    trials, which finish together, show as running meanwhile."""
+    from workbench.format import sweep_progress
+    from workbench.sweep.storage import Trial, stage_summaries
+
+    spec = spec_file(tmp_path, tiny_spec_text(alpha_trials=6))
+
+    def trial(stage, number, state, val=None):
+        return Trial(stage, number, state, {}, val, None if val is None else 0.01, None, None, None, "w")
+
+    widths = [trial(0, 0, "pruned"), trial(0, 1, "complete", 0.81), trial(0, 2, "pruned"),
+              trial(0, 3, "complete", 0.84)]
+    line = sweep_progress(stage_summaries(spec, widths + [trial(1, k, "running") for k in range(3)]))
+    assert line == "stage 2/2 alpha 0/6 (+3 running) · best validation 84.0 ± 1.0 %"
+    line = sweep_progress(stage_summaries(spec, widths[:3]))
+    assert line == "stage 1/2 widths 1/4 (+2 pruned) · best validation 81.0 ± 1.0 %"
+
+
 @pytest.mark.parametrize("text, key", [("batch = 0\n", "batch"), ("batch = true\n", "batch"),
                                        ('pruner = "hyperband"\n', "pruner")])
 def test_bad_batch_and_pruner_name_the_key(tmp_path, text, key):

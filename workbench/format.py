@@ -191,27 +191,32 @@ def trial_cells(t) -> tuple[str, ...]:
             "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
 
 
+def stage_done(s, with_running: bool = True) -> str:
+    """A stage's trials done of its size, with those pruned (and those running) beside."""
+    return (f"{s.done}/{s.stage.size()}" + (f" (+{s.pruned} pruned)" if s.pruned else "")
+            + (f" (+{s.running} running)" if with_running and s.running else ""))
+
+
 def stage_cells(s, with_running: bool = True) -> tuple[str, ...]:
     """A stage (STAGE_COLUMNS): its trials done (and running), its best by validation, that trial's test score,
     its params."""
     best = s.best
-    done = (f"{s.done}/{s.stage.size()}" + (f" (+{s.pruned} pruned)" if s.pruned else "")
-            + (f" (+{s.running} running)" if with_running and s.running else ""))
-    return (f"{s.index + 1}. {s.stage.name}", done,
+    return (f"{s.index + 1}. {s.stage.name}", stage_done(s, with_running),
             mean_std_label(best.val_mean, best.val_std) if best else "—",
             mean_std_label(best.test_mean, best.test_std) if best else "—",
             params_text(best.params) if best else "")
 
 
 def sweep_progress(summaries) -> str:
-    """Where a running sweep stands, in a few words: its current stage (the first not finished), the trials done
-    there, and the best validation score so far over every stage."""
+    """Where a running sweep stands, in a few words: its current stage (the first whose budget is not spent: a
+    pruned trial spends it as a finished one does), the trials done, pruned and running there (a batch's trials
+    finish together), and the best validation score so far over every stage."""
     if not summaries:
         return ""
-    current = next((s for s in summaries if s.done < s.stage.size()), summaries[-1])
+    current = next((s for s in summaries if s.done + s.pruned < s.stage.size()), summaries[-1])
     scored = [s.best for s in summaries if s.best is not None]
     best = max(scored, key=lambda t: t.val_mean) if scored else None
-    return (f"stage {current.index + 1}/{len(summaries)} {current.stage.name} {current.done}/{current.stage.size()}"
+    return (f"stage {current.index + 1}/{len(summaries)} {current.stage.name} {stage_done(current)}"
             + (f" · best validation {mean_std_label(best.val_mean, best.val_std)} %" if best else ""))
 
 

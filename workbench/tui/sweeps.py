@@ -236,6 +236,7 @@ class SweepScreen(Screen):
             plot.plt.clear_figure()
         if not finished:
             for plot in plots:
+                plot.display = True
                 plot.refresh()
             return
         stage_index = max(t.stage for t in finished)
@@ -244,8 +245,8 @@ class SweepScreen(Screen):
         params = list(stage.grid or stage.ranges)
         for plot, param in zip(plots[:2], params[:2] + [None] * (2 - len(params[:2]))):
             plt = plot.plt
+            plot.display = param is not None  # a stage of one parameter: no empty box beside its plot
             if param is None:
-                plot.refresh()
                 continue
             values = [float(t.params[param]) for t in mine if param in t.params]
             scores = [100 * t.val_mean for t in mine if param in t.params]
