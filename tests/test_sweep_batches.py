@@ -114,6 +114,68 @@ def test_the_workers_of_a_machine_split_each_group_of_a_grid(tmp_path, workers, 
     assert len({t.system_attrs["fixed_params"]["epochs"] for t in waiting}) == 1  # one architecture
 
 
+def test_a_batch_says_how_far_its_trials_have_come_while_they_train(tmp_path, source, monkeypatch):
+    """A batch's trials finish together; meanwhile each says, once all its rounds have done an epoch, how many
+    epochs it has done, and the trials table (screen and command alike) shows it."""
+    from workbench.format import trial_cells
+    from workbench.sweep import batch
+
+    spec = spec_file(tmp_path, STACKING_SPEC)  # its first stage: four points of one architecture, 2 rounds, 2 epochs
+    storage_url = str(tmp_path / "s.journal")
+    states = []
+    real_on_epoch = batch.Progress.on_epoch
+
+    def reading_the_storage(self, record):
+        real_on_epoch(self, record)
+        trials = all_trials(spec, open_storage(storage_url), "progress")
+        states.append(sorted(trial_cells(t)[2] for t in trials if t.stage == 0 and t.state == "running"))
+
+    monkeypatch.setattr(batch.Progress, "on_epoch", reading_the_storage)
+    run_worker(spec, storage_url, "progress", source=source)
+    first_stage = states[:16]  # 4 trials x 2 rounds x 2 epochs, one record each
+    assert first_stage[0] == ["running 0/2"] * 4  # one round of trial 0 has done epoch 1: not yet all of them
+    assert first_stage[7] == ["running 1/2"] * 4 and first_stage[15] == ["running 2/2"] * 4
+    assert all(len(s) == 4 for s in first_stage)
+    done = [t for t in all_trials(spec, open_storage(storage_url), "progress") if t.stage == 0]
+    assert [trial_cells(t)[2] for t in done] == ["complete"] * 4
+
+
+def test_two_workers_that_ask_a_range_stages_last_trial_at_once_spend_it_once(tmp_path):
+    """Both see one trial of the budget left and both ask (on PostgreSQL, 1 run in 5 of the two-worker test
+    counted 9 trials of 8): the later trial ends at once as surplus, never counted nor shown."""
+    from optuna.trial import TrialState
+
+    from workbench.sweep.batch import ask_batch, counted
+    from workbench.sweep.storage import stage_trials
+
+    spec = spec_file(tmp_path, tiny_spec_text(alpha_trials=3))
+    stage = spec.stages[1]
+    storage = open_storage(str(tmp_path / "s.journal"))
+    study = optuna.create_study(study_name=stage_study_name("race", 1, stage), storage=storage, direction="maximize")
+    for _ in range(2):
+        study.tell(study.ask(), 0.5)
+    both_looked = threading.Barrier(2, timeout=30)
+    ask = study.ask
+
+    def ask_once_both_have_looked():
+        both_looked.wait()  # each has read the budget's one trial left before either asks it
+        return ask()
+
+    study.ask = ask_once_both_have_looked
+    asked = []
+    workers = [threading.Thread(target=lambda: asked.extend(ask_batch(study, stage, spec.base, 1, 2)))
+               for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    trials = study.get_trials(deepcopy=False)
+    assert len(asked) == 1 and len(counted(trials)) == 3 == stage.trials
+    (surplus,) = [t for t in trials if t.user_attrs.get("surplus")]
+    assert surplus.state == TrialState.FAIL and surplus.number == 3 and asked[0].trial.number == 2
+    assert [t.number for t in stage_trials(storage, "race", 1, stage)] == [0, 1, 2]
+
+
 def test_batch_one_trains_one_trial_at_a_time(tmp_path, source, engine_calls):
     spec = spec_file(tmp_path, STACKING_SPEC, extra="batch = 1\n")
     run_worker(spec, str(tmp_path / "s.journal"), "b2", source=source)

@@ -186,7 +186,11 @@ STAGE_COLUMNS = ("stage", "trials", "best validation %", "test % there", "params
 
 def trial_cells(t) -> tuple[str, ...]:
     """A trial as the command's table and the app's screen both show it (TRIAL_COLUMNS)."""
-    state = f"pruned after {t.pruned_at}" if t.state == "pruned" and t.pruned_at is not None else t.state
+    state = t.state
+    if t.state == "pruned" and t.pruned_at is not None:
+        state = f"pruned after {t.pruned_at}"
+    elif t.state == "running" and t.epochs:
+        state = f"running {t.epoch or 0}/{t.epochs}"
     return (str(t.stage + 1), str(t.number), state, params_text(t.params), pct(t.val_mean), pct(t.test_mean),
             "" if t.seconds is None else f"{t.seconds:.1f}", t.worker)
 

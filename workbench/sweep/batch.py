@@ -144,9 +144,25 @@ def ask_batch(study, stage: Stage, base, size: int, workers: int = 1) -> list[As
         with warnings.catch_warnings():  # heartbeats() beats for a batch asked by hand, as optimize() would
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = study.ask()
+        if not stage.is_grid and beyond_budget(study, stage, trial):
+            break
         trial.set_user_attr("worker", owner_tag())
         asked.append(Asked(trial, draw_params(stage, trial), int(trial.user_attrs.get("retry", 0))))
     return asked
+
+
+def beyond_budget(study, stage: Stage, trial) -> bool:
+    """Two workers may both see a range stage's last trial unasked and both ask it: the trial whose number comes
+    after the budget's last ends at once, failed and marked surplus (never shown, never counted; a failed trial is
+    one the sampler leaves aside). True when it did."""
+    from optuna.trial import TrialState
+
+    spent = sorted(t.number for t in counted(study.get_trials(deepcopy=False)))
+    if trial.number not in spent or spent.index(trial.number) < stage.trials:
+        return False
+    trial.set_user_attr("surplus", True)
+    study.tell(trial, state=TrialState.FAIL)
+    return True
 
 
 def twin_of(study, trial, params: dict[str, Any]) -> int | None:
@@ -206,6 +222,33 @@ def heartbeats(storage, asked: list[Asked]):
         thread.join()
 
 
+class Progress:
+    """A batch's trials finish together, so each says while it trains how many epochs all its rounds have done
+    (user attributes "epoch" of "epochs"; the trials table shows "running 12/45"), once an epoch."""
+
+    def __init__(self, asked: list[Asked], configs: list) -> None:
+        self.asked, self.rounds = asked, [c.rounds for c in configs]
+        self.reported: dict[tuple[int, int], int] = {}  # (run, epoch) -> its rounds that reported it
+        for a, config in zip(asked, configs):
+            self.say(a, "epochs", config.epochs)
+
+    def on_epoch(self, record) -> None:
+        key = (record.run, record.epoch)
+        self.reported[key] = self.reported.get(key, 0) + 1
+        if self.reported[key] == self.rounds[record.run]:
+            del self.reported[key]
+            self.say(self.asked[record.run], "epoch", record.epoch)
+
+    @staticmethod
+    def say(asked: Asked, key: str, value: int) -> None:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            asked.trial.set_user_attr(key, value)
+        except UpdateFinishedTrialError:  # a database's reaper failed it (its heartbeat was late): told later
+            pass
+
+
 @dataclass
 class Batch:
     """One stage's trials of one worker: what they train from, and where what they scored goes."""
@@ -237,9 +280,16 @@ class Batch:
 
         configs = [self.base.replace(**a.params) for a in live]
         watch = self.pruning.watch(self.study, live, configs) if self.pruning is not None else None
+        progress = Progress(live, configs)
         started = time.perf_counter()
-        hooks = {"on_epoch": watch.on_epoch, "stop_run": watch.stopped} if watch is not None else {}
-        results = engine.run_configs(configs, self.source, cancel=self.cancel,
+
+        def on_epoch(record) -> None:
+            progress.on_epoch(record)
+            if watch is not None:
+                watch.on_epoch(record)
+
+        hooks = {"stop_run": watch.stopped} if watch is not None else {}
+        results = engine.run_configs(configs, self.source, on_epoch=on_epoch, cancel=self.cancel,
                                      validation=self.spec.validation_pairs, **hooks)
         seconds = (time.perf_counter() - started) / len(live)
         for run, (a, result) in enumerate(zip(live, results)):

@@ -139,17 +139,21 @@ class Trial:
     worker: str
     pruned_at: int | None = None  # the epoch after which the pruner stopped it
     batch: int | None = None  # how many trials trained with it in one engine call
+    epoch: int | None = None  # while it trains: the epochs all its rounds have done, of `epochs`
+    epochs: int | None = None
 
 
 def stage_trials(storage, study: str, index: int, stage: Stage) -> list[Trial]:
-    """A stage's trials, each grid point once: duplicates pruned, a retried point counted by its finished try."""
+    """A stage's trials, each grid point once: duplicates pruned, a retried point counted by its finished try; a
+    range stage's surplus trial (asked beyond its budget by a worker beside another, ended at once) left out."""
     import optuna
 
     try:
         s = optuna.load_study(study_name=stage_study_name(study, index, stage), storage=storage)
     except KeyError:
         return []
-    return [trial_of(index, t) for t in s.get_trials(deepcopy=False) if t.user_attrs.get("duplicate_of") is None]
+    return [trial_of(index, t) for t in s.get_trials(deepcopy=False)
+            if t.user_attrs.get("duplicate_of") is None and not t.user_attrs.get("surplus")]
 
 
 def trial_of(index: int, frozen) -> Trial:
@@ -157,7 +161,8 @@ def trial_of(index: int, frozen) -> Trial:
     attrs = frozen.user_attrs
     return Trial(index, frozen.number, frozen.state.name.lower(), dict(frozen.params), attrs.get("val_mean"),
                  attrs.get("val_std"), attrs.get("test_mean"), attrs.get("test_std"), attrs.get("seconds"),
-                 str(attrs.get("worker", "")), attrs.get("pruned_at"), attrs.get("batch"))
+                 str(attrs.get("worker", "")), attrs.get("pruned_at"), attrs.get("batch"), attrs.get("epoch"),
+                 attrs.get("epochs"))
 
 
 @dataclass
