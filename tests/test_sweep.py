@@ -483,6 +483,65 @@ def test_a_failing_worker_writes_its_traceback_to_the_sweeps_log_not_to_the_term
     assert note.startswith("2 worker(s) ended with an error") and str(log) in note
 
 
+async def test_the_sweep_screen_follows_the_newest_trials_unless_the_user_scrolled_up(tiny_spec, tmp_path):
+    """The trials in progress are the table's last rows: while the user has not scrolled away, the table keeps
+    them in view as rows come in; scrolled up, it stays where the user put it."""
+    from textual.widgets import DataTable
+
+    from workbench.format import trial_cells
+    from workbench.sweep import Trial
+    from workbench.tui.app import WorkbenchApp
+
+    def trials(count):
+        return [Trial(0, k, "complete" if k < count - 2 else "running", {"hl": 8, "c_hl": 4}, 0.8, 0.01, 0.79, 0.02,
+                      1.0, "vm:1", None, 2, k % 3, 3) for k in range(count)]
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sweep_screen(pilot, app, tiny_spec)
+        table = screen.query_one("#sweep-trials", DataTable)
+        screen.show(trials(30), True)
+        await pilot.pause()
+        await pilot.pause()
+        assert table.max_scroll_y > 0 and table.scroll_y == table.max_scroll_y
+        visible = range(int(table.scroll_y), int(table.scroll_y) + table.size.height - 1)  # the header row aside
+        assert [str(c) for c in table.get_row_at(29)][2] == trial_cells(trials(30)[29])[2] == "running 2/3"
+        assert 29 in visible
+        screen.show(trials(34), True)  # more trials: still at the newest
+        await pilot.pause()
+        await pilot.pause()
+        assert table.scroll_y == table.max_scroll_y
+        table.scroll_home(animate=False, immediate=True)  # the user goes back to the first trials
+        await pilot.pause()
+        screen.show(trials(36), True)
+        await pilot.pause()
+        await pilot.pause()
+        assert table.scroll_y == 0 < table.max_scroll_y
+
+
+async def test_a_best_so_far_that_has_not_moved_is_drawn_on_an_accuracy_scale(tiny_spec, tmp_path):
+    """plotext stretches a flat line's scale by half its value: a stage whose best has not moved read 48 to 144 %."""
+    import re
+
+    from textual_plotext import PlotextPlot
+
+    from workbench.sweep import Trial
+    from workbench.tui.app import WorkbenchApp
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_sweep_screen(pilot, app, tiny_spec)
+        screen.show([Trial(0, k, "complete", {"hl": hl, "c_hl": 4}, 0.957, 0.01, 0.95, 0.02, 1.0, "vm:1")
+                     for k, hl in enumerate((8, 16, 8))], True)
+        await pilot.pause()
+        for name in ("#sweep-best", "#sweep-param-a"):
+            plt = screen.query_one(name, PlotextPlot).plt
+            plt.plotsize(40, 12)
+            drawn = re.sub(r"\x1b\[[0-9;]*m", "", plt.build())  # plotext's colours aside
+            ticks = [float(t) for t in re.findall(r"^ *([0-9.]+)┤", drawn, re.MULTILINE)]
+            assert ticks and all(94.0 <= t <= 97.5 for t in ticks), (name, ticks)
+
+
 async def test_the_sweep_screen_shows_a_pruned_trial_and_counts_it_in_its_stage(tiny_spec, tmp_path):
     """Issue 21: pruning's verdict where the user watches the sweep."""
     from textual.widgets import DataTable

@@ -60,6 +60,13 @@ def final_line(final) -> str:
     return f"{stage}: {what}{earlier}" + (f" ({final.unsaved})" if final.unsaved else "")
 
 
+def hold_flat_scale(plt, scores: list[float]) -> None:
+    """Scores all alike (a best-so-far that has not moved) get a point either side: plotext would stretch a flat
+    line's scale by half its value, to accuracies of 48 to 144 %."""
+    if scores and max(scores) - min(scores) < 0.1:
+        plt.ylim(min(scores) - 1.0, max(scores) + 1.0)
+
+
 class SweepScreen(Screen):
     """One per app: leaving it (escape) and coming back (f4) finds the chosen spec, and a running sweep, as left."""
 
@@ -220,9 +227,12 @@ class SweepScreen(Screen):
             stages.add_row(*(cell(c) for c in stage_cells(s, with_running=False)))
         self.progress = sweep_progress(summaries)  # the main screen's bottom line says it too
         table = self.query_one("#sweep-trials", DataTable)
+        following = table.scroll_y >= table.max_scroll_y  # at the newest trials: stay there as rows come in
         table.clear()
         for t in sorted(trials, key=lambda t: (t.stage, t.number)):
             table.add_row(*(cell(c) for c in trial_cells(t)))
+        if following:  # the trials in progress are the last rows; a user who scrolled up keeps their place
+            table.call_after_refresh(table.scroll_end, animate=False, immediate=True)
         self.query_one("#sweep-status", Static).update(markup(note) or ("running" if running else ""))
         self.draw_plots(trials)
 
@@ -251,6 +261,7 @@ class SweepScreen(Screen):
             values = [float(t.params[param]) for t in mine if param in t.params]
             scores = [100 * t.val_mean for t in mine if param in t.params]
             plt.scatter(values, scores, marker="dot", color=(40, 170, 90))
+            hold_flat_scale(plt, scores)
             fit_title(plot, f"{plain(stage.name)}: validation % vs {FIELDS[param].label}")
             plt.xlabel(FIELDS[param].label)
             if stage.is_grid and len(set(values)) <= 8:
@@ -262,6 +273,7 @@ class SweepScreen(Screen):
             best = max(best, 100 * t.val_mean)
             so_far.append(best)
         plt.plot(list(range(1, len(so_far) + 1)), so_far, marker="braille", color=(30, 150, 220))
+        hold_flat_scale(plt, so_far)
         fit_title(plots[2], f"{plain(stage.name)}: best validation % so far")
         plt.xlabel("trial")
         plots[2].refresh()
