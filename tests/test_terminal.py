@@ -187,10 +187,7 @@ def test_a_session_in_a_real_terminal(terminal, tmp_path):
     assert "(cancelled)" in term.text  # the legend says so
 
     # a sweep with two worker processes starts from inside the app (it failed in a real terminal) and cancels
-    term.press("f4")
-    term.wait_for("choose a sweep spec")
-    term.press("enter", "down", "down", "down", "enter", pause=0.3)  # beyond-cnn, beyond-fcn, table3-fcn
-    term.wait_for("Table III")
+    choose_sweep_spec(term, 3, "Table III: the FCN grid search")  # beyond-cnn, beyond-fcn, table3-fcn
     count = min(2, os.cpu_count() or 1)  # one worker per core at most
     term.press("tab", str(count), "tab", "tab", "enter", pause=0.3)
     term.wait_for(f"running {count} worker(s)", timeout=60)
@@ -269,12 +266,21 @@ TINY_SPEC = tiny_spec_text("Tiny: two stages for the terminal test", rounds=1, e
                            validation_pairs=100, alpha_trials=3)
 
 
-def open_tiny_sweep(term: Terminal) -> None:
-    """f4, then the user's own spec: listed after the four shipped ones, with its folder."""
+def choose_sweep_spec(term: Terminal, downs: int, title: str) -> None:
+    """f4, open the spec list, go down to a spec, take it, and see its own title. The downs wait for the list to
+    be drawn: pressed while it opened, one was lost once (beyond-fcn instead of table3-fcn, whose title
+    "Table III" the first matched too)."""
     term.press("f4")
     term.wait_for("choose a sweep spec")
-    term.press("enter", *["down"] * 5, "enter", pause=0.3)
-    term.wait_for("Tiny: two stages")
+    term.press("enter")
+    term.wait_for("table4-cnn")  # the open list
+    term.press(*["down"] * downs, "enter", pause=0.3)
+    term.wait_for(title)
+
+
+def open_tiny_sweep(term: Terminal) -> None:
+    """The user's own spec: listed after the four shipped ones, with its folder."""
+    choose_sweep_spec(term, 5, "Tiny: two stages")
 
 
 def start_sweep(term: Terminal, workers: int) -> None:
