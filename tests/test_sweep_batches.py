@@ -224,14 +224,14 @@ def test_a_pruned_trial_is_never_a_choice_and_shows_as_pruned(tmp_path, source, 
                           if t.stage == 0])
 
     spec = spec_file(tmp_path, text, extra='pruner = "median"\n')
-    real_on_epoch = pruning.Watch.on_epoch
+    real_epoch_done = pruning.Watch.epoch_done
 
-    def prune_the_winner(self, record):
-        real_on_epoch(self, record)
-        if self.asked[record.run].params == winner:
-            self.pruned.setdefault(record.run, record.epoch)
+    def prune_the_winner(self, run, epoch, records):
+        real_epoch_done(self, run, epoch, records)
+        if self.asked[run].params == winner:
+            self.pruned.setdefault(run, epoch)
 
-    monkeypatch.setattr(pruning.Watch, "on_epoch", prune_the_winner)
+    monkeypatch.setattr(pruning.Watch, "epoch_done", prune_the_winner)
     storage_url = str(tmp_path / "pruned.journal")
     run_worker(spec, storage_url, "p1", source=source)
     trials = all_trials(spec, open_storage(storage_url), "p1")

@@ -223,21 +223,26 @@ def heartbeats(storage, asked: list[Asked]):
 
 
 class Progress:
-    """A batch's trials finish together, so each says while it trains how many epochs all its rounds have done
-    (user attributes "epoch" of "epochs"; the trials table shows "running 12/45"), once an epoch."""
+    """A trial's epoch is done once all its rounds have done it. A batch's trials finish together, so meanwhile each
+    says how many epochs it has done (user attributes "epoch" of "epochs"; the trials table shows "running
+    12/45"), and the pruner, if any, hears its rounds' validation scores."""
 
-    def __init__(self, asked: list[Asked], configs: list) -> None:
-        self.asked, self.rounds = asked, [c.rounds for c in configs]
-        self.reported: dict[tuple[int, int], int] = {}  # (run, epoch) -> its rounds that reported it
+    def __init__(self, asked: list[Asked], configs: list, watch=None) -> None:
+        self.asked, self.rounds, self.watch = asked, [c.rounds for c in configs], watch
+        self.reported: dict[tuple[int, int], list] = {}  # (run, epoch) -> the records of its rounds so far
         for a, config in zip(asked, configs):
             self.say(a, "epochs", config.epochs)
 
     def on_epoch(self, record) -> None:
         key = (record.run, record.epoch)
-        self.reported[key] = self.reported.get(key, 0) + 1
-        if self.reported[key] == self.rounds[record.run]:
-            del self.reported[key]
-            self.say(self.asked[record.run], "epoch", record.epoch)
+        records = self.reported.setdefault(key, [])
+        records.append(record)
+        if len(records) < self.rounds[record.run]:
+            return
+        del self.reported[key]
+        self.say(self.asked[record.run], "epoch", record.epoch)
+        if self.watch is not None:
+            self.watch.epoch_done(record.run, record.epoch, records)
 
     @staticmethod
     def say(asked: Asked, key: str, value: int) -> None:
@@ -280,16 +285,10 @@ class Batch:
 
         configs = [self.base.replace(**a.params) for a in live]
         watch = self.pruning.watch(self.study, live, configs) if self.pruning is not None else None
-        progress = Progress(live, configs)
+        progress = Progress(live, configs, watch)
         started = time.perf_counter()
-
-        def on_epoch(record) -> None:
-            progress.on_epoch(record)
-            if watch is not None:
-                watch.on_epoch(record)
-
         hooks = {"stop_run": watch.stopped} if watch is not None else {}
-        results = engine.run_configs(configs, self.source, on_epoch=on_epoch, cancel=self.cancel,
+        results = engine.run_configs(configs, self.source, on_epoch=progress.on_epoch, cancel=self.cancel,
                                      validation=self.spec.validation_pairs, **hooks)
         seconds = (time.perf_counter() - started) / len(live)
         for run, (a, result) in enumerate(zip(live, results)):

@@ -26,7 +26,7 @@ class Pruning:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, self.epochs // 8), reduction_factor=3)
 
     def watch(self, study, asked: list, configs: list) -> "Watch":
-        return Watch(study, asked, [c.rounds for c in configs], [c.epochs for c in configs])
+        return Watch(study, asked, [c.epochs for c in configs])
 
 
 def pruning_for(spec: SweepSpec, stage: Stage) -> Pruning | None:
@@ -37,27 +37,21 @@ def pruning_for(spec: SweepSpec, stage: Stage) -> Pruning | None:
 
 @dataclass
 class Watch:
-    """One batch's trials while they train: the engine hands it each round's epoch (with its validation score)
-    and asks it, after each epoch, which runs to stop."""
+    """One batch's trials while they train: it hears each trial's epoch once all its rounds have done it (with
+    their validation scores; batch.Progress gathers them), and the engine asks it, after each epoch, which runs to
+    stop."""
 
     study: Any
     asked: list  # batch.Asked, by the engine's run index
-    rounds: list[int]  # by run
     epochs: list[int]  # by run
-    scores: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # (run, epoch) -> its rounds' scores
     pruned: dict[int, int] = field(default_factory=dict)  # run -> the epoch after which it stopped
 
-    def on_epoch(self, record) -> None:
-        run, epoch = record.run, record.epoch
-        if run in self.pruned or record.val_acc is None:
-            return
-        scores = self.scores.setdefault((run, epoch), [])
-        scores.append(record.val_acc)
-        if len(scores) < self.rounds[run]:
+    def epoch_done(self, run: int, epoch: int, records: list) -> None:
+        """`records`: the epoch of each of the trial's rounds."""
+        if run in self.pruned or records[0].val_acc is None:
             return
         trial = self.asked[run].trial
-        trial.report(sum(scores) / len(scores), epoch)
-        del self.scores[(run, epoch)]
+        trial.report(sum(r.val_acc for r in records) / len(records), epoch)
         if epoch < self.epochs[run] and trial.should_prune():  # after its last epoch there is nothing to save
             self.pruned[run] = epoch
 
