@@ -18,8 +18,8 @@ run: setup
 cli: setup  # make cli ARGS='run --preset basic': any headless command, through the venv's digit-workbench
 	$(BIN)/digit-workbench $(ARGS)
 
-test: setup
-	$(BIN)/pytest -q -rs
+test: setup  # the tests side by side, one worker per core; the slowest named at the end
+	$(BIN)/pytest -q -rs -n auto --durations=15
 
 bench: setup
 	$(BIN)/python benchmarks/batched_vs_loop.py

@@ -3,6 +3,7 @@ against the same runs headless (`--preset table2`: all of Table II queued at onc
 `digit-workbench table`'s one engine call).
 
     python benchmarks/app.py [--preset table2-fcn-ws-aux | --preset table2] [--repeats 3] [--skip-launch]
+    python benchmarks/app.py --small      # one launch, one epoch of each: what the test suite runs
 """
 
 from __future__ import annotations
@@ -45,26 +46,27 @@ def launch_to_first_screen() -> tuple[float, str]:
         return time.perf_counter() - started, (done.stdout.strip() or done.stderr.strip()[-300:])
 
 
-def measure_in_fresh_process(where: str, preset: str) -> float:
+def measure_in_fresh_process(where: str, preset: str, small: bool) -> float:
     """Each measurement in its own process: torch's thread pools are per process and per thread, and a
     process that already trained on its main thread trains slower from another thread."""
-    done = subprocess.run([sys.executable, __file__, "--one", where, "--preset", preset], capture_output=True,
-                          text=True, cwd=ROOT, timeout=600)
+    done = subprocess.run([sys.executable, __file__, "--one", where, "--preset", preset, *(["--small"] if small else [])],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def configs_of(preset: str) -> list:
-    from workbench.presets import TABLE_II, find_preset
+def configs_of(preset: str, small: bool = False) -> list:
+    from workbench.paper.presets import TABLE_II, find_preset
 
     names = TABLE_II if preset == "table2" else [preset]
-    return [find_preset(name).config.replace(device="cpu") for name in names]
+    shrink = {"epochs": 1, "rounds": 2, "pairs": 100} if small else {}
+    return [find_preset(name).config.replace(device="cpu", **shrink) for name in names]
 
 
 def headless_seconds(configs) -> float:
-    from workbench.data import load_source
     from workbench.engine import run_configs
+    from workbench.paper.data import load_source
 
     source = load_source("auto")
     started = time.perf_counter()
@@ -74,15 +76,16 @@ def headless_seconds(configs) -> float:
 
 
 async def in_app_seconds(configs, runs_root: Path) -> float:
+    from workbench.training.group import NamedRun
     from workbench.tui.app import WorkbenchApp
 
     app = WorkbenchApp(runs_root=runs_root)
     async with app.run_test(size=(120, 40)) as pilot:
-        while not app.source_name:  # digits loaded, as a moment after a normal start
+        while app.digits.source is None:  # digits loaded, as a moment after a normal start
             await pilot.pause(0.05)
         started = time.perf_counter()
         for i, config in enumerate(configs):  # queued at once, as ctrl+t queues Table II
-            app.enqueue(f"benchmark-{i}", config, None, start=False)
+            app.enqueue(NamedRun(f"benchmark-{i}", config), start=False)
         app.start_next()
         await app.workers.wait_for_complete()  # no polling: the UI loop is left to the app
         return time.perf_counter() - started
@@ -94,11 +97,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-launch", action="store_true", help="do not time the launch")
     parser.add_argument("--launch-only", action="store_true", help="time the launch only")
+    parser.add_argument("--small", action="store_true", help="one launch and one epoch: the test suite's run")
     parser.add_argument("--one", choices=("headless", "app"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.small:
+        args.repeats = 1
 
     if args.one:
-        configs = configs_of(args.preset)
+        configs = configs_of(args.preset, args.small)
         if args.one == "headless":
             print(headless_seconds(configs))
         else:
@@ -113,11 +119,11 @@ def main() -> int:
     if args.launch_only:
         return 0
 
-    config = configs_of(args.preset)[0]
+    config = configs_of(args.preset, args.small)[0]
     headless, in_app = [], []
     for _ in range(args.repeats):  # alternate, so drift in the machine's speed hits both alike
-        headless.append(measure_in_fresh_process("headless", args.preset))
-        in_app.append(measure_in_fresh_process("app", args.preset))
+        headless.append(measure_in_fresh_process("headless", args.preset, args.small))
+        in_app.append(measure_in_fresh_process("app", args.preset, args.small))
     h, a = statistics.median(headless), statistics.median(in_app)
     print(f"{args.preset} ({config.rounds} rounds x {config.epochs} epochs): headless median {h:.2f} s, "
           f"in the app median {a:.2f} s: the app costs {100 * (a - h) / h:+.1f}% (ratio {a / h:.3f})")

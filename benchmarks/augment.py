@@ -18,20 +18,25 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from beyond import paired  # noqa: E402
-from workbench.data import load_source  # noqa: E402
-from workbench.format import mean_std_label  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.sweep.spec import find_spec, load_spec  # noqa: E402
-from workbench.training import NamedRun, train_and_record  # noqa: E402
+from small import add_flag, out_path, shrink  # noqa: E402
+
+from workbench.format import mean_std_label
+from workbench.fsutil import atomic_write_text
+from workbench.paper.data import load_source
+from workbench.sweep.spec import find_spec, load_spec
+from workbench.training.group import NamedRun
+from workbench.training.train import train_and_record
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shift", type=int, default=1)
     parser.add_argument("--rotate", type=float, default=10.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "augment.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/augment.md")
+    add_flag(parser)
     args = parser.parse_args()
-    base = load_spec(find_spec("beyond-cnn")).base.replace(rounds=10)
+    args.out = out_path(args.small, args.out, ROOT / "benchmarks" / "results" / "augment.md")
+    base = shrink(load_spec(find_spec("beyond-cnn")).base.replace(rounds=10), args.small)
     moved = dict(shift=args.shift, rotate=args.rotate)
     runs = [NamedRun("beyond-cnn's base architecture", base),
             NamedRun(f"+ augmentation (shift {args.shift}, rotate {args.rotate:g})", base.replace(**moved)),

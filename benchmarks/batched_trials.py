@@ -25,11 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.data import load_source  # noqa: E402
-from workbench.engine import run_configs  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.sweep.spec import find_spec, load_spec  # noqa: E402
+from small import add_flag, out_path, shrink  # noqa: E402
+
+from workbench.engine import run_configs
+from workbench.fsutil import atomic_write_text
+from workbench.paper.data import load_source
+from workbench.sweep.spec import find_spec, load_spec
 
 CASES = [("table3-fcn", "FCN KL 2, HL 64, C-KL 2, C-HL 256", dict(kl=2, hl=64, c_kl=2, c_hl=256)),
          ("table4-cnn", "CNN KL 1, HL 64, BC 4, K 3 (the base)", dict(kl=1, hl=64, bc=4, k=3)),
@@ -55,7 +58,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=None)
+    add_flag(parser)
     args = parser.parse_args()
+    if args.small:
+        args.repeat, args.trials = 1, 2
     os.environ["DIGIT_WORKBENCH_PROCESSES"] = "1"  # one core, as a sweep's worker process trains
     source = load_source("auto")
     what = f"{args.trials} alpha trials" if args.grid == "alpha" else f"4 {GRIDS[args.grid]} trials"
@@ -64,7 +70,7 @@ def main() -> int:
              f"{platform.node() or 'this machine'}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the start",
              ""]
     for spec_name, label, params in CASES:
-        base = load_spec(find_spec(spec_name)).base.replace(device=args.device, **params)
+        base = shrink(load_spec(find_spec(spec_name)).base.replace(device=args.device, **params), args.small)
         configs = grid_configs(args.grid, base, args.trials)
         alone_s, together_s = [], []
         for _ in range(args.repeat):
@@ -80,7 +86,7 @@ def main() -> int:
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     name = f"batched_trials_{args.device}" + ("" if args.grid == "alpha" else f"_{args.grid}")
-    atomic_write_text(args.out or ROOT / "benchmarks" / "results" / f"{name}.txt", text)
+    atomic_write_text(out_path(args.small, args.out, ROOT / "benchmarks" / "results" / f"{name}.txt"), text)
     return 0
 
 

@@ -10,8 +10,8 @@ engine on --loop-rounds rounds of every row, in this one invocation. Prints the 
 from __future__ import annotations
 
 import argparse
-import platform
 import os
+import platform
 import resource
 import sys
 import threading
@@ -22,11 +22,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.presets import TABLE_II, find_preset  # noqa: E402
-from workbench.data import load_source  # noqa: E402
-from workbench.engine import run_configs  # noqa: E402
-from workbench.format import mean_std_label  # noqa: E402
+from small import SMALL_RUN, add_flag  # noqa: E402
+
+from workbench.engine import run_configs
+from workbench.format import mean_std_label
+from workbench.paper.data import load_source
+from workbench.paper.presets import TABLE_II, find_preset
 
 
 def peak_mib() -> tuple[float, float]:
@@ -83,6 +86,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-loop", action="store_true")
+    add_flag(parser)
     args = parser.parse_args()
 
     source = load_source("auto")
@@ -90,6 +94,8 @@ def main() -> int:
     started = time.perf_counter()
 
     configs = [p.config.replace(rounds=args.rounds, epochs=args.epochs, device=args.device) for p in presets]
+    if args.small:
+        configs = [c.replace(**SMALL_RUN) for c in configs]
     sampler = PssSampler()
     if os.path.exists("/proc/self/smaps_rollup"):
         sampler.start()

@@ -33,7 +33,7 @@ def table_run(tree: Path, epochs: int, rounds: int, preset: str | None = None) -
     env = dict(os.environ, PYTHONPATH=str(tree), DIGIT_WORKBENCH_RUNS=str(records))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # both trees compile once, as an installed package would
     what = ["run", "--preset", preset] if preset else ["table"]
-    cmd = [sys.executable, "-c", "from workbench.cli import main; main()", *what, "--device", "cpu",
+    cmd = [sys.executable, "-m", "workbench.cli", *what, "--device", "cpu",
            "--data", "embedded", "--epochs", str(epochs), "--rounds", str(rounds)]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -45,13 +45,22 @@ def table_run(tree: Path, epochs: int, rounds: int, preset: str | None = None) -
     return wall, done.stdout, accuracies
 
 
-def round_accuracies(records: Path) -> dict[str, list[float]]:
-    """Each run's per-round test accuracies, by run name, from the records a run wrote."""
-    out = {}
-    for summary in records.glob("*/summary.json"):
+def round_accuracies(records: Path) -> list[tuple[str, dict, list[float]]]:
+    """Each run's preset, config and per-round test accuracies, from the records a run wrote. Runs are matched by
+    what they trained, never by name: a tree may name the same run otherwise."""
+    out = []
+    for summary in sorted(records.glob("*/summary.json")):
         data = json.loads(summary.read_text())
-        out[data["name"]] = data["round_acc"]
+        out.append((data.get("preset") or "", data["config"], data["round_acc"]))
     return out
+
+
+def by_config(every: list[list[tuple[str, dict, list[float]]]]) -> list[dict[str, list[float]]]:
+    """Each invocation's accuracies keyed by preset and config, on the settings every record holds (a field one
+    tree adds with its default does not part two runs that trained alike)."""
+    common = set.intersection(*(set(config) for runs in every for _, config, _ in runs)) if any(every) else set()
+    return [{f"{preset} " + " ".join(f"{k}={config[k]}" for k in sorted(common)): accs for preset, config, accs in runs}
+            for runs in every]
 
 
 def scores(output: str, preset: str | None) -> list[str]:
@@ -67,7 +76,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--small", action="store_true", help="`run --preset basic`, one epoch, against HEAD: the "
+                                                              "test suite's run")
     args = parser.parse_args()
+    if args.small:
+        args.preset, args.repeats, args.epochs, args.rounds = args.preset or "basic", 1, 1, 2
     with tempfile.TemporaryDirectory(prefix="wb-before-") as tmp:
         before = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
@@ -93,16 +106,16 @@ def main() -> None:
     for label in ("before", "after"):
         print(f"\n{label}:")
         print("\n".join(scores(outputs[label], args.preset)))
-    every = accuracies["before"] + accuracies["after"]
+    every = by_config(accuracies["before"] + accuracies["after"])
     if all(accs == every[0] for accs in every):
         rounds = sum(len(a) for a in every[0].values())
         print(f"\nper-round accuracies: identical in every invocation ({len(every[0])} runs, {rounds} rounds)")
         return
     print("\nper-round accuracies DIFFER:")
-    for name in sorted(set().union(*every)):
-        seen = {str(accs.get(name)) for accs in every}
+    for key in sorted(set().union(*every)):
+        seen = {str(accs.get(key)) for accs in every}
         if len(seen) > 1:
-            print(f"  {name}: " + " | ".join(sorted(seen)))
+            print(f"  {key}: " + " | ".join(sorted(seen)))
     sys.exit(1)
 
 

@@ -16,17 +16,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.analysis import compare_runs  # noqa: E402
-from workbench.presets import find_preset  # noqa: E402
-from workbench.data import load_source  # noqa: E402
-from workbench.format import comparison_cells, mean_std_label  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.sweep.spec import find_spec, load_spec  # noqa: E402
-from workbench.training import NamedRun, train_and_record  # noqa: E402
+from small import add_flag, out_path, shrink  # noqa: E402
+
+from workbench.analysis.paired import compare_runs
+from workbench.format import comparison_cells, mean_std_label
+from workbench.fsutil import atomic_write_text
+from workbench.paper.data import load_source
+from workbench.paper.presets import find_preset
+from workbench.sweep.spec import find_spec, load_spec
+from workbench.training.group import NamedRun
+from workbench.training.train import train_and_record
 
 
-def runs() -> tuple[list[NamedRun], list[NamedRun]]:
+def runs(small: bool = False) -> tuple[list[NamedRun], list[NamedRun]]:
     architecture = load_spec(find_spec("beyond-cnn")).base.replace(rounds=10)
     earlier = architecture.replace(repair=True, epochs=30, lr=0.002)  # what an earlier beyond-cnn sweep chose
     cnn = [NamedRun("the paper's Table IV config (`table4-cnn-best`)", find_preset("table4-cnn-best").config),
@@ -40,6 +44,8 @@ def runs() -> tuple[list[NamedRun], list[NamedRun]]:
     fcn = [NamedRun("the paper's Table III config (`table3-fcn-best`)", fcn_paper),
            NamedRun("with re-pairing", fcn_paper.replace(repair=True)),
            NamedRun("`beyond-fcn-best` (the beyond-fcn sweep's choice)", find_preset("beyond-fcn-best").config)]
+    if small:
+        cnn, fcn = ([NamedRun(r.name, shrink(r.config, small)) for r in part] for part in (cnn, fcn))
     return cnn, fcn
 
 
@@ -50,9 +56,11 @@ def paired(a, b) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "beyond.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/beyond.md")
+    add_flag(parser)
     args = parser.parse_args()
-    cnn, fcn = runs()
+    args.out = out_path(args.small, args.out, ROOT / "benchmarks" / "results" / "beyond.md")
+    cnn, fcn = runs(args.small)
     source = load_source("auto")
     started = time.perf_counter()
     recorded = train_and_record(cnn + fcn, source)

@@ -21,22 +21,28 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small import add_flag, shrink  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=2, help="A B pairs (default 2)")
+    add_flag(parser)
     args = parser.parse_args()
+    if args.small:
+        args.pairs = 1
 
     import numpy as np
 
-    import workbench.training as training
-    from workbench.data import load_source
+    import workbench.training.train as training
     from workbench.engine.state import RoundState
     from workbench.fsutil import atomic_write_bytes
-    from workbench.models import build_model
-    from workbench.presets import TABLE_II, load_presets
-    from workbench.resume import states_npz
+    from workbench.paper.data import load_source
+    from workbench.paper.models import build_model
+    from workbench.paper.presets import TABLE_II, load_presets
+    from workbench.records.checkpoint import states_npz
 
     presets = load_presets()
     source = load_source("embedded")
@@ -56,14 +62,15 @@ def main() -> int:
     training.Checkpoints.reached, training.Checkpoints.write = timed_reached, counted_write
 
     def cpu_seconds() -> float:  # this process and its finished children (the stack workers): steadier than the
-        import resource           # wall clock on a VM whose neighbours take its cores at times
+        import resource  # wall clock on a VM whose neighbours take its cores at times
 
         return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
                    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
     def table2(checkpoints: bool) -> tuple[float, float, int]:
         training.claim_folders = claim if checkpoints else (lambda *a, **k: {})
-        runs = [training.NamedRun.of(presets[name].config.replace(device="cpu"), presets[name]) for name in TABLE_II]
+        runs = [training.NamedRun.of(shrink(presets[name].config.replace(device="cpu"), args.small), presets[name])
+                for name in TABLE_II]
         spent.update(reached=0.0, writes=0)
         with tempfile.TemporaryDirectory() as root:
             started, cpu = time.perf_counter(), cpu_seconds()
@@ -112,7 +119,7 @@ def main() -> int:
           f"{100 * (parts['take'] + spent['reached']) / seconds:.2f} % of its time, before the records' own "
           "resume.npz")
 
-    config = presets["table4-cnn-best"].config
+    config = shrink(presets["table4-cnn-best"].config, args.small)
     shapes = {n: tuple(p.shape) for n, p in build_model(config).named_parameters()}
     rng = np.random.default_rng(0)
     part = lambda: {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}  # noqa: E731
@@ -131,7 +138,7 @@ def main() -> int:
 
 
 def training_share() -> float:
-    from workbench.resume import CHECKPOINT_SHARE
+    from workbench.records.checkpoint import CHECKPOINT_SHARE
 
     return CHECKPOINT_SHARE
 

@@ -17,8 +17,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.fsutil import atomic_write_text  # noqa: E402
+from small import add_flag, out_path  # noqa: E402
+
+from workbench.fsutil import atomic_write_text
 
 COMMANDS = [["presets"], ["export", "--out", "export.csv"], ["data", "info"], ["sweep", "--show", "table3-fcn"],
             ["--help"], ["run", "--help"], ["table", "--help"], ["sweep", "--help"], ["compare", "--help"],
@@ -28,8 +31,12 @@ COMMANDS = [["presets"], ["export", "--out", "export.csv"], ["data", "info"], ["
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "commands.txt")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/commands.txt")
+    add_flag(parser)
     args = parser.parse_args()
+    args.out = out_path(args.small, args.out, ROOT / "benchmarks" / "results" / "commands.txt")
+    if args.small:
+        args.repeats = 1
     command = str(Path(sys.executable).parent / "digit-workbench")
     lines = []
     with tempfile.TemporaryDirectory(prefix="commands-bench-") as cwd:

@@ -18,14 +18,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small import add_flag  # noqa: E402
 
 
 def fake_result(index: int):
     """A RunResult of the protocol's shape (10 rounds x 20 epochs, 1,000 test pairs), numbers made up."""
     import numpy as np
 
-    from workbench.config import RunConfig
     from workbench.engine.base import EpochRecord, Predictions, RoundResult, RunResult
+    from workbench.paper.config import RunConfig
 
     rng = np.random.default_rng(index)
     config = RunConfig(alpha=round(0.05 * (index + 1), 2))
@@ -50,10 +53,10 @@ async def open_time(summaries, runs_root: Path) -> tuple[float, float]:
 
     app = WorkbenchApp(runs_root=runs_root)
     async with app.run_test(size=(120, 40)) as pilot:
-        while not app.source_name:  # a moment after a normal start: digits (and scipy) loaded in the background
+        while app.digits.source is None:  # a moment after a normal start: digits (and scipy) loaded in the background
             await pilot.pause(0.05)
         started = time.perf_counter()
-        app.open_compare(summaries)
+        app.notebook.open_compare(summaries)
         await pilot.pause()  # mounted, laid out and drawn once
         shown = time.perf_counter() - started
         screen = app.screen
@@ -105,8 +108,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    add_flag(parser)
     args = parser.parse_args()
-    from workbench.runs import load_runs, save_run
+    if args.small:
+        args.runs, args.repeats = 2, 1
+    from workbench.records.store import load_runs, save_run
 
     if args.one:
         summaries, _ = load_runs(Path(args.one))

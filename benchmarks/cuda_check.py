@@ -1,6 +1,9 @@
 """CUDA checks for the batched engine, for a machine with an NVIDIA GPU.
 
-    python benchmarks/cuda_check.py
+    python benchmarks/cuda_check.py [--small]
+
+--small (the test suite's run) loads every module it uses and stops on a machine without CUDA; with one, it
+checks the first stack only.
 
 For each Table II stack (20 replicas): trains steps with PyTorch's sync debug mode set to "error", so any
 host synchronisation inside the step loop raises; then times steps (mean of 200, after warm-up), launched one
@@ -12,6 +15,7 @@ The exactness tests run on the GPU with DIGIT_WORKBENCH_TEST_DEVICE=cuda pytest 
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -22,26 +26,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.config import RunConfig  # noqa: E402
-
-from workbench.presets import TABLE_II, find_preset  # noqa: E402
-from workbench.data import load_source  # noqa: E402
-from workbench.engine import run_configs, stack_groups  # noqa: E402
-from workbench.engine.cuda_graph import EpochProgram, StepGraph  # noqa: E402
-from workbench.randomness import DropoutStream, init_model  # noqa: E402
-from workbench.engine.adam import StackAdam  # noqa: E402
-from workbench.engine.loss import loss_weights, step_scales  # noqa: E402
-from workbench.engine.stacked import StackedNet, train_step  # noqa: E402
+from workbench.engine import run_configs, stack_groups
+from workbench.engine.adam import StackAdam
+from workbench.engine.cuda_graph import EpochProgram, StepGraph
+from workbench.engine.loss import loss_weights, step_scales
+from workbench.engine.stacked import StackedNet, train_step
+from workbench.paper.config import RunConfig
+from workbench.paper.data import load_source
+from workbench.paper.presets import TABLE_II, find_preset
+from workbench.paper.randomness import DropoutStream, init_model
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="the first stack only; without CUDA, stop after loading")
+    args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
-        return 1
+        return 0 if args.small else 1
     device = torch.device("cuda")
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name(device)}")
     configs = [find_preset(name).config for name in TABLE_II]
-    for group in stack_groups(configs):
+    for group in stack_groups(configs)[:1 if args.small else None]:
         runs = [configs[i] for i in group]
         replicas = [(c, r) for c in runs for r in range(c.rounds)]
         R, B = len(replicas), runs[0].batch_size

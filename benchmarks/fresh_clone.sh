@@ -2,11 +2,30 @@
 # A fresh clone as a new user meets it: `make test` (set-up and the whole suite), then every headless command of the
 # README's "Everything is also headless" block, typed as the README says (after `. .venv/bin/activate`).
 #   bash benchmarks/fresh_clone.sh [OUT]      (default: benchmarks/results/fresh_clone.txt)
+#   bash benchmarks/fresh_clone.sh --small    (the test suite's run: the clone, the Makefile's targets and every
+#                                              README command's subcommand, against this checkout's venv; nothing
+#                                              installed, trained or written to results/)
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$here/benchmarks/results/fresh_clone.txt}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+headless() {  # the README's headless block, a command a line, comments dropped
+  sed -n '/^Everything is also headless:/,/^```$/p' README.md | sed '1,3d;$d' | sed 's/ *#.*$//' | grep -v '^ *$'
+}
+if [ "${1:-}" = "--small" ]; then
+  git clone -q "$here" "$work/clone" && cd "$work/clone" || exit 1
+  make -n test > /dev/null && make -n run > /dev/null || { echo "fresh_clone: the Makefile's targets do not resolve"; exit 1; }
+  commands=$(headless)
+  [ -n "$commands" ] || { echo "fresh_clone: no headless block found in the README"; exit 1; }
+  known=$("$here/.venv/bin/digit-workbench" --help 2>&1) || known=$(python -m workbench --help 2>&1)
+  echo "$commands" | while IFS= read -r line; do
+    sub=$(echo "$line" | awk '{print $2}')
+    echo "$known" | grep -q "^    $sub " || { echo "fresh_clone: the README's \`$line\` names no command"; exit 1; }
+  done || exit 1
+  echo "fresh clone: $(echo "$commands" | wc -l) headless commands, every one a command of digit-workbench"
+  exit 0
+fi
+out=${1:-$here/benchmarks/results/fresh_clone.txt}
 git clone -q "$here" "$work/clone" && cd "$work/clone" || exit 1
 log=$work/log.txt
 {
@@ -18,10 +37,7 @@ log=$work/log.txt
   echo "make test: exit $status in $((end - start)) s; $(grep -E '^[0-9]+ passed|passed' "$work/make-test.txt" | tail -1)"
   grep -E '^(FAILED|ERROR) ' "$work/make-test.txt"  # which, when one fails: the clone and its log go at the end
   . .venv/bin/activate
-  # the README's headless block, line by line, comments dropped
-  sed -n '/^Everything is also headless:/,/^```$/p' README.md | sed '1,3d;$d' | sed 's/ *#.*$//' |
-  while IFS= read -r line; do
-    [ -z "$line" ] && continue
+  headless | while IFS= read -r line; do
     t0=$(date +%s%N)
     bash -c "$line" > "$work/cmd.txt" 2>&1 < /dev/null
     code=$?

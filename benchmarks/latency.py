@@ -45,7 +45,9 @@ def timed_session(cwd: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--small", action="store_true", help="one session: the test suite's run")
     args = parser.parse_args()
+    args.repeats = 1 if args.small else args.repeats
     cancels, quits = [], []
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:

@@ -16,18 +16,23 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small import add_flag, shrink  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["table2-fcn-ws-aux", "table2-cnn-ws-aux", "table4-cnn-best"])
+    add_flag(parser)
     args = parser.parse_args()
 
     import workbench.engine.batched as batched
-    import workbench.runs as runs
-    from workbench.presets import find_preset
-    from workbench.data import load_source
+    import workbench.records.store as runs
     from workbench.engine import run_configs
+    from workbench.records.layout import PREDICTIONS_FILE
+    from workbench.paper.data import load_source
+    from workbench.paper.presets import find_preset
 
     os.environ["DIGIT_WORKBENCH_PROCESSES"] = "1"  # every stack in this process, where the timers are
     spent = {"predict": 0.0, "write": 0.0}
@@ -47,14 +52,14 @@ def main() -> int:
     source = load_source("auto")
     print(f"digits: {source.name}")
     for name in args.presets:
-        config = find_preset(name).config.replace(device="cpu")
+        config = shrink(find_preset(name).config.replace(device="cpu"), args.small)
         spent.update(predict=0.0, write=0.0)
         started = time.perf_counter()
         (result,) = run_configs([config], source)  # one process: the timers see every step
         trained = time.perf_counter() - started
         with tempfile.TemporaryDirectory() as tmp:
             summary = runs.save_run(result, name, root=Path(tmp))
-            size = (summary.path / runs.PREDICTIONS_FILE).stat().st_size
+            size = (summary.path / PREDICTIONS_FILE).stat().st_size
         total = trained + spent["write"]
         share = 100 * (spent["predict"] + spent["write"]) / total
         print(f"{name}: {config.rounds} rounds x {config.pairs} pairs: predictions.npz {size / 1024:.0f} KiB; "

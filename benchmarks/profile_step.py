@@ -33,12 +33,12 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workbench.presets import find_preset  # noqa: E402
-from workbench.data import load_source  # noqa: E402
-from workbench.engine import adam, layers, loss, stacked  # noqa: E402
-from workbench.engine.batched import EpochTrainer, one_thread, replica_pairs  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.randomness import init_model  # noqa: E402
+from workbench.engine import adam, layers, loss, stacked
+from workbench.engine.batched import EpochTrainer, one_thread, replica_pairs
+from workbench.fsutil import atomic_write_text
+from workbench.paper.data import load_source
+from workbench.paper.presets import find_preset
+from workbench.paper.randomness import init_model
 
 KINDS = {layers.StackedLinear: "linear", layers.StackedConv: "convolution", layers.StackedActivation:
          "activation + dropout", layers.StackedMaxPool: "max-pool", layers.StackedToMaps: "layout (to maps)",
@@ -122,7 +122,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="with --scaling: alternations")
     parser.add_argument("--device", default="cpu", help="with --scaling: cpu or cuda")
     parser.add_argument("--out", type=Path, default=None, help="with --scaling: write the lines here too")
+    parser.add_argument("--small", action="store_true", help="a few steps of two replicas: the test suite's run")
     args = parser.parse_args()
+    if args.small:
+        args.replicas, args.steps, args.repeat = 2, 3, 1
     if args.scaling:
         return scaling(args)
 

@@ -24,13 +24,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.format import duration, params_text  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.sweep.spec import load_spec  # noqa: E402
-from workbench.sweep.storage import all_trials, default_storage, final_runs, open_storage  # noqa: E402
+from small import add_flag, out_path, small_spec  # noqa: E402
 
-RUN = "import sys; from workbench.cli import main; sys.exit(main())"
+from workbench.format import duration, params_text
+from workbench.fsutil import atomic_write_text
+from workbench.sweep.spec import load_spec
+from workbench.sweep.storage import all_trials, default_storage, final_runs, open_storage
+
+RUN = "import runpy; runpy.run_module('workbench.cli', run_name='__main__')"  # cli.py before, cli/ since
 
 
 def run_variant(tree: Path, spec_path: Path, workers: int) -> dict:
@@ -67,19 +70,24 @@ def stage_params(spec, chosen) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("spec")
-    parser.add_argument("--old", type=Path, required=True, help="a source tree of the old worker (a git worktree)")
+    parser.add_argument("spec", nargs="?", help="a spec of presets/sweeps (not with --small)")
+    parser.add_argument("--old", type=Path, help="a source tree of the old worker (a git worktree; --small: this one)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pruner", default=None, help="also run the new worker with this pruner")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--old-label", default="old worker", help="what the old tree is, in the table")
     parser.add_argument("--new-label", default="new worker", help="what this tree is, in the table")
+    add_flag(parser)
     args = parser.parse_args()
+    if args.small:  # this tree against itself, on a spec of seconds
+        args.old, args.spec, args.workers = args.old or ROOT, "small", 1
+    elif args.spec is None or args.old is None:
+        parser.error("a spec and --old TREE are needed (or --small)")
     args.old = args.old.resolve()  # each sweep runs in its own tree's folder
-    spec_path = ROOT / "presets" / "sweeps" / f"{args.spec}.toml"
-    variants = {args.old_label: (args.old, args.old / "presets" / "sweeps" / f"{args.spec}.toml"),
-                args.new_label: (ROOT, spec_path)}
+    spec_path = small_spec() if args.small else ROOT / "presets" / "sweeps" / f"{args.spec}.toml"
+    old_spec = spec_path if args.small else args.old / "presets" / "sweeps" / f"{args.spec}.toml"
+    variants = {args.old_label: (args.old, old_spec), args.new_label: (ROOT, spec_path)}
     with tempfile.TemporaryDirectory(prefix="sweep-speed-spec-") as folder:
         if args.pruner:
             pruned = Path(folder) / f"{args.spec}.toml"
@@ -87,7 +95,7 @@ def main() -> int:
             variants[f"{args.new_label}, {args.pruner} pruner"] = (ROOT, pruned)
         results: dict[str, list[dict]] = {name: [] for name in variants}
         load = os.getloadavg()[0]
-        out = args.out or ROOT / "benchmarks" / "results" / f"sweep_speed_{args.spec}.md"
+        out = out_path(args.small, args.out, ROOT / "benchmarks" / "results" / f"sweep_speed_{args.spec}.md")
         for _ in range(args.repeat):
             for name, (tree, path) in variants.items():
                 results[name].append(run_variant(tree, path, args.workers))

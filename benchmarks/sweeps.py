@@ -22,12 +22,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.format import FINAL_COLUMNS, duration, final_rows  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.sweep.spec import find_spec, load_spec  # noqa: E402
-from workbench.sweep.storage import all_trials, default_storage, final_runs, trials_csv_path  # noqa: E402
-from workbench.sweep.supervisor import SweepRun  # noqa: E402
+from small import add_flag, out_path, small_spec  # noqa: E402
+
+from workbench.format import FINAL_COLUMNS, duration, final_rows
+from workbench.fsutil import atomic_write_text
+from workbench.sweep.spec import find_spec, load_spec
+from workbench.sweep.storage import all_trials, default_storage, final_runs, trials_csv_path
+from workbench.sweep.supervisor import SweepRun
 
 
 def markdown(spec, finals, trials: int, wall: float, peak_mib: float, workers: int) -> str:
@@ -47,16 +50,20 @@ def markdown(spec, finals, trials: int, wall: float, peak_mib: float, workers: i
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("spec")
+    parser.add_argument("spec", nargs="?", help="a spec of presets/sweeps (not with --small)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    add_flag(parser)
     args = parser.parse_args()
-    spec = load_spec(find_spec(args.spec))
-    out = args.out or ROOT / "benchmarks" / "results" / f"sweep_{spec.name}.md"
+    if args.spec is None and not args.small:
+        parser.error("name a spec (or --small)")
+    spec_path = small_spec() if args.small else find_spec(args.spec)
+    spec = load_spec(spec_path)
+    out = out_path(args.small, args.out, ROOT / "benchmarks" / "results" / f"sweep_{spec.name}.md")
 
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as runs_root:
         env = dict(os.environ, DIGIT_WORKBENCH_RUNS=runs_root)
-        command = [str(Path(sys.executable).parent / "digit-workbench"), "sweep", spec.name, "--workers", str(args.workers)]
+        command = [str(Path(sys.executable).parent / "digit-workbench"), "sweep", str(spec_path), "--workers", str(args.workers)]
         started = time.perf_counter()
         done = subprocess.run(command, env=env, cwd=ROOT)
         wall = time.perf_counter() - started

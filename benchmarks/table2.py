@@ -19,12 +19,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workbench.presets import TABLE_II, find_preset  # noqa: E402
-from workbench.data import load_source  # noqa: E402
-from workbench.engine import run_configs  # noqa: E402
-from workbench.fsutil import atomic_write_text  # noqa: E402
-from workbench.format import mean_std_label, signed_points  # noqa: E402
+from small import add_flag, out_path, shrink  # noqa: E402
+
+from workbench.engine import run_configs
+from workbench.format import mean_std_label, signed_points
+from workbench.fsutil import atomic_write_text
+from workbench.paper.data import load_source
+from workbench.paper.presets import TABLE_II, find_preset
 
 
 def main() -> int:
@@ -33,12 +36,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "table2.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/table2.md")
+    add_flag(parser)
     args = parser.parse_args()
+    args.out = out_path(args.small, args.out, ROOT / "benchmarks" / "results" / "table2.md")
 
     source = load_source("auto")
     presets = [find_preset(name) for name in TABLE_II + ["basic"]]
-    configs = [p.config.replace(rounds=args.rounds, epochs=args.epochs, device=args.device) for p in presets]
+    configs = [shrink(p.config.replace(rounds=args.rounds, epochs=args.epochs, device=args.device), args.small)
+               for p in presets]
     started = time.perf_counter()
     results = run_configs(configs, source, engine=args.engine)
     wall = time.perf_counter() - started

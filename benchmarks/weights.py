@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from small import add_flag, shrink  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -37,24 +40,27 @@ def median_seconds(fn, repeats: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    add_flag(parser)
     args = parser.parse_args()
+    if args.small:
+        args.repeats = 1
 
     import torch
 
-    from workbench.data import load_source
     from workbench.engine import run_configs
     from workbench.engine.base import RoundResult, kept_weights
     from workbench.fsutil import atomic_write_bytes
-    from workbench.models import build_model
-    from workbench.networks import weights_npz
-    from workbench.presets import TABLE_II, load_presets
-    from workbench.runs import save_run
+    from workbench.paper.data import load_source
+    from workbench.paper.models import build_model
+    from workbench.paper.presets import TABLE_II, load_presets
+    from workbench.records.store import save_run
+    from workbench.records.weights import weights_npz
 
     torch.set_num_threads(2)
     print("weights.npz per preset, 10 rounds (build and write whole, median of "
           f"{args.repeats}):")
     print(f"{'preset':<20} {'weights':>9} {'file MB':>8} {'seconds':>8}")
-    for name, preset in load_presets().items():
+    for name, preset in list(load_presets().items())[:2 if args.small else None]:
         config = preset.config.replace(rounds=10)
         shapes = {n: tuple(p.shape) for n, p in build_model(config).named_parameters()}
         rng = np.random.default_rng(0)
@@ -72,7 +78,7 @@ def main() -> int:
 
     presets = load_presets()
     source = load_source("embedded")
-    configs = [presets[name].config.replace(device="cpu") for name in TABLE_II]
+    configs = [shrink(presets[name].config.replace(device="cpu"), args.small) for name in TABLE_II]
     started = time.perf_counter()
     results = run_configs(configs, source)
     trained = time.perf_counter() - started

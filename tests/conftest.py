@@ -3,7 +3,15 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# Under pytest-xdist (make test runs one worker per core) each worker gets one core's thread. xdist also sets
+# COLUMNS=80 and LINES=24 in its workers: the commands' tables and the apps started in a pseudo-terminal would
+# read them as the terminal's size, so they go, as in a plain test run.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +31,7 @@ def session_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def source(session_cache):
-    from workbench.data import load_embedded
+    from workbench.paper.data import load_embedded
 
     return load_embedded()
 
@@ -31,6 +39,6 @@ def source(session_cache):
 @pytest.fixture
 def tiny():
     """A config that trains in well under a second."""
-    from workbench.config import RunConfig
+    from workbench.paper.config import RunConfig
 
     return RunConfig(subnet="fcn", hl=32, c_hl=16, rounds=2, epochs=2, pairs=200, batch_size=10, device="cpu")

@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from workbench.across_runs import field_named, scatter
-from workbench.architecture import weight_count
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.runs import RunSummary, load_runs
+from workbench.analysis.across_runs import field_named, scatter
+from workbench.cli.entry import main
+from workbench.paper.architecture import weight_count
+from workbench.paper.config import RunConfig
+from workbench.records.store import RunSummary, load_runs
 
 TINY = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
 
@@ -71,7 +71,7 @@ def test_an_unknown_setting_names_the_known_ones():
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory, source):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     root = tmp_path_factory.mktemp("across") / "runs"
     named = {"α 0.2": TINY.replace(alpha=0.2), "α 0.8": TINY.replace(alpha=0.8),

@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from workbench.analysis import (PredictionsUnreadable, RunPredictions, all_pairs, compare_runs, digit_confusion,
-                                error_grid, error_rate, load_predictions, misclassified, per_digit_accuracy, samples)
-from workbench.config import RunConfig
+from workbench.analysis.paired import all_pairs, compare_runs
+from workbench.analysis.predictions import (PredictionsUnreadable, RunPredictions, digit_confusion, error_grid,
+                                            error_rate, load_predictions, misclassified, per_digit_accuracy, samples)
 from workbench.format import comparison_cells
+from workbench.paper.config import RunConfig
 
 
 def run(name, scores, seed=0, source="embedded", pairs=1000, statuses=None):
@@ -98,7 +99,7 @@ def test_error_heatmap_and_confusion_counts_by_hand():
 
 def test_a_run_records_its_predictions_and_they_agree_with_its_accuracy(tmp_path, source):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     config = RunConfig(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
     for engine in ("batched", "loop"):
@@ -121,7 +122,7 @@ def test_a_damaged_predictions_file_is_named(tmp_path):
 
 
 def test_holm_adjusts_p_step_down_as_worked_by_hand():
-    from workbench.analysis import holm
+    from workbench.analysis.paired import holm
 
     # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): x4 = 0.02, x3 = 0.03, x2 = 0.06, x1 = 0.04 -> kept at 0.06
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
@@ -131,7 +132,7 @@ def test_holm_adjusts_p_step_down_as_worked_by_hand():
 
 
 def test_several_pairs_carry_holm_p_and_one_pair_does_not():
-    from workbench.analysis import holm
+    from workbench.analysis.paired import holm
 
     runs = [run(name, [0.80 + 0.01 * ((k * r) % 3) + 0.002 * k for r in range(6)]) for k, name in enumerate("abcd")]
     pairs = all_pairs(runs)
@@ -142,7 +143,7 @@ def test_several_pairs_carry_holm_p_and_one_pair_does_not():
 
 
 def test_smoothing_is_an_exponential_moving_average_per_round_as_worked_by_hand():
-    from workbench.analysis import Curves
+    from workbench.analysis.curves import Curves
 
     series = {0: {1: 1.0, 2: 0.0, 3: 0.0}, 1: {1: 2.0, 3: 4.0, 2: None}}
     smooth = Curves.smoothed(series, 0.5)

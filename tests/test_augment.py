@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.data import augmented, round_pairs
-from workbench.presets import load_presets
-from workbench.randomness import augment_draws
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
+from workbench.paper.data import augmented, round_pairs
+from workbench.paper.presets import load_presets
+from workbench.paper.randomness import augment_draws
 
 BASE = RunConfig(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
 
@@ -77,9 +77,9 @@ def test_both_engines_augment_alike(source, subnet):
 
 
 def test_the_test_digits_are_never_moved(source, tmp_path):
-    from workbench.analysis import load_predictions
+    from workbench.analysis.predictions import load_predictions
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     config = BASE.replace(shift=3, rotate=30.0)
     summary = save_run(run_configs([config], source)[0], "moved", root=tmp_path)
@@ -98,7 +98,8 @@ def test_a_flag_a_record_field_a_name_and_sweepable(tmp_path, capsys):
     at = ["--runs-dir", str(tmp_path / "runs"), "--rounds", "1", "--epochs", "1", "--pairs", "100", "--hl", "16",
           "--c-hl", "8"]
     assert main(["run", "--preset", "table2-fcn-ws-aux", "--shift", "2", "--rotate", "10", *at]) == 0
-    from workbench.runs import export_csv, load_runs
+    from workbench.records.csv_export import export_csv
+    from workbench.records.store import load_runs
 
     (summary,) = load_runs(tmp_path / "runs")[0]
     assert (summary.config.shift, summary.config.rotate) == (2, 10.0)

@@ -8,13 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.config import RunConfig
 from workbench.engine import run_configs, stack_groups
-from workbench.randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, init_model
 from workbench.engine.adam import StackAdam
 from workbench.engine.loss import loss_gradients, loss_weights, pair_loss, step_scales
 from workbench.engine.stacked import StackedNet, train_step
-
+from workbench.paper.config import RunConfig
+from workbench.paper.randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, init_model
 
 R, B = 3, 5
 # The exactness tests run on CPU here; on a GPU machine, DIGIT_WORKBENCH_TEST_DEVICE=cuda runs them there.
@@ -191,7 +190,7 @@ def test_dropout_streams_are_per_round_and_per_epoch():
 
 
 def test_dropout_masks_keep_one_minus_p_scaled_and_unbiased():
-    from workbench.models import mask_from_draws
+    from workbench.paper.models import mask_from_draws
 
     draws = torch.empty(200_000, dtype=torch.int64).random_(-2 ** 63, None, generator=torch.Generator().manual_seed(1))
     draws = draws.view(torch.int16)
@@ -357,8 +356,8 @@ def test_cancel_reaches_stacks_in_processes(source):
 
 
 def test_the_longest_stacks_are_estimated_longest():
-    from workbench.presets import TABLE_II, find_preset
     from workbench.engine.scheduler import stack_cost
+    from workbench.paper.presets import TABLE_II, find_preset
 
     configs = [find_preset(name).config for name in TABLE_II]
     cost = {TABLE_II[g[0]]: stack_cost(configs, g) for g in stack_groups(configs)}
@@ -374,7 +373,7 @@ def test_the_digits_are_shared_before_any_process_starts(source, tiny, monkeypat
     thread trains meanwhile, so the move must be done before, not while it reads them."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from workbench.data import DigitSet, DigitSource
+    from workbench.paper.data import DigitSet, DigitSource
 
     source = DigitSource(source.name, *(DigitSet(part.images.clone(), part.labels.clone())
                                         for part in (source.train, source.test)))  # not shared yet
@@ -429,8 +428,8 @@ def test_a_lone_stack_split_by_rounds_across_processes_gives_the_same_numbers(so
 
 
 def test_only_costly_stacks_are_split_and_only_where_a_core_would_wait():
-    from workbench.presets import TABLE_II, find_preset
     from workbench.engine.scheduler import plan_jobs
+    from workbench.paper.presets import TABLE_II, find_preset
 
     table2 = [find_preset(name).config for name in TABLE_II]
     assert len(plan_jobs(table2, stack_groups(table2), 2)) == 4  # four stacks already fill two cores

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from workbench.cli import main
+from workbench.cli.entry import main
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -74,7 +74,7 @@ def test_export_to_an_unwritable_place_names_the_flag(tmp_path, capsys):
 
 @pytest.mark.parametrize("columns", ["80", "60", "200"])
 def test_presets_never_cut_a_name(capsys, monkeypatch, columns):
-    from workbench.presets import load_presets
+    from workbench.paper.presets import load_presets
 
     monkeypatch.setenv("COLUMNS", columns)  # rich reads the width from here when piped
     assert main(["presets"]) == 0
@@ -97,7 +97,7 @@ def test_refused_up_front_with_one_line(capsys, argv, fragment, tmp_path):
 
 
 def test_an_empty_runs_variable_is_no_runs_variable(monkeypatch, tmp_path):
-    from workbench.runs import runs_dir
+    from workbench.records.folder import runs_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIGIT_WORKBENCH_RUNS", "")
@@ -138,7 +138,7 @@ def test_commands_that_do_not_train_never_import_torch(tmp_path):
     import sys
 
     code = ("import sys\n"
-            "from workbench.cli import main\n"
+            "from workbench.cli.entry import main\n"
             "for argv in (['presets'], ['export', '--out', 'x.csv'], ['sweep', '--show', 'nothing-here'],\n"
             "             ['compare', 'a', 'b'], ['plot', 'a', '--out', 'f.png'], ['data', 'info'],\n"
             "             ['data', 'info', '--data', 'mnist', '--data-dir', '.'], ['--help'], ['run', '--help'],\n"
@@ -169,7 +169,7 @@ def test_output_to_a_pipe_never_splits_a_word(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    command = [sys.executable, "-c", "from workbench.cli import main; raise SystemExit(main())"]
+    command = [sys.executable, "-c", "from workbench.cli.entry import main; raise SystemExit(main())"]
     presets = subprocess.run([*command, "presets"], capture_output=True, text=True, env=env, timeout=60).stdout
     assert "Re-pairing=on" in presets and "alpha=0.3981 HL=256 KL=2 BC=24 K=5 C-HL=512" in presets
     table = subprocess.run([*command, "table", "table2-fcn-plain", "table2-cnn-ws-aux", "--rounds", "1", "--epochs",

@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from workbench.cli import main
-from workbench.config import RunConfig
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
 
 TINY = dict(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device="cpu")
 
@@ -15,7 +15,7 @@ TINY = dict(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device=
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, source):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     root = tmp_path_factory.mktemp("runs")
     configs = {"plain": RunConfig(aux_loss=False, weight_sharing=False, **TINY), "both": RunConfig(**TINY),
@@ -106,9 +106,9 @@ def test_the_figure_marks_a_run_that_did_not_finish_and_labels_its_axes(runs_dir
 
 
 def test_the_figure_holds_the_paired_result_and_the_difference_view_when_asked(runs_dir, tmp_path):
-    from workbench.figures import write_figure
-    from workbench.notebook import pick_runs
-    from workbench.runs import load_runs, readable_history
+    from workbench.analysis.figures import write_figure
+    from workbench.records.notebook import pick_runs
+    from workbench.records.store import load_runs, readable_history
 
     runs = pick_runs(["plain", "both"], load_runs(runs_dir)[0])
     side_by_side, difference = tmp_path / "side.svg", tmp_path / "diff.svg"

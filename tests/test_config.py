@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import FIELDS, ConfigError, RunConfig, from_dict
-from workbench.presets import TABLE_II, find_preset, load_preset, load_presets
+from workbench.paper.config import FIELDS, ConfigError, RunConfig, from_dict
+from workbench.paper.presets import TABLE_II, find_preset, load_preset, load_presets
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "paper_results.csv"
 
@@ -92,8 +92,9 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_every_field_has_a_flag_that_sets_it_with_its_help():
-    from workbench.cli import build_parser, config_from_args
-    from workbench.usage import flag
+    from workbench.cli.entry import build_parser
+    from workbench.cli.train import config_from_args
+    from workbench.cli.usage import flag
 
     parser = build_parser()
     run = parser._subparsers._group_actions[0].choices["run"]  # the `run` subcommand's own parser

@@ -1,14 +1,13 @@
 import struct
 import urllib.error
-
 from pathlib import Path
 
 import pytest
 import torch
 
-from workbench import data
-from workbench.data import DataError, DigitSet, load_source, make_pairs, round_pairs
-from workbench.sources import describe_source
+from workbench.paper import data
+from workbench.paper.data import DataError, DigitSet, load_source, make_pairs, round_pairs
+from workbench.paper.sources import describe_source
 
 
 def labelled_digits(n=100):

@@ -6,10 +6,10 @@ import time
 import pytest
 import torch
 
-from workbench.engine import loss as equation1
-from workbench.config import RunConfig
 from workbench.engine import EngineError, run_configs, stack_groups
+from workbench.engine import loss as equation1
 from workbench.engine.base import resolve_device
+from workbench.paper.config import RunConfig
 
 ENGINES = ["loop", "batched"]
 
@@ -151,7 +151,7 @@ def test_what_will_not_fit_in_memory_is_refused_before_anything_trains(source, m
     import time
 
     import workbench.engine.scheduler as scheduler
-    from workbench.presets import TABLE_II, find_preset
+    from workbench.paper.presets import TABLE_II, find_preset
 
     monkeypatch.setattr(scheduler, "available_bytes", lambda: 4 * 2 ** 30)
     huge = RunConfig(hl=4096, kl=8, c_hl=4096, c_kl=8, weight_sharing=False, device="cpu")
@@ -174,7 +174,7 @@ def test_a_stack_of_several_learning_rates_is_counted_with_the_buffers_it_keeps(
     import workbench.engine.scheduler as scheduler
     from workbench.engine.adam import StackAdam
     from workbench.engine.stacked import StackedNet
-    from workbench.randomness import init_model
+    from workbench.paper.randomness import init_model
 
     base = RunConfig(subnet=subnet, weight_sharing=weight_sharing, hl=32, c_hl=16, bc=3, rounds=1, device="cpu")
     configs = [base.replace(lr=0.001 * (k + 1)) for k in range(rates)]

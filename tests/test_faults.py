@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.cli import main
-from workbench.config import FIELDS
-from workbench.usage import flag
+from workbench.cli.entry import main
+from workbench.cli.usage import flag
+from workbench.paper.config import FIELDS
 
 TINY = ["--rounds", "1", "--epochs", "1", "--pairs", "100", "--batch-size", "20", "--hl", "8", "--c-hl", "8",
         "--data", "embedded"]
@@ -183,7 +183,7 @@ def test_a_broken_preset_file_is_one_line_naming_the_file_and_key(capsys, tmp_pa
 
 def test_every_key_a_preset_may_hold_is_refused_by_name_in_some_case():
     # driven by what the product's preset reader accepts: a key added there without a case fails here
-    from workbench.presets import PAPER_KEYS, PRESET_KEYS
+    from workbench.paper.presets import PAPER_KEYS, PRESET_KEYS
 
     holdable = set(PRESET_KEYS) | set(FIELDS) | {f"paper.{k}" for k in PAPER_KEYS}
     refused = {key for _, key in BROKEN_PRESETS + PRESET_CASES_FOR_EVERY_FIELD}
@@ -320,7 +320,7 @@ def test_a_run_that_cannot_be_saved_prints_its_results_and_leaves_nothing(capsys
 def test_sigterm_and_ctrl_c_on_run_write_a_cancelled_record(tmp_path, signum):
     pexpect = pytest.importorskip("pexpect")
     runs = tmp_path / "runs"
-    child = pexpect.spawn(sys.executable, ["-m", "workbench.cli", "run", "--rounds", "2", "--epochs", "1000",
+    child = pexpect.spawn(sys.executable, ["-m", "workbench", "run", "--rounds", "2", "--epochs", "1000",
                                            "--pairs", "200", "--data", "embedded", "--runs-dir", str(runs)],
                           env={**os.environ, "COLUMNS": "120"}, dimensions=(40, 120), timeout=120)
     try:
@@ -417,11 +417,12 @@ async def test_every_form_field_refuses_every_bad_value_naming_the_field(tmp_pat
 
 
 async def test_a_run_the_app_cannot_save_stays_in_the_table_and_says_why(tmp_path, monkeypatch):
+    from test_tui import TINY as FORM_TINY
+    from test_tui import set_fields, wait_idle
+
     import workbench.fsutil
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.results import ResultsTable
-
-    from test_tui import TINY as FORM_TINY, set_fields, wait_idle
 
     monkeypatch.setattr(workbench.fsutil.os, "fsync", enospc)
     app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "export.csv")
@@ -448,7 +449,7 @@ def hostile_runs(tmp_path_factory):
     version): it must still be drawn as plain text."""
     import json
 
-    from workbench.notebook import check_name
+    from workbench.records.notebook import check_name
 
     root = tmp_path_factory.mktemp("hostile") / "runs"
     for name in HOSTILE_NAMES:
@@ -484,8 +485,8 @@ def test_hostile_names_in_a_figure(hostile_runs, tmp_path, capsys):
 
 
 async def test_hostile_names_in_the_app(hostile_runs, tmp_path):
-    from workbench.config import RunConfig
-    from workbench.training import NamedRun
+    from workbench.paper.config import RunConfig
+    from workbench.training.group import NamedRun
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.results import ResultsTable
 
@@ -505,7 +506,7 @@ async def test_hostile_names_in_the_app(hostile_runs, tmp_path):
         app.action_show_tab("results")
         for run_id in list(table.summaries)[:3]:
             table.marked.append(run_id)
-        app.action_compare()
+        app.notebook.compare()
         await pilot.pause(1.0)
         screen = app.export_screenshot()
         assert "\x1b" not in screen and "\x07" not in screen
@@ -674,7 +675,7 @@ def test_mnist_files_that_are_fifos_or_empty_are_refused_naming_the_split(capsys
 
 @pytest.mark.parametrize("value", ["9" * 5000, "-" + "9" * 5000], ids=["5000 digits", "minus 5000 digits"])
 def test_a_whole_number_of_thousands_of_digits_is_out_of_bounds_not_a_crash(capsys, value):
-    from workbench.config import ConfigError, from_dict
+    from workbench.paper.config import ConfigError, from_dict
 
     assert main(["run", "--hl", value, "--data", "embedded"]) == 2
     one_line_naming(capsys.readouterr().err, "--hl")
@@ -796,9 +797,9 @@ def test_a_full_disk_at_the_claim_leaves_no_empty_writer_file(capsys, tmp_path, 
 @pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
                          ids=["ctrl-c", "sigterm", "ctrl-c twice"])
 def test_a_signal_while_the_record_is_written(capsys, tmp_path, monkeypatch, signals):
-    import workbench.runs
+    import workbench.records.store as store
 
-    real = workbench.runs.history_csv
+    real = store.history_csv
     sent = []
 
     def signalled(history):  # the record is being written: its folder exists, its summary does not yet
@@ -808,7 +809,7 @@ def test_a_signal_while_the_record_is_written(capsys, tmp_path, monkeypatch, sig
                 os.kill(os.getpid(), signum)
         return real(history)
 
-    monkeypatch.setattr(workbench.runs, "history_csv", signalled)
+    monkeypatch.setattr(store, "history_csv", signalled)
     runs = tmp_path / "runs"
     code = main(["run", *TINY, "--runs-dir", str(runs)])
     left = [p.name for run in runs.iterdir() for p in run.iterdir()] if runs.exists() else []
@@ -823,15 +824,15 @@ def test_a_signal_while_the_record_is_written(capsys, tmp_path, monkeypatch, sig
 def test_ctrl_c_while_the_digits_load_cancels_before_anything_trains(capsys, tmp_path, monkeypatch):
     """The first second of `run` (torch and the digits loading): the first Ctrl-C is a cancel like any other,
     never a KeyboardInterrupt inside an import (it once left numpy half-imported, or a run 'done')."""
-    import workbench.cli
+    import workbench.cli.train as command
 
-    real = workbench.cli.load_digits
+    real = command.load_digits
 
     def interrupted(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(workbench.cli, "load_digits", interrupted)
+    monkeypatch.setattr(command, "load_digits", interrupted)
     assert main(["run", *TINY, "--runs-dir", str(tmp_path / "runs")]) == 130
     out = capsys.readouterr().out
     assert "cancelled before training" in out and not (tmp_path / "runs").exists()

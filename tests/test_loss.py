@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.config import RunConfig
 from workbench.engine.loss import (chance_loss, equation1_weights, loss_gradients, loss_weights, pair_loss,
                                    replica_losses, step_scales)
+from workbench.paper.config import RunConfig
 
 ALPHAS, AUX = [0.3, 1.0, 0.5], [True, False, True]  # three replicas: other alphas, the auxiliary loss on and off
 

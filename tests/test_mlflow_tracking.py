@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.runs import load_runs, readable_history
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
+from workbench.records.store import load_runs, readable_history
 
 mlflow_tracking_client = pytest.importorskip("mlflow.tracking")
 MlflowClient = mlflow_tracking_client.MlflowClient
 
 
 def trained(tmp_path, source, track=None, **changes):
-    from workbench.training import NamedRun, train_and_record
+    from workbench.training.group import NamedRun
+    from workbench.training.train import train_and_record
 
     config = RunConfig(hl=16, c_hl=8, rounds=2, epochs=3, pairs=100, batch_size=20, device="cpu", **changes)
     run = NamedRun.of(config, None, "α [0.3] run", ("probe", "try 2"), "a note: [bold]kept[/] as text")
@@ -58,7 +59,7 @@ def assert_arrived_whole(client, mlflow_run, summary, tmp_path) -> None:
     assert data.metrics["final/test_acc_mean"] == pytest.approx(summary.mean)
     assert data.metrics["final/test_acc_std"] == pytest.approx(summary.std)
     assert [data.metrics[f"final/round_{i}"] for i in range(2)] == pytest.approx(summary.round_acc)
-    from workbench.architecture import weight_count
+    from workbench.paper.architecture import weight_count
 
     assert data.metrics["weights"] == weight_count(summary.config)
     record = {a.path for a in client.list_artifacts(run_id, "record")}
@@ -93,7 +94,7 @@ def test_the_environment_variable_tracks_every_recorded_run(tmp_path, source, mo
 
 
 def test_a_half_sent_run_is_deleted_and_nothing_half_stays(tmp_path, source, monkeypatch):
-    from workbench import mlflow_tracking
+    from workbench.export import mlflow_tracking
 
     runs_root = tmp_path / "runs"
     recorded = trained(tmp_path, source)
@@ -164,7 +165,7 @@ def test_a_run_arrives_whole_through_a_real_mlflow_server(tmp_path, source):
                 assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
                 assert time.monotonic() < deadline, "the mlflow server did not start"
                 time.sleep(0.5)
-        from workbench.mlflow_tracking import reach
+        from workbench.export.mlflow_tracking import reach
 
         while True:  # the port opens before the app answers
             try:

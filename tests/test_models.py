@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from workbench.config import RunConfig
-from workbench.architecture import cnn_oc
-from workbench.models import BasicNet, CnnSubnet, FcnSubnet, build_model
+from workbench.paper.architecture import cnn_oc
+from workbench.paper.config import RunConfig
+from workbench.paper.models import BasicNet, CnnSubnet, FcnSubnet, build_model
 
 
 @pytest.mark.parametrize("subnet", ["basic", "fcn", "cnn"])
@@ -75,9 +75,9 @@ def test_shared_gradients_add_both_sides():
 def test_the_weight_count_is_the_built_networks_parameters_for_every_preset_and_many_configs():
     import itertools
 
-    from workbench.architecture import sharing_saves, weight_count
-    from workbench.config import RunConfig
-    from workbench.presets import load_presets
+    from workbench.paper.architecture import sharing_saves, weight_count
+    from workbench.paper.config import RunConfig
+    from workbench.paper.presets import load_presets
 
     def built(config):
         with torch.device("meta"):  # shapes only

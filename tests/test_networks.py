@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.data import round_pairs
-from workbench.networks import (WEIGHTS_FILE, WeightsUnreadable, kept_rounds, load_network, read_weights,
-                                resolve_keep)
-from workbench.runs import load_runs
+from workbench.analysis.networks import load_network
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
+from workbench.paper.data import round_pairs
+from workbench.records.layout import WEIGHTS_FILE
+from workbench.records.store import load_runs
+from workbench.records.weights import WeightsUnreadable, kept_rounds, read_weights, resolve_keep
 
 BASE = RunConfig(hl=16, c_hl=8, bc=4, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
 NETS = {"basic": BASE.replace(subnet="basic"), "fcn-ws": BASE, "fcn": BASE.replace(weight_sharing=False),
@@ -26,7 +27,7 @@ NETS = {"basic": BASE.replace(subnet="basic"), "fcn-ws": BASE, "fcn": BASE.repla
 @pytest.fixture(scope="module", params=["batched", "loop"])
 def records(request, tmp_path_factory, source):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     root = tmp_path_factory.mktemp(request.param) / "runs"
     for name, result in zip(NETS, run_configs(list(NETS.values()), source, engine=request.param)):
@@ -35,7 +36,7 @@ def records(request, tmp_path_factory, source):
 
 
 def test_a_reopened_round_predicts_what_the_record_holds(records, source):
-    from workbench.analysis import load_predictions
+    from workbench.analysis.predictions import load_predictions
 
     for name, summary in records.items():
         recorded = load_predictions(summary.path)
@@ -61,7 +62,7 @@ def test_weight_sharing_is_one_set_of_subnet_weights(records):
     shared = read_weights(records["fcn-ws"].path, records["fcn-ws"].config, 0)
     both = read_weights(records["fcn"].path, records["fcn"].config, 0)
     assert not any(k.startswith("right.") for k in shared) and any(k.startswith("right.") for k in both)
-    from workbench.architecture import weight_count
+    from workbench.paper.architecture import weight_count
 
     for name in ("fcn-ws", "fcn", "cnn", "basic"):
         arrays = read_weights(records[name].path, records[name].config, 1)
@@ -147,8 +148,8 @@ def test_a_pickle_in_the_archive_is_never_loaded(records, tmp_path):
 
 
 def test_the_first_layer_as_pictures_for_every_net(records):
-    from workbench.networks import first_layer
-    from workbench.randomness import init_model
+    from workbench.analysis.networks import first_layer
+    from workbench.paper.randomness import init_model
 
     shapes = {"basic": [(16, 14, 28)], "fcn-ws": [(16, 14, 14)], "fcn": [(16, 14, 14)] * 2,
               "cnn-ws": [(4, 3, 3)], "cnn": [(4, 3, 3)] * 2}
@@ -238,7 +239,7 @@ async def test_the_form_says_which_networks_a_run_keeps(tmp_path):
 async def test_the_playground_answers_as_predict_does_for_two_runs_side_by_side(records, tmp_path):
     from textual.widgets import Static
 
-    from workbench.predict import answer
+    from workbench.analysis.predict import answer
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.playground import DigitCanvas, PlaygroundScreen
 
@@ -246,7 +247,7 @@ async def test_the_playground_answers_as_predict_does_for_two_runs_side_by_side(
     app = WorkbenchApp(runs_root=root, export_path=tmp_path / "x.csv", load_digits_at_start=False)
     pair = [records["fcn-ws"], records["fcn"]]
     async with app.run_test(size=(120, 40)) as pilot:
-        app.action_playground(pair)
+        app.notebook.playground(pair)
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, PlaygroundScreen)
@@ -294,9 +295,9 @@ TRAIN_DEVICE = os.environ.get("DIGIT_WORKBENCH_TEST_DEVICE", "cpu")  # cuda on a
 def test_networks_trained_on_the_test_device_reopen_on_the_cpu(tmp_path, source):
     """On a GPU machine the weights are copied off the GPU as they are kept, so they reopen on a CPU; the CPU's
     answers are the recorded predictions at the record's precision, as for a CPU run."""
-    from workbench.analysis import load_predictions
+    from workbench.analysis.predictions import load_predictions
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     config = NETS["cnn"].replace(device=TRAIN_DEVICE)
     summary = save_run(run_configs([config], source)[0], "on the device", root=tmp_path / "runs")
@@ -318,7 +319,7 @@ async def test_the_playground_fits_80_by_24(records, tmp_path):
     app = WorkbenchApp(runs_root=records["cnn-ws"].path.parent, export_path=tmp_path / "x.csv",
                        load_digits_at_start=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        app.action_playground([records["cnn-ws"]])
+        app.notebook.playground([records["cnn-ws"]])
         await pilot.pause()
         await pilot.pause(0.2)
         screen = app.screen

@@ -9,10 +9,10 @@ import socket
 
 import pytest
 
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.notebook import empty_trash, move_to_trash, restore, trash_dir, trashed, unfinished_last
-from workbench.runs import load_runs
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
+from workbench.records.notebook import empty_trash, move_to_trash, restore, trash_dir, trashed, unfinished_last
+from workbench.records.store import load_runs
 
 TINY = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
 
@@ -21,7 +21,7 @@ TINY = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, de
 def records(tmp_path, source):
     """Three finished runs (one of them failed, as a record says it) and one still being written."""
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     root = tmp_path / "runs"
     names = ["plain", "both", "broken"]

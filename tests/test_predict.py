@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.predict import DigitImageError, answer, digit_from_image
+from workbench.analysis.predict import DigitImageError, answer, digit_from_image
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
 
 TINY = RunConfig(subnet="cnn", hl=16, c_hl=8, bc=4, rounds=1, epochs=2, pairs=200, batch_size=20, device="cpu")
 
@@ -57,7 +57,7 @@ def run_dir(tmp_path_factory, source):
 
 
 def test_predict_prints_what_the_reopened_network_answers(run_dir, source, tmp_path, capsys):
-    from workbench.networks import load_network
+    from workbench.analysis.networks import load_network
 
     first, second = source.test.images[0].numpy(), source.test.images[1].numpy()
     as_picture(first, tmp_path / "a.png")
@@ -124,3 +124,18 @@ def test_a_run_still_being_written_says_so(run_dir, tmp_path, capsys):
         writing.rmdir()
     err = capsys.readouterr().err.strip()
     assert code == 2 and "20991231-235959-abcdef is still being written" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("p, verdict", [(0.8, "first ≤ second"), (0.2, "first > second"), (0.5, "first > second")])
+def test_the_verdict_printed_is_the_one_its_probability_gives(run_dir, source, tmp_path, capsys, monkeypatch, p,
+                                                              verdict):
+    """The command says what the probability says (at even odds: not 'first ≤ second', as the engine scores it)."""
+    import workbench.cli.networks as command
+    from workbench.analysis.predict import Answer
+
+    monkeypatch.setattr(command, "answer", lambda net, first, second: Answer(p, None))
+    as_picture(source.test.images[0].numpy(), tmp_path / "a.png")
+    as_picture(source.test.images[1].numpy(), tmp_path / "b.png")
+    capsys.readouterr()
+    assert main(["predict", "mine", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--runs-dir", str(run_dir)]) == 0
+    assert f"P(first ≤ second) = {p:.3f}: {verdict}\n" in capsys.readouterr().out

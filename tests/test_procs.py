@@ -44,7 +44,7 @@ def test_a_worker_process_ends_when_its_parent_is_killed(tmp_path):
     import time
 
     env = dict(os.environ, DIGIT_WORKBENCH_RUNS=str(tmp_path / "runs"))
-    cli = subprocess.Popen([sys.executable, "-m", "workbench.cli", "table", "table2-fcn-ws", "table2-cnn-ws",
+    cli = subprocess.Popen([sys.executable, "-m", "workbench", "table", "table2-fcn-ws", "table2-cnn-ws",
                             "--device", "cpu", "--no-save"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
@@ -65,8 +65,8 @@ def test_a_worker_process_ends_when_its_parent_is_killed(tmp_path):
 
 
 def _cores_in_a_daemon(queue) -> None:
-    from workbench.config import RunConfig
     from workbench.engine.scheduler import cores_for, plan_jobs
+    from workbench.paper.config import RunConfig
 
     config = RunConfig(subnet="cnn", hl=512, kl=2, bc=24, c_hl=512, c_kl=2, device="cpu")  # worth splitting
     queue.put((cores_for([config]), len(plan_jobs([config], [[0]], cores_for([config])))))
@@ -98,7 +98,7 @@ def test_sigterm_to_a_sweep_stops_its_workers_and_keeps_its_trials(tmp_path):
     spec.write_text('validation_pairs = 40\n[base]\nhl = 8\nc_hl = 4\nrounds = 2\nepochs = 400\npairs = 300\n'
                     'batch_size = 5\ndevice = "cpu"\n[[stage]]\nname = "widths"\ngrid = { hl = [8, 16, 32, 64] }\n')
     env = dict(os.environ, DIGIT_WORKBENCH_RUNS=str(tmp_path / "runs"), COLUMNS="200")
-    cli = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", str(spec), "--workers", "2",
+    cli = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(spec), "--workers", "2",
                             "--data", "embedded"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     try:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.config import RunConfig
-
-from workbench.presets import load_presets
-from workbench.data import repaired, round_pairs
+from workbench.paper.config import RunConfig
+from workbench.paper.data import repaired, round_pairs
+from workbench.paper.presets import load_presets
 
 
 def digit_multiset(pairs) -> list:
@@ -64,7 +63,7 @@ def test_both_engines_re_pair_alike(source, subnet):
 
 
 def test_re_pairing_is_a_flag_a_record_field_and_sweepable(tmp_path, capsys):
-    from workbench.cli import main
+    from workbench.cli.entry import main
     from workbench.sweep.spec import SWEEPABLE
 
     assert {"repair", "batch_size", "lr", "lr_decay", "epochs"} <= SWEEPABLE

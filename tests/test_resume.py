@@ -13,11 +13,15 @@ import time
 import numpy as np
 import pytest
 
-from workbench.config import RunConfig, from_dict
 from workbench.engine import run_configs
-from workbench.resume import RESUME_FILE, RUN_FILE, ResumeUnreadable, check_history, continuation_of, read_states
-from workbench.runs import load_runs, tidy_abandoned
-from workbench.training import Group, NamedRun, train_and_record
+from workbench.paper.config import RunConfig, from_dict
+from workbench.records.checkpoint import ResumeUnreadable, read_states
+from workbench.records.folder import tidy_abandoned
+from workbench.records.layout import RESUME_FILE, RUN_FILE
+from workbench.records.store import load_runs
+from workbench.training.continuing import check_history, continuation_of
+from workbench.training.group import Group, NamedRun
+from workbench.training.train import train_and_record
 
 ENGINES = ["batched", "loop"]
 CONFIGS = {
@@ -117,7 +121,7 @@ def test_a_killed_run_leaves_a_checkpoint_that_resume_finishes_with_the_uninterr
     runs = tmp_path / "runs"
     flags = ["--subnet", "fcn", "--hl", "64", "--c-hl", "16", "--rounds", "2", "--pairs", "1000", "--batch-size",
              "5", "--device", "cpu", "--runs-dir", str(runs)]
-    command = [sys.executable, "-m", "workbench.cli", "run", *flags]
+    command = [sys.executable, "-m", "workbench", "run", *flags]
     child = subprocess.Popen([*command, "--epochs", "400", "--name", "killed"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -136,7 +140,7 @@ def test_a_killed_run_leaves_a_checkpoint_that_resume_finishes_with_the_uninterr
     reached = min(s.epoch for s in states.values())
     assert 1 <= reached < 400
     target = reached + 2  # finish a short way on, then compare with a run trained straight to there
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "resume", folder.name, "--epochs", str(target),
+    done = subprocess.run([sys.executable, "-m", "workbench", "resume", folder.name, "--epochs", str(target),
                            "--runs-dir", str(runs)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads((folder / "summary.json").read_text())
@@ -249,16 +253,16 @@ def test_a_run_continues_only_on_the_kind_of_device_it_trained_on(source, tmp_pa
 def test_a_checkpoint_that_cannot_be_written_costs_a_line_not_the_run(source, tmp_path, monkeypatch):
     import errno
 
-    import workbench.fsutil
+    import workbench.records.checkpoint as checkpoint
 
-    real = workbench.fsutil.atomic_write_bytes
+    real = checkpoint.atomic_write_bytes
 
-    def full(path, data):  # checkpoints fail; the record's own resume.npz is written through runs.py's name
+    def full(path, data):  # checkpoints fail; the record's own resume.npz is written through records/store.py
         if path.name == RESUME_FILE:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, data)
 
-    monkeypatch.setattr(workbench.fsutil, "atomic_write_bytes", full)
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
     (r,) = train_and_record([NamedRun("kept", tiny(epochs=2, **CONFIGS["fcn"]))], source, runs_root=tmp_path)
     assert r.summary.status == "done" and not r.unsaved and (r.summary.path / RESUME_FILE).exists()
     assert "kept: a checkpoint could not be written" in r.said and "No space left on device" in r.said

@@ -6,10 +6,11 @@ import os
 import pytest
 
 from workbench import fsutil
-from workbench.config import RunConfig
-from workbench.presets import PaperScore
 from workbench.engine import run_configs
-from workbench.runs import export_csv, load_history, load_runs, save_run
+from workbench.paper.config import RunConfig
+from workbench.paper.presets import PaperScore
+from workbench.records.csv_export import export_csv
+from workbench.records.store import load_history, load_runs, save_run
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_a_line_break_in_a_name_neither_splits_the_row_nor_hides_a_formula(tmp_p
 
 @pytest.mark.parametrize("broken", ["null", "[]", '"text"', '{"id": "x"}', "{not json"])
 def test_a_malformed_record_is_skipped_with_its_name_and_the_rest_load(tmp_path, trained, broken, capsys):
-    from workbench.cli import main
+    from workbench.cli.entry import main
 
     save_run(trained, "good", root=tmp_path)
     bad = tmp_path / "20200101-000000-bad"
@@ -147,7 +148,8 @@ def test_what_a_killed_writer_left_is_tidied_and_a_live_writers_run_is_not_touch
     import subprocess
     import sys
 
-    from workbench.runs import WRITER_FILE, new_run_dir, tidy_abandoned
+    from workbench.records.folder import new_run_dir, tidy_abandoned
+    from workbench.records.layout import WRITER_FILE
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_writer = f"{__import__('socket').gethostname()}:{dead.stdout.strip()}\n"
@@ -166,3 +168,23 @@ def test_what_a_killed_writer_left_is_tidied_and_a_live_writers_run_is_not_touch
     assert not (whole.path / WRITER_FILE).exists()
     loaded, problems = load_runs(tmp_path)
     assert [r.name for r in loaded] == ["whole"] and not problems
+
+
+def test_a_run_is_named_by_its_id_or_four_characters_of_its_start_or_end(tmp_path, trained):
+    """One rule for every command that takes a run (records/layout.names_run): `resume` of a folder a killed run
+    left, and `runs`, `compare`, `predict` of a record."""
+    from workbench.records.folder import new_run_dir, unfinished
+    from workbench.records.notebook import pick_runs
+
+    _, folder = new_run_dir(tmp_path / "killed")  # no summary: a run to continue
+    run_id = folder.name
+    for ref in (run_id, run_id[:4], run_id[-4:], run_id[-6:]):
+        assert unfinished(tmp_path / "killed", ref) == [folder], ref
+    for ref in ("", run_id[-1], run_id[-3:], run_id[:3], run_id + "x"):
+        assert unfinished(tmp_path / "killed", ref) == [], ref
+    summary = save_run(trained, "a name", root=tmp_path / "runs")
+    for ref in (summary.id, summary.id[-4:], summary.id[:4], "a name"):
+        assert pick_runs([ref], [summary]) == [summary], ref
+    for ref in (summary.id[-1], summary.id[-3:]):
+        with pytest.raises(LookupError):
+            pick_runs([ref], [summary])

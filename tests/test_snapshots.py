@@ -2,12 +2,11 @@
 
 from textual.clock import MockClock
 
-from workbench.config import RunConfig
-
-from workbench.presets import PaperScore
 from workbench.engine.base import EpochRecord
-from workbench.runs import RunSummary, history_csv
-from workbench.training import NamedRun
+from workbench.paper.config import RunConfig
+from workbench.paper.presets import PaperScore
+from workbench.records.store import RunSummary, history_csv
+from workbench.training.group import NamedRun
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.details import RunDetails
 from workbench.tui.live import LiveView

@@ -9,10 +9,10 @@ import uuid
 
 import optuna
 import pytest
-
-from workbench.cli import main
-from workbench.config import ConfigError
 from sweep_specs import STACKING_SPEC, tiny_spec_text
+
+from workbench.cli.entry import main
+from workbench.paper.config import ConfigError
 from workbench.sweep import (all_trials, best_params, find_spec, load_spec, open_storage, point_key, run_worker,
                              stage_study_name, start_workers)
 
@@ -355,8 +355,9 @@ def test_a_grid_point_drawn_twice_counts_once_even_when_the_twin_writes_it_late(
     """Two workers: the earlier trial draws a grid point but writes it only while the later trial, which drew
     the same point and found no twin when it looked, is training. The later one must give way when it finishes,
     or the stage counts the point twice (seen once in a full test run under load)."""
-    import workbench.engine as engine
     from optuna.distributions import CategoricalDistribution
+
+    import workbench.engine as engine
 
     storage_url = str(tmp_path / "s.journal")
     storage = open_storage(storage_url)
@@ -458,10 +459,10 @@ def test_a_cancelled_final_measurement_says_cancelled_not_a_dash():
     from workbench.tui.sweeps import final_line
 
     cancelled = SimpleNamespace(label="tiny after widths", unsaved="",
-                                summary=SimpleNamespace(status="cancelled", reason="", mean=None, std=None))
+                                summary=SimpleNamespace(status="cancelled", reason="", mean=None, std=None, paper=None))
     assert final_line(cancelled) == "widths: cancelled"
     done = SimpleNamespace(label="tiny after alpha", unsaved="", measured_before=True,
-                           summary=SimpleNamespace(status="done", reason="", mean=0.9, std=0.01))
+                           summary=SimpleNamespace(status="done", reason="", mean=0.9, std=0.01, paper=None))
     assert final_line(done) == "alpha: test 90.0 ± 1.0 % (measured before)"
 
 

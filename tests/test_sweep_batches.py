@@ -5,8 +5,8 @@ import threading
 
 import optuna
 import pytest
-
 from sweep_specs import STACKING_SPEC, tiny_spec_text
+
 from workbench.engine import run_configs
 from workbench.sweep import (all_trials, best_params, final_runs, load_spec, open_storage, point_key, run_worker,
                              stage_study_name, trials_csv)
@@ -294,7 +294,7 @@ def test_the_bottom_line_counts_a_pruned_trial_as_spent_and_says_which_trials_ru
 @pytest.mark.parametrize("text, key", [("batch = 0\n", "batch"), ("batch = true\n", "batch"),
                                        ('pruner = "hyperband"\n', "pruner")])
 def test_bad_batch_and_pruner_name_the_key(tmp_path, text, key):
-    from workbench.config import ConfigError
+    from workbench.paper.config import ConfigError
 
     with pytest.raises(ConfigError) as err:
         spec_file(tmp_path, tiny_spec_text(), extra=text)

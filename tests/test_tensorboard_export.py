@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.cli import main
-from workbench.config import RunConfig
-from workbench.runs import load_runs, readable_history
+from workbench.cli.entry import main
+from workbench.paper.config import RunConfig
+from workbench.records.store import load_runs, readable_history
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -20,7 +20,7 @@ def read_back(folder):
 
 
 def test_crc32c_is_the_castagnoli_checksum():
-    from workbench.tensorboard_export import crc32c, masked_crc
+    from workbench.export.tensorboard import crc32c, masked_crc
 
     assert crc32c(b"123456789") == 0xE3069283  # the standard check value of CRC-32C
     assert crc32c(b"") == 0 and masked_crc(b"") == 0xA282EAD8
@@ -28,7 +28,7 @@ def test_crc32c_is_the_castagnoli_checksum():
 
 def test_every_curve_point_and_the_final_score_read_back_through_tensorboard(tmp_path, source, capsys):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     runs = tmp_path / "runs"
     configs = {"with aux": RunConfig(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device="cpu"),

@@ -527,7 +527,7 @@ def mouse(term: Terminal, kind: str, x: int, y: int, button: int = 0) -> None:
 def test_inside_the_network_in_a_real_terminal(terminal, tmp_path):
     """Issue 20 where a user meets it: what an FCN's and a CNN's first layer learned, in their details, and the
     playground, where a stroke drawn with the mouse changes the network's answer."""
-    from workbench.cli import main
+    from workbench.cli.entry import main
 
     at = ["--rounds", "2", "--epochs", "2", "--pairs", "200", "--hl", "16", "--c-hl", "8",
           "--runs-dir", str(tmp_path / "runs")]

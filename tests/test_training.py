@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from workbench.config import RunConfig
-
-from workbench.presets import find_preset
 from workbench.engine import EngineError
-from workbench.training import Group, NamedRun, train_and_record
+from workbench.paper.config import RunConfig
+from workbench.paper.presets import find_preset
+from workbench.training.group import Group, NamedRun
+from workbench.training.train import train_and_record
 
 TINY = dict(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
 
@@ -101,7 +101,7 @@ def test_a_record_that_cannot_be_saved_stays_in_memory_saying_why(source, tmp_pa
 
 def test_a_preset_beyond_the_paper_is_no_edit_of_a_paper_row(source):
     from workbench.format import paper_label
-    from workbench.runs import RunSummary
+    from workbench.records.store import RunSummary
 
     beyond = find_preset("beyond-fcn-best")
     assert beyond.paper is None

@@ -9,8 +9,8 @@ import time
 import pytest
 from textual.widgets import DataTable, Input, Select, Switch
 
-from workbench.config import RunConfig
-from workbench.training import NamedRun
+from workbench.paper.config import RunConfig
+from workbench.training.group import NamedRun
 from workbench.tui.app import WorkbenchApp
 from workbench.tui.confirm import Confirm
 from workbench.tui.details import RunDetails
@@ -130,7 +130,7 @@ async def test_a_run_adds_a_row_a_curve_and_a_record(make_app, tmp_path):
 
 async def test_a_malformed_record_is_named_and_the_app_goes_on(make_app, tmp_path, source):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     good = run_configs([RunConfig(subnet="fcn", hl=8, c_hl=4, rounds=1, epochs=1, pairs=100, batch_size=20,
                                   device="cpu")], source)[0]
@@ -153,7 +153,7 @@ async def test_runs_another_process_writes_appear_and_are_exported(make_app, tmp
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(ResultsTable)
         assert table.row_count == 0
-        done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", "--rounds", "1", "--epochs", "1",
+        done = subprocess.run([sys.executable, "-m", "workbench", "run", "--rounds", "1", "--epochs", "1",
                                "--pairs", "100", "--batch-size", "20", "--hl", "8", "--name", "from-the-cli",
                                "--runs-dir", str(tmp_path / "runs"), "--device", "cpu"],
                               capture_output=True, text=True, timeout=120)
@@ -172,10 +172,10 @@ async def test_runs_another_process_writes_appear_and_are_exported(make_app, tmp
 async def test_the_apps_queue_gives_the_numbers_the_engine_gives_alone(make_app, source):
     """Table II through the app's queue (one config at a time, in a worker thread) against each config trained
     alone and all eight trained together by the engine: the same per-round accuracies, bit for bit."""
-    from workbench.presets import TABLE_II, find_preset
-    from workbench.engine import run_configs
-
     import dataclasses
+
+    from workbench.engine import run_configs
+    from workbench.paper.presets import TABLE_II, find_preset
 
     short = {"epochs": 1, "rounds": 2, "pairs": 100, "batch_size": 20, "device": "cpu"}
     app = make_app()
@@ -193,9 +193,9 @@ async def test_the_apps_queue_gives_the_numbers_the_engine_gives_alone(make_app,
 
 
 async def test_runs_on_disk_appear_at_start_and_sort(make_app, tmp_path, source):
-    from workbench.config import RunConfig
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.paper.config import RunConfig
+    from workbench.records.store import save_run
 
     config = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
     for name, cfg in (("b-run", config), ("a-run", config.replace(seed=3))):
@@ -445,7 +445,7 @@ async def test_usable_at_80_by_24(make_app):
         # fields (name, tags, note) lie below, where the form scrolls to when they get the focus
         assert form.region.width >= 78 and form.scroll_y == 0
         visible = form.region
-        from workbench.config import FIELDS
+        from workbench.paper.config import FIELDS
 
         for key in FIELDS:
             field = form.query_one(f"#f-{key}").region
@@ -514,7 +514,7 @@ async def compare_marked(pilot, app, names):
 @pytest.fixture
 def saved_runs(tmp_path, source):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     base = RunConfig(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device="cpu")
     configs = {"plain": base.replace(aux_loss=False, weight_sharing=False), "both": base,
@@ -562,7 +562,7 @@ async def test_unpaired_runs_say_why_on_the_compare_screen(make_app, saved_runs)
 
     app = make_app(load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_compare([saved_runs[1], saved_runs[2]])
+        app.notebook.open_compare([saved_runs[1], saved_runs[2]])
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         await wait_until(pilot, app.screen.loaded.is_set)
@@ -653,9 +653,9 @@ async def test_cancelling_one_run_of_a_group_keeps_the_others(make_app, source):
 
 
 async def test_compare_the_table_ii_rows_takes_the_latest_run_of_each_row(make_app, source, tmp_path):
-    from workbench.presets import Preset, TABLE_II
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.paper.presets import TABLE_II, Preset
+    from workbench.records.store import save_run
     from workbench.tui.compare import CompareScreen
 
     tiny = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
@@ -667,7 +667,7 @@ async def test_compare_the_table_ii_rows_takes_the_latest_run_of_each_row(make_a
     app = make_app(load_digits_at_start=False)
     app.presets.update({name: Preset(name, name, config) for name, config in rows.items()})
     async with app.run_test(size=(120, 40)) as pilot:
-        app.action_compare_table2()
+        app.notebook.compare_table2()
         await pilot.pause()
         assert isinstance(app.screen, CompareScreen)
         assert [s.name for s in app.screen.summaries] == [TABLE_II[0], TABLE_II[3]]
@@ -758,7 +758,7 @@ async def test_at_80x24_an_error_stays_in_its_fields_cell_and_the_footer_is_clea
 
 async def test_at_80x24_the_compare_screen_shows_whole_heatmaps_and_every_paired_column(make_app, source, tmp_path):
     from workbench.engine import run_configs
-    from workbench.runs import save_run
+    from workbench.records.store import save_run
 
     config = RunConfig(hl=16, c_hl=8, rounds=3, epochs=1, pairs=100, batch_size=20, device="cpu")
     for name, cfg in (("a rather long run name", config), ("another long run name", config.replace(aux_loss=False))):
@@ -767,7 +767,7 @@ async def test_at_80x24_the_compare_screen_shows_whole_heatmaps_and_every_paired
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(ResultsTable)
         table.marked.extend(table.summaries)
-        app.action_compare()
+        app.notebook.compare()
         await pilot.pause(1.0)
         await pilot.press("e")
         await pilot.pause(0.5)
@@ -782,7 +782,7 @@ async def test_at_80x24_the_compare_screen_shows_whole_heatmaps_and_every_paired
 def test_the_results_filter_finds_a_run_by_any_settings_value():
     from types import SimpleNamespace
 
-    from workbench.notebook import matches
+    from workbench.records.notebook import matches
 
     run = SimpleNamespace(name="table2-cnn-ws-aux α 0.2", id="20261201-1", status="done", preset="table2-cnn-ws-aux",
                           config=RunConfig(subnet="cnn", alpha=0.2, hl=128, batch_size=10), device="cpu",
@@ -842,7 +842,7 @@ async def test_every_pair_of_seven_runs_is_reachable_in_the_paired_table(make_ap
             for i in range(7)]
     app = make_app(load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.open_compare(runs)
+        app.notebook.open_compare(runs)
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, CompareScreen)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+
 def plain(text) -> str:
     """A name or any text a user or a file gave, as one safe line: every control character (escape sequences,
     bell, line breaks) shown as its escape, so nothing reaches a terminal as a command. Markup is the drawing
@@ -22,6 +23,11 @@ STATUS_STYLE = {"done": "green", "cancelled": "yellow", "failed": "red", "runnin
 def pct(value: float | None, digits: int = 1) -> str:
     """A fraction as percent: 0.873 -> '87.3'; None -> '—'."""
     return "—" if value is None else f"{value * 100:.{digits}f}"
+
+
+def percent(fractions):
+    """Fractions (a number or an array) as percent, for a plot's or a heatmap's scale."""
+    return fractions * 100
 
 
 def mean_std_label(mean: float | None, std: float | None) -> str:
@@ -74,6 +80,11 @@ class StepRate:
         (t0, d0), (t1, d1) = self.first, self.latest
         rate = (d1 - d0) / max(t1 - t0, 1e-9)  # epochs per second
         return max(self.total - d1, 0) / rate
+
+    def left_text(self) -> str:
+        """What is left, as the progress bar and the live view say it: 'measuring…' until a rate is known."""
+        left = self.seconds_left()
+        return "left: measuring…" if left is None else f"left ~{duration(left)}"
 
 
 def mark(on: bool) -> str:
@@ -135,6 +146,35 @@ def paper_label(summary) -> str:
     if edited is None:  # a record from before 'edited' was kept: a preset without a score was an edit
         edited = bool(summary.preset)
     return "edited" if edited else "—"
+
+
+def alpha_text(config) -> str:
+    """alpha as a table shows it: '—' without the auxiliary loss, where it weighs nothing."""
+    return f"{config.alpha:g}" if config.aux_loss else "—"
+
+
+def train_time(seconds: float | None) -> str:
+    """A run's share of the training time; '—' where none was kept."""
+    return duration(seconds) if seconds else "—"
+
+
+def result_cells(summary) -> dict[str, str]:
+    """One row of a results table, the same in the command's table and the app's (which adds its own columns)."""
+    c = summary.config
+    return {"name": summary.name, "net": c.subnet, "ws": mark(c.weight_sharing), "aux": mark(c.aux_loss),
+            "alpha": alpha_text(c), "ours": mean_std_label(summary.mean, summary.std), "paper": paper_label(summary),
+            "diff": signed_points(summary.difference), "train time": train_time(summary.wall_time),
+            "status": summary.status}
+
+
+def score_line(summary, detail: bool = False) -> str:
+    """A finished run's score beside the paper's: 'test 86.5 ± 1.2 % · paper 85.8 %'; with `detail`, over how many
+    rounds and from which table."""
+    line = f"test {'accuracy ' if detail else ''}{mean_std_label(summary.mean, summary.std)} %"
+    line += f" over {len(summary.round_acc)} rounds" if detail else ""
+    if summary.paper is not None:
+        line += f" · paper {summary.paper.label()} %" + (f" (Table {summary.paper.table})" if detail else "")
+    return line
 
 
 def weights_label(n: int) -> str:

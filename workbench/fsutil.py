@@ -8,6 +8,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from platformdirs import user_cache_path
+
 TEXT_INPUT_LIMIT = 4 << 20  # a preset, a sweep spec or a run's summary is kilobytes: 4 MB is no such file
 
 
@@ -99,6 +101,5 @@ def user_cache_dir() -> Path:
     """DIGIT_WORKBENCH_CACHE, else the platform's user cache directory."""
     if os.environ.get("DIGIT_WORKBENCH_CACHE"):
         return Path(os.environ["DIGIT_WORKBENCH_CACHE"]).expanduser()
-    from platformdirs import user_cache_path
 
     return user_cache_path("digit-workbench")

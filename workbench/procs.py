@@ -15,13 +15,13 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 
 _tracker_lock = threading.Lock()
 
 
 def spawn_context():
     """multiprocessing's spawn context (fork would copy the OpenMP and UI threads' state), safe in the app."""
-    from multiprocessing import resource_tracker
 
     with _tracker_lock:
         saved = sys.stderr
@@ -44,6 +44,13 @@ def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def child_of(parent: int) -> None:
+    """A worker process's start: it exits when its parent dies, and ignores Ctrl-C, which reaches the whole process
+    group: the parent cancels or stops its children itself."""
+    exit_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager

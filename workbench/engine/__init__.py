@@ -7,16 +7,18 @@ loop, one round at a time (loop.py). Every random draw of a round comes from (se
 
 from __future__ import annotations
 
-from ..config import ENGINES, RunConfig
-from ..data import DigitSource
-from .base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, StopRun,
-                   cuda_unavailable_reason, merge_rounds, resolve_device)
-from .scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams, plan_jobs,
-                        train_group)
-from .state import OnStates, RoundState, Starts
+from workbench.engine.base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RoundResult, RunResult, StopRun,
+                                   cuda_unavailable_reason, merge_rounds, resolve_device)
+from workbench.engine.scheduler import (SideBySide, StackJob, check_memory, cores_for, failed_result, on_streams,
+                                        plan_jobs, train_group)
+from workbench.engine.state import OnStates, RoundState, Starts, Throttle, load_weights
+from workbench.paper.config import ENGINES, RunConfig
+from workbench.paper.data import DigitSource
 
-__all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RoundState", "RunResult", "cuda_unavailable_reason",
-           "failed_result", "resolve_device", "run_configs", "stack_groups"]
+# What the rest of the workbench may use: it imports the engine only through here (tests/test_architecture.py).
+__all__ = ["CancelFlag", "EngineError", "EpochRecord", "RoundResult", "RoundState", "RunResult", "Throttle",
+           "cuda_unavailable_reason", "failed_result", "load_weights", "resolve_device", "run_configs",
+           "stack_groups"]
 
 
 def stack_groups(configs: list[RunConfig]) -> list[list[int]]:

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from .layers import SLOT_ALIGN, StackedLayer, aligned_buffer
+from workbench.engine.layers import SLOT_ALIGN, StackedLayer, aligned_buffer
 
 if TYPE_CHECKING:
-    from .stacked import StackedNet
+    from workbench.engine.stacked import StackedNet
 
 
 class StackAdam:

@@ -10,11 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import numpy
 import numpy as np
 import torch
 
-from ..config import RunConfig
-from .loss import chance_loss
+from workbench.engine.loss import chance_loss
+from workbench.paper.config import RunConfig
+from workbench.paper.verdict import says_first_le_second
 
 
 class EngineError(RuntimeError):
@@ -58,7 +60,7 @@ def predictions_of(logits: torch.Tensor, digit_logits: torch.Tensor | None, pair
     """Predictions from one round's test outputs: logits (n,), digit logits (n, 2, 10) or None."""
     prob = torch.sigmoid(logits.float()).cpu().numpy().astype(np.float32)
     target_np = target.cpu().numpy().astype(np.int8)
-    wrong = np.flatnonzero((prob > 0.5).astype(np.int8) != target_np)
+    wrong = np.flatnonzero(says_first_le_second(prob, probability=True).astype(np.int8) != target_np)
     shown = np.unique(np.concatenate([np.arange(min(SAMPLE_PAIRS, len(prob))), wrong[:WRONG_KEPT]])).astype(np.int32)
     images = pairs_input[torch.as_tensor(shown, device=pairs_input.device)].cpu()
     return Predictions(
@@ -199,8 +201,6 @@ def device_label(device: torch.device) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    import numpy
-
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
 
 

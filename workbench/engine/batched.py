@@ -18,16 +18,18 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..config import RunConfig
-from ..data import DigitSource, PairSet, augmented, repaired, round_pairs
-from ..randomness import DropoutStream, batch_order, init_model, weights_seed
-from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult,
-                   StopRun, device_label, kept_weights, library_versions, predictions_of, resolve_device)
-from .cuda_graph import EpochProgram, StepGraph
-from .adam import StackAdam
-from .loss import loss_weights, replica_losses, step_scales
-from .stacked import StackedNet, accuracies, evaluate_stack, stack_outputs, stack_pairs, train_step
-from .state import OnStates, Starts, Taking, load_weights, restore_stack, stack_state
+from workbench.engine.adam import StackAdam
+from workbench.engine.base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, RunResult, StopRun,
+                                   device_label, digit_figure, flag_divergence, kept_weights, library_versions,
+                                   predictions_of, resolve_device)
+from workbench.engine.cuda_graph import EpochProgram, StepGraph
+from workbench.engine.loss import loss_weights, replica_losses, step_scales
+from workbench.engine.stacked import StackedNet, accuracies, evaluate_stack, stack_outputs, stack_pairs, train_step
+from workbench.engine.state import OnStates, Starts, Taking, load_weights, restore_stack, stack_state
+from workbench.paper.config import RunConfig
+from workbench.paper.data import DigitSource, PairSet, augmented, repaired, round_pairs
+from workbench.paper.randomness import DropoutStream, batch_order, init_model, weights_seed
+from workbench.paper.verdict import says_first_le_second
 
 INIT_LOCK = threading.Lock()  # initialisation draws from the global generator: one stack at a time
 
@@ -251,7 +253,7 @@ class EpochTrainer:
                 digits_epoch[:, part] = digits
         self.optimizer.decay()
         losses = replica_losses(out_epoch, digits_epoch, target, classes, self.w_bce, self.w_aux, batch)
-        accuracy = ((out_epoch > 0).float() == target).float().mean(1)
+        accuracy = (says_first_le_second(out_epoch).float() == target).float().mean(1)
         return EpochTrained(losses.tolist(), accuracy.tolist())
 
 

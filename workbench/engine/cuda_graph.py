@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .adam import StackAdam
-from .stacked import StackedNet, train_step
+from workbench.engine.adam import StackAdam
+from workbench.engine.stacked import StackedNet, train_step
 
 
 def captured(body):

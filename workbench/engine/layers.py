@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import mask_from_draws, mask_terms
+from workbench.paper.models import mask_from_draws, mask_terms
 
 if TYPE_CHECKING:
-    from .adam import StackAdam
+    from workbench.engine.adam import StackAdam
 
 SLOT_ALIGN = 16  # floats: 64 bytes
 

@@ -6,13 +6,16 @@ import time
 
 import torch
 
-from ..config import RunConfig
-from ..data import DigitSource, PairSet, augmented, repaired, round_pairs
-from ..randomness import DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model, weights_seed
-from .base import (CancelFlag, EpochRecord, digit_figure, flag_divergence, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
-                   finite, kept_weights, library_versions, predictions_of, resolve_device)
-from .loss import pair_loss
-from .state import OnStates, RoundState, Taking, loop_state, restore_loop
+from workbench.engine.base import (CancelFlag, EpochRecord, NeverCancel, OnEpoch, RoundResult, RunResult, device_label,
+                                   digit_figure, finite, flag_divergence, kept_weights, library_versions,
+                                   predictions_of, resolve_device)
+from workbench.engine.loss import pair_loss
+from workbench.engine.state import OnStates, RoundState, Taking, loop_state, restore_loop
+from workbench.paper.config import RunConfig
+from workbench.paper.data import DigitSource, PairSet, augmented, repaired, round_pairs
+from workbench.paper.randomness import (DropoutLayout, DropoutStream, StepDraws, attach_draws, batch_order, init_model,
+                                        weights_seed)
+from workbench.paper.verdict import says_first_le_second
 
 
 @torch.no_grad()
@@ -20,7 +23,7 @@ def evaluate(model: torch.nn.Module, pairs: PairSet) -> tuple[float, float | Non
     """(comparison accuracy, digit accuracy of both subnets or None) in eval mode."""
     model.eval()
     out, digits = model(pairs.input)
-    acc = ((out > 0).float() == pairs.target).float().mean().item()
+    acc = (says_first_le_second(out).float() == pairs.target).float().mean().item()
     if digits is None:
         return acc, None
     left, right = digits
@@ -106,7 +109,7 @@ def epoch_steps(model, optimizer, config: RunConfig, train: PairSet, order: torc
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach()
-        hits += ((out.detach() > 0).float() == train.target[idx]).sum()
+        hits += (says_first_le_second(out.detach()).float() == train.target[idx]).sum()
         steps += 1
     return loss_sum, hits, steps
 

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..config import RunConfig
+from workbench.paper.config import RunConfig
 
 
 def equation1_weights(aux_loss: bool, alpha: float) -> tuple[float, float]:

@@ -12,23 +12,27 @@ import math
 import multiprocessing
 import os
 import queue
-import signal
 import threading
 import time
 import traceback
 from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
 
-from ..config import RunConfig
-from ..data import DigitSource
-from ..architecture import cnn_side, conv1_side, convolution_weights, weight_count
-from ..procs import exit_with_parent, spawn_context
-from .base import CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, StopRun, library_versions, resolve_device
-from .state import OnStates, RoundState, Starts
+from workbench.engine.base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, StopRun, library_versions,
+                                   resolve_device)
+from workbench.engine.batched import run_stack
+from workbench.engine.loop import run_loop
+from workbench.engine.stacked import EVAL_CHUNK
+from workbench.engine.state import OnStates, RoundState, Starts
+from workbench.paper.architecture import cnn_side, conv1_side, convolution_weights, weight_count
+from workbench.paper.config import RunConfig
+from workbench.paper.data import DigitSource
+from workbench.procs import child_of, spawn_context
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
 
@@ -96,7 +100,7 @@ def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     rate_classes = 0 if rates == 1 else 4 * weights + (12 + 8 + (12 if rates > 2 else 0)) * convolutions
     pairs = 3 * c.pairs * 2 * 14 * 14 * 4
     widest = max(c.hl, c.c_hl, 2 * c.bc * conv1_side(c.k) ** 2, 20)
-    activations = 8 * 100 * 2 * widest * 4  # evaluation chunks of 100 pairs, a few layers' worth
+    activations = 8 * EVAL_CHUNK * 2 * widest * 4  # a few layers' worth of one evaluation chunk
     return replicas * (28 * weights + rate_classes + pairs + activations)
 
 
@@ -138,8 +142,6 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
                 start: Starts | None = None, on_states: OnStates | None = None,
                 stop_run: StopRun | None = None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
-    from .batched import run_stack
-    from .loop import run_loop
 
     if cancel is not None and cancel.is_set():
         return [failed_result(configs[i], source.name, engine, "", "cancelled") for i in group]
@@ -184,8 +186,6 @@ def on_streams(configs: list[RunConfig], jobs: list[StackJob], source: DigitSour
     """Stacks on `workers` threads of this process, longest first, each on a CUDA stream of its own (on a CPU,
     the same threads without streams: the tests check the plumbing there). A stack's numbers do not depend on
     which thread or stream trains it; records reach `on_epoch` one at a time."""
-    from contextlib import nullcontext
-    from concurrent.futures import ThreadPoolExecutor
 
     lock = threading.Lock()
 
@@ -234,8 +234,7 @@ _worker: dict = {}
 
 
 def _worker_init(parent: int, records, stop, source) -> None:
-    exit_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent cancels for us
+    child_of(parent)
     torch.set_num_threads(1)
     _worker.update(records=records, stop=stop, source=source)
 

@@ -13,12 +13,14 @@ import math
 import torch
 from torch import nn
 
-from ..data import PairSet
-from ..models import SiameseNet, dropout_rate, is_weight_shared
-from ..randomness import DropoutLayout
-from .adam import StackAdam
-from .layers import DrawSlot, StackedLinear, StackedSequential, aligned, aligned_buffer, leaf_layers, slot_view
-from .loss import loss_gradients
+from workbench.engine.adam import StackAdam
+from workbench.engine.layers import (DrawSlot, StackedLinear, StackedSequential, aligned, aligned_buffer, leaf_layers,
+                                     slot_view)
+from workbench.engine.loss import loss_gradients
+from workbench.paper.data import PairSet
+from workbench.paper.models import SiameseNet, dropout_rate, is_weight_shared
+from workbench.paper.randomness import DropoutLayout
+from workbench.paper.verdict import says_first_le_second
 
 EVAL_CHUNK = 100  # pairs per evaluation forward: small enough to stay in cache (measured best)
 
@@ -163,7 +165,7 @@ def stack_outputs(net: StackedNet, pairs: PairSet) -> tuple[torch.Tensor, torch.
 def accuracies(logits: torch.Tensor, digit_logits: torch.Tensor | None,
                pairs: PairSet) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per replica (R,): comparison accuracy and the subnets' digit accuracy (None for the basic net)."""
-    comparison = ((logits > 0).float() == pairs.target).float().mean(1)
+    comparison = (says_first_le_second(logits).float() == pairs.target).float().mean(1)
     if digit_logits is None:
         return comparison, None
     return comparison, (digit_logits.argmax(3) == pairs.classes).float().mean((1, 2))

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .base import kept_weights
+from workbench.engine.base import kept_weights
 
 MOMENTS = ("exp_avg", "exp_avg_sq")
 

@@ -11,16 +11,17 @@ workers on several machines join.
 
 spec.py reads specs; storage.py keeps and reads the studies; worker.py works through the stages, batch.py trains a
 worker's batch of trials in one engine call and pruning.py stops hopeless ones (opt-in); supervisor.py runs one
-sweep on this machine (the command and the app's screen both use it); command.py is `digit-workbench sweep`.
+sweep on this machine, the one object the command (cli/sweep.py) and the app's screen both use.
 """
 
-from .spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, spec_paths, sweeps_dir
-from .storage import (MAX_RETRIES, StageSummary, Trial, all_trials, best_params, default_storage, export_trials,
-                      final_runs, is_database, open_storage, record_spec, recorded_spec, stage_base, stage_study_name,
-                      stage_summaries, stage_trials, storage_exists, trials_csv, trials_csv_path)
-from .supervisor import FinalRun, SweepRun
-from .batch import open_points, point_key
-from .worker import reap_dead_trials, run_worker, start_workers
+from workbench.sweep.batch import open_points, point_key
+from workbench.sweep.spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, spec_paths, sweeps_dir
+from workbench.sweep.storage import (MAX_RETRIES, StageSummary, Trial, all_trials, best_params, default_storage,
+                                     export_trials, final_runs, is_database, open_storage, record_spec, recorded_spec,
+                                     stage_base, stage_study_name, stage_summaries, stage_trials, storage_exists,
+                                     trials_csv, trials_csv_path)
+from workbench.sweep.supervisor import FinalRun, SweepRun
+from workbench.sweep.worker import reap_dead_trials, run_worker, start_workers
 
 __all__ = ["MAX_RETRIES", "SWEEPABLE", "FinalRun", "Stage", "StageSummary", "SweepRun", "SweepSpec", "Trial",
            "all_trials", "best_params", "default_storage", "export_trials", "final_runs", "find_spec", "is_database",

@@ -4,6 +4,7 @@ trial's numbers are those it gets alone: the engine's replicas never depend on w
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -13,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..procs import owner_tag
-from .spec import Stage, SweepSpec
-from .storage import Trial, trial_of
+from workbench.procs import owner_tag
+from workbench.sweep.spec import Stage, SweepSpec
+from workbench.sweep.storage import Trial, trial_of
 
 RANGE_BATCHES = 4  # a range stage is asked in at least this many batches, so the model-based search learns between
 
@@ -32,8 +33,6 @@ def point_key(params: dict[str, Any]) -> tuple:
 
 
 def grid_points(stage: Stage) -> set[tuple]:
-    import itertools
-
     names = list(stage.grid)
     return {point_key(dict(zip(names, combo))) for combo in itertools.product(*stage.grid.values())}
 
@@ -281,7 +280,7 @@ class Batch:
                     self.train_together(group)
 
     def train_together(self, live: list[Asked]) -> None:
-        from .. import engine
+        from workbench import engine
 
         configs = [self.base.replace(**a.params) for a in live]
         watch = self.pruning.watch(self.study, live, configs) if self.pruning is not None else None

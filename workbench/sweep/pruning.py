@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec import Stage, SweepSpec
+from workbench.sweep.spec import Stage, SweepSpec
 
 
 @dataclass

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import FIELDS, ConfigError, RunConfig, field_applies, from_dict
-from ..presets import PaperScore, parse_paper, parse_toml, read_text
+from workbench.paper.config import FIELDS, ConfigError, RunConfig, field_applies, from_dict
+from workbench.paper.presets import PaperScore, parse_paper, parse_toml, presets_dir, read_text
 
 SWEEPABLE = {k for k, spec in FIELDS.items() if k not in ("device", "seed", "rounds", "pairs")}  # the protocol stays
 SPEC_KEYS = {"title", "base", "stage", "paper", "validation_pairs", "final_rounds", "batch", "pruner"}
@@ -60,8 +60,6 @@ SPECS_ENV = "DIGIT_WORKBENCH_SWEEP_SPECS"  # a folder of the user's own specs, b
 
 
 def sweeps_dir() -> Path:
-    from ..presets import presets_dir
-
     return presets_dir() / "sweeps"
 
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, RunConfig
-from ..fsutil import atomic_write_text
-from ..runs import runs_dir
-from .spec import Stage, SweepSpec, parse_spec
+from workbench.fsutil import atomic_write_text
+from workbench.paper.config import ConfigError, RunConfig
+from workbench.procs import whole_write
+from workbench.records.folder import runs_dir
+from workbench.sweep.spec import Stage, SweepSpec, parse_spec
 
 MAX_RETRIES = 2  # a trial whose worker died is tried again at most this often
 
@@ -52,7 +54,6 @@ def storage_exists(storage: str) -> bool:
 def open_storage(storage: str):
     """A database URL gets Optuna's RDB storage with heartbeats (a dead worker's trial fails and is retried);
     anything else is a journal file, locked for the processes of one machine."""
-    import warnings
 
     import optuna
 
@@ -66,7 +67,6 @@ def open_storage(storage: str):
                     max_retry=MAX_RETRIES))
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    from ..procs import whole_write
 
     class WholeWritesJournal(JournalFileBackend):
         """A worker told to stop finishes the record it is writing, and lets go of the file's lock."""

@@ -4,17 +4,20 @@ class, so they start, stop and finish a sweep the same way."""
 
 from __future__ import annotations
 
-import time
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..config import RunConfig
-from .spec import SweepSpec
-from .storage import (all_trials, check_study_name, default_storage, export_trials, final_runs, open_storage,
-                      record_finals, record_spec, recorded_finals, trials_csv_path)
-from .worker import reap_dead_trials, stage_study, start_workers, workers_log
+from workbench.paper.config import RunConfig
+from workbench.records.store import load_runs
+from workbench.sweep.spec import SweepSpec
+from workbench.sweep.storage import (all_trials, check_study_name, default_storage, export_trials, final_runs,
+                                     open_storage, record_finals, record_spec, recorded_finals, trials_csv_path)
+from workbench.sweep.worker import max_workers, reap_dead_trials, stage_study, start_workers, workers_log
+from workbench.training.group import Group, NamedRun
+from workbench.training.train import refusal, train_and_record
 
 
 @dataclass
@@ -29,7 +32,49 @@ class FinalRun:
     measured_before: bool = False  # by an earlier run of the sweep: nothing was trained again
 
 
+class SweepNotStarted(Exception):
+    """The workers could not start (a storage that cannot be opened, no process to be had); one line."""
+
+
+@dataclass
+class Searched:
+    """How a sweep's search ended: whether its workers ran to the end, where its trials went, and any that failed."""
+
+    finished: bool  # False: stopped (the stop event, Ctrl-C or SIGTERM), its trial in flight queued again
+    written: Path | None  # the trials CSV, written whatever happened
+    unwritten: str  # why the CSV could not be written ('' when it was)
+    failure: str  # workers that ended with an error ('' when none did)
+
+    @property
+    def trials_line(self) -> str:
+        if self.written is not None:
+            return f"trials written to {self.written}"
+        return f"the trials CSV could not be written: {self.unwritten}"
+
+    @property
+    def measures(self) -> bool:
+        """Whether the chosen configs are measured next: only after a search that finished without a failure."""
+        return self.finished and not self.failure
+
+
+def check_workers(workers: int) -> int:
+    """The worker processes a sweep may start on this machine: 1 to one per core. ValueError saying so."""
+    if not 1 <= workers <= max_workers():
+        raise ValueError(f"1 to {max_workers()} on this machine (one per core), got {workers}")
+    return workers
+
+
+def sweep_refusal(spec: SweepSpec, source) -> str:
+    """Why a sweep's trials cannot train on these digits ('' when they can): said before any worker starts."""
+    why = refusal([spec.base], source, spec.validation_pairs)
+    return why and (f"{why} (a trial of {spec.name} trains {spec.base.pairs} pairs and scores {spec.validation_pairs} "
+                    "validation pairs)")
+
+
 class SweepRun:
+    """One sweep's life, the same for the command and the app's screen: `search` (start the workers, watch,
+    stop, write the trials CSV), then `measure_final` (the chosen configs on the test pairs)."""
+
     def __init__(self, spec: SweepSpec, study: str | None = None, storage_url: str | None = None,
                  data: str = "auto", data_dir: str | None = None):
         self.spec = spec
@@ -99,13 +144,31 @@ class SweepRun:
         return (f"{len(failed)} worker(s) ended with an error (exit {failed}); what happened: "
                 f"{workers_log(self.study, self.storage_url)}; running the sweep again continues the study")
 
+    def search(self, workers: int, on_trials: Callable[[list], None], stop: threading.Event | None = None,
+               poll_s: float = 1.0, out: Path | None = None) -> Searched:
+        """Starts the workers (SweepNotStarted when they cannot), hands the trials to on_trials while they run,
+        stops them on `stop` or an interrupt, and writes the trials CSV whatever happened."""
+        try:
+            self.start(check_workers(workers))
+        except Exception as exc:
+            raise SweepNotStarted(f"cannot start: {type(exc).__name__}: {exc}") from None
+        try:
+            finished = self.watch(on_trials, stop, poll_s)
+        except KeyboardInterrupt:  # the command's Ctrl-C or SIGTERM: the trials so far are kept
+            self.stop()
+            finished = False
+        try:
+            written, unwritten = self.export(out), ""
+        except OSError as exc:
+            written, unwritten = None, str(exc.strerror or exc)
+        return Searched(finished, written, unwritten, self.failure_note())
+
     def export(self, out: Path | None = None) -> Path:
         return export_trials(self.spec, self.storage, self.study, out or trials_csv_path(self.study, self.storage_url))
 
     def measure_final(self, source, runs_root: Path, on_epoch=None, cancel=None) -> list[FinalRun]:
         """Trains the config chosen after each stage on the test pairs and records each as a run; when every
         choice was measured before (a rerun of a finished sweep), returns those runs instead of training again."""
-        from ..training import Group, NamedRun, train_and_record
 
         chosen = final_runs(self.spec, self.storage, self.study)
         earlier = self.measured_before(chosen, runs_root)
@@ -122,7 +185,6 @@ class SweepRun:
     def measured_before(self, chosen, runs_root: Path) -> list[FinalRun]:
         """The runs an earlier final measurement recorded, if they measured exactly these choices and are all
         still in runs_root; [] otherwise."""
-        from ..runs import load_runs
 
         stored = recorded_finals(self.storage, self.study)
         if not chosen or [(f.get("label"), f.get("config")) for f in stored] != [(l, c.to_dict()) for l, c, _ in chosen]:

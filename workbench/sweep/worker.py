@@ -3,19 +3,21 @@ other workers share the storage; and the worker processes of one machine."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 from typing import Callable
 
-from .batch import Batch, ask_batch, batch_size, left_to_ask, requeue
-from .pruning import pruning_for
-from .spec import Stage, SweepSpec, load_spec
-from ..procs import owner_gone, owner_tag
-from .storage import MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name, trials_csv_path
-
+from workbench.procs import child_of, owner_gone, owner_tag, sigterm_between_writes, spawn_context
+from workbench.sweep.batch import Batch, ask_batch, batch_size, left_to_ask, requeue
+from workbench.sweep.pruning import pruning_for
+from workbench.sweep.spec import Stage, SweepSpec, load_spec
+from workbench.sweep.storage import (MAX_RETRIES, Trial, is_database, open_storage, stage_base, stage_study_name,
+                                     trials_csv_path)
 
 UNTAGGED_GRACE_S = 60.0  # a trial names its worker within milliseconds of its start; one untagged longer is an orphan
 
@@ -23,7 +25,6 @@ UNTAGGED_GRACE_S = 60.0  # a trial names its worker within milliseconds of its s
 def trial_owner_gone(t) -> bool:
     """Whether a running trial's worker has died: its host:pid is gone, or it never got to name itself (ended
     between the trial's start and its first write) and the trial started long ago."""
-    import datetime
 
     tag = str(t.user_attrs.get("worker", ""))
     if tag:
@@ -59,7 +60,7 @@ def run_worker(spec: SweepSpec, storage_url: str, study: str, source=None, cance
     the stage's open trials (at most `batch`, default the spec's; `workers` on this machine share what is left)."""
     import optuna
 
-    from ..data import load_source
+    from workbench.paper.data import load_source
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     source = source or load_source("auto")
@@ -118,14 +119,10 @@ def workers_log(study: str, storage_url: str) -> Path:
 
 def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None,
                  batch: int | None, workers: int) -> None:
-    import signal
-    import traceback
 
-    from ..data import load_source
-    from ..procs import exit_with_parent, sigterm_between_writes
+    from workbench.paper.data import load_source
 
-    exit_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
+    child_of(parent)
     sigterm_between_writes()
     log = workers_log(study, storage_url)
     try:  # what a worker says (Optuna's warnings, a traceback) goes to the sweep's log, never over the screen
@@ -151,7 +148,6 @@ def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, d
     them (multiprocessing.Process objects)."""
     import optuna
 
-    from ..procs import spawn_context
 
     # Create the schema and every stage's study before the workers race to (a fresh database included).
     storage = open_storage(storage_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -13,28 +14,31 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
-from ..config import FIELDS, ConfigError
-
-from ..presets import TABLE_II, Preset, load_presets
-from ..format import mean_std_label, plain
-from ..runs import RunSummary, runs_dir, tidy_abandoned
-from ..training import NamedRun
-from .actions import RunsActions
-from .confirm import Choose, Confirm
-from .form import NOTEBOOK_FIELDS, ConfigForm
-from .live import LiveView
-from .loading import Digits, RunsWatcher
-from .messages import DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated, finished_notices
-from .run_queue import QueueItem, RunQueue
-from .results import ResultsTable
-from .text import cell, markup
-from .training import train_queue_group
-from .text_input import TextInput, after_typing
+from workbench.format import plain, score_line
+from workbench.paper.config import ConfigError
+from workbench.paper.presets import TABLE_II, Preset, load_presets
+from workbench.records.folder import runs_dir, tidy_abandoned
+from workbench.records.store import RunSummary
+from workbench.sweep import spec_paths
+from workbench.training.group import NamedRun
+from workbench.tui.confirm import Choose, Confirm
+from workbench.tui.form import ConfigForm
+from workbench.tui.live import LiveView
+from workbench.tui.loading import Digits, RunsWatcher
+from workbench.tui.messages import (DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated,
+                                    finished_notices)
+from workbench.tui.notebook import RunsNotebook
+from workbench.tui.results import ResultsTable
+from workbench.tui.run_queue import QueueItem, RunQueue
+from workbench.tui.sweeps import SweepScreen
+from workbench.tui.text import cell, markup
+from workbench.tui.text_input import TextInput, after_typing
+from workbench.tui.training import train_queue_group
 
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
 
 
-class WorkbenchApp(RunsActions, App):
+class WorkbenchApp(App):
     CSS_PATH = str(Path(__file__).with_name("workbench.tcss"))
     TITLE = "digit-workbench"
     SUB_TITLE = "digits: loading…"
@@ -75,6 +79,7 @@ class WorkbenchApp(RunsActions, App):
         self.watcher = RunsWatcher(self.runs_root)
         self.quitting = False
         self.digits = Digits()
+        self.notebook = RunsNotebook(self)
         self.set_class(True, "-form-view")  # before the widgets exist: a class set at mount restyles them all
 
     # ------------------------------------------------------------------ layout
@@ -178,19 +183,12 @@ class WorkbenchApp(RunsActions, App):
         self.update_queue_bar()
 
     def update_queue_bar(self) -> None:
-        sweep = self.running_sweep()
-        line = self.runs.status_line()
-        if sweep is not None:  # a sweep trains too: the bottom line says so, never "queue empty"
-            line = (("" if self.runs.idle else line + " · ") + f"[b]sweep {markup(sweep.study)} running[/b]"
-                    + (f": {markup(sweep.progress)}" if sweep.progress else "") + " (f4)")
-        self.query_one("#queue", Static).update(line)
+        self.query_one("#queue", Static).update(self.runs.status_line(sweep=self.running_sweep()))
 
     def running_sweep(self):
         """The sweep screen, while its sweep runs (None otherwise)."""
-        if self.is_screen_installed("sweeps"):
-            screen = self.get_screen("sweeps")
-            return screen if screen.busy else None
-        return None
+        screen = self.get_screen("sweeps") if self.is_screen_installed("sweeps") else None
+        return screen if screen is not None and screen.busy else None
 
     # Actions of the main screen's form and queue: elsewhere (the sweep screen, a dialog) they would act unseen
     MAIN_SCREEN_ACTIONS = {"run", "run_table2", "show_form", "show_tab", "filter", "clear_queue", "export", "cancel"}
@@ -213,9 +211,7 @@ class WorkbenchApp(RunsActions, App):
         self.query_one(ResultsTable).put(summary)
         if message.superseded:
             self.query_one(ResultsTable).drop([message.superseded])
-        line = f"test {mean_std_label(summary.mean, summary.std)} %"
-        if summary.paper:
-            line += f" · paper {summary.paper.label()} %"
+        line = score_line(summary)
         live.finish(summary.status, line + (f" · {markup(summary.reason)}" if summary.reason else ""), message.item_id)
         for text, options in finished_notices(message, line):
             self.notify(text, **options)
@@ -236,15 +232,10 @@ class WorkbenchApp(RunsActions, App):
 
     def queue_form(self) -> None:
         form = self.query_one(ConfigForm)
-        form.refresh_state()
-        config, errors = form.read()
-        if config is None:
-            labels = {key: FIELDS[key].label if key in FIELDS else NOTEBOOK_FIELDS[key][0] for key in errors}
-            self.notify(markup(f"fix {', '.join(labels.values())} first: "
-                               + "; ".join(f"{labels[k]}: {v}" for k, v in errors.items())),
-                        title="Cannot run", severity="error", timeout=8)
+        run, why = form.next_run()
+        if run is None:
+            self.notify(markup(why), title="Cannot run", severity="error", timeout=8)
             return
-        run = NamedRun.of(config, form.preset, *form.notes()[0], weights=form.keep_weights())
         form.queued()
         self.enqueue(run)
         self.notify(f"queued {markup(run.name)}")
@@ -326,14 +317,25 @@ class WorkbenchApp(RunsActions, App):
             self.query_one(ResultsTable).focus()
 
     def action_sweeps(self) -> None:
-        from ..sweep import spec_paths
-        from .sweeps import SweepScreen
-
         if isinstance(self.screen, SweepScreen):
             return
         if not self.is_screen_installed("sweeps"):  # installed: leaving it keeps its spec and a running sweep
             self.install_screen(SweepScreen(sorted(self.sweep_specs.glob("*.toml")) if self.sweep_specs else spec_paths()), "sweeps")
         self.push_screen("sweeps")
+
+    # ------------------------------------------------------------------ the results table's runs (tui/notebook.py)
+
+    def on_data_table_row_selected(self, event) -> None:
+        """Enter on a run: its details."""
+        if isinstance(event.data_table, ResultsTable) and event.row_key.value in event.data_table.summaries:
+            self.notebook.details(event.data_table.summaries[event.row_key.value])
+
+    def action_runs(self, what: str) -> None:
+        """The results table's keys and the palette: what to do with its runs (compare, trash, …)."""
+        getattr(self.notebook, what)()
+
+    def action_export(self) -> None:
+        self.notebook.export()
 
     def action_load_preset(self, name: str) -> None:
         self.query_one(ConfigForm).load_preset(name)
@@ -364,19 +366,22 @@ class WorkbenchApp(RunsActions, App):
         self.push_screen(Confirm(f"{names} {'is' if one else 'are'} running. Stop {'it' if one else 'them'} "
                                  "and quit?"), answer)
 
+    # The command palette: (title, help, action), then a command per preset.
+    PALETTE = [("Run", "Queue the form's configuration (ctrl+r)", "run"),
+               ("Run all of Table II", "Queue the eight rows of Table II (ctrl+t)", "run_table2"),
+               ("Cancel run", "Stop the current run; it is kept as cancelled (ctrl+b)", "cancel"),
+               ("Clear queue", "Drop the runs waiting in the queue (ctrl+l)", "clear_queue"),
+               ("Sweeps", "Run the paper's grid searches (f4)", "sweeps"),
+               ("Compare selected", "The runs marked with space in the results table, side by side (c)",
+                "runs('compare')"),
+               ("Compare the Table II rows", "The latest finished run of each Table II row, side by side",
+                "runs('compare_table2')"),
+               ("Export runs to CSV", "Write the results table to CSV (ctrl+o)", "export")]
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Run", "Queue the form's configuration (ctrl+r)", self.action_run)
-        yield SystemCommand("Run all of Table II", "Queue the eight rows of Table II (ctrl+t)", self.action_run_table2)
-        yield SystemCommand("Cancel run", "Stop the current run; it is kept as cancelled (ctrl+b)", self.action_cancel)
-        yield SystemCommand("Clear queue", "Drop the runs waiting in the queue (ctrl+l)", self.action_clear_queue)
-        yield SystemCommand("Sweeps", "Run the paper's grid searches (f4)", self.action_sweeps)
-        yield SystemCommand("Compare selected", "The runs marked with space in the results table, side by side (c)",
-                            self.action_compare)
-        yield SystemCommand("Compare the Table II rows", "The latest finished run of each Table II row, side by side",
-                            self.action_compare_table2)
-        yield SystemCommand("Export runs to CSV", f"Write the results table to {self.export_path} (ctrl+o)",
-                            self.action_export)
+        for title, text, action in self.PALETTE:
+            yield SystemCommand(title, text, partial(self.run_action, action))
         for name, preset in self.presets.items():
             yield SystemCommand(f"Load preset: {name}", preset.title, lambda n=name: self.action_load_preset(n))
 

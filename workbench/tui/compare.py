@@ -18,16 +18,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from ..analysis import (Curves, PredictionsUnreadable, all_pairs, error_grid, error_rate, load_predictions,
-                        round_scores, strip_jitter)
-from ..architecture import weight_count
-from ..config import differing_fields, short_label
-from ..format import COMPARISON_COLUMNS, comparison_cells, plain, setting, short_names, weights_label
-from ..runs import RunSummary, readable_history
-from .live import RUN_COLORS, CurveView, fit_title, plot_metric
-from .pictures import grid_text
-from .text import markup
-
+from workbench.analysis.curves import Curves, strip_jitter
+from workbench.analysis.figures import write_figure
+from workbench.analysis.paired import all_pairs, round_scores
+from workbench.analysis.predictions import PredictionsUnreadable, error_grid, error_rate, load_predictions
+from workbench.format import COMPARISON_COLUMNS, comparison_cells, percent, plain, setting, short_names, weights_label
+from workbench.paper.architecture import weight_count
+from workbench.paper.config import differing_fields, short_label
+from workbench.records.store import RunSummary, readable_history
+from workbench.tui.live import RUN_COLORS, CurveView, fit_title, plot_metric
+from workbench.tui.pictures import grid_text
+from workbench.tui.text import markup
 
 PAIR_COLUMNS_WIDTH = 64  # what the paired table's columns after "a − b" take, with their padding and a margin
 
@@ -123,7 +124,7 @@ class CompareScreen(Screen):
                 problems.append(str(exc))
                 p = None
             if p is not None:
-                heatmaps.append((s, error_rate(*error_grid(p)) * 100))
+                heatmaps.append((s, percent(error_rate(*error_grid(p)))))
         self.app.call_from_thread(self.show_loaded, histories, curves, comparisons, heatmaps, problems)
 
     def show_loaded(self, histories, curves, comparisons, heatmaps, problems) -> None:
@@ -239,8 +240,6 @@ class CompareScreen(Screen):
             self.query_one("#c-pairs", DataTable).focus()
 
     def action_export(self) -> None:
-        from ..figures import write_figure
-
         out = self.figure_dir / f"comparison-{time.strftime('%Y%m%d-%H%M%S')}.png"
         histories = self.histories if self.loaded.is_set() else [readable_history(s) for s in self.summaries]
         try:

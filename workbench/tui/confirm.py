@@ -9,8 +9,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from .text import markup
-from .text_input import TextInput
+from workbench.records.notebook import check_note, parse_tags
+from workbench.tui.text import markup
+from workbench.tui.text_input import TextInput
 
 
 class Confirm(ModalScreen[bool]):
@@ -91,8 +92,6 @@ class NotesDialog(ModalScreen[tuple[list[str], str] | None]):
         self.save() if event.button.id == "save" else self.dismiss(None)
 
     def save(self) -> None:
-        from ..notebook import check_note, parse_tags
-
         try:
             tags = parse_tags(self.query_one("#notes-tags", Input).value)
             note = check_note(self.query_one("#notes-note", Input).value)

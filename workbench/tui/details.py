@@ -10,18 +10,22 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from ..analysis import (Curves, PredictionsUnreadable, digit_confusion, error_grid, error_rate, load_predictions,
-                        misclassified, per_digit_accuracy, samples)
-from ..architecture import weight_count
-from ..config import FIELDS
-from ..format import duration, mean_std_label, pct, setting, weights_label
-from ..notebook import annotate
-from ..runs import RunSummary, read_history
-from ..resume import RESUME_FILE
-from .messages import RunUpdated
-from .text import markup
-from .live import draw_curves
-from .pictures import grid_text, pair_picture, weights_picture
+from workbench.analysis.curves import Curves
+from workbench.analysis.networks import first_layer
+from workbench.analysis.predictions import (PredictionsUnreadable, digit_confusion, error_grid, error_rate,
+                                            load_predictions, misclassified, per_digit_accuracy, samples)
+from workbench.format import duration, pct, percent, score_line, setting, weights_label
+from workbench.paper.architecture import weight_count
+from workbench.paper.config import FIELDS
+from workbench.records.layout import RESUME_FILE
+from workbench.records.notebook import annotate
+from workbench.records.store import RunSummary, read_history
+from workbench.records.weights import WeightsUnreadable, kept_rounds
+from workbench.tui.confirm import NotesDialog
+from workbench.tui.live import draw_curves
+from workbench.tui.messages import RunUpdated
+from workbench.tui.pictures import grid_text, pair_picture, weights_picture
+from workbench.tui.text import markup
 
 
 def notes_text(s: RunSummary) -> str:
@@ -54,8 +58,6 @@ class RunDetails(ModalScreen[str | None]):
         self.data_round = 0
 
     def action_notes(self) -> None:
-        from .confirm import NotesDialog
-
         self.app.push_screen(NotesDialog(self.summary.name, self.summary.tags, self.summary.note), self.save_notes)
 
     def save_notes(self, answer: tuple[list[str], str] | None) -> None:
@@ -77,9 +79,7 @@ class RunDetails(ModalScreen[str | None]):
             yield Label(f"[b]{markup(s.name)}[/b] · {markup(s.status)}" + (f": {markup(s.reason)}" if s.reason else ""),
                         id="details-title")
             yield Static(
-                f"test accuracy {mean_std_label(s.mean, s.std)} % over {len(s.round_acc)} rounds"
-                + (f" · paper {s.paper.label()} % (Table {s.paper.table})" if s.paper else "")
-                + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
+                score_line(s, detail=True) + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
                 + f"digits: {s.data_source} · run {s.id} · {weights_label(weight_count(s.config))} weights",
                 id="details-summary")
             yield Static(notes_text(s), id="details-notes")
@@ -143,7 +143,7 @@ class RunDetails(ModalScreen[str | None]):
         errors, counts = error_grid(p)
         rounds = len(p.rounds)
         self.query_one("#errors-heatmap", Static).update(grid_text(
-            error_rate(errors, counts) * 100,
+            percent(error_rate(errors, counts)),
             f"error % by digit pair, {int(counts.sum())} test pairs of {rounds} round{'s' if rounds > 1 else ''}"))
         confusion = digit_confusion(p)
         if confusion is None:
@@ -153,7 +153,7 @@ class RunDetails(ModalScreen[str | None]):
             text = grid_text(confusion.astype(float), "auxiliary heads: true digit ↓ vs predicted →",
                              top=float(np.sort(confusion, axis=None)[-11] or 1), row_label="true",
                              column_label="predicted", fmt="{:3.0f}")
-            accuracy = per_digit_accuracy(confusion) * 100
+            accuracy = percent(per_digit_accuracy(confusion))
             text.append("\nper-digit accuracy %\n", style="bold")
             # two rows of five: as wide as the grid above, so no digit is cut at 120 columns
             text.append("\n".join("  ".join(f"{d}: {accuracy[d]:5.1f}" for d in range(row, row + 5)) for row in (0, 5)))
@@ -203,7 +203,6 @@ class RunDetails(ModalScreen[str | None]):
 
     def show_learned(self) -> None:
         """The first layer of a kept round's network: what its units or filters look at."""
-        from ..networks import WeightsUnreadable, first_layer, kept_rounds
 
         note, picture = self.query_one("#learned-note", Static), self.query_one("#learned-picture", Static)
         kept = kept_rounds(self.summary.path)

@@ -9,13 +9,15 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from ..config import DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, RunConfig, field_applies, from_dict
-
-from ..presets import Preset
-from ..architecture import sharing_saves, weight_count
-from ..format import setting, weights_label
-from ..training import NamedRun, too_many_pairs
-from .text_input import TextInput
+from workbench.format import setting, weights_label
+from workbench.paper.architecture import sharing_saves, weight_count
+from workbench.paper.config import (DEFAULTS, DEVICES, FIELDS, SUBNET_LABELS, SUBNETS, ConfigError, RunConfig,
+                                    field_applies, from_dict)
+from workbench.paper.presets import Preset
+from workbench.records.notebook import check_name, check_note, parse_tags
+from workbench.training.group import NamedRun
+from workbench.training.train import too_many_pairs
+from workbench.tui.text_input import TextInput
 
 SWITCH_FIELDS = ["weight_sharing", "aux_loss", "repair"]
 # The form's sections after "Network" (subnet and the two switches), each with its text fields in order.
@@ -158,7 +160,6 @@ class ConfigForm(VerticalScroll):
 
     def notes(self) -> tuple[tuple[str | None, tuple[str, ...], str], dict[str, str]]:
         """(name, tags, note) as the run will keep them, and what is wrong with each (by field)."""
-        from ..notebook import check_name, check_note, parse_tags
 
         checks = {"name": check_name, "tags": lambda text: tuple(parse_tags(text)), "note": check_note}
         kept: dict[str, Any] = {}
@@ -178,6 +179,16 @@ class ConfigForm(VerticalScroll):
     def queued(self) -> None:
         """A run was queued from the form: its name was that run's; the tags and note stay for the next."""
         self.query_one("#f-name", Input).value = ""
+
+    def next_run(self) -> tuple[NamedRun | None, str]:
+        """The run the form would queue, or None and why not, naming every bad field by its label."""
+        self.refresh_state()
+        config, errors = self.read()
+        if config is None:
+            labels = {key: FIELDS[key].label if key in FIELDS else NOTEBOOK_FIELDS[key][0] for key in errors}
+            return None, (f"fix {', '.join(labels.values())} first: "
+                          + "; ".join(f"{labels[k]}: {v}" for k, v in errors.items()))
+        return NamedRun.of(config, self.preset, *self.notes()[0], weights=self.keep_weights()), ""
 
     def enabled(self, key: str, values: dict[str, Any]) -> bool:
         return field_applies(key, values["subnet"], values["aux_loss"])

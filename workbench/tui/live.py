@@ -14,9 +14,9 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar
 from textual_plotext import PlotextPlot
 
-from ..analysis import Curves
-from ..format import StepRate, duration, plain
-from .text import markup
+from workbench.analysis.curves import Curves
+from workbench.format import StepRate, pct, plain
+from workbench.tui.text import markup
 
 TRAIN_COLOR = (230, 140, 20)
 TEST_COLOR = (40, 170, 90)
@@ -260,13 +260,12 @@ class LiveView(Vertical):
             self.rate.update(self.epochs_done(), self.clock.time)
             last = records[-1]
             epochs, test = Curves.mean(run.curves.test_acc)
-            self.status = (f"{self.time_left()} · {markup(run.title)}: epoch {epochs[-1]}, test {test[-1] * 100:.1f}% "
+            self.status = (f"{self.time_left()} · {markup(run.title)}: epoch {epochs[-1]}, test {pct(test[-1])}% "
                            f"(mean of {len(run.curves.test_acc)} rounds) · lr {last.lr:.2e}")
         self.text_dirty = self.plots_dirty = True
 
     def time_left(self) -> str:
-        left = self.rate.seconds_left()
-        return "time left: measuring…" if left is None else f"time left ~{duration(left)}"
+        return "time " + self.rate.left_text()
 
     def finish(self, status: str, line: str, run_id: int | None = None) -> None:
         if not self.runs:

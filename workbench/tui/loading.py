@@ -7,9 +7,9 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..runs import load_runs
-from ..training import most_pairs
-from .messages import DigitsFailed, DigitsReady, RunsFound
+from workbench.records.store import load_runs
+from workbench.training.train import most_pairs
+from workbench.tui.messages import DigitsFailed, DigitsReady, RunsFound
 
 
 class Digits:
@@ -22,7 +22,7 @@ class Digits:
     def __call__(self):
         with self.lock:
             if self.source is None:
-                from ..data import load_source
+                from workbench.paper.data import load_source
 
                 self.source = load_source("auto")
             return self.source
@@ -31,8 +31,9 @@ class Digits:
         """Loads the digits, torch and scipy, then says what the devices are; a failure is a message."""
         try:
             source = self()
-            from ..engine import cuda_unavailable_reason
             import torch
+
+            from workbench.engine import cuda_unavailable_reason
 
             importlib.import_module("scipy.stats")  # the compare screen's tests: a second to import, done here
             available = torch.cuda.is_available()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from workbench.tui.text import markup
+
 
 @dataclass
 class DigitsReady(Message):
@@ -77,7 +79,6 @@ class SweepUpdate(Message):
 def finished_notices(message: RunFinished, line: str) -> list[tuple[str, dict]]:
     """What the app says when a run ends, as (text, notify's options): how it ended, then whether its record was
     saved and where an MLflow store took it."""
-    from .text import markup
 
     summary = message.summary
     name = markup(summary.name)

@@ -8,9 +8,9 @@ import math
 import numpy as np
 from rich.text import Text
 
-from ..format import plain
-
-from ..analysis import PairView
+from workbench.analysis.predictions import PairView
+from workbench.format import plain
+from workbench.paper.verdict import says_first_le_second
 
 
 def shade(value: float, top: float) -> str:
@@ -126,7 +126,7 @@ def pair_picture(view: PairView) -> Text:
         text.append(" ")
         text.append_text(b)
         text.append("\n")
-    wrong = (view.prob > 0.5) != bool(view.target)
+    wrong = bool(says_first_le_second(view.prob, probability=True)) != bool(view.target)
     text.append(f"{view.digits[0]} vs {view.digits[1]}  target {view.target}\n", style="bold")
     text.append(f"P(≤) {view.prob:.2f}", style="red" if wrong else "green")
     text.append(f"  r{view.round} #{view.pair}", style="dim")

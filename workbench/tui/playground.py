@@ -20,9 +20,13 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Static
 
-from ..format import plain
-from ..runs import RunSummary
-from .text import markup
+from workbench.analysis.networks import load_network
+from workbench.analysis.predict import answer
+from workbench.analysis.predictions import PredictionsUnreadable, load_predictions
+from workbench.format import plain
+from workbench.records.store import RunSummary
+from workbench.records.weights import WeightsUnreadable, kept_rounds
+from workbench.tui.text import markup
 
 SIDE = 14  # the pooled digit the networks read
 INK, HALO = 255.0, 150.0  # a stroke's centre and its four neighbours, about MNIST's stroke width once pooled
@@ -110,16 +114,12 @@ class PlaygroundScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        from ..networks import kept_rounds
-
         self.title = "Playground"
         self.kept = [kept_rounds(s.path) for s in self.runs]
         self.load_networks()
         self.query_one("#play-first", DigitCanvas).focus()
 
     def load_networks(self) -> None:
-        from ..networks import WeightsUnreadable, load_network
-
         self.nets = []
         for summary, kept in zip(self.runs, self.kept):
             if not kept:
@@ -147,8 +147,6 @@ class PlaygroundScreen(Screen):
         self.answer()
 
     def answer(self) -> None:
-        from ..predict import answer
-
         first = self.query_one("#play-first", DigitCanvas).pixels
         second = self.query_one("#play-second", DigitCanvas).pixels
         for i, (summary, net) in enumerate(zip(self.runs, self.nets)):
@@ -165,7 +163,6 @@ class PlaygroundScreen(Screen):
 
     def action_random_pair(self) -> None:
         """One of the run's recorded test pairs (the kept images), the next each time."""
-        from ..analysis import PredictionsUnreadable, load_predictions
 
         try:
             predictions = load_predictions(self.runs[0].path)
@@ -200,22 +197,20 @@ def answer_text(summary: RunSummary, round_index: int, said, short: bool = False
     text = Text(plain(summary.name), style="bold")
     text.append((" · " if short else "\n") + f"round {round_index} · {summary.id[-6:]}\n" + ("" if short else "\n"),
                 style="dim")
-    verdict = "first ≤ second" if said.p_le > 0.5 else "first > second"
     text.append(f"P(first ≤ second) {said.p_le:5.3f}" + (f" {bar(said.p_le, 10)}\n" if short else "\n"),
                 style="bold")
     if not short:
-        text.append(f"{bar(said.p_le, 30)}  {verdict}\n\n")
+        text.append(f"{bar(said.p_le, 30)}  {said.verdict}\n\n")
     if said.heads is None:
-        text.append("no digit heads: the basic net reads the pair as one picture", style="dim")
+        text.append(said.NO_HEADS, style="dim")
         return text
     if short:
         for side, probs in zip(("first", "second"), said.heads):
             likeliest = np.argsort(-probs)[:3]
             text.append(f"{side}: " + ", ".join(f"{d} ({probs[d]:.2f})" for d in likeliest) + "\n")
         return text
-    for side, probs in zip(("first", "second"), said.heads):
-        best = int(probs.argmax())
-        text.append(f"{side} digit: {best} ({probs[best]:.2f})\n", style="bold")
+    for side, best, probs in said.sides():
+        text.append(said.side_text(side, best, probs) + "\n", style="bold")
         for digit, p in enumerate(probs):
             text.append(f"  {digit} {bar(float(p))} {p:4.2f}\n", style="green" if digit == best else "")
     return text

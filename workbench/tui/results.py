@@ -8,13 +8,12 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from ..architecture import weight_count
-from ..config import FIELDS
-from ..format import (STATUS_STYLE, duration, mark, mean_std_label, paper_label, setting, signed_points,
-                      weights_label)
-from ..notebook import matches, unfinished_last
-from ..runs import RunSummary
-from .text import cell
+from workbench.format import STATUS_STYLE, result_cells, setting, weights_label
+from workbench.paper.architecture import weight_count
+from workbench.paper.config import FIELDS
+from workbench.records.notebook import matches, unfinished_last
+from workbench.records.store import RunSummary
+from workbench.tui.text import cell
 
 # What a reader needs first comes first (the run column stays put when the table scrolls right).
 COLUMNS = [("run", "run"), ("status", "status"), ("acc", "test acc %"), ("paper", "paper %"), ("diff", "Δ"),
@@ -31,16 +30,14 @@ def other_settings(summary: RunSummary) -> str:
 
 def cells(summary: RunSummary) -> list:
     c = summary.config
-    style = STATUS_STYLE.get(summary.status, "")
+    row = result_cells(summary)
     diff = summary.difference
     return [
-        cell(summary.name), cell(summary.status, style=style),
-        Text(mean_std_label(summary.mean, summary.std), justify="right"),
-        Text(paper_label(summary), justify="right"),
-        Text(signed_points(diff), style="" if diff is None else ("green" if diff >= -0.03 else "red"), justify="right"),
-        c.subnet, mark(c.weight_sharing), mark(c.aux_loss),
-        f"{c.alpha:g}" if c.aux_loss else "—", Text(weights_label(weight_count(c)), justify="right"),
-        Text(duration(summary.wall_time) if summary.wall_time else "—", justify="right"),
+        cell(row["name"]), cell(row["status"], style=STATUS_STYLE.get(summary.status, "")),
+        Text(row["ours"], justify="right"), Text(row["paper"], justify="right"),
+        Text(row["diff"], style="" if diff is None else ("green" if diff >= -0.03 else "red"), justify="right"),
+        row["net"], row["ws"], row["aux"], row["alpha"], Text(weights_label(weight_count(c)), justify="right"),
+        Text(row["train time"], justify="right"),
         started(summary.started_at), cell(summary.id), cell(", ".join(summary.tags)), other_settings(summary),
         cell(summary.device.split(" (")[0]),
     ]
@@ -82,11 +79,11 @@ class ResultsTable(DataTable):
     compare screen; a filter shows only the runs whose text holds every word of it."""
 
     BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
-                Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.compare", "Compare marked"),
-                Binding("a", "app.scatter", "Across runs"),
-                Binding("p", "app.playground", "Playground"), Binding("g", "app.resume", "Resume"),
-                Binding("delete,backspace", "app.trash_runs", "To trash"),
-                Binding("u", "app.undo_trash", "Undo trash", show=False)]
+                Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.runs('compare')", "Compare marked"),
+                Binding("a", "app.runs('scatter')", "Across runs"),
+                Binding("p", "app.runs('playground')", "Playground"), Binding("g", "app.runs('resume')", "Resume"),
+                Binding("delete,backspace", "app.runs('trash_runs')", "To trash"),
+                Binding("u", "app.runs('undo_trash')", "Undo trash", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import RunConfig
-from ..training import Group, NamedRun
-from .text import markup
+from workbench.paper.config import RunConfig
+from workbench.training.group import Group, NamedRun
+from workbench.tui.text import markup
 
 
 @dataclass
@@ -86,7 +86,8 @@ class RunQueue:
     def idle(self) -> bool:
         return not self.running and not self.waiting
 
-    def status_line(self, shown: int = 4) -> str:
+    def status_line(self, shown: int = 4, sweep=None) -> str:
+        """What the bottom line says: what trains, what waits, and a sweep that runs beside (its screen, or None)."""
         parts = []
         if self.running:
             names = ", ".join(markup(item.name) + (" (cancelling)" if self.is_cancelled(item) else "")
@@ -96,4 +97,7 @@ class RunQueue:
         if self.waiting:
             names = ", ".join(markup(item.name) for item in self.waiting[:shown]) + ("…" if len(self.waiting) > shown else "")
             parts.append(f"[b]queued ({len(self.waiting)}):[/b] {names}")
+        if sweep is not None:  # a sweep trains too: the bottom line says so, never "queue empty"
+            parts.append(f"[b]sweep {markup(sweep.study)} running[/b]"
+                         + (f": {markup(sweep.progress)}" if sweep.progress else "") + " (f4)")
         return " · ".join(parts) if parts else "queue empty"

@@ -13,10 +13,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from ..across_runs import COLOUR_BY, SCATTER_FIELDS, Scatter, scatter
-from ..runs import RunSummary
-from .live import RUN_COLORS, fit_title
-from .text import markup
+from workbench.analysis.across_runs import COLOUR_BY, SCATTER_FIELDS, Scatter, scatter
+from workbench.analysis.figures import write_scatter
+from workbench.records.store import RunSummary
+from workbench.tui.live import RUN_COLORS, fit_title
+from workbench.tui.text import markup
 
 MARKERS = ("●", "▲", "■", "◆", "x", "+", "o", "*")  # one character each: plotext draws it as given
 
@@ -98,8 +99,6 @@ class ScatterScreen(Screen):
             " · ".join(legend) if legend else markup(f"no done run here has {points.label}: [ ] another setting"))
 
     def action_export(self) -> None:
-        from ..figures import write_scatter
-
         if not self.points.points:
             self.notify(markup(f"nothing to draw: no done run has {self.points.label}"), title="Export figure",
                         severity="warning")

@@ -14,17 +14,16 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from ..config import FIELDS, ConfigError
-from ..format import (STAGE_COLUMNS, TRIAL_COLUMNS, mean_std_label, plain, setting, stage_cells, sweep_progress,
-                      trial_cells)
-from ..sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec, open_storage,
-                     stage_summaries, storage_exists, sweeps_dir, trials_csv_path)
-from ..sweep.worker import max_workers
-from ..training import refusal
-from .messages import RunsFound, SweepEnded, SweepUpdate
-from .live import fit_title
-from .text import cell, markup
-from .text_input import TextInput
+from workbench.format import (STAGE_COLUMNS, TRIAL_COLUMNS, plain, score_line, setting, stage_cells, sweep_progress,
+                              trial_cells)
+from workbench.paper.config import FIELDS, ConfigError
+from workbench.sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec,
+                             open_storage, stage_summaries, storage_exists, sweeps_dir, trials_csv_path)
+from workbench.sweep.supervisor import SweepNotStarted, check_workers, sweep_refusal
+from workbench.tui.live import fit_title
+from workbench.tui.messages import RunsFound, SweepEnded, SweepUpdate
+from workbench.tui.text import cell, markup
+from workbench.tui.text_input import TextInput
 
 POLL_S = 1.0
 
@@ -55,7 +54,7 @@ def final_line(final) -> str:
     if final.summary.status != "done":
         what = final.summary.status + (f": {final.summary.reason}" if final.summary.reason else "")
     else:
-        what = f"test {mean_std_label(final.summary.mean, final.summary.std)} %"
+        what = score_line(final.summary)
     earlier = " (measured before)" if getattr(final, "measured_before", False) else ""
     return f"{stage}: {what}{earlier}" + (f" ({final.unsaved})" if final.unsaved else "")
 
@@ -153,16 +152,16 @@ class SweepScreen(Screen):
             self.notify("this sweep is already running")
             return
         raw = self.query_one("#sweep-workers", Input).value.strip()
-        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= max_workers():
-            self.notify(markup(f"Workers: 1 to {max_workers()} on this machine (one per core), got {raw[:20]!r}"),
-                        title="Cannot start", severity="error")
+        try:
+            check_workers(int(raw) if raw.isascii() and raw.isdigit() else 0)
+        except ValueError as exc:
+            self.notify(markup(f"Workers: {str(exc).rsplit(', got', 1)[0]}, got {raw[:20]!r}"), title="Cannot start",
+                        severity="error")
             return
         source = self.app.digits.source  # loaded at start: the workers load the same digits
-        why = refusal([self.spec.base], source, self.spec.validation_pairs) if source is not None else ""
+        why = sweep_refusal(self.spec, source) if source is not None else ""
         if why:
-            self.notify(markup(f"{why} (a trial of {self.spec.name} trains {self.spec.base.pairs} pairs and scores "
-                               f"{self.spec.validation_pairs} validation pairs)"), title="Cannot start",
-                        severity="error")
+            self.notify(markup(why), title="Cannot start", severity="error")
             return
         self.storage_url = self.storage_choice()
         self.stop.clear()
@@ -181,25 +180,20 @@ class SweepScreen(Screen):
             self.post_message(SweepEnded())  # the main screen's bottom line stops saying a sweep runs
 
     def watch_sweep(self, sweep: SweepRun, workers: int) -> None:
-        try:
-            sweep.start(workers)
-        except Exception as exc:
-            self.post_message(SweepUpdate([], False, f"cannot start: {type(exc).__name__}: {exc}"))
-            return
         def running(trials: list[Trial]) -> None:
             self.post_message(SweepUpdate(trials, True, f"running {workers} worker(s) · {sweep.elapsed:.0f} s"))
 
-        finished = sweep.watch(running, self.stop, POLL_S)
-        try:  # as the command does: every trial in the study's CSV, whether it finished or was stopped
-            written = f"; trials written to {sweep.export()}"
-        except OSError as exc:
-            written = f"; the trials CSV could not be written: {exc.strerror or exc}"
-        if not finished:
-            self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study"
-                                          + written))
+        try:
+            searched = sweep.search(workers, running, self.stop, POLL_S)
+        except SweepNotStarted as exc:
+            self.post_message(SweepUpdate([], False, str(exc)))
             return
-        if sweep.failure_note():
-            self.post_message(SweepUpdate(sweep.trials(), False, sweep.failure_note()))
+        if not searched.finished:
+            self.post_message(SweepUpdate(sweep.trials(), False, "cancelled: start again to continue the study; "
+                                          + searched.trials_line))
+            return
+        if searched.failure:
+            self.post_message(SweepUpdate(sweep.trials(), False, searched.failure))
             return
         searched = f"searched in {sweep.elapsed:.0f} s"
         self.post_message(SweepUpdate(sweep.trials(), True, f"{searched}; measuring the chosen configs on test…"))

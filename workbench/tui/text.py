@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.markup import escape
 
-from ..format import plain
+from workbench.format import plain
 
 
 def markup(text) -> str:

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..training import train_and_record
-from .messages import RunFinished, RunProgress
-from .run_queue import QueueItem, RunQueue
+from workbench.training.train import train_and_record
+from workbench.tui.messages import RunFinished, RunProgress
+from workbench.tui.run_queue import QueueItem, RunQueue
 
 PROGRESS_EVERY_S = 0.2  # epoch records are batched into a message at most this often
 

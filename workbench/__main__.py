@@ -1,0 +1,7 @@
+"""`python -m workbench`: the same command as `digit-workbench`."""
+
+import sys
+
+from workbench.cli.entry import main
+
+sys.exit(main())

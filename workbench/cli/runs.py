@@ -1,0 +1,133 @@
+"""The commands over run records: `runs` (list what a filter finds, move to the trash, bring back, empty it) and
+`export` (one CSV, TensorBoard event files, or runs sent to an MLflow store)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.table import Table
+
+from workbench.cli.report import console, text
+from workbench.cli.usage import RUNS_DIR_HELP, UsageError
+from workbench.export.mlflow_tracking import track
+from workbench.export.tensorboard import export_tensorboard
+from workbench.format import mean_std_label, plain, weights_label
+from workbench.paper.architecture import weight_count
+from workbench.records import notebook
+from workbench.records.csv_export import export_csv
+from workbench.records.folder import runs_dir, tidy_abandoned
+from workbench.records.store import load_runs
+
+STATUSES = ("done", "failed", "cancelled")
+
+
+def add_runs_parser(sub, runs_dir_help: str) -> None:
+    runs = sub.add_parser("runs", help="list, prune and restore run records (pruned runs go to a trash folder)")
+    runs_sub = runs.add_subparsers(dest="runs_command")
+    ls = runs_sub.add_parser("ls", help="the runs every word finds (name, id, status, settings: 0.2, alpha=0.2)")
+    ls.add_argument("words", nargs="*", metavar="WORD")
+    ls.add_argument("--trash", action="store_true", help="list the trash instead")
+    rm = runs_sub.add_parser("rm", help="move runs to the trash (runs/.trash; `runs restore` brings them back)")
+    rm.add_argument("runs", nargs="*", metavar="RUN", help="run ids (or their start), names or presets")
+    rm.add_argument("--status", default=None, help="also every run of these statuses, e.g. failed,cancelled")
+    restore = runs_sub.add_parser("restore", help="bring runs back from the trash")
+    restore.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start), names or presets")
+    runs_sub.add_parser("empty-trash", help="delete what the trash holds, for good")
+    for parser in runs_sub.choices.values():
+        parser.add_argument("--runs-dir", default=None, help=runs_dir_help)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    if args.runs_command is None:
+        raise UsageError("runs: say ls, rm, restore or empty-trash")
+    root = Path(args.runs_dir) if args.runs_dir else runs_dir()
+    if args.runs_command == "empty-trash":
+        gone = notebook.empty_trash(root)
+        print(f"deleted {gone} record{'s' if gone != 1 else ''} from {notebook.trash_dir(root)}")
+        return 0
+    in_trash = args.runs_command == "restore" or getattr(args, "trash", False)
+    summaries, problems = (notebook.trashed(root), []) if in_trash else load_runs(root)
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    if args.runs_command == "ls":
+        shown = [s for s in summaries if notebook.matches(s, " ".join(args.words))]
+        print_runs(notebook.unfinished_last(shown))
+        return 0
+    try:
+        picked = notebook.pick_runs(args.runs, summaries)
+    except LookupError as exc:
+        raise UsageError(f"RUN: {exc}") from None
+    if args.runs_command == "restore":
+        done = notebook.restore([s.id for s in picked], root)
+        print(f"restored {len(done)} run{'s' if len(done) != 1 else ''} to {root}")
+        return 0
+    if getattr(args, "status", None):
+        wanted = [w.strip() for w in args.status.split(",") if w.strip()]
+        unknown = [w for w in wanted if w not in STATUSES]
+        if unknown:
+            raise UsageError(f"--status: {unknown[0]!r} is no status (known: {', '.join(STATUSES)})")
+        picked += [s for s in summaries if s.status in wanted and s not in picked]
+    elif not picked:
+        raise UsageError("RUN: name the runs to move to the trash, or give --status")
+    moved = notebook.move_to_trash([s.id for s in picked], root)
+    print(plain(f"moved {len(moved)} run{'s' if len(moved) != 1 else ''} to {notebook.trash_dir(root)}"
+                + (f"; `digit-workbench runs restore {' '.join(moved)}` brings them back" if moved else "")))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    for note in tidy_abandoned(args.runs_dir or runs_dir()):
+        print(f"digit-workbench: skipped {plain(note)}", file=sys.stderr)
+    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    runs = f"{len(summaries)} run{'s' if len(summaries) != 1 else ''}"
+    if args.tensorboard is not None:
+
+        try:
+            export_tensorboard(summaries, args.tensorboard)
+        except OSError as exc:
+            raise UsageError(f"--tensorboard: cannot write {args.tensorboard}: {exc.strerror or exc}") from None
+        print(plain(f"wrote {runs} as TensorBoard event files to {args.tensorboard} "
+                    f"(tensorboard --logdir {args.tensorboard})"))
+    if args.mlflow is not None:
+
+        sent = track(summaries, args.mlflow)
+        for line, ok in sent:
+            print(f"digit-workbench: {plain(line)}", file=sys.stdout if ok else sys.stderr)
+        if not all(ok for _, ok in sent):
+            return 1
+    if args.out is None and (args.tensorboard is not None or args.mlflow is not None):
+        return 0
+    out = args.out or Path("runs-export.csv")
+    try:
+        export_csv(summaries, out)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--out: cannot write {out}: {getattr(exc, 'strerror', None) or exc}") from None
+    print(plain(f"wrote {runs} to {out}"))
+    return 0
+
+
+def print_runs(summaries) -> None:
+    table = Table(box=None, pad_edge=False)
+    for col in ("run", "id", "status", "test acc %", "weights"):
+        table.add_column(col, no_wrap=col != "run", overflow="fold")
+    for s in summaries:
+        table.add_row(text(s.name), text(s.id), text(s.status), mean_std_label(s.mean, s.std),
+                      weights_label(weight_count(s.config)))
+    console().print(table)
+    print(f"{len(summaries)} run{'s' if len(summaries) != 1 else ''}")
+
+
+def add_export_parser(sub) -> None:
+    export = sub.add_parser("export", help="write every run under runs/ to one CSV, as TensorBoard event files, or "
+                                                 "to an MLflow store")
+    export.add_argument("--out", type=Path, default=None, help="CSV file (default: runs-export.csv, unless only "
+                                                               "--tensorboard or --mlflow is given)")
+    export.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+                        help="also write each run as TensorBoard event files under DIR (tensorboard --logdir DIR)")
+    export.add_argument("--mlflow", default=None, metavar="URI",
+                        help="also send each run to this MLflow tracking store (runs already there are skipped)")
+    export.add_argument("--runs-dir", type=Path, default=None, help=RUNS_DIR_HELP)

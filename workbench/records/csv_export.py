@@ -1,0 +1,68 @@
+"""Run records as one CSV: a row per run, every hyperparameter, the rounds' scores and the paper's; a cell a
+spreadsheet would run as a formula is neutralised. Written whole or not at all."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+from workbench.fsutil import atomic_write_text
+from workbench.paper.architecture import weight_count
+from workbench.paper.config import FIELDS
+from workbench.records.store import RunSummary
+from workbench.records.weights import kept_rounds
+
+HYPERPARAMETERS = [k for k in FIELDS if k != "device"]  # the device a run used is its own column
+
+
+FORMULA_START = re.compile(r"(?<![^\r\n])([=+\-@\t\r])")  # at the start of the text or of any line in it
+
+
+def neutralise(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula gets an apostrophe before it, at the start of every line (a
+    line break inside a cell can start a new row in some readers)."""
+    return FORMULA_START.sub(r"'\1", value) if isinstance(value, str) else value
+
+
+def export_columns(max_rounds: int) -> list[str]:
+    return (["id", "name", "preset", "tags", "note"] + HYPERPARAMETERS + ["weights", "networks_kept", "test_acc_mean",
+                                                                            "test_acc_std"]
+            + [f"round_{i}_acc" for i in range(max_rounds)]
+            + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
+               "engine", "status", "reason"])
+
+
+def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]]:
+    max_rounds = max((len(s.round_acc) for s in summaries), default=0)
+    columns = export_columns(max_rounds)
+    rows = []
+    for s in summaries:
+        cfg = s.config.to_dict()
+        accs = s.round_acc + [None] * (max_rounds - len(s.round_acc))
+        row = ([s.id, s.name, s.preset or "", ", ".join(s.tags), s.note] + [cfg[k] for k in HYPERPARAMETERS]
+               + [weight_count(s.config), " ".join(map(str, kept_rounds(s.path)))]
+               + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
+               + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
+                  _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])
+        rows.append([neutralise(v) for v in row])
+    return columns, rows
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+def export_csv(summaries: list[RunSummary], out: Path) -> Path:
+    """One row per run, written whole or not at all."""
+    columns, rows = export_rows(summaries)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a quoted cell keeps its line breaks
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    atomic_write_text(out, buffer.getvalue())
+    return out
+

@@ -1,0 +1,116 @@
+"""A run folder's life, in one home: claimed (mkdir, so two writers never share one) and named by its writer,
+described while it trains, taken over when a killed run continues, released once its record is whole, dropped
+when a claim is cut short, tidied when its writer died; and which folders are runs or unfinished ones. Every
+other module asks here. The file names are records/layout.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from workbench.fsutil import atomic_write_text
+from workbench.procs import owner_gone, owner_tag
+from workbench.records.layout import RESUME_FILE, RUN_FILE, WRITER_FILE, is_run, names_run
+
+CLAIM_GRACE_S = 60  # a claim is named in the same step it is made: an empty one this old was cut short
+
+
+def runs_dir() -> Path:
+    """DIGIT_WORKBENCH_RUNS, else ./runs (an empty value is no value: never the current directory itself)."""
+    return Path(os.environ.get("DIGIT_WORKBENCH_RUNS") or "runs")
+
+
+def new_run_dir(root: Path, about: dict | None = None) -> tuple[str, Path]:
+    """Claim a fresh run folder, named by its writer so that what a killed writer left can be told from a run
+    still being written; with `about`, described (run.json) so that a killed run can be continued. A claim that
+    cannot be made whole (a full disk) does not stay behind."""
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+        path = root / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        try:
+            (path / WRITER_FILE).write_text(owner_tag() + "\n")
+            if about is not None:
+                atomic_write_text(path / RUN_FILE, json.dumps(about, indent=2) + "\n")
+        except BaseException:
+            drop(path)
+            raise
+        return run_id, path
+
+
+def take_over(path: Path) -> None:
+    """A killed run's folder, continued by this process: it names this process as its writer now."""
+    atomic_write_text(path / WRITER_FILE, owner_tag() + "\n")
+
+
+def release(path: Path) -> None:
+    """A whole record: nobody writes it any more, and it is no longer a run to continue."""
+    (path / RUN_FILE).unlink(missing_ok=True)
+    (path / WRITER_FILE).unlink(missing_ok=True)
+
+
+def drop(path: Path) -> None:
+    """A half-made claim goes, whatever it holds."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def drop_unstarted(folders) -> None:
+    """Folders claimed for runs that never started (refused): nothing of theirs was computed."""
+    for folder in folders:
+        if not (folder / RESUME_FILE).exists():
+            drop(folder)
+
+
+def writer_gone(path: Path) -> bool:
+    """Whether the process that claimed a run directory has died (on this machine; elsewhere we cannot tell). A
+    claim that names no writer, a minute after it was made, was cut short (a full disk): nobody writes it."""
+    try:
+        tag = (path / WRITER_FILE).read_text()
+        if not tag.strip():
+            return time.time() - (path / WRITER_FILE).stat().st_mtime > CLAIM_GRACE_S
+        return owner_gone(tag)
+    except OSError:
+        return False
+
+
+def unfinished_folders(root: Path) -> list[Path]:
+    """The folders under root that are no run (yet): being written, or left by a writer that died."""
+    if not Path(root).is_dir():
+        return []
+    return [p for p in sorted(Path(root).iterdir()) if p.is_dir() and not is_run(p)]
+
+
+def tidy_abandoned(root: Path | None = None) -> list[str]:
+    """What a killed writer left under root: its temporary files go, a directory left empty goes; a directory
+    that still holds a config or history stays, and is named as incomplete. Runs still being written, and runs
+    whose writer is on another machine, are not touched."""
+    said = []
+    for path in unfinished_folders(root or runs_dir()):
+        if not writer_gone(path):
+            continue
+        for tmp in path.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        kept = [p.name for p in path.iterdir() if p.name not in (WRITER_FILE, RUN_FILE)]
+        if RESUME_FILE in kept:
+            said.append(f"{path}: interrupted before its record was written; `digit-workbench resume {path.name}` "
+                        "continues it from its last checkpoint")
+        elif kept:
+            said.append(f"{path}: incomplete, its writer died before the summary ({', '.join(sorted(kept))} kept)")
+        else:  # killed before its first checkpoint: nothing it computed is here
+            release(path)
+            path.rmdir()
+    return said
+
+
+def unfinished(root: Path, ref: str) -> list[Path]:
+    """The unfinished folders under root that `ref` names (layout.names_run)."""
+    return [p for p in unfinished_folders(root) if names_run(p.name, ref)]
