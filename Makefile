@@ -19,7 +19,7 @@ cli: setup  # make cli ARGS='run --preset basic': any headless command, through 
 	$(BIN)/digit-workbench $(ARGS)
 
 test: setup  # the tests side by side, one worker per core; the slowest named at the end
-	$(BIN)/pytest -q -rs -n auto --durations=15
+	$(BIN)/pytest -q -rs -n auto --dist loadgroup --durations=15
 
 bench: setup
 	$(BIN)/python benchmarks/batched_vs_loop.py

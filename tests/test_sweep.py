@@ -207,6 +207,7 @@ def test_two_worker_processes_share_a_journal_without_duplicates(tiny_spec, tmp_
 
 
 @pytest.mark.postgres
+@pytest.mark.xdist_group("postgres")  # one worker: the first to reach a fresh database creates Optuna's tables
 @pytest.mark.skipif(not os.environ.get("DIGIT_WORKBENCH_TEST_PG"), reason="no PostgreSQL (.ci/run starts one)")
 @pytest.mark.parametrize("stacking", [False, True], ids=["widths one at a time", "a stackable grid in batches"])
 def test_two_workers_against_postgresql(tiny_spec, tmp_path, stacking):

@@ -314,11 +314,10 @@ async def test_unavailable_cuda_is_shown_and_refused(make_app, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
         form = app.query_one(ConfigForm)
-        labels = [str(option[0]) for option in form.query_one("#f-device", Select)._options]
-        assert any("unavailable" in label for label in labels)
+        device_labels = lambda: [str(option[0]) for option in form.query_one("#f-device", Select)._options]  # noqa: E731
+        # the devices are said once torch has loaded, after the first screen: its worker may not have started yet
+        await wait_until(pilot, lambda: any("unavailable" in label for label in device_labels()))
         form.query_one("#f-device", Select).value = "cuda"
         await pilot.pause()
         assert "device" in form.read()[1]

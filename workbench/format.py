@@ -10,7 +10,7 @@ import time
 def plain(text) -> str:
     """A name or any text a user or a file gave, as one safe line: every control character (escape sequences,
     bell, line breaks) shown as its escape, so nothing reaches a terminal as a command. Markup is the drawing
-    layer's to escape (tui/text.py, report.py, figures.py)."""
+    layer's to escape (tui/text.py, cli/report.py, analysis/figures.py)."""
     text = str(text)
     if text.isprintable():
         return text

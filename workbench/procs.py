@@ -22,7 +22,6 @@ _tracker_lock = threading.Lock()
 
 def spawn_context():
     """multiprocessing's spawn context (fork would copy the OpenMP and UI threads' state), safe in the app."""
-
     with _tracker_lock:
         saved = sys.stderr
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from workbench.format import percent
 from workbench.paper.architecture import weight_count
 from workbench.paper.config import FIELDS, SUBNETS, short_label
 
@@ -112,7 +113,7 @@ def scatter(summaries: list, key: str, colour_by: str = "net") -> Scatter:
             x = float(value)
         else:  # groups side by side within a category
             x = categories.index(value) + (names.index(group) - (len(names) - 1) / 2) * 0.08
-        result.points.append(Point(x, 100 * s.mean, 100 * (s.std or 0.0), group, s.name, s.id))
+        result.points.append(Point(x, percent(s.mean), percent(s.std or 0.0), group, s.name, s.id))
     xs = [p.x for p in result.points]
     result.log_x = (categories is None and key in LOG_FIELDS and bool(xs) and min(xs) > 0
                     and max(xs) / min(xs) >= SPAN_FOR_LOG)

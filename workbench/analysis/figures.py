@@ -155,7 +155,6 @@ def write_figure(summaries: list, histories: list[list[dict]], out: Path, differ
 
 def report_png(summary) -> tuple[bytes, int, int] | None:
     """The run's report figure (as `plot` draws it) as PNG bytes with its size; None when it cannot be drawn."""
-
     try:
         fig = comparison_figure([summary], [readable_history(summary)])
         buffer = io.BytesIO()

@@ -20,7 +20,6 @@ from workbench.records.weights import WeightsUnreadable, read_weights
 
 def record_of(run):
     """A RunSummary from a summary, a record's folder, or an id (or its start or end) under the runs directory."""
-
     if isinstance(run, RunSummary):
         return run
     path = Path(run)
@@ -38,7 +37,7 @@ def record_of(run):
 
 
 def load_network(run, round_index: int = 0, device="cpu"):
-    """Round `round_index` of a run as the reference model of models.py, its weights loaded, on `device`, in eval
+    """Round `round_index` of a run as the reference model of paper/models.py, its weights loaded, on `device`, in eval
     mode. `run`: a RunSummary, a record's folder, or a run id. WeightsUnreadable (one line) when it cannot be."""
     from workbench.engine import load_weights
     from workbench.paper.models import build_model

@@ -96,7 +96,6 @@ def t_quantile(df: int) -> float:
 def all_pairs(summaries: list) -> list[Comparison]:
     """Every pair of runs, each later run against each earlier one (a - b with a the later); with more than one
     pair tested, each also carries its Holm-adjusted p."""
-
     pairs = [compare_runs(summaries[j], summaries[i]) for i in range(len(summaries))
              for j in range(i + 1, len(summaries))]
     if sum(c.p is not None for c in pairs) < 2:

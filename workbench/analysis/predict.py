@@ -26,7 +26,6 @@ class DigitImageError(Exception):
 
 def digit_from_image(path: Path) -> np.ndarray:
     """A picture file as a pooled digit (14, 14) float32 in 0..255."""
-
     from PIL import Image, UnidentifiedImageError
 
 

@@ -103,7 +103,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def figure_out(out: Path) -> Path:
     """--out as a figure file: its suffix names a format, checked before anything is read or drawn."""
-
     if out.suffix.lower().lstrip(".") not in FORMATS:
         raise UsageError(f"--out: a figure is .png, .svg or .pdf, got {str(out)!r}")
     return out

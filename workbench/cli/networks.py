@@ -45,8 +45,7 @@ def add_networks_parsers(sub, runs_dir_help: str) -> None:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Trains on from the run's kept state, on the engine it used, with the same digits; numbers as if it had
-    never stopped (resume.py)."""
-
+    never stopped (training/continuing.py)."""
     args.runs_dir = args.runs_dir or runs_dir()
     try:
         run, engine, digits = continuation_of(args.run, args.runs_dir, args.epochs)

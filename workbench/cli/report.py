@@ -23,7 +23,6 @@ PIPED_WIDTH = 200  # columns of output that goes to a file or a pipe: wide enoug
 
 def console() -> Console:
     """The commands' console: a terminal's own width, else (a pipe, a file) PIPED_WIDTH unless COLUMNS says."""
-
     piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
     return Console(width=PIPED_WIDTH if piped else None)
 

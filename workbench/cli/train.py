@@ -24,7 +24,6 @@ from workbench.training.train import refusal, train_and_record
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per config field; values are checked by the config, so errors read the same everywhere."""
-
     g = p.add_argument_group("configuration (overrides the preset; without one, the defaults shown)")
     for key, spec in FIELDS.items():
         listed = spec.choices and not all(choice in spec.help for choice in spec.choices)
@@ -70,7 +69,6 @@ def config_from_args(args: argparse.Namespace, preset: Preset | None) -> RunConf
 def run_and_report(runs: list, args: argparse.Namespace, digits: str | None = None) -> int:
     """Train the runs with a progress bar, save their records, print the comparison; exit status 1 if any failed
     or was not saved, 130 when cancelled. With `digits`, the digits must be those (a run continued)."""
-
     from workbench.engine import EngineError
 
     console = report_console()
@@ -132,7 +130,6 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def notes_from_args(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...], str]:
     """--name, --tag and --note as a run keeps them; a bad one is refused naming its flag."""
-
     try:
         name = check_name(args.name)
     except ValueError as exc:

@@ -22,7 +22,6 @@ def flag(key: str) -> str:
 @contextmanager
 def data_flag():
     """Digits that cannot be had become a UsageError naming --data."""
-
     try:
         yield
     except DataError as exc:

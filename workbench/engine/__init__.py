@@ -2,7 +2,7 @@
 
 `batched` (the default) trains all rounds of configs that share an architecture as one stacked model
 (batched.py, stacked.py), stacks side by side on a CPU's cores (scheduler.py); `loop` is the plain reference
-loop, one round at a time (loop.py). Every random draw of a round comes from (seed, round) (randomness.py).
+loop, one round at a time (loop.py). Every random draw of a round comes from (seed, round) (paper/randomness.py).
 """
 
 from __future__ import annotations

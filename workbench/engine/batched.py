@@ -1,7 +1,7 @@
 """The batched engine: all rounds of one or more configs that share an architecture, trained as one stacked model.
 
 Each replica (config, round) keeps its own pair sets, batch order, initial weights and dropout draws, all from
-(seed, round) (randomness.py). The loss is summed over replicas, so each replica's gradient is its own; Adam is
+(seed, round) (paper/randomness.py). The loss is summed over replicas, so each replica's gradient is its own; Adam is
 element-wise, so one Adam over the stacked weights is R independent Adams (stacked.py's StackAdam).
 """
 

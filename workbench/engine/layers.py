@@ -152,7 +152,7 @@ class StackedConv(StackedLayer):
 
 @dataclass(frozen=True)
 class DrawSlot:
-    """Where a stacked dropout layer finds its draws in a step's (R, D) draws (randomness.py's layout):
+    """Where a stacked dropout layer finds its draws in a step's (R, D) draws (paper/randomness.py's layout):
     its block starts at `offset`; `side` is the distance from a subnet's left-image block to its right-image
     block (None outside the subnets); `shared`: each slot holds both images of its pairs (weight sharing)."""
 

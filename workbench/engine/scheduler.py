@@ -3,7 +3,7 @@
 Small stacks are bound by per-operation overhead, not arithmetic. Threads share one interpreter lock and barely
 overlap; processes with one thread each do. The calling thread trains too: it has torch loaded already, so the
 longest stack starts at once and one process fewer is started and held in memory. A stack's numbers do not
-depend on where it trains: every draw is its replicas' own (randomness.py).
+depend on where it trains: every draw is its replicas' own (paper/randomness.py).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def plan_jobs(configs: list[RunConfig], groups: list[list[int]], cores: int,
 
 def job_bytes(configs: list[RunConfig], job: StackJob) -> int:
     """What one stack holds while it trains: per replica its weights, their gradients and Adam's two moments, a
-    checkpoint's copy of the weights and moments (resume.py), its pairs in three copies (sets, the epoch's order,
+    checkpoint's copy of the weights and moments (records/checkpoint.py), its pairs in three copies (sets, the epoch's order,
     the evaluation chunks), and the widest activations. Replicas of several learning rates (adam.py) also keep
     whose each weight is, and where rates meet inside a line (only convolutions' slots are not whole lines) the
     weights and moments as they were, their positions, and with three rates or more a copy of them."""
@@ -142,7 +142,6 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
                 start: Starts | None = None, on_states: OnStates | None = None,
                 stop_run: StopRun | None = None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
-
     if cancel is not None and cancel.is_set():
         return [failed_result(configs[i], source.name, engine, "", "cancelled") for i in group]
     try:
@@ -186,7 +185,6 @@ def on_streams(configs: list[RunConfig], jobs: list[StackJob], source: DigitSour
     """Stacks on `workers` threads of this process, longest first, each on a CUDA stream of its own (on a CPU,
     the same threads without streams: the tests check the plumbing there). A stack's numbers do not depend on
     which thread or stream trains it; records reach `on_epoch` one at a time."""
-
     lock = threading.Lock()
 
     def report(rec: EpochRecord) -> None:

@@ -1,6 +1,6 @@
 """Where a round's training stands after an epoch, taken from either engine and given back to it: the weights,
 Adam's two moments and step count, and the learning rate the next epoch uses. Every random draw of an epoch
-comes from (seed, round, epoch) (randomness.py), so with these a round continues exactly where it stopped."""
+comes from (seed, round, epoch) (paper/randomness.py), so with these a round continues exactly where it stopped."""
 
 from __future__ import annotations
 

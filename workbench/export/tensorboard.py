@@ -125,7 +125,6 @@ def run_events(summary: RunSummary, figure_png: tuple[bytes, int, int] | None = 
 
 def export_tensorboard(summaries: list[RunSummary], out: Path, figures: bool = True) -> list[Path]:
     """One event file per run under out/<run folder>/, each written whole; returns their paths."""
-
     written = []
     stamp = int(time.time())
     for summary in summaries:

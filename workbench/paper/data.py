@@ -211,7 +211,6 @@ def split_embedded(images: torch.Tensor, labels: torch.Tensor) -> tuple[DigitSet
 
 def parse_embedded(csv_gz: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(5000, 28, 28) uint8 pixels and (5000,) labels; each CSV row is 784 pixels then the label."""
-
     with gzip.open(csv_gz, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     pixels = torch.from_numpy(table[:, :784].astype(np.uint8)).view(-1, 28, 28)

@@ -66,7 +66,6 @@ def parse_toml(text: str, source: str, what: str) -> dict[str, Any]:
 
 def read_text(path: Path) -> str:
     """A preset's or a spec's text: a regular file of sane size (a FIFO or a device is refused, never read)."""
-
     try:
         return read_input_text(Path(path))
     except OSError as exc:

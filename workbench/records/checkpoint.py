@@ -26,7 +26,7 @@ from workbench.records.store import HISTORY_FIELDS
 from workbench.records.weights import NPY_HEADER, checked_arrays, open_archive, reference_shapes, rounds_named
 
 PARTS = ("weights", "exp_avg", "exp_avg_sq")
-RESUME_LIMIT = 3 * 2**31  # three copies of the largest weights file networks.py reads
+RESUME_LIMIT = 3 * 2**31  # three copies of the largest weights file records/weights.py reads
 CHECKPOINT_SHARE = 0.0025  # of the training time, at most, spent writing checkpoints (as much taking the states)
 
 
@@ -49,7 +49,6 @@ class Continuation:
 
 def states_npz(states: dict, history) -> bytes:
     """Rounds' states (round -> RoundState) and the history so far as one archive."""
-
     arrays: dict[str, np.ndarray] = {"history": history_array(history)}
     for r, state in states.items():
         arrays[f"round{r}/epoch"] = np.array(state.epoch, dtype=np.int64)
@@ -65,7 +64,6 @@ def states_npz(states: dict, history) -> bytes:
 
 def history_array(history) -> np.ndarray:
     """The epoch records as rows of history.csv's columns (runs.HISTORY_FIELDS), NaN for a missing figure."""
-
     rows = [[math.nan if getattr(h, c) is None else float(getattr(h, c)) for c in HISTORY_FIELDS] for h in history]
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(HISTORY_FIELDS))
 
@@ -172,13 +170,11 @@ class Checkpoints:
 
 def claim(run, root: Path, engine: str) -> Path:
     """A run's folder, claimed before it trains and described (run.json), for its checkpoints."""
-
     return new_run_dir(root, run_description(run, engine))[1]
 
 
 def described(folder: Path) -> tuple[dict, RunConfig]:
     """A killed run's run.json: what it was and its config (ResumeUnreadable when it cannot be read)."""
-
     try:
         about = json.loads(read_input_text(folder / RUN_FILE))
         return about, from_dict(about["config"], str(folder / RUN_FILE))

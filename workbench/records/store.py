@@ -56,7 +56,7 @@ class RunSummary:
     edited: bool | None = None  # its config is no longer its preset's (None: a record from before this was kept)
     tags: list[str] = field(default_factory=list)  # the user's words for it (notebook.parse_tags)
     note: str = ""
-    continues: str | None = None  # the id of the record this run continued (resume.py)
+    continues: str | None = None  # the id of the record this run continued (training/continuing.py)
 
     @property
     def difference(self) -> float | None:
@@ -77,7 +77,7 @@ class RunSummary:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], path: Path | None = None) -> RunSummary:
-        """A summary read back; a record of the wrong shape is a ValueError naming the field (schema.py)."""
+        """A summary read back; a record of the wrong shape is a ValueError naming the field (records/schema.py)."""
         check_summary(d)
         paper = d.get("paper")
         return cls(
@@ -119,7 +119,6 @@ def history_csv(history) -> str:
 def predictions_npz(rounds) -> bytes | None:
     """The rounds' test predictions as one compressed numpy archive (None when no round has them): per round
     and pair the probability, digits, target and auxiliary digits; the kept images with their round and pair."""
-
     kept = [r for r in rounds if r.predictions is not None]
     if not kept:
         return None
@@ -148,7 +147,7 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
              note: str = "", weights: str = "all", folder: Path | None = None, resume: bytes | None = None,
              continues: str | None = None) -> RunSummary:
     """Write a run's history, predictions, weights (`weights`: all, first or none of its rounds), what it may
-    continue from (`resume`, resume.py) and summary, in the `folder` claimed for it or a new one; the summary goes
+    continue from (`resume`, records/checkpoint.py) and summary, in the `folder` claimed for it or a new one; the summary goes
     last, so a listed run is a whole run. Where a file cannot be written (a full disk, a runs directory that is a
     file), what was written goes and RunNotSaved says why."""
     root = root or runs_dir()

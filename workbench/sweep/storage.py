@@ -54,7 +54,6 @@ def storage_exists(storage: str) -> bool:
 def open_storage(storage: str):
     """A database URL gets Optuna's RDB storage with heartbeats (a dead worker's trial fails and is retried);
     anything else is a journal file, locked for the processes of one machine."""
-
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own tables say what happens

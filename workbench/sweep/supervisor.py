@@ -169,7 +169,6 @@ class SweepRun:
     def measure_final(self, source, runs_root: Path, on_epoch=None, cancel=None) -> list[FinalRun]:
         """Trains the config chosen after each stage on the test pairs and records each as a run; when every
         choice was measured before (a rerun of a finished sweep), returns those runs instead of training again."""
-
         chosen = final_runs(self.spec, self.storage, self.study)
         earlier = self.measured_before(chosen, runs_root)
         if not chosen or earlier:
@@ -185,7 +184,6 @@ class SweepRun:
     def measured_before(self, chosen, runs_root: Path) -> list[FinalRun]:
         """The runs an earlier final measurement recorded, if they measured exactly these choices and are all
         still in runs_root; [] otherwise."""
-
         stored = recorded_finals(self.storage, self.study)
         if not chosen or [(f.get("label"), f.get("config")) for f in stored] != [(l, c.to_dict()) for l, c, _ in chosen]:
             return []

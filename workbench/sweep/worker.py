@@ -25,7 +25,6 @@ UNTAGGED_GRACE_S = 60.0  # a trial names its worker within milliseconds of its s
 def trial_owner_gone(t) -> bool:
     """Whether a running trial's worker has died: its host:pid is gone, or it never got to name itself (ended
     between the trial's start and its first write) and the trial started long ago."""
-
     tag = str(t.user_attrs.get("worker", ""))
     if tag:
         return owner_gone(tag)

@@ -40,7 +40,6 @@ def continuation_of(ref: str, root: Path, epochs: int | None = None):
     where unknown). A killed run continues in its own folder; a cancelled record to its planned epochs (or
     `epochs`), as a run that replaces it; a done record only with more `epochs`, as a new run. LookupError or
     ResumeUnreadable (one line) when it cannot continue."""
-
     folders = unfinished(root, ref)
     if len(folders) > 1:
         raise LookupError(f"{ref!r} names {len(folders)} unfinished runs ({', '.join(p.name for p in folders[:3])}): "

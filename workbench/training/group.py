@@ -26,8 +26,8 @@ class NamedRun:
     edited: bool | None = None  # the config is no longer its preset's (None without a preset)
     tags: tuple[str, ...] = ()
     note: str = ""
-    weights: str | None = None  # the rounds whose networks the record keeps: all, first, none (None: networks.py)
-    resume: Continuation | None = field(default=None, repr=False)  # where it continues from (resume.py)
+    weights: str | None = None  # the rounds whose networks the record keeps: all, first, none (None: records/weights.resolve_keep)
+    resume: Continuation | None = field(default=None, repr=False)  # where it continues from (training/continuing.py)
 
     @classmethod
     def of(cls, config: RunConfig, preset: Preset | None = None, name: str | None = None,

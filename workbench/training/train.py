@@ -148,7 +148,6 @@ def send_to_store(recorded: list[Recorded], track: str | None, saving: bool) -> 
 def superseded(run: NamedRun, runs_root: Path) -> tuple[str, str]:
     """A cancelled record that a saved run continued goes to the trash, the new record holding all it held: what
     to say, and the id that went ('' where none did)."""
-
     old = run.resume.supersedes if run.resume else None
     if old is None:
         return "", ""

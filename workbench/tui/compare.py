@@ -1,6 +1,6 @@
 """The compare screen: marked runs side by side. Curves overlaid (mean line and ± std band per run), every round's
 final score as dots, the paired comparison of each pair of runs, and two runs' error heatmaps side by side or
-their difference. `ctrl+e` writes the same comparison as a figure (figures.py)."""
+their difference. `ctrl+e` writes the same comparison as a figure (analysis/figures.py)."""
 
 from __future__ import annotations
 

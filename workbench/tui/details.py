@@ -203,7 +203,6 @@ class RunDetails(ModalScreen[str | None]):
 
     def show_learned(self) -> None:
         """The first layer of a kept round's network: what its units or filters look at."""
-
         note, picture = self.query_one("#learned-note", Static), self.query_one("#learned-picture", Static)
         kept = kept_rounds(self.summary.path)
         if not kept:

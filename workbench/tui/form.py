@@ -160,7 +160,6 @@ class ConfigForm(VerticalScroll):
 
     def notes(self) -> tuple[tuple[str | None, tuple[str, ...], str], dict[str, str]]:
         """(name, tags, note) as the run will keep them, and what is wrong with each (by field)."""
-
         checks = {"name": check_name, "tags": lambda text: tuple(parse_tags(text)), "note": check_note}
         kept: dict[str, Any] = {}
         errors: dict[str, str] = {}

@@ -79,7 +79,6 @@ class SweepUpdate(Message):
 def finished_notices(message: RunFinished, line: str) -> list[tuple[str, dict]]:
     """What the app says when a run ends, as (text, notify's options): how it ended, then whether its record was
     saved and where an MLflow store took it."""
-
     summary = message.summary
     name = markup(summary.name)
     if summary.status == "failed":

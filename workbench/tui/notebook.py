@@ -50,7 +50,6 @@ class RunsNotebook:
     def resume_run(self, summary: RunSummary | None) -> None:
         """A cancelled run queued to continue from its kept state to its planned epochs, on its engine: it trains
         as if it had never stopped, and its record replaces the cancelled one (which goes to the trash)."""
-
         if summary is None:
             self.app.notify("no run to resume: the results table is empty", title="Resume", severity="warning")
             return
@@ -151,7 +150,6 @@ class RunsNotebook:
 
     def scatter(self) -> None:
         """Every run the results table shows, as a point: final score against one setting."""
-
         table = self.app.query_one(ResultsTable)
         runs = table.shown()
         if not any(s.status == "done" for s in runs):
@@ -162,7 +160,6 @@ class RunsNotebook:
 
     def playground(self, runs: list[RunSummary] | None = None) -> None:
         """The playground for the marked runs (two at most answer side by side), else the one under the cursor."""
-
         table = self.app.query_one(ResultsTable)
         if runs is None:
             runs = [table.summaries[i] for i in table.marked if i in table.summaries] or \

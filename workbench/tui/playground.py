@@ -163,7 +163,6 @@ class PlaygroundScreen(Screen):
 
     def action_random_pair(self) -> None:
         """One of the run's recorded test pairs (the kept images), the next each time."""
-
         try:
             predictions = load_predictions(self.runs[0].path)
         except PredictionsUnreadable as exc:

@@ -14,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from workbench.format import (STAGE_COLUMNS, TRIAL_COLUMNS, plain, score_line, setting, stage_cells, sweep_progress,
-                              trial_cells)
+from workbench.format import (STAGE_COLUMNS, TRIAL_COLUMNS, percent, plain, score_line, setting, stage_cells,
+                              sweep_progress, trial_cells)
 from workbench.paper.config import FIELDS, ConfigError
 from workbench.sweep import (SweepRun, SweepSpec, Trial, all_trials, default_storage, export_trials, load_spec,
                              open_storage, stage_summaries, storage_exists, sweeps_dir, trials_csv_path)
@@ -253,7 +253,7 @@ class SweepScreen(Screen):
             if param is None:
                 continue
             values = [float(t.params[param]) for t in mine if param in t.params]
-            scores = [100 * t.val_mean for t in mine if param in t.params]
+            scores = [percent(t.val_mean) for t in mine if param in t.params]
             plt.scatter(values, scores, marker="dot", color=(40, 170, 90))
             hold_flat_scale(plt, scores)
             fit_title(plot, f"{plain(stage.name)}: validation % vs {FIELDS[param].label}")
@@ -264,7 +264,7 @@ class SweepScreen(Screen):
         plt = plots[2].plt
         best, so_far = float("-inf"), []
         for t in mine:
-            best = max(best, 100 * t.val_mean)
+            best = max(best, percent(t.val_mean))
             so_far.append(best)
         plt.plot(list(range(1, len(so_far) + 1)), so_far, marker="braille", color=(30, 150, 220))
         hold_flat_scale(plt, so_far)

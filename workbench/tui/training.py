@@ -1,5 +1,5 @@
 """The app's training thread: hands a queue group to training.train_and_record and reports only through messages
-(a few a second at most); naming, cancelling, saving and scoring are training.py's."""
+(a few a second at most); naming, cancelling, saving and scoring are training/train.py's."""
 
 from __future__ import annotations
 
