@@ -21,3 +21,17 @@ def alive(pid: int) -> bool:
     except (OSError, StopIteration):
         return False
     return "Z" not in state.split()[1]
+
+
+_records = None  # a pool process's records queue (the scheduler's, in a test of its shutdown)
+
+
+def keep_records(records) -> None:
+    global _records
+    _records = records
+
+
+def put_records(size: int) -> int:
+    """As a stack's process does at its end: records (a round's states) larger than a pipe holds, then return."""
+    _records.put(b"x" * size)
+    return size

@@ -606,3 +606,31 @@ def test_a_pruned_run_leaves_its_stack_and_the_rest_train_on_as_alone(source, st
             same_round_numbers(result, run_configs([config], source, validation=40)[0])
     # a pruner needs each epoch's validation score: every record has one
     assert all(rec.val_acc is not None and 0.0 <= rec.val_acc <= 1.0 for rec in seen)
+
+
+def test_the_pool_ends_while_a_process_still_has_records_to_send():
+    """A process's last records (a round's states are megabytes) must be read before it can exit: the pool was
+    once shut down without reading them, and the parent waited for ever on a process waiting on it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import proctools
+
+    from workbench.engine.scheduler import SideBySide
+    from workbench.procs import spawn_context
+
+    got = []
+    side = SideBySide([], [], None, got.append, None, 2, 0)
+    context = spawn_context()
+    side.records = context.Queue()
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=proctools.keep_records, initargs=(side.records,))
+    size = 4 << 20  # far more than a pipe holds: the process's queue thread blocks until it is read
+    assert pool.submit(proctools.put_records, size).result(timeout=120) == size
+    closing = threading.Thread(target=side._shut_down, args=(pool,), daemon=True)
+    closing.start()
+    closing.join(60)
+    stuck = closing.is_alive()
+    if stuck:  # leave no process behind for the tests after this one
+        for process in pool._processes.values():
+            process.kill()
+    assert not stuck, "the pool's shutdown waited for ever on a process that could not send its records"
+    assert got == [b"x" * size]

@@ -289,11 +289,22 @@ class SideBySide:
                 # FileNotFoundError over the user's screen): it has nothing to finish, so it is ended here
                 for process in set(multiprocessing.active_children()) - others:
                     process.terminate()
-            pool.shutdown(wait=not self.abandoned.is_set(), cancel_futures=True)
+            self._shut_down(pool)
         self._drain()  # records a process put just before it returned
         self.records.close()
         self.records.join_thread()
         return self.finished
+
+    def _shut_down(self, pool: ProcessPoolExecutor) -> None:
+        """Ends the pool's processes, reading their records meanwhile: a process exits only once what it put on the
+        records queue is read (a round's states are larger than a pipe holds), so waiting without reading would
+        wait for ever."""
+        closing = threading.Thread(target=pool.shutdown, name="stack-pool-shutdown", daemon=True,
+                                   kwargs={"wait": not self.abandoned.is_set(), "cancel_futures": True})
+        closing.start()
+        while closing.is_alive():
+            self._drain(timeout=0.05)
+        closing.join()
 
     def _take(self) -> StackJob | None:
         with self.lock:
