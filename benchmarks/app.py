@@ -49,7 +49,8 @@ def launch_to_first_screen() -> tuple[float, str]:
 def measure_in_fresh_process(where: str, preset: str, small: bool) -> float:
     """Each measurement in its own process: torch's thread pools are per process and per thread, and a
     process that already trained on its main thread trains slower from another thread."""
-    done = subprocess.run([sys.executable, __file__, "--one", where, "--preset", preset, *(["--small"] if small else [])],
+    small_flag = ["--small"] if small else []
+    done = subprocess.run([sys.executable, __file__, "--one", where, "--preset", preset, *small_flag],
                           capture_output=True, text=True, cwd=ROOT, timeout=600)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])

@@ -14,7 +14,8 @@ headless() {  # the README's headless block, a command a line, comments dropped
 }
 if [ "${1:-}" = "--small" ]; then
   git clone -q "$here" "$work/clone" && cd "$work/clone" || exit 1
-  make -n test > /dev/null && make -n run > /dev/null || { echo "fresh_clone: the Makefile's targets do not resolve"; exit 1; }
+  make -n test > /dev/null && make -n run > /dev/null ||
+    { echo "fresh_clone: the Makefile's targets do not resolve"; exit 1; }
   commands=$(headless)
   [ -n "$commands" ] || { echo "fresh_clone: no headless block found in the README"; exit 1; }
   known=$("$here/.venv/bin/digit-workbench" --help 2>&1) || known=$(python -m workbench --help 2>&1)

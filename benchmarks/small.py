@@ -5,6 +5,7 @@ its small run never replaces a measured figure."""
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -29,33 +30,11 @@ def out_path(small: bool, out: Path | None, default: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="wb-small-")) / default.name if small else default
 
 
-SMALL_SPEC = """title = "small"
-validation_pairs = 40
-final_rounds = 2
-
-[base]
-subnet = "fcn"
-hl = 8
-c_hl = 4
-rounds = 2
-epochs = 1
-pairs = 100
-batch_size = 20
-device = "cpu"
-
-[[stage]]
-name = "widths"
-grid = { hl = [8, 16] }
-
-[[stage]]
-name = "alpha"
-range = { alpha = [0.1, 0.9] }
-trials = 2
-"""
-
-
 def small_spec() -> Path:
-    """A sweep spec of two stages and four trials of seconds each, in a temporary folder."""
+    """The test suite's tiny sweep spec (two stages, six trials of seconds each), in a temporary folder."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from sweep_specs import tiny_spec_text
+
     path = Path(tempfile.mkdtemp(prefix="wb-small-")) / "small.toml"
-    path.write_text(SMALL_SPEC)
+    path.write_text(tiny_spec_text(title="small"))
     return path

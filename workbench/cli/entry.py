@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
@@ -18,7 +19,7 @@ from workbench.format import plain
 
 def build_parser() -> Parser:
     parser = Parser(prog="digit-workbench", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"digit-workbench {package_version()}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     add_train_parsers(sub)
     add_presets_parser(sub)
@@ -29,6 +30,17 @@ def build_parser() -> Parser:
     add_runs_parser(sub, RUNS_DIR_HELP)
     add_data_parser(sub)
     return parser
+
+
+class VersionAction(argparse.Action):
+    """--version, looked up only when asked: reading the installed package's metadata costs every command 30 ms."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"digit-workbench {package_version()}")  # to stdout, as argparse's own action says it
+        parser.exit()
 
 
 def package_version() -> str:

@@ -147,9 +147,9 @@ def save_run(result, name: str, preset: str | None = None, paper: PaperScore | N
              note: str = "", weights: str = "all", folder: Path | None = None, resume: bytes | None = None,
              continues: str | None = None) -> RunSummary:
     """Write a run's history, predictions, weights (`weights`: all, first or none of its rounds), what it may
-    continue from (`resume`, records/checkpoint.py) and summary, in the `folder` claimed for it or a new one; the summary goes
-    last, so a listed run is a whole run. Where a file cannot be written (a full disk, a runs directory that is a
-    file), what was written goes and RunNotSaved says why."""
+    continue from (`resume`, records/checkpoint.py) and summary, in the `folder` claimed for it or a new one; the
+    summary goes last, so a listed run is a whole run. Where a file cannot be written (a full disk, a runs directory
+    that is a file), what was written goes and RunNotSaved says why."""
     root = root or runs_dir()
     path = None
     try:
