@@ -3,6 +3,7 @@ of a file except the deferred ones workbench.DEFERRED lists; nothing outside the
 entry; the map in docs/architecture.md is the tree; files and functions stay small."""
 
 import ast
+import functools
 import os
 import re
 import shutil
@@ -50,6 +51,7 @@ def test_each_contract_fails_when_broken(tmp_path, contract):
     assert f"{last_word} BROKEN" in done.stdout  # the contract's name ends its line of the report
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
     out = {}
     for path in PACKAGE.rglob("*.py"):
@@ -63,8 +65,9 @@ def imported(module: str, node: ast.AST) -> list[str]:
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = node.module or ""
-    if node.level:
-        package = module.rsplit(".", node.level)[0] if not modules()[module].name == "__init__.py" else module
+    if node.level:  # from the module's package, one level up per dot after the first
+        package = module if modules()[module].name == "__init__.py" else module.rsplit(".", 1)[0]
+        package = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
         base = f"{package}.{base}" if base else package
     return [f"{base}.{alias.name}" for alias in node.names] + [base]
 

@@ -147,7 +147,6 @@ def supervise(sweep: SweepRun, args: argparse.Namespace, source, console: Consol
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.runs_dir is not None:  # read by the storage, the final runs and the worker processes alike
         os.environ["DIGIT_WORKBENCH_RUNS"] = str(args.runs_dir)
-
     return run_sweep_command(args)
 
 
