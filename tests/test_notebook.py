@@ -11,7 +11,8 @@ import pytest
 
 from workbench.cli.entry import main
 from workbench.paper.config import RunConfig
-from workbench.records.notebook import empty_trash, move_to_trash, restore, trash_dir, trashed, unfinished_last
+from workbench.records.notebook import unfinished_last
+from workbench.records.trash import empty_trash, move_to_trash, restore, trash_dir, trashed
 from workbench.records.store import load_runs
 
 TINY = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1, pairs=100, batch_size=20, device="cpu")
@@ -40,14 +41,15 @@ def records(tmp_path, source):
 def test_a_run_moved_to_the_trash_is_whole_there_and_whole_back(records):
     root, ids = records
     before = sorted(p.name for p in (root / ids["both"]).iterdir())
-    assert move_to_trash([ids["both"], "20990101-000000-aaaaaa", "no-such-run"], root) == [ids["both"]]
+    out = move_to_trash([ids["both"], "20990101-000000-aaaaaa", "no-such-run"], root)
+    assert out.done == [ids["both"]] and len(out.left) == 2
     assert sorted(s.name for s in load_runs(root)[0]) == ["broken", "plain"]
     assert [s.name for s in trashed(root)] == ["both"]
     assert sorted(p.name for p in (trash_dir(root) / ids["both"]).iterdir()) == before
     assert (root / "20990101-000000-aaaaaa" / "history.csv").exists()  # a run being written is never touched
-    assert restore([ids["both"]], root) == [ids["both"]]
+    assert restore([ids["both"]], root).done == [ids["both"]]
     assert sorted(s.name for s in load_runs(root)[0]) == ["both", "broken", "plain"]
-    assert move_to_trash([ids["plain"]], root) == [ids["plain"]] and empty_trash(root) == 1
+    assert move_to_trash([ids["plain"]], root).done == [ids["plain"]] and empty_trash(root).done == [ids["plain"]]
     assert trashed(root) == [] and sorted(s.name for s in load_runs(root)[0]) == ["both", "broken"]
 
 

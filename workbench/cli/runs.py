@@ -13,11 +13,11 @@ from workbench.cli.report import console, text
 from workbench.cli.usage import RUNS_DIR_HELP, UsageError
 from workbench.export.mlflow_tracking import track
 from workbench.export.tensorboard import export_tensorboard
-from workbench.format import mean_std_label, plain, weights_label
+from workbench.format import counted, mean_std_label, plain, weights_label
 from workbench.paper.architecture import weight_count
-from workbench.records import notebook
+from workbench.records import notebook, trash
 from workbench.records.csv_export import export_csv
-from workbench.records.folder import runs_dir, tidy_abandoned
+from workbench.records.folder import runs_dir, tidy_abandoned, unfinished_notes
 from workbench.records.store import load_runs
 
 STATUSES = ("done", "failed", "cancelled")
@@ -43,26 +43,44 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command is None:
         raise UsageError("runs: say ls, rm, restore or empty-trash")
     root = Path(args.runs_dir) if args.runs_dir else runs_dir()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--runs-dir: {root} is a file, not a folder of runs")
+    try:
+        return _runs(args, root)
+    except trash.TrashRefused as exc:
+        for run_id in exc.done:
+            print(f"{'deleted' if args.runs_command == 'empty-trash' else 'moved'} {run_id}")
+        print(f"digit-workbench: {plain(exc.message)}", file=sys.stderr)
+        return 1
+
+
+def _runs(args: argparse.Namespace, root: Path) -> int:
     if args.runs_command == "empty-trash":
-        gone = notebook.empty_trash(root)
-        print(f"deleted {gone} record{'s' if gone != 1 else ''} from {notebook.trash_dir(root)}")
+        out = trash.empty_trash(root)
+        _say_left(out)
+        print(f"deleted {counted(len(out.done), 'record')} from {trash.trash_dir(root)}")
         return 0
     in_trash = args.runs_command == "restore" or getattr(args, "trash", False)
-    summaries, problems = (notebook.trashed(root), []) if in_trash else load_runs(root)
+    summaries, problems = (trash.trashed(root), []) if in_trash else load_runs(root)
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     if args.runs_command == "ls":
         shown = [s for s in summaries if notebook.matches(s, " ".join(args.words))]
         print_runs(notebook.unfinished_last(shown))
+        if not in_trash:
+            for note in unfinished_notes(root):
+                print(f"digit-workbench: {plain(note)}", file=sys.stderr)
         return 0
     try:
         picked = notebook.pick_runs(args.runs, summaries)
-    except LookupError as exc:
-        raise UsageError(f"RUN: {exc}") from None
+    except notebook.NoSuchRun as exc:
+        where = trash.whereabouts(exc.ref, root, in_trash=in_trash)
+        raise UsageError(f"RUN: {exc}" + (f"; {where}" if where else "")) from None
     if args.runs_command == "restore":
-        done = notebook.restore([s.id for s in picked], root)
-        print(f"restored {len(done)} run{'s' if len(done) != 1 else ''} to {root}")
-        return 0
+        out = trash.restore([s.id for s in picked], root)
+        _say_left(out)
+        print(f"restored {counted(len(out.done), 'run')} to {root}")
+        return 0 if out.done or not picked else 1
     if getattr(args, "status", None):
         wanted = [w.strip() for w in args.status.split(",") if w.strip()]
         unknown = [w for w in wanted if w not in STATUSES]
@@ -71,10 +89,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
         picked += [s for s in summaries if s.status in wanted and s not in picked]
     elif not picked:
         raise UsageError("RUN: name the runs to move to the trash, or give --status")
-    moved = notebook.move_to_trash([s.id for s in picked], root)
-    print(plain(f"moved {len(moved)} run{'s' if len(moved) != 1 else ''} to {notebook.trash_dir(root)}"
-                + (f"; `digit-workbench runs restore {' '.join(moved)}` brings them back" if moved else "")))
-    return 0
+    out = trash.move_to_trash([s.id for s in picked], root)
+    _say_left(out)
+    print(plain(f"moved {counted(len(out.done), 'run')} to {trash.trash_dir(root)}"
+                + (f"; `digit-workbench runs restore {' '.join(out.done)}` brings them back" if out.done else "")))
+    return 0 if out.done or not picked else 1
+
+
+def _say_left(out: trash.Outcome) -> None:
+    for line in out.left:
+        print(f"digit-workbench: {plain(line)}", file=sys.stderr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -99,16 +99,38 @@ def tidy_abandoned(root: Path | None = None) -> list[str]:
             continue
         for tmp in path.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
-        kept = [p.name for p in path.iterdir() if p.name not in (WRITER_FILE, RUN_FILE)]
-        if RESUME_FILE in kept:
-            said.append(f"{path}: interrupted before its record was written; `digit-workbench resume {path.name}` "
-                        "continues it from its last checkpoint")
-        elif kept:
-            said.append(f"{path}: incomplete, its writer died before the summary ({', '.join(sorted(kept))} kept)")
+        note = _left_behind(path)
+        if note:
+            said.append(note)
         else:  # killed before its first checkpoint: nothing it computed is here
             release(path)
             path.rmdir()
     return said
+
+
+def _left_behind(path: Path) -> str:
+    """What a folder whose writer died holds, in one line ('' when nothing of what it computed)."""
+    kept = sorted(p.name for p in path.iterdir() if p.name not in (WRITER_FILE, RUN_FILE)
+                  and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    if RESUME_FILE in kept:
+        return (f"{path}: interrupted before its record was written; `digit-workbench resume {path.name}` "
+                "continues it from its last checkpoint")
+    if kept:
+        return f"{path}: incomplete, its writer died before the summary ({', '.join(kept)} kept)"
+    return ""
+
+
+def unfinished_notes(root: Path) -> list[str]:
+    """A line for each folder under root that is no run yet, without touching any: training now, interrupted
+    (and how to continue it), or left incomplete."""
+    notes = []
+    for path in unfinished_folders(root):
+        try:
+            note = _left_behind(path) if writer_gone(path) else f"{path}: training now, no record yet"
+        except OSError:
+            continue
+        notes.append(note or f"{path}: interrupted before its first checkpoint; nothing it computed is kept")
+    return notes
 
 
 def unfinished(root: Path, ref: str) -> list[Path]:

@@ -1,24 +1,26 @@
 """The lab notebook over run records: finding runs by what they are or what the user calls them, their tags and
-notes, and pruning them without losing anything by accident (a trash folder under the runs directory: moved there
-whole, restored whole, emptied only when asked). The app and the `runs`, `compare` and `plot` commands use it.
+notes (pruning them is records/trash.py's). The app and the `runs`, `compare` and `plot` commands use it.
 Torch-free."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
-from pathlib import Path
 
 from workbench.format import setting
 from workbench.paper.config import FIELDS, short_label
-from workbench.records.folder import runs_dir
 from workbench.records.layout import is_run, names_run
 from workbench.records.schema import MAX_NAME, MAX_NOTE, MAX_TAG, MAX_TAGS
-from workbench.records.store import RunSummary, load_runs, write_summary
+from workbench.records.store import RunSummary, write_summary
 
-TRASH = ".trash"  # under the runs directory; a dot folder, so no reader of runs/ takes it for a run
 UNFINISHED = ("failed", "cancelled")
+
+
+class NoSuchRun(LookupError):
+    """A reference that names no run, or several; `ref` is the reference as given."""
+
+    def __init__(self, message: str, ref: str):
+        super().__init__(message)
+        self.ref = ref
 
 
 def parse_tags(raw: list[str] | str) -> list[str]:
@@ -76,62 +78,6 @@ def unfinished_last(summaries: list[RunSummary]) -> list[RunSummary]:
     return sorted(summaries, key=lambda s: s.status in UNFINISHED)
 
 
-def trash_dir(root: Path | None = None) -> Path:
-    return (root or runs_dir()) / TRASH
-
-
-def move_to_trash(ids: list[str], root: Path | None = None) -> list[str]:
-    """Moves whole, finished records into the trash (one rename each: a record is in one place or the other);
-    returns the ids moved. A run not on disk, or not finished writing, is left where it is."""
-    root = root or runs_dir()
-    trash = trash_dir(root)
-    moved = []
-    for run_id in ids:
-        source = root / run_id
-        # the summary is written last, and only then is a record finished: one still being written has none
-        if source.is_symlink() or not source.is_dir() or not is_run(source):
-            continue
-        trash.mkdir(parents=True, exist_ok=True)
-        if (trash / run_id).exists():  # an earlier copy of this record: the newer one is not dropped over it
-            continue
-        os.rename(source, trash / run_id)
-        moved.append(run_id)
-    return moved
-
-
-def restore(ids: list[str], root: Path | None = None) -> list[str]:
-    """Moves records back from the trash; returns the ids restored (a run already back in place stays)."""
-    root = root or runs_dir()
-    trash = trash_dir(root)
-    restored = []
-    for run_id in ids:
-        source = trash / run_id
-        if not source.is_dir() or (root / run_id).exists():
-            continue
-        os.rename(source, root / run_id)
-        restored.append(run_id)
-    return restored
-
-
-def trashed(root: Path | None = None) -> list[RunSummary]:
-    return load_runs(trash_dir(root))[0]
-
-
-def empty_trash(root: Path | None = None) -> int:
-    """Deletes what the trash holds, for good; returns how many records went."""
-    trash = trash_dir(root)
-    if not trash.is_dir():
-        return 0
-    gone = 0
-    for entry in sorted(trash.iterdir()):
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-        gone += 1
-    return gone
-
-
 def annotate(summary: RunSummary, tags: list[str], note: str) -> RunSummary:
     """The run's record with new tags and note, rewritten whole; OSError when the record is no longer where it
     was read (moved to the trash, deleted)."""
@@ -156,14 +102,14 @@ def pick_runs(refs: list[str], summaries: list[RunSummary]) -> list[RunSummary]:
         elif len(prefix) == 1:
             picked.append(prefix[0])
         elif len(prefix) > 1:
-            raise LookupError(f"{ref!r} starts or ends {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
-                              "give more of it")
+            raise NoSuchRun(f"{ref!r} starts or ends {len(prefix)} run ids ({', '.join(p.id for p in prefix[:3])}…): "
+                              "give more of it", ref)
         elif named:
             picked.append(max(named, key=lambda s: (s.started_at, s.id)))
         else:
-            raise LookupError(f"no run with id or name {ref!r} in {summaries[0].path.parent if summaries and summaries[0].path else 'the runs directory'}")
+            raise NoSuchRun(f"no run with id or name {ref!r} in {summaries[0].path.parent if summaries and summaries[0].path else 'the runs directory'}", ref)
         if picked[-1] in picked[:-1]:
-            raise LookupError(f"{ref!r} names run {picked[-1].id} ({picked[-1].name}) again")
+            raise NoSuchRun(f"{ref!r} names run {picked[-1].id} ({picked[-1].name}) again", ref)
     return picked
 
 

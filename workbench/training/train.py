@@ -17,7 +17,7 @@ from workbench.export.mlflow_tracking import tracking_uri
 from workbench.paper.config import RunConfig
 from workbench.records.checkpoint import Checkpoints, claim
 from workbench.records.folder import drop_unstarted
-from workbench.records.notebook import move_to_trash
+from workbench.records.trash import move_to_trash
 from workbench.records.store import RunNotSaved, RunSummary, save_run, summarize
 from workbench.records.weights import resolve_keep
 from workbench.training.continuing import merged
@@ -152,9 +152,9 @@ def superseded(run: NamedRun, runs_root: Path) -> tuple[str, str]:
     if old is None:
         return "", ""
     try:
-        moved = move_to_trash([old.name], runs_root)
+        moved = move_to_trash([old.name], runs_root).done
     except OSError as exc:
-        return f"{run.name}: the cancelled record {old.name} it continues stays ({exc.strerror or exc})", ""
+        return f"{run.name}: the cancelled record {old.name} it continues stays ({exc})", ""
     if not moved:
         return "", ""
     return (f"{run.name}: continues {old.name}, which went to the trash (`digit-workbench runs restore {old.name}` "

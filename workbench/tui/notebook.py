@@ -4,11 +4,13 @@ here, so the app keeps layout, bindings and routing."""
 
 from __future__ import annotations
 
+from workbench.format import counted
 from workbench.paper.presets import TABLE_II
 from workbench.records.checkpoint import ResumeUnreadable
 from workbench.records.csv_export import export_csv
-from workbench.records.notebook import latest_row_runs, move_to_trash, restore, trash_dir
+from workbench.records.notebook import latest_row_runs
 from workbench.records.store import RunSummary
+from workbench.records.trash import Outcome, TrashRefused, move_to_trash, restore, trash_dir
 from workbench.training.continuing import continuation_of
 from workbench.tui.compare import CompareScreen
 from workbench.tui.confirm import Confirm
@@ -85,29 +87,35 @@ class RunsNotebook:
             return
         kept = {i: table.summaries[i] for i in ids if i in table.summaries}
         try:
-            moved = move_to_trash(ids, self.app.runs_root)
-        except OSError as exc:
-            self.app.notify(markup(f"cannot move to {trash_dir(self.app.runs_root)}: {exc.strerror or exc}"), title="Trash",
-                        severity="error")
-            return
-        table.drop(moved)
-        self.trashed_last = [kept[i] for i in moved if i in kept]
-        left = len(ids) - len(moved)
-        self.app.notify(markup(f"moved {len(moved)} run{'s' if len(moved) != 1 else ''} to {trash_dir(self.app.runs_root)}"
-                           + (": u brings them back" if moved else "")
-                           + (f"; {left} not on disk or still being written stayed" if left else "")), title="Trash")
+            out = move_to_trash(ids, self.app.runs_root)
+        except TrashRefused as exc:
+            out = Outcome(exc.done, [exc.message])
+        table.drop(out.done)
+        self.trashed_last = [kept[i] for i in out.done if i in kept]
+        where = trash_dir(self.app.runs_root)
+        self.app.notify(markup(f"moved {counted(len(out.done), 'run')} to {where}"
+                               + (": u brings them back" if out.done else "")
+                               + "".join(f"\n{line}" for line in out.left[:3])
+                               + (f"\n(and {len(out.left) - 3} more)" if len(out.left) > 3 else "")),
+                        title="Trash", severity="error" if out.left else "information", timeout=10 if out.left else 5)
 
     def undo_trash(self) -> None:
         if not self.trashed_last:
             self.app.notify("nothing to bring back from the trash", title="Trash")
             return
-        restored = restore([s.id for s in self.trashed_last], self.app.runs_root)
+        try:
+            out = restore([s.id for s in self.trashed_last], self.app.runs_root)
+        except TrashRefused as exc:
+            out = Outcome(exc.done, [exc.message])
         table = self.app.query_one(ResultsTable)
         for summary in self.trashed_last:
-            if summary.id in restored:
+            if summary.id in out.done:
                 table.put(summary)
-        self.trashed_last = []
-        self.app.notify(f"brought back {len(restored)} run{'s' if len(restored) != 1 else ''}", title="Trash")
+        # what a refusal kept in the trash can be asked for again
+        self.trashed_last = [s for s in self.trashed_last if s.id not in out.done] if out.left else []
+        self.app.notify(markup(f"brought back {counted(len(out.done), 'run')}"
+                               + "".join(f"\n{line}" for line in out.left[:3])), title="Trash",
+                        severity="error" if out.left else "information")
 
     def export(self, replace: bool = False) -> None:
         """The results table (the rows the filter shows) to CSV; an export already there is replaced only when the
