@@ -266,3 +266,31 @@ def test_a_checkpoint_that_cannot_be_written_costs_a_line_not_the_run(source, tm
     (r,) = train_and_record([NamedRun("kept", tiny(epochs=2, **CONFIGS["fcn"]))], source, runs_root=tmp_path)
     assert r.summary.status == "done" and not r.unsaved and (r.summary.path / RESUME_FILE).exists()
     assert "kept: a checkpoint could not be written" in r.said and "No space left on device" in r.said
+
+
+def test_two_resumes_of_one_run_at_once_the_second_is_refused(source, tmp_path):
+    import fcntl
+
+    config = tiny(epochs=1, **CONFIGS["fcn"])
+    (kept,) = train_and_record([NamedRun("kept", config)], source, runs_root=tmp_path)
+    other = os.open(kept.summary.path, os.O_RDONLY)  # another process's hold: an open of its own
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ResumeUnreadable, match=f"{kept.summary.id} is being continued by another process"):
+            continuation_of(kept.summary.id, tmp_path, epochs=2)
+    finally:
+        os.close(other)
+    run, _, _ = continuation_of(kept.summary.id, tmp_path, epochs=2)  # free again: it continues
+    assert run.config.epochs == 2
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_so_not_blames_weights(tmp_path):
+    import socket
+
+    folder = tmp_path / "20260101-000000-abcdef"
+    folder.mkdir()
+    (folder / ".writer").write_text(f"{socket.gethostname()}:999999999\n")  # a writer that is gone
+    (folder / RUN_FILE).write_text("{}")
+    with pytest.raises(ResumeUnreadable, match="interrupted before its first checkpoint") as err:
+        continuation_of("abcdef", tmp_path)
+    assert "--weights" not in str(err.value)

@@ -4,15 +4,15 @@ torch."""
 
 from __future__ import annotations
 
-import zipfile
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from workbench.fsutil import open_input
 from workbench.paper.verdict import says_first_le_second
 from workbench.records.layout import PREDICTIONS_FILE
+from workbench.records.weights import member, open_archive
 
 PREDICTIONS_LIMIT = 256 << 20  # 100 rounds of 30,000 pairs is under 50 MB
 
@@ -50,12 +50,13 @@ class RunPredictions:
 
 def load_predictions(run_dir: Path | None) -> RunPredictions | None:
     """A run's predictions, or None when it has none (an older record, a failed or cancelled run)."""
-    if run_dir is None or not (Path(run_dir) / PREDICTIONS_FILE).exists():
+    if run_dir is None or not os.path.lexists(Path(run_dir) / PREDICTIONS_FILE):
         return None
     path = Path(run_dir) / PREDICTIONS_FILE
     try:
-        with open_input(path, PREDICTIONS_LIMIT) as f, np.load(f, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        with open_archive(path, PREDICTIONS_LIMIT, PredictionsUnreadable) as data:
+            # each array read only once its header says it is numbers that fit (npz members may be compressed)
+            arrays = {k: member(data, k, path, PREDICTIONS_LIMIT, PredictionsUnreadable) for k in data.files}
         k, n = arrays["prob"].shape
         preds = RunPredictions(
             rounds=arrays["round"].astype(int), prob=arrays["prob"].astype(np.float32),
@@ -63,7 +64,9 @@ def load_predictions(run_dir: Path | None) -> RunPredictions | None:
             digit_pred=arrays["digit_pred"].astype(int) if "digit_pred" in arrays else None,
             image_round=arrays["image_round"].astype(int), image_pair=arrays["image_pair"].astype(int),
             images=arrays["images"])
-    except (OSError, KeyError, ValueError, TypeError, EOFError, IndexError, zipfile.BadZipFile) as exc:
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        if isinstance(exc, PredictionsUnreadable):
+            raise
         raise PredictionsUnreadable(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
     shapes_ok = (preds.rounds.shape == (k,) and preds.classes.shape == (k, n, 2) and preds.target.shape == (k, n)
                  and (preds.digit_pred is None or preds.digit_pred.shape == (k, n, 2))

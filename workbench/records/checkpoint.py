@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from workbench.paper.config import ConfigError, RunConfig, from_dict
 from workbench.records.folder import new_run_dir
 from workbench.records.layout import RESUME_FILE, RUN_FILE
 from workbench.records.store import HISTORY_FIELDS
-from workbench.records.weights import NPY_HEADER, checked_arrays, open_archive, reference_shapes, rounds_named
+from workbench.records.weights import checked_arrays, member, open_archive, reference_shapes, rounds_named
 
 PARTS = ("weights", "exp_avg", "exp_avg_sq")
 RESUME_LIMIT = 3 * 2**31  # three copies of the largest weights file records/weights.py reads
@@ -74,35 +75,32 @@ def read_states(run_dir: Path, config: RunConfig) -> tuple[dict, list]:
     from workbench.engine import EpochRecord, RoundState
 
     path = Path(run_dir) / RESUME_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         raise ResumeUnreadable(f"{run_dir}: no state to continue from was kept (kept when weights are: not with "
                                "--weights none, nor for a done run that kept less than every round)")
     shapes = reference_shapes(config)
     with open_archive(path, RESUME_LIMIT, ResumeUnreadable) as data:
-        sizes = {name[:-4]: data.zip.getinfo(name).file_size for name in data.zip.namelist()}
         states = {}
         for r in rounds_named(data.zip.namelist()):
             if not 0 <= r < config.rounds:
                 raise ResumeUnreadable(f"{path}: round {r} is no round of this run ({config.rounds} rounds)")
             parts = {part: checked_arrays(data, path, f"round{r}/{part}", shapes, ResumeUnreadable) for part in PARTS}
-            epoch, steps, lr = (scalar(data, sizes.get(f"round{r}/{k}"), path, f"round{r}/{k}", NPY_HEADER)
-                                for k in ("epoch", "steps", "lr"))
+            epoch, steps, lr = (scalar(data, path, f"round{r}/{k}") for k in ("epoch", "steps", "lr"))
             if epoch != int(epoch) or not 1 <= epoch <= 10**6 or steps < 1 or not lr > 0:
                 raise ResumeUnreadable(f"{path}: round {r} stands at epoch {epoch}, step {steps}, rate {lr}")
             states[r] = RoundState(int(epoch), steps, lr, **parts)
-        history = data["history"] if "history" in sizes else None
-    if history is None or history.ndim != 2 or history.shape[1] != len(HISTORY_FIELDS):
-        raise ResumeUnreadable(f"{path}: its history is missing or not {len(HISTORY_FIELDS)} columns")
+        rows = max(config.rounds * config.epochs + 1, 10_000)  # a bound, with room for records of older layouts
+        history = member(data, "history", path, 8 * len(HISTORY_FIELDS) * rows, ResumeUnreadable)
+    if history.ndim != 2 or history.shape[1] != len(HISTORY_FIELDS) or history.dtype != np.float64:
+        raise ResumeUnreadable(f"{path}: its history is not {len(HISTORY_FIELDS)} columns of numbers")
     records = [EpochRecord(0, int(row[0]), int(row[1]), *(None if math.isnan(v) else float(v) for v in row[2:6]),
                            float(row[6]), float(row[7])) for row in history]
     return states, records
 
 
-def scalar(data, size: int | None, path: Path, key: str, most: int) -> float:
-    """One number of the archive, at most `most` bytes as stored."""
-    if size is None or size > most:
-        raise ResumeUnreadable(f"{path}: {key} is missing or no number")
-    value = data[key]
+def scalar(data, path: Path, key: str) -> float:
+    """One number of the archive."""
+    value = member(data, key, path, 16, ResumeUnreadable)
     if value.shape != () or value.dtype.kind not in "if" or not np.isfinite(value):
         raise ResumeUnreadable(f"{path}: {key} is {value.dtype} {value.shape}, not a finite number")
     return float(value)

@@ -13,7 +13,7 @@ from workbench.fsutil import atomic_write_text
 from workbench.paper.architecture import weight_count
 from workbench.paper.config import FIELDS
 from workbench.records.store import RunSummary
-from workbench.records.weights import kept_rounds
+from workbench.records.weights import WeightsUnreadable, kept_rounds
 
 HYPERPARAMETERS = [k for k in FIELDS if k != "device"]  # the device a run used is its own column
 
@@ -43,12 +43,20 @@ def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]
         cfg = s.config.to_dict()
         accs = s.round_acc + [None] * (max_rounds - len(s.round_acc))
         row = ([s.id, s.name, s.preset or "", ", ".join(s.tags), s.note] + [cfg[k] for k in HYPERPARAMETERS]
-               + [weight_count(s.config), " ".join(map(str, kept_rounds(s.path)))]
+               + [weight_count(s.config), _kept(s)]
                + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
                + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
                   _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])
         rows.append([neutralise(v) for v in row])
     return columns, rows
+
+
+def _kept(summary: RunSummary) -> str:
+    """The rounds whose weights the record keeps ('unreadable' where its weights file cannot be read)."""
+    try:
+        return " ".join(map(str, kept_rounds(summary.path)))
+    except WeightsUnreadable:
+        return "unreadable"
 
 
 def _num(value: float | None) -> float | None:

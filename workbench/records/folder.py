@@ -6,6 +6,7 @@ other module asks here. The file names are records/layout.py's.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -56,6 +57,35 @@ def release(path: Path) -> None:
     """A whole record: nobody writes it any more, and it is no longer a run to continue."""
     (path / RUN_FILE).unlink(missing_ok=True)
     (path / WRITER_FILE).unlink(missing_ok=True)
+    let_go(path)
+
+
+class FolderBusy(OSError):
+    """Another process continues this run already."""
+
+
+_held: dict[str, int] = {}  # real path -> the open folder this process holds a lock on
+
+
+def hold(path: Path) -> None:
+    """This process alone continues the run in `path`, until `let_go` or its exit (the kernel drops the lock of a
+    killed process): two `resume` of one run at once would leave two copies. FolderBusy when another holds it."""
+    key = os.path.realpath(path)
+    if key in _held:
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise FolderBusy(f"{path.name} is being continued by another process already") from None
+    _held[key] = fd
+
+
+def let_go(path: Path) -> None:
+    fd = _held.pop(os.path.realpath(path), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def drop(path: Path) -> None:

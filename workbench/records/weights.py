@@ -7,11 +7,14 @@ check reads resume.npz). analysis/networks.py turns them back into a torch modul
 from __future__ import annotations
 
 import io
+import math
+import os
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from workbench.fsutil import open_input
 from workbench.paper.architecture import weight_count
@@ -20,7 +23,7 @@ from workbench.records.layout import WEIGHTS_FILE
 KEEP = ("all", "first", "none")
 SMALL_BYTES = 50 * 2**20  # kept for every round up to this size (the largest preset, table4-cnn-best: 37.8 MB)
 WEIGHTS_LIMIT = 2**31  # a weights file past this is no record of these networks (4096-wide layers stay under it)
-NPY_HEADER = 1024  # what numpy's header may add to a member beyond its data
+ZIP_MAGIC = b"PK\x03\x04"  # how every .npz begins (numpy would take anything else for a pickle)
 
 
 class WeightsUnreadable(Exception):
@@ -58,16 +61,13 @@ def weights_npz(rounds, keep: str) -> bytes | None:
 
 
 def kept_rounds(run_dir: Path | None) -> list[int]:
-    """The rounds whose weights a record keeps ([] when it keeps none), from the archive's index alone."""
+    """The rounds whose weights a record keeps, from the archive's index alone: [] when it keeps none;
+    WeightsUnreadable (one line) when a weights file is there but is no archive (cut short, a folder, a FIFO)."""
     path = Path(run_dir) / WEIGHTS_FILE if run_dir is not None else None
-    if path is None or not path.is_file():
+    if path is None or not os.path.lexists(path):
         return []
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return []
-    return rounds_named(names)
+    with open_archive(path, WEIGHTS_LIMIT) as data:
+        return rounds_named(data.zip.namelist())
 
 
 def rounds_named(names) -> list[int]:
@@ -76,21 +76,48 @@ def rounds_named(names) -> list[int]:
     return sorted(int(r[5:]) for r in rounds if r[5:].isdigit())
 
 
+def member(data, key: str, path: Path, most_bytes: int, error=WeightsUnreadable) -> np.ndarray:
+    """One array of an open archive, read only once its header says it is plain numbers of at most `most_bytes`
+    (a header may claim terabytes in a file of a few bytes); `error` (one line) otherwise."""
+    if f"{key}.npy" not in data.zip.namelist():
+        raise error(f"{path}: {key} is missing")
+    shape, dtype = member_header(data, key, path, error)
+    if dtype.hasobject or dtype.kind not in "biufc":
+        raise error(f"{path}: {key} holds {dtype}, not numbers")
+    if math.prod(shape) * dtype.itemsize > most_bytes:
+        raise error(f"{path}: {key} claims {dtype} {shape}, more than {most_bytes:,} bytes such a part may hold")
+    return data[key]
+
+
+def member_header(data, key: str, path: Path, error=WeightsUnreadable) -> tuple[tuple, np.dtype]:
+    """A member's shape and dtype, from its .npy header alone."""
+    try:
+        with data.zip.open(f"{key}.npy") as f:
+            version = npy_format.read_magic(f)
+            read = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f".npy version {version}")
+            shape, _, dtype = read(f)
+    except (OSError, ValueError, TypeError, SyntaxError, EOFError, zipfile.BadZipFile) as exc:
+        raise error(f"{path}: {key} has no readable array header ({exc})") from None
+    return tuple(shape), dtype
+
+
 def checked_arrays(data, path: Path, prefix: str, shapes: dict[str, tuple], error=WeightsUnreadable
                    ) -> dict[str, np.ndarray]:
     """Every parameter of the network under `prefix/` in an open archive, each checked before it is read (its
-    size) and after (finite float32 of the network's shape); `error` (one line) for the first that is not."""
-    sizes = {name[:-4]: data.zip.getinfo(name).file_size for name in data.zip.namelist()}
+    header: float32 of the network's shape) and after (finite); `error` (one line) for the first that is not."""
     out: dict[str, np.ndarray] = {}
     for name, shape in shapes.items():
         key = f"{prefix}/{name}"
-        if key not in sizes:
+        if f"{key}.npy" not in data.zip.namelist():
             raise error(f"{path}: {key} is missing: not this run's network")
-        if sizes[key] > 4 * int(np.prod(shape)) + NPY_HEADER:
-            raise error(f"{path}: {key} is larger than the network's {shape}")
+        stored, dtype = member_header(data, key, path, error)
+        if stored != shape or dtype != np.float32:
+            raise error(f"{path}: {key} is {dtype} {stored}, not the network's float32 {shape}")
         array = data[key]
         if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
-            raise error(f"{path}: {key} is {array.dtype} {array.shape}, not finite float32 {shape}")
+            raise error(f"{path}: {key} is not finite float32 {shape}")
         out[name] = array
     return out
 
@@ -104,21 +131,28 @@ def reference_shapes(config) -> dict[str, tuple]:
 
 @contextmanager
 def open_archive(path: Path, limit: int, error=WeightsUnreadable):
-    """A numpy archive of a record (weights.npz, resume.npz), read without pickle and only as a regular file of at
-    most `limit` bytes; whatever goes wrong reading it is `error`, one line naming the file."""
+    """A numpy archive of a record (weights.npz, resume.npz, predictions.npz), read without pickle and only as a
+    regular file of at most `limit` bytes that starts as a zip archive; whatever goes wrong reading it is `error`,
+    one line naming the file."""
     try:
-        with open_input(path, limit) as f, np.load(f, allow_pickle=False) as data:
-            yield data
+        with open_input(path, limit) as f:
+            if f.read(4) != ZIP_MAGIC:
+                raise error(f"{path}: not a numpy archive (.npz): it is cut short, or some other file")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as data:
+                yield data
     except error:
         raise
+    except MemoryError:
+        raise error(f"{path}: holds more than this machine's memory: no record of these networks") from None
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
-        raise error(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+        raise error(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def read_weights(run_dir: Path, config, round_index: int) -> dict[str, np.ndarray]:
     """Round `round_index`'s parameters, each checked against the shape the config's reference model has."""
     path = Path(run_dir) / WEIGHTS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):  # a link to nowhere, or a loop, is read (and refused) below
         raise WeightsUnreadable(f"{run_dir}: no weights kept (trained before weights were kept, with "
                                 "--weights none, or not finished)")
     shapes = reference_shapes(config)

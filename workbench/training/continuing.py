@@ -6,12 +6,14 @@ trained on, and trains to the numbers it would have reached without the stop.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from workbench.paper.config import RunConfig
 from workbench.paper.presets import load_presets
 from workbench.records.checkpoint import Continuation, ResumeUnreadable, described, read_states
-from workbench.records.folder import unfinished, writer_gone
+from workbench.records.folder import FolderBusy, hold, unfinished, writer_gone
+from workbench.records.layout import RESUME_FILE
 from workbench.records.notebook import pick_runs
 from workbench.records.store import load_runs
 from workbench.training.group import NamedRun
@@ -48,6 +50,10 @@ def continuation_of(ref: str, root: Path, epochs: int | None = None):
         folder = folders[0]
         if not writer_gone(folder):
             raise ResumeUnreadable(f"{folder.name} is still being trained by a running process")
+        if not os.path.lexists(folder / RESUME_FILE):
+            raise ResumeUnreadable(f"{folder.name} was interrupted before its first checkpoint: nothing it computed "
+                                   "was kept, so it cannot continue; train it again")
+        held(folder)
         about, config = described(folder)
         same_device(config, str(about.get("device") or ""), about.get("name") or folder.name)
         config = with_epochs(config, epochs)
@@ -61,6 +67,13 @@ def continuation_of(ref: str, root: Path, epochs: int | None = None):
     return of_record(ref, root, epochs)
 
 
+def held(folder: Path) -> None:
+    try:
+        hold(folder)
+    except FolderBusy as exc:
+        raise ResumeUnreadable(str(exc)) from None
+
+
 def of_record(ref: str, root: Path, epochs: int | None):
     (summary,) = pick_runs([ref], load_runs(root)[0])
     if summary.status == "failed":
@@ -70,6 +83,7 @@ def of_record(ref: str, root: Path, epochs: int | None):
         raise ResumeUnreadable(f"{summary.name} ({summary.id}) is done at its {summary.config.epochs} epochs: "
                                f"--epochs N (more than {summary.config.epochs}) extends it as a new run")
     same_device(summary.config, summary.device, f"{summary.name} ({summary.id})")
+    held(summary.path)
     config = with_epochs(summary.config, epochs)
     states, history = read_states(summary.path, summary.config)
     check_history(states, history, summary.id, config.epochs)

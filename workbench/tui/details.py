@@ -204,7 +204,12 @@ class RunDetails(ModalScreen[str | None]):
     def show_learned(self) -> None:
         """The first layer of a kept round's network: what its units or filters look at."""
         note, picture = self.query_one("#learned-note", Static), self.query_one("#learned-picture", Static)
-        kept = kept_rounds(self.summary.path)
+        try:
+            kept = kept_rounds(self.summary.path)
+        except WeightsUnreadable as exc:
+            note.update(markup(str(exc)))
+            picture.update("")
+            return
         if not kept:
             note.update("no networks kept for this run (trained before weights were kept, with --weights none, or "
                         "cancelled or failed)")

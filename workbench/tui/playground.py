@@ -98,7 +98,7 @@ class PlaygroundScreen(Screen):
         self.runs = runs[:2]
         self.round_at = 0
         self.nets: list = []
-        self.kept: list[list[int]] = []
+        self.kept: list[list[int] | str] = []
         self.pair_index = 0
 
     def compose(self) -> ComposeResult:
@@ -115,13 +115,24 @@ class PlaygroundScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "Playground"
-        self.kept = [kept_rounds(s.path) for s in self.runs]
+        self.kept = [self.kept_of(s) for s in self.runs]
         self.load_networks()
         self.query_one("#play-first", DigitCanvas).focus()
+
+    @staticmethod
+    def kept_of(summary) -> list[int] | str:
+        """The rounds a run keeps, or why its weights cannot be read."""
+        try:
+            return kept_rounds(summary.path)
+        except WeightsUnreadable as exc:
+            return str(exc)
 
     def load_networks(self) -> None:
         self.nets = []
         for summary, kept in zip(self.runs, self.kept):
+            if isinstance(kept, str):
+                self.nets.append(kept)
+                continue
             if not kept:
                 self.nets.append("no networks kept for this run (trained before weights were kept, or with "
                                  "--weights none)")
