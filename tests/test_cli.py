@@ -201,3 +201,14 @@ def test_table_name_names_each_row_after_its_preset(tmp_path):
                  "100", "--batch-size", "20", "--runs-dir", str(runs)]) == 0
     names = sorted(json.loads(p.read_text())["name"] for p in runs.glob("*/summary.json"))
     assert names == ["quick-basic", "quick-table2-fcn-ws"]
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["predict"], "digit-workbench: error: predict: the following arguments are required: RUN, A.png, B.png"),
+    (["runs", "bogus"], "digit-workbench: error: runs: argument runs_command: invalid choice: 'bogus'"),
+    (["bogus"], "digit-workbench: error: argument command: invalid choice: 'bogus'"),
+])
+def test_a_parse_error_names_the_program_once_and_the_command(argv, said, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(said) and err.count("digit-workbench") == 1, err

@@ -196,3 +196,78 @@ def test_without_the_client_installed_the_run_says_so_in_one_line(tmp_path, sour
     assert recorded.tracked == ("α [0.3] run: not sent to MLflow (the MLflow client is not installed "
                                 "(pip install -e '.[track]')); its local record is kept")
     assert (recorded.summary.path / "summary.json").is_file()
+
+
+@pytest.fixture
+def one_record(tmp_path, source):
+    return trained(tmp_path, source).summary
+
+
+@pytest.mark.parametrize("uri, said", [
+    ("garbage://x", "MLflow opens no garbage:// store"),
+    ("sqlite:///{tmp}/notes.txt", "file is not a database"),
+    (" ", "an empty store address"),
+    ("postgresql://user@localhost/db", "no postgresql driver is installed"),
+    ("http://127.0.0.1:9/", "cannot reach"),
+])
+def test_a_store_the_client_cannot_open_costs_one_line_per_run(one_record, tmp_path, monkeypatch, uri, said):
+    import importlib.util
+
+    from workbench.export.mlflow_tracking import track
+
+    (tmp_path / "notes.txt").write_text("not a database, and it stays as it was\n")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("psycopg2", "psycopg", "pg8000") else real_find_spec(name, *a))
+    ((line, sent),) = track([one_record], uri.format(tmp=tmp_path))
+    assert not sent and said in line and "its local record is kept" in line and "\n" not in line, line
+    assert (tmp_path / "notes.txt").read_text() == "not a database, and it stays as it was\n"
+
+
+@pytest.mark.parametrize("form", ["file:{tmp}/mlruns", "{tmp}/bare"])
+def test_a_file_store_a_new_user_names_just_works(one_record, tmp_path, monkeypatch, form):
+    from workbench.export.mlflow_tracking import track
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = form.format(tmp=tmp_path)
+    ((line, sent),) = track([one_record], uri)
+    assert sent and "sent to MLflow" in line, line
+    client, runs = the_sent_run(uri)
+    assert [r.data.tags["digit_workbench.run_id"] for r in runs] == [one_record.id]
+
+
+def test_a_store_no_client_can_open_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    argv = ["run", "--hl", "16", "--rounds", "1", "--epochs", "1", "--pairs", "100", "--runs-dir", str(tmp_path / "r")]
+    assert main([*argv, "--track", "garbage://x"]) == 2
+    assert "--track: 'garbage://x': MLflow opens no garbage:// store" in capsys.readouterr().err
+    monkeypatch.setenv("DIGIT_WORKBENCH_TRACK", "ftp://somewhere")
+    assert main(argv) == 2
+    assert "DIGIT_WORKBENCH_TRACK: 'ftp://somewhere'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing trained, nothing written
+
+
+def test_a_store_that_raises_anything_never_ends_the_worker_or_loses_the_record(tmp_path, source, monkeypatch):
+    import workbench.training.train as train
+
+    def broken(summaries, uri):
+        raise RuntimeError("the store fell over")
+
+    monkeypatch.setattr(train, "send", broken)
+    recorded = trained(tmp_path, source, track="sqlite:///x.db")
+    assert not recorded.sent and "the store fell over" in recorded.tracked
+    assert [s.id for s in load_runs(tmp_path / "runs")[0]] == [recorded.summary.id]
+
+
+def test_export_refuses_flags_that_name_no_place_before_writing(one_record, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = str(tmp_path / "runs")
+    for argv, said in ((["--tensorboard", ""], "--tensorboard: an empty folder name"),
+                       (["--mlflow", " "], "--mlflow: an empty store address"),
+                       (["--mlflow", "garbage://x"], "--mlflow: 'garbage://x'")):
+        capsys.readouterr()
+        assert main(["export", *argv, "--runs-dir", runs]) == 2
+        assert said in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing written into this folder
+    (tmp_path / "file").write_text("x")
+    assert main(["export", "--runs-dir", str(tmp_path / "file")]) == 2
+    assert "--runs-dir" in capsys.readouterr().err and not (tmp_path / "runs-export.csv").exists()

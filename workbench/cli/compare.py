@@ -13,10 +13,9 @@ from workbench.analysis.across_runs import COLOUR_BY, field_named, scatter
 from workbench.analysis.figures import FORMATS, write_figure, write_scatter, write_weights_figure
 from workbench.analysis.paired import all_pairs
 from workbench.cli.report import comparison_table, console
-from workbench.cli.usage import UsageError
+from workbench.cli.usage import UsageError, records_dir
 from workbench.format import COMPARISON_CSV_HEADER, comparison_csv_row, plain
 from workbench.fsutil import atomic_write_text
-from workbench.records.folder import runs_dir
 from workbench.records.notebook import matches, pick_runs
 from workbench.records.store import load_runs, read_history
 from workbench.records.weights import WeightsUnreadable
@@ -50,7 +49,7 @@ def picked_runs(args: argparse.Namespace, at_least: int) -> list:
     if len(args.runs) < at_least:
         raise UsageError(f"RUN: {args.command} needs at least {at_least} run{'s' if at_least > 1 else ''} "
                          f"(ids, names or presets), got {len(args.runs)}")
-    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    summaries, problems = load_runs(records_dir(args.runs_dir))
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     try:
@@ -129,7 +128,7 @@ def plot_scatter(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--scatter: {exc}") from None
     out = figure_out(args.out or Path(f"scatter-{key}.png"))
-    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    summaries, problems = load_runs(records_dir(args.runs_dir))
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     points = scatter([s for s in summaries if matches(s, " ".join(args.runs))], key, args.colour_by)

@@ -11,10 +11,10 @@ from pathlib import Path
 from workbench.analysis.networks import load_network
 from workbench.analysis.predict import DigitImageError, answer, digit_from_image
 from workbench.cli.train import run_and_report
-from workbench.cli.usage import UsageError, add_data_flags
+from workbench.cli.usage import UsageError, add_data_flags, records_dir
 from workbench.format import plain
 from workbench.records.checkpoint import ResumeUnreadable
-from workbench.records.folder import runs_dir, unfinished
+from workbench.records.folder import unfinished
 from workbench.records.notebook import pick_runs
 from workbench.records.store import load_runs
 from workbench.records.weights import WeightsUnreadable
@@ -46,7 +46,7 @@ def add_networks_parsers(sub, runs_dir_help: str) -> None:
 def cmd_resume(args: argparse.Namespace) -> int:
     """Trains on from the run's kept state, on the engine it used, with the same digits; numbers as if it had
     never stopped (training/continuing.py)."""
-    args.runs_dir = args.runs_dir or runs_dir()
+    args.runs_dir = records_dir(args.runs_dir)
     try:
         run, engine, digits = continuation_of(args.run, args.runs_dir, args.epochs)
     except (LookupError, ResumeUnreadable) as exc:
@@ -60,7 +60,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         digits = [digit_from_image(args.first), digit_from_image(args.second)]
     except DigitImageError as exc:
         raise UsageError(f"A.png/B.png: {exc}") from None
-    root = args.runs_dir or runs_dir()
+    root = records_dir(args.runs_dir)
     summaries, problems = load_runs(root)
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)

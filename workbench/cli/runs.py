@@ -10,14 +10,14 @@ from pathlib import Path
 from rich.table import Table
 
 from workbench.cli.report import console, text
-from workbench.cli.usage import RUNS_DIR_HELP, UsageError
-from workbench.export.mlflow_tracking import track
+from workbench.cli.usage import RUNS_DIR_HELP, UsageError, records_dir
+from workbench.export.mlflow_tracking import store_refusal, track
 from workbench.export.tensorboard import export_tensorboard
 from workbench.format import counted, mean_std_label, plain, weights_label
 from workbench.paper.architecture import weight_count
 from workbench.records import notebook, trash
 from workbench.records.csv_export import export_csv
-from workbench.records.folder import runs_dir, tidy_abandoned, unfinished_notes
+from workbench.records.folder import tidy_abandoned, unfinished_notes
 from workbench.records.store import load_runs
 
 STATUSES = ("done", "failed", "cancelled")
@@ -42,9 +42,7 @@ def add_runs_parser(sub, runs_dir_help: str) -> None:
 def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command is None:
         raise UsageError("runs: say ls, rm, restore or empty-trash")
-    root = Path(args.runs_dir) if args.runs_dir else runs_dir()
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"--runs-dir: {root} is a file, not a folder of runs")
+    root = records_dir(args.runs_dir)
     try:
         return _runs(args, root)
     except trash.TrashRefused as exc:
@@ -102,14 +100,21 @@ def _say_left(out: trash.Outcome) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    for note in tidy_abandoned(args.runs_dir or runs_dir()):
+    root = records_dir(args.runs_dir)
+    if args.tensorboard is not None and not args.tensorboard.strip():
+        raise UsageError("--tensorboard: an empty folder name (say `--tensorboard tb`; '.' for this folder)")
+    why = store_refusal(args.mlflow) if args.mlflow is not None else None
+    if why:
+        raise UsageError(f"--mlflow: {why}")
+    if args.tensorboard is not None:
+        args.tensorboard = Path(args.tensorboard)
+    for note in tidy_abandoned(root):
         print(f"digit-workbench: skipped {plain(note)}", file=sys.stderr)
-    summaries, problems = load_runs(args.runs_dir or runs_dir())
+    summaries, problems = load_runs(root)
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
-    runs = f"{len(summaries)} run{'s' if len(summaries) != 1 else ''}"
+    runs = counted(len(summaries), "run")
     if args.tensorboard is not None:
-
         try:
             export_tensorboard(summaries, args.tensorboard)
         except OSError as exc:
@@ -142,7 +147,7 @@ def print_runs(summaries) -> None:
         table.add_row(text(s.name), text(s.id), text(s.status), mean_std_label(s.mean, s.std),
                       weights_label(weight_count(s.config)))
     console().print(table)
-    print(f"{len(summaries)} run{'s' if len(summaries) != 1 else ''}")
+    print(counted(len(summaries), "run"))
 
 
 def add_export_parser(sub) -> None:
@@ -150,7 +155,7 @@ def add_export_parser(sub) -> None:
                                                  "to an MLflow store")
     export.add_argument("--out", type=Path, default=None, help="CSV file (default: runs-export.csv, unless only "
                                                                "--tensorboard or --mlflow is given)")
-    export.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
+    export.add_argument("--tensorboard", default=None, metavar="DIR",
                         help="also write each run as TensorBoard event files under DIR (tensorboard --logdir DIR)")
     export.add_argument("--mlflow", default=None, metavar="URI",
                         help="also send each run to this MLflow tracking store (runs already there are skipped)")

@@ -12,6 +12,7 @@ from rich.text import Text
 from workbench.cli.report import ProgressDisplay, results_table, text
 from workbench.cli.report import console as report_console
 from workbench.cli.usage import RUNS_DIR_HELP, UsageError, add_data_flags, flag, load_digits
+from workbench.export.mlflow_tracking import TRACK_ENV, store_refusal, tracking_uri
 from workbench.format import plain, setting
 from workbench.paper.config import DEFAULTS, ENGINES, FIELDS, ConfigError, RunConfig, from_dict
 from workbench.paper.presets import TABLE_II, Preset, find_preset
@@ -80,6 +81,10 @@ def run_and_report(runs: list, args: argparse.Namespace, digits: str | None = No
         why = refusal([run.config for run in runs], source)  # before anything trains, naming the flag
         if why:
             raise UsageError(f"--{why}")
+        uri = tracking_uri(args.track)
+        why = store_refusal(uri) if uri else None
+        if why:
+            raise UsageError(f"{'--track' if args.track is not None else TRACK_ENV}: {why}")
         if display.cancel.is_set():
             console.print(text("cancelled before training: nothing trained, nothing written", "yellow"))
             return 130

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 from workbench.paper.config import DATA_SOURCES
 from workbench.paper.sources import DataError, source_kind
+from workbench.records.folder import runs_dir
 
 
 class UsageError(Exception):
@@ -43,7 +45,16 @@ RUNS_DIR_HELP = "the run records' folder (default: $DIGIT_WORKBENCH_RUNS, else .
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""  # the program's name is said once, before
+        raise UsageError(f"{command}: {message}" if command else message)
+
+
+def records_dir(value) -> Path:
+    """The runs folder a command reads (--runs-dir, else the default), refused in one line when it is a file."""
+    root = Path(value) if value else runs_dir()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--runs-dir: {root} is a file, not a folder of runs")
+    return root
 
 
 def add_data_flags(p: argparse.ArgumentParser) -> None:

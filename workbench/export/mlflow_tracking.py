@@ -11,12 +11,14 @@ the local record is never touched: a store that is down or refuses costs one lin
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 from workbench.analysis.curves import Curves
@@ -31,8 +33,13 @@ REACH_TIMEOUT_S = 5.0
 # MLflow retries a failed request for minutes by default; a store that is down should cost seconds
 CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
               "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+              "MLFLOW_ALLOW_FILE_STORE": "true",  # MLflow 3 refuses a file store unless asked; naming one asks
               "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}  # our one line says where it went; no more over the app
-QUIET_LOGGERS = ("mlflow", "alembic")  # their INFO lines (creating tables, …) would land over the app's screen
+QUIET_LOGGERS = ("mlflow", "alembic", "sqlalchemy")  # their lines would land over the app's screen; ours say it all
+# the stores MLflow's client opens; anything else is refused before a run trains
+STORE_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+SQL_DRIVERS = {"postgresql": ("psycopg2", "psycopg", "pg8000"), "mysql": ("pymysql", "MySQLdb", "mysql.connector"),
+               "mssql": ("pyodbc", "pymssql")}
 
 
 class NotSent(Exception):
@@ -45,9 +52,31 @@ def tracking_uri(flag: str | None = None) -> str | None:
     return uri.strip() or None
 
 
+def store_refusal(uri: str) -> str | None:
+    """Why `uri` names no store MLflow's client can open (checked before anything trains, without importing
+    MLflow), or None. A bare path is a file store, as MLflow takes it."""
+    if not uri.strip():
+        return "an empty store address (http://host:5000, sqlite:///runs.db, file:./mlruns)"
+    if any(ch < " " for ch in uri):
+        return f"{uri!r} holds control characters"
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if uri.startswith("file:"):
+        scheme = "file"
+    if scheme and scheme not in STORE_SCHEMES:
+        return (f"{uri!r}: MLflow opens no {scheme}:// store (http://host:5000, sqlite:///runs.db, "
+                "postgresql://…, file:./mlruns)")
+    if scheme in SQL_DRIVERS and "+" not in uri.split("://", 1)[0]:
+        if not any(importlib.util.find_spec(m.split(".")[0]) for m in SQL_DRIVERS[scheme]):
+            return f"{uri!r}: no {scheme} driver is installed (pip install {SQL_DRIVERS[scheme][0]})"
+    return None
+
+
 def client(uri: str):
     """MLflow's client for `uri`, after checking that an HTTP server answers (NotSent when it does not, or when
     the client is not installed)."""
+    why = store_refusal(uri)
+    if why:
+        raise NotSent(why)
     for key, value in CLIENT_ENV.items():
         os.environ.setdefault(key, value)
     if uri.startswith(("http://", "https://")):
@@ -57,7 +86,7 @@ def client(uri: str):
     except ImportError:
         raise NotSent("the MLflow client is not installed (pip install -e '.[track]')") from None
     for name in QUIET_LOGGERS:  # after the import, which sets mlflow's own levels
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -188,21 +217,29 @@ def first_line(exc: BaseException) -> str:
 
 def track(summaries: list[RunSummary], uri: str) -> list[tuple[str, bool]]:
     """Sends each run; per run one line saying where it went, or why it did not (its local record stays), and
-    whether it is in the store now."""
-    try:
-        mlflow_client = client(uri)
-    except NotSent as exc:
-        return [(not_sent(s, str(exc)), False) for s in summaries]
-    lines = []
-    for summary in summaries:
+    whether it is in the store now. Nothing the store does raises: a store that cannot be opened (a database
+    that is no database, a server that is down, a missing driver) is said once per run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library's warnings are not the user's to read; our line says it
         try:
-            run_id, now = send_run(summary, mlflow_client)
-            lines.append((f"{summary.name}: {'sent to' if now else 'already in'} MLflow at {uri} (run {run_id})", True))
+            mlflow_client = client(uri)
+            experiment_id(mlflow_client, uri)  # the first contact with the store: where most stores refuse
         except NotSent as exc:
-            lines.append((not_sent(summary, str(exc)), False))
-        except Exception as exc:  # the store refused (permissions, a schema it does not know): said, not raised
-            lines.append((not_sent(summary, f"{type(exc).__name__}: {first_line(exc)}"), False))
-    return lines
+            return [(not_sent(s, str(exc)), False) for s in summaries]
+        except Exception as exc:
+            why = f"cannot open the store {uri}: {type(exc).__name__}: {first_line(exc)}"
+            return [(not_sent(s, why), False) for s in summaries]
+        lines = []
+        for summary in summaries:
+            try:
+                run_id, now = send_run(summary, mlflow_client)
+                lines.append((f"{summary.name}: {'sent to' if now else 'already in'} MLflow at {uri} (run {run_id})",
+                              True))
+            except NotSent as exc:
+                lines.append((not_sent(summary, str(exc)), False))
+            except Exception as exc:  # the store refused (permissions, a schema it does not know): said, not raised
+                lines.append((not_sent(summary, f"{type(exc).__name__}: {first_line(exc)}"), False))
+        return lines
 
 
 def not_sent(summary: RunSummary, why: str) -> str:

@@ -138,7 +138,12 @@ def send_to_store(recorded: list[Recorded], track: str | None, saving: bool) -> 
     if uri is None or not saving:
         return
     saved = [r for r in recorded if not r.unsaved]
-    for r, (line, sent) in zip(saved, send([r.summary for r in saved], uri)):
+    try:
+        sent_lines = send([r.summary for r in saved], uri)
+    except Exception as exc:  # never the records' loss, nor a worker thread's end (the app's queue would hang)
+        sent_lines = [(f"{r.run.name}: not sent to MLflow ({type(exc).__name__}: {exc}); its local record is kept",
+                       False) for r in saved]
+    for r, (line, sent) in zip(saved, sent_lines):
         r.tracked, r.sent = line, sent
     for r in recorded:
         if r.unsaved:
