@@ -10,7 +10,9 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -837,3 +839,66 @@ def test_ctrl_c_while_the_digits_load_cancels_before_anything_trains(capsys, tmp
     assert main(["run", *TINY, "--runs-dir", str(tmp_path / "runs")]) == 130
     out = capsys.readouterr().out
     assert "cancelled before training" in out and not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------------- signals from the command's first instant
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_the_command_starts_ends_it_in_one_line(tmp_path, signum):
+    """Sent at moments through the command's start-up (its imports): it either finished first, or says it was
+    interrupted in one line with exit 130; never a traceback, never a silent death by the signal."""
+    outcomes = set()
+    for delay in (0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4):
+        child = subprocess.Popen([sys.executable, "-m", "workbench", "runs", "ls", "--runs-dir", str(tmp_path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=60)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, (delay, err)
+        assert child.returncode in (0, 130), (delay, child.returncode, err)
+        if child.returncode == 130:
+            assert len(err.strip().splitlines()) == 1 and "interrupted" in err, err
+        outcomes.add(child.returncode)
+    assert 130 in outcomes  # at least one landed in the start-up
+
+
+def test_ctrl_c_while_sweep_workers_start_says_nothing_from_them(tmp_path):
+    """Ctrl-C reaches the whole process group, the workers too, while they still import torch: they say nothing;
+    the sweep stops in its own words."""
+    from sweep_specs import tiny_spec_text
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text())
+    child = subprocess.Popen([sys.executable, "-m", "workbench", "sweep", str(spec), "--workers", "2", "--data",
+                              "embedded", "--runs-dir", str(tmp_path / "runs")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(workers_of(child.pid)) < 2:
+        time.sleep(0.01)
+    workers = workers_of(child.pid)
+    assert len(workers) >= 2, "the workers never started"
+    for worker in workers:  # ignored from the first moment one can be seen, before it imports anything
+        ignored = next(line for line in Path(f"/proc/{worker}/status").read_text().splitlines()
+                       if line.startswith("SigIgn:"))
+        assert int(ignored.split()[1], 16) & (1 << (signal.SIGINT - 1)), ignored
+    time.sleep(0.3)  # the workers are importing torch now
+    os.killpg(child.pid, signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert "Traceback" not in out + err and "KeyboardInterrupt" not in out + err, out + err
+    assert child.returncode == 130, (child.returncode, out, err)
+
+
+
+def workers_of(pid: int) -> list[int]:
+    """The spawned worker processes of `pid` (not multiprocessing's resource tracker)."""
+    from proctools import children_of
+
+    out = []
+    for child in children_of(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            out.append(child)
+    return out

@@ -2,6 +2,6 @@
 
 import sys
 
-from workbench.cli.entry import main
+from workbench.cli.launch import main
 
 sys.exit(main())

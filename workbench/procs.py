@@ -53,6 +53,22 @@ def child_of(parent: int) -> None:
 
 
 @contextmanager
+def starting_children():
+    """While worker processes start: Ctrl-C is ignored, a disposition a child keeps from its first instant (the
+    terminal sends Ctrl-C to the whole process group, and a child still importing would print a traceback).
+    Only the main thread may change it; elsewhere (the app's workers, where no Ctrl-C reaches) nothing changes.
+    A Ctrl-C in these few milliseconds is lost: press it again."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@contextmanager
 def handling(signums: tuple[int, ...], handler):
     """While active, these signals go to `handler`; the handlers before come back after. Only the main thread may
     set handlers: elsewhere nothing changes."""

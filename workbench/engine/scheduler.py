@@ -32,7 +32,7 @@ from workbench.engine.state import OnStates, RoundState, Starts
 from workbench.paper.architecture import cnn_side, conv1_side, convolution_weights, weight_count
 from workbench.paper.config import RunConfig
 from workbench.paper.data import DigitSource
-from workbench.procs import child_of, spawn_context
+from workbench.procs import child_of, spawn_context, starting_children
 
 SPLIT_WORTH_S = 6.0  # estimated CPU seconds below which half a stack is not worth starting a process for
 
@@ -272,6 +272,9 @@ class SideBySide:
         others = set(multiprocessing.active_children())  # processes this one had before the pool's
         pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_worker_init,
                                    initargs=(os.getpid(), self.records, self.stop, self.source))
+        with starting_children():  # each submit starts a process, here rather than in the dispatcher's thread
+            for _ in range(self.workers - 1):
+                pool.submit(os.getpid)
         dispatcher = threading.Thread(target=self._dispatch, args=(pool,), name="stack-dispatch", daemon=True)
         dispatcher.start()
         try:  # this thread trains on one torch thread, as every stack does (batched.one_thread)

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from workbench.procs import child_of, owner_gone, owner_tag, sigterm_between_writes, spawn_context
+from workbench.procs import child_of, owner_gone, owner_tag, sigterm_between_writes, spawn_context, starting_children
 from workbench.sweep.batch import Batch, ask_batch, batch_size, left_to_ask, requeue
 from workbench.sweep.pruning import pruning_for
 from workbench.sweep.spec import Stage, SweepSpec, load_spec
@@ -118,11 +118,11 @@ def workers_log(study: str, storage_url: str) -> Path:
 
 def _worker_main(parent: int, spec_path: str, storage_url: str, study: str, data: str, data_dir: str | None,
                  batch: int | None, workers: int) -> None:
+    child_of(parent)  # first: a Ctrl-C while torch loads is the parent's to handle
+    sigterm_between_writes()
 
     from workbench.paper.data import load_source
 
-    child_of(parent)
-    sigterm_between_writes()
     log = workers_log(study, storage_url)
     try:  # what a worker says (Optuna's warnings, a traceback) goes to the sweep's log, never over the screen
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +157,7 @@ def start_workers(spec: SweepSpec, storage_url: str, study: str, workers: int, d
     procs = [ctx.Process(target=_worker_main, daemon=True,
                          args=(os.getpid(), str(spec.path), storage_url, study, data, data_dir, batch, workers))
              for _ in range(workers)]
-    for p in procs:
-        p.start()
+    with starting_children():
+        for p in procs:
+            p.start()
     return procs
