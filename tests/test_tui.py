@@ -778,21 +778,6 @@ async def test_at_80x24_the_compare_screen_shows_whole_heatmaps_and_every_paired
         assert sum(c.get_render_width(pairs) for c in pairs.columns.values()) <= 80  # the pairing column in view
 
 
-def test_the_results_filter_finds_a_run_by_any_settings_value():
-    from types import SimpleNamespace
-
-    from workbench.records.notebook import matches
-
-    run = SimpleNamespace(name="table2-cnn-ws-aux α 0.2", id="20261201-1", status="done", preset="table2-cnn-ws-aux",
-                          config=RunConfig(subnet="cnn", alpha=0.2, hl=128, batch_size=10), device="cpu",
-                          tags=["baseline"], note="to beat")
-    for words in ("0.2", "alpha=0.2", "α=0.2", "hl=128", "HL=128", "batch_size=10", "batch=10", "cnn done", "α",
-                  "baseline", "beat"):
-        assert matches(run, words), words
-    for words in ("alpha=0.3", "hl=64", "c_hl=128", "failed"):  # a key names its own setting only
-        assert not matches(run, words), words
-
-
 async def test_errors_with_three_runs_lets_you_choose_the_two(make_app, saved_runs):
     app = make_app(load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -16,7 +16,8 @@ from workbench.cli.report import comparison_table, console
 from workbench.cli.usage import UsageError, records_dir
 from workbench.format import COMPARISON_CSV_HEADER, comparison_csv_row, plain
 from workbench.fsutil import atomic_write_text
-from workbench.records.notebook import matches, pick_runs
+from workbench.records.filter import FilterError, parse_filter
+from workbench.records.notebook import pick_runs
 from workbench.records.store import load_runs, read_history
 from workbench.records.weights import WeightsUnreadable
 
@@ -131,7 +132,11 @@ def plot_scatter(args: argparse.Namespace) -> int:
     summaries, problems = load_runs(records_dir(args.runs_dir))
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
-    points = scatter([s for s in summaries if matches(s, " ".join(args.runs))], key, args.colour_by)
+    try:
+        shows = parse_filter(" ".join(args.runs))
+    except FilterError as exc:
+        raise UsageError(f"RUN: {exc}") from None
+    points = scatter([s for s in summaries if shows(s)], key, args.colour_by)
     if not points.points:
         raise UsageError(f"RUN: no done run{' that the words find' if args.runs else ''} has {points.label}"
                          + (f" ({points.left_out()})" if points.left_out() else ""))

@@ -16,6 +16,7 @@ from workbench.export.tensorboard import export_tensorboard
 from workbench.format import counted, mean_std_label, plain, weights_label
 from workbench.paper.architecture import weight_count
 from workbench.records import notebook, trash
+from workbench.records.filter import FilterError, parse_filter
 from workbench.records.csv_export import export_csv
 from workbench.records.folder import tidy_abandoned, unfinished_notes
 from workbench.records.store import load_runs
@@ -26,7 +27,8 @@ STATUSES = ("done", "failed", "cancelled")
 def add_runs_parser(sub, runs_dir_help: str) -> None:
     runs = sub.add_parser("runs", help="list, prune and restore run records (pruned runs go to a trash folder)")
     runs_sub = runs.add_subparsers(dest="runs_command")
-    ls = runs_sub.add_parser("ls", help="the runs every word finds (name, id, status, settings: 0.2, alpha=0.2)")
+    ls = runs_sub.add_parser("ls", help="the runs every word finds (words anywhere; alpha>0.3, status=done, tag=x, "
+                                        "name~fcn)")
     ls.add_argument("words", nargs="*", metavar="WORD")
     ls.add_argument("--trash", action="store_true", help="list the trash instead")
     rm = runs_sub.add_parser("rm", help="move runs to the trash (runs/.trash; `runs restore` brings them back)")
@@ -63,7 +65,11 @@ def _runs(args: argparse.Namespace, root: Path) -> int:
     for problem in problems:
         print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
     if args.runs_command == "ls":
-        shown = [s for s in summaries if notebook.matches(s, " ".join(args.words))]
+        try:
+            shows = parse_filter(" ".join(args.words))
+        except FilterError as exc:
+            raise UsageError(f"WORD: {exc}") from None
+        shown = [s for s in summaries if shows(s)]
         print_runs(notebook.unfinished_last(shown))
         if not in_trash:
             for note in unfinished_notes(root):

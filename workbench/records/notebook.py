@@ -60,19 +60,6 @@ def check_note(note: str) -> str:
     return note
 
 
-def matches(summary: RunSummary, text: str) -> bool:
-    """Whether a run matches a filter: every word somewhere in its name, id, status, tags, note, net or settings'
-    values; a word with `=` names one setting by key, label or short label (`alpha=0.2`, `hl=128`, `batch=10`)."""
-    c = summary.config
-    settings = {f"{name}={setting(value)}".lower() for key, value in c.to_dict().items()
-                for name in (key, FIELDS[key].label.replace(" ", "_"), short_label(key))}
-    haystack = " ".join([summary.name, summary.id, summary.status, summary.preset or "", *summary.tags,
-                         summary.note, c.subnet,
-                         "ws" if c.weight_sharing else "", "aux" if c.aux_loss else "", *sorted(settings),
-                         summary.device]).lower()
-    return all((word in settings) if "=" in word else (word in haystack) for word in text.lower().split())
-
-
 def unfinished_last(summaries: list[RunSummary]) -> list[RunSummary]:
     """The same order, failed and cancelled runs moved after the others (whichever way the rest is sorted)."""
     return sorted(summaries, key=lambda s: s.status in UNFINISHED)

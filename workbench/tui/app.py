@@ -94,8 +94,8 @@ class WorkbenchApp(App):
                 with TabPane("Live", id="live"):
                     yield LiveView(clock=self.clock, id="liveview")
                 with TabPane("Results", id="results"):
-                    yield TextInput(placeholder="filter (/): words of a run's name, id, status, tags, note or settings "
-                                            "(0.2, alpha=0.2)",
+                    yield TextInput(placeholder="filter (/): words of a run's name, tags or settings; alpha>0.3, "
+                                            "status=done, tag=quick, name~fcn",
                                 id="results-filter", compact=True)
                     yield ResultsTable(id="results-table")
         yield Static("", id="queue")
@@ -310,10 +310,16 @@ class WorkbenchApp(App):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "results-filter":
-            self.query_one(ResultsTable).set_filter(event.value)
+            why = self.query_one(ResultsTable).set_filter(event.value)
+            event.input.set_class(bool(why), "-invalid")  # red while it cannot mean anything; Enter says why
+            event.input.tooltip = markup(why) if why else None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "results-filter":
+            why = self.query_one(ResultsTable).set_filter(event.value)
+            if why:
+                self.notify(markup(why), title="Filter", severity="error", timeout=8)
+                return
             self.query_one(ResultsTable).focus()
 
     def action_sweeps(self) -> None:

@@ -11,7 +11,8 @@ from textual.widgets import DataTable
 from workbench.format import STATUS_STYLE, result_cells, setting, weights_label
 from workbench.paper.architecture import weight_count
 from workbench.paper.config import FIELDS
-from workbench.records.notebook import matches, unfinished_last
+from workbench.records.filter import Filter, FilterError, parse_filter
+from workbench.records.notebook import unfinished_last
 from workbench.records.store import RunSummary
 from workbench.tui.text import cell
 
@@ -91,6 +92,7 @@ class ResultsTable(DataTable):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
+        self.shows: Filter = parse_filter("")
         self.marked: list[str] = []  # in the order marked: the compare screen keeps it
 
     def on_mount(self) -> None:
@@ -110,7 +112,7 @@ class ResultsTable(DataTable):
             with self.app.batch_update():
                 for (key, _), value in zip(COLUMNS, self.row_cells(summary)):
                     self.update_cell(summary.id, key, value)
-        elif matches(summary, self.filter_text):
+        elif self.shows(summary):
             if self.sort_column:
                 self.apply_sort()
             else:
@@ -125,13 +127,20 @@ class ResultsTable(DataTable):
             if run_id in self.rows:
                 self.remove_row(run_id)
 
-    def set_filter(self, text: str) -> None:
+    def set_filter(self, text: str) -> str:
+        """Show the runs `text` finds; while it cannot mean anything (typed half-way, a key that is none), the
+        last filter that could stays, and the reason is returned ('' when it applies)."""
+        try:
+            self.shows = parse_filter(text)
+        except FilterError as exc:
+            return str(exc)
         self.filter_text = text.strip()
         self.apply_sort()
+        return ""
 
     def apply_sort(self) -> None:
         """Rebuild the rows: the runs the filter shows, in the sorted order, the cursor kept on its run."""
-        runs = [s for s in self.summaries.values() if matches(s, self.filter_text)]
+        runs = [s for s in self.summaries.values() if self.shows(s)]
         if self.sort_column:
             runs.sort(key=lambda s: sort_value(s, self.sort_column), reverse=self.sort_reverse)
             runs = unfinished_last(runs)  # failed and cancelled runs never top a sort, in either direction
