@@ -212,3 +212,9 @@ def test_a_parse_error_names_the_program_once_and_the_command(argv, said, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(said) and err.count("digit-workbench") == 1, err
+
+
+@pytest.mark.parametrize("flag", [["--change"], ["--round", "2"]])
+def test_a_weights_only_flag_without_weights_is_refused_not_ignored(flag, tmp_path, capsys):
+    assert main(["plot", "x", *flag, "--runs-dir", str(tmp_path)]) == 2
+    assert f"{flag[0]}: only with --weights" in capsys.readouterr().err

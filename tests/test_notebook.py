@@ -140,12 +140,27 @@ def test_tags_and_a_note_go_with_a_run_from_the_command_and_are_found(tmp_path, 
 
 @pytest.mark.parametrize("argv, flag", [
     (["--tag", "x" * 41], "--tag"), (["--tag", "a\x1b[31mb"], "--tag"),
-    (["--tag", ",".join(f"t{i}" for i in range(21))], "--tag"), (["--note", "n" * 2001], "--note")])
+    (["--tag", ",".join(f"t{i}" for i in range(21))], "--tag"), (["--note", "n" * 2001], "--note"),
+    (["--note", "title \x1b]0;pwned\x07 set"], "--note"), (["--note", "red \x1b[31m"], "--note"),
+    (["--note", "c1 \x9b31m"], "--note")])
 def test_bad_tags_and_notes_are_refused_with_one_line(tmp_path, capsys, argv, flag):
     assert main(["run", "--rounds", "1", "--epochs", "1", *argv, "--runs-dir", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"digit-workbench: error: {flag}:") and len(err.splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_note_written_by_hand_with_an_escape_reaches_the_csv_as_text(records, tmp_path):
+    import csv
+
+    root, ids = records
+    summary = root / ids["plain"] / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "note": "two lines\nand \x1b]0;pwned\x07"}))
+    assert main(["export", "--runs-dir", str(root), "--out", str(tmp_path / "e.csv")]) == 0
+    text = (tmp_path / "e.csv").read_text()
+    assert "\x1b" not in text and "\x07" not in text
+    (row,) = [r for r in csv.DictReader(text.splitlines(keepends=True)) if r["id"] == ids["plain"]]
+    assert row["note"] == "two lines\nand \\x1b]0;pwned\\x07"
 
 
 def test_a_record_with_bad_tags_is_skipped_naming_the_field(records):

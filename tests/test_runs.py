@@ -170,6 +170,32 @@ def test_what_a_killed_writer_left_is_tidied_and_a_live_writers_run_is_not_touch
     assert [r.name for r in loaded] == ["whole"] and not problems
 
 
+def test_a_claim_killed_before_its_writer_was_named_is_tidied_once_its_grace_is_past(tmp_path):
+    import time
+
+    from workbench.records.folder import CLAIM_GRACE_S, tidy_abandoned
+
+    fresh, old = tmp_path / "20260101-000000-aaaaaa", tmp_path / "20260101-000000-bbbbbb"
+    fresh.mkdir()
+    old.mkdir()
+    past = time.time() - CLAIM_GRACE_S - 5
+    os.utime(old, (past, past))
+    tidy_abandoned(tmp_path)
+    assert fresh.exists() and not old.exists()  # one being claimed right now stays
+
+
+def test_a_killed_writers_temporary_files_go_when_its_run_is_taken_over(tmp_path):
+    from workbench.records.folder import take_over
+    from workbench.records.layout import WRITER_FILE
+
+    folder = tmp_path / "20260101-000000-cccccc"
+    folder.mkdir()
+    (folder / ".summary.json.k3j2.tmp").write_text('{"half')
+    (folder / "history.csv").write_text("round,epoch\n")
+    take_over(folder)
+    assert sorted(p.name for p in folder.iterdir()) == [WRITER_FILE, "history.csv"]
+
+
 def test_a_run_is_named_by_its_id_or_four_characters_of_its_start_or_end(tmp_path, trained):
     """One rule for every command that takes a run (records/layout.names_run): `resume` of a folder a killed run
     left, and `runs`, `compare`, `predict` of a record."""

@@ -52,6 +52,11 @@ def test_shipped_specs_follow_the_papers_stages():
     (('validation_pairs = 40', 'validation_pairs = 1000000'), "validation_pairs"),
     (('final_rounds = 2', 'final_rounds = 2\n[paper]\nscore = 92.82'), "paper.score"),
     (('final_rounds = 2', 'final_rounds = 2\n[paper]\nscore = 0.9\nsorce = 1'), "paper.sorce"),
+    (('title = "tiny"', 'title = ["a"]'), "title"),
+    (('title = "tiny"', 'title = "two\\nlines"'), "title"),
+    (('title = "tiny"', 'title = ""'), "title"),
+    (('name = "widths"', 'name = 5'), "stage[0].name"),
+    (('name = "widths"', 'name = "\\u001b[31mred"'), "stage[0].name"),
 ])
 def test_bad_specs_name_the_file_and_the_key(tmp_path, change, key):
     path = tmp_path / "bad.toml"

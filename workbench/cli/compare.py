@@ -79,6 +79,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    if not args.weights:  # what only a weights figure reads is refused elsewhere, not silently dropped
+        given = [f for f, on in (("--change", args.change), ("--round", args.round != 0)) if on]
+        if given:
+            raise UsageError(f"{given[0]}: only with --weights (what one run's network learned)")
     if args.scatter is not None:
         return plot_scatter(args)
     if args.weights:

@@ -18,13 +18,18 @@ from workbench.records.weights import WeightsUnreadable, kept_rounds
 HYPERPARAMETERS = [k for k in FIELDS if k != "device"]  # the device a run used is its own column
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not \t \n \r: a cell may hold lines
 FORMULA_START = re.compile(r"(?<![^\r\n])([=+\-@\t\r])")  # at the start of the text or of any line in it
 
 
 def neutralise(value: Any) -> Any:
     """Text a spreadsheet would run as a formula gets an apostrophe before it, at the start of every line (a
-    line break inside a cell can start a new row in some readers)."""
-    return FORMULA_START.sub(r"'\1", value) if isinstance(value, str) else value
+    line break inside a cell can start a new row in some readers); a control character other than a line break
+    or tab (an escape sequence, from a record written by hand) is written as its escape."""
+    if not isinstance(value, str):
+        return value
+    value = CONTROL.sub(lambda m: ascii(m[0])[1:-1], value)
+    return FORMULA_START.sub(r"'\1", value)
 
 
 def export_columns(max_rounds: int) -> list[str]:

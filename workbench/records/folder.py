@@ -49,8 +49,11 @@ def new_run_dir(root: Path, about: dict | None = None) -> tuple[str, Path]:
 
 
 def take_over(path: Path) -> None:
-    """A killed run's folder, continued by this process: it names this process as its writer now."""
+    """A killed run's folder, continued by this process: it names this process as its writer now, and what the
+    killed writer left half-written (its temporary files) goes."""
     atomic_write_text(path / WRITER_FILE, owner_tag() + "\n")
+    for tmp in path.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def release(path: Path) -> None:
@@ -108,6 +111,11 @@ def writer_gone(path: Path) -> bool:
         if not tag.strip():
             return time.time() - (path / WRITER_FILE).stat().st_mtime > CLAIM_GRACE_S
         return owner_gone(tag)
+    except FileNotFoundError:  # killed between the claim and its tag: an untagged folder past the grace is nobody's
+        try:
+            return time.time() - path.stat().st_mtime > CLAIM_GRACE_S
+        except OSError:
+            return False
     except OSError:
         return False
 

@@ -53,10 +53,14 @@ def check_name(name: str | None) -> str | None:
 
 
 def check_note(note: str) -> str:
-    """A note as kept: trimmed; ValueError when longer than a record keeps."""
+    """A note as kept: trimmed, lines and tabs allowed; ValueError when longer than a record keeps or holding
+    another control character (an escape sequence would reach every terminal and spreadsheet it is shown in)."""
     note = note.strip()
     if len(note) > MAX_NOTE:
         raise ValueError(f"a note of at most {MAX_NOTE} characters, got {len(note)}")
+    bad = next((ch for ch in note if (ch < " " and ch not in "\n\t") or "\x7f" <= ch <= "\x9f"), None)
+    if bad is not None:
+        raise ValueError(f"a note without control characters (lines and tabs are fine), got {ascii(bad)}")
     return note
 
 

@@ -118,9 +118,22 @@ def parse_spec(text: str, path: Path) -> SweepSpec:
     pruner = data.get("pruner", "none")
     if pruner not in PRUNERS:
         raise ConfigError("pruner", f"one of {', '.join(map(repr, PRUNERS))}, got {pruner!r}", source)
-    title = data.get("title", Path(path).stem)
-    return SweepSpec(Path(path).stem, str(title), base, stages, validation, final_rounds, paper, Path(path), batch,
+    title = one_line(data.get("title", Path(path).stem), "title", source)
+    return SweepSpec(Path(path).stem, title, base, stages, validation, final_rounds, paper, Path(path), batch,
                      pruner)
+
+
+MAX_TITLE = 120
+
+
+def one_line(value: Any, key: str, source: str) -> str:
+    """A title or a stage's name: text on one line, of a sane length, as it is drawn on the sweep screen."""
+    if not isinstance(value, str):
+        raise ConfigError(key, f"text in quotes, got {type(value).__name__} {value!r}"[:160], source)
+    value = value.strip()
+    if not value or len(value) > MAX_TITLE or not value.isprintable():
+        raise ConfigError(key, f"one line of 1 to {MAX_TITLE} printable characters, got {value[:40]!r}", source)
+    return value
 
 
 def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
@@ -130,7 +143,7 @@ def parse_stage(index: int, data: Any, base: RunConfig, source: str) -> Stage:
     for key in data:
         if key not in STAGE_KEYS:
             raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(sorted(STAGE_KEYS))})", source)
-    stage = Stage(name=str(data.get("name", f"stage {index + 1}")))
+    stage = Stage(name=one_line(data.get("name", f"stage {index + 1}"), f"{where}.name", source))
     if "paper" in data:
         stage.paper = parse_paper(data["paper"], f"{where}.paper", source)
     grid, ranges = data.get("grid", {}), data.get("range", {})
