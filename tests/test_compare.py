@@ -135,3 +135,21 @@ def test_names_in_a_narrow_place_are_cut_where_a_word_ends(names, width, shown):
 
     got = short_names(names, width)
     assert got == shown and all(len(n) <= width for n in got)
+
+
+def test_figures_keep_matplotlibs_warnings_from_the_user(tmp_path, capfd):
+    """A name the font has no glyphs for, one run in a scatter (nothing for a legend): the figures are written,
+    and no library warning reaches the terminal (here: any warning would be an error)."""
+    import warnings
+
+    runs = str(tmp_path / "runs")
+    assert main(["run", "--hl", "8", "--c-hl", "4", "--rounds", "1", "--epochs", "1", "--pairs", "100",
+                 "--batch-size", "20", "--name", "🚀 运行 \u2063", "--runs-dir", runs]) == 0
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["plot", "🚀 运行 \u2063", "--out", str(tmp_path / "c.png"), "--runs-dir", runs]) == 0
+        assert main(["plot", "--scatter", "weights", "--out", str(tmp_path / "s.png"), "--runs-dir", runs]) == 0
+    err = capfd.readouterr().err
+    assert "Warning" not in err and "Glyph" not in err, err
+    assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "s.png").stat().st_size > 0

@@ -43,9 +43,43 @@ def test_a_picture_of_a_digit_becomes_that_digit_on_dark_or_light_paper(source, 
         assert correlation(dark, digit) > 0.8, i  # re-centred and re-scaled, still the same digit
 
 
-def test_an_empty_picture_is_an_empty_digit(tmp_path):
-    Image.new("L", (50, 40), 255).save(tmp_path / "blank.png")
-    assert not digit_from_image(tmp_path / "blank.png").any()
+def test_an_empty_drawing_is_an_empty_digit():
+    from workbench.analysis.predict import mnist_like
+
+    assert not mnist_like(np.full((40, 50), 255, np.float32)).any()  # the playground's blank canvas
+
+
+def no_digit_picture(kind: str, path):
+    if kind == "white":
+        Image.new("L", (50, 40), 255).save(path)
+    elif kind == "black":
+        Image.new("RGB", (28, 28), (0, 0, 0)).save(path)
+    elif kind == "transparent":
+        Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(path)
+    elif kind == "one pixel":
+        Image.new("L", (1, 1), 0).save(path)
+    elif kind == "blank 4096":
+        Image.new("L", (4096, 4096), 250).save(path)
+    elif kind == "faint":
+        picture = np.full((28, 28), 200, np.uint8)
+        picture[10:18, 12:15] = 190  # a smudge, not a stroke
+        Image.fromarray(picture).save(path)
+    elif kind == "nan":
+        values = np.zeros((28, 28), np.float32)
+        values[5:20, 12] = np.nan
+        Image.fromarray(values, mode="F").save(path.with_suffix(".tiff"))
+        path = path.with_suffix(".tiff")
+    return path
+
+
+@pytest.mark.parametrize("kind, says", [("white", "a blank picture"), ("black", "a blank picture"),
+                                        ("transparent", "a blank picture"), ("one pixel", "1x1 pixels"),
+                                        ("blank 4096", "a blank picture"), ("faint", "a blank picture"),
+                                        ("nan", "not finite")])
+def test_a_picture_that_holds_no_digit_is_said_so_not_answered(tmp_path, kind, says):
+    path = no_digit_picture(kind, tmp_path / "p.png")
+    with pytest.raises(DigitImageError, match=f"{path}: holds no digit .*{says}"):
+        digit_from_image(path)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +125,7 @@ def bad_picture(kind, tmp_path):
                                         ("fifo", "cannot be read"), ("missing", "cannot be read")])
 def test_a_bad_picture_is_refused_in_one_line_naming_it(run_dir, tmp_path, capsys, kind, says):
     path = bad_picture(kind, tmp_path)
-    Image.new("L", (28, 28), 0).save(tmp_path / "ok.png")
+    as_picture(np.pad(np.full((10, 4), 255.0), 9), tmp_path / "ok.png")
     assert main(["predict", "mine", str(path), str(tmp_path / "ok.png"), "--runs-dir", str(run_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and str(path) in err and len(err.splitlines()) == 1
@@ -99,11 +133,18 @@ def test_a_bad_picture_is_refused_in_one_line_naming_it(run_dir, tmp_path, capsy
         digit_from_image(path)
 
 
+def test_predict_on_a_blank_picture_exits_in_one_line(run_dir, tmp_path, capsys):
+    path = no_digit_picture("white", tmp_path / "blank.png")
+    assert main(["predict", "mine", str(path), str(path), "--runs-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds no digit" in err and "P(first" not in err and len(err.splitlines()) == 1
+
+
 def test_a_run_without_networks_says_so(tmp_path, capsys):
     root = tmp_path / "runs"
     assert main(["run", "--hl", "16", "--c-hl", "8", "--rounds", "1", "--epochs", "1", "--pairs", "100",
                  "--weights", "none", "--name", "bare", "--runs-dir", str(root)]) == 0
-    Image.new("L", (28, 28), 0).save(tmp_path / "ok.png")
+    as_picture(np.pad(np.full((10, 4), 255.0), 9), tmp_path / "ok.png")
     capsys.readouterr()
     assert main(["predict", "bare", str(tmp_path / "ok.png"), str(tmp_path / "ok.png"), "--runs-dir", str(root)]) == 2
     err = capsys.readouterr().err.strip()
@@ -115,7 +156,7 @@ def test_a_run_still_being_written_says_so(run_dir, tmp_path, capsys):
     writing = run_dir / "20991231-235959-abcdef"
     writing.mkdir()
     (writing / "history.csv").write_text("round,epoch\n")
-    Image.new("L", (28, 28), 0).save(tmp_path / "ok.png")
+    as_picture(np.pad(np.full((10, 4), 255.0), 9), tmp_path / "ok.png")
     try:
         code = main(["predict", "abcdef", str(tmp_path / "ok.png"), str(tmp_path / "ok.png"),
                      "--runs-dir", str(run_dir)])

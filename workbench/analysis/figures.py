@@ -3,7 +3,9 @@ and each run's error heatmap by digit pair. `digit-workbench plot` and the compa
 
 from __future__ import annotations
 
+import functools
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,18 @@ FORMATS = ("png", "svg", "pdf")
 MAX_HEATMAPS = 4
 
 
+def quietly(draw):
+    """matplotlib's warnings (a glyph the font lacks in a run's name, a legend with nothing to label) are not the
+    user's to read: the figure is drawn all the same, and nothing else reaches the terminal or the app."""
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def figure_text(value) -> str:
     """A name as matplotlib must draw it: plain text. '$' would start mathtext (a lone '$x^$' raises), and a legend
     label that starts with '_' would be dropped from the legend."""
@@ -33,6 +47,7 @@ def run_label(summary) -> str:
     return figure_text(summary.name + status)
 
 
+@quietly
 def comparison_figure(summaries: list, histories: list[list[dict]], problems: list[str] | None = None,
                       difference: bool = False, heat_first: list[str] | None = None):
     """A matplotlib Figure comparing the runs (at least one); a predictions file that cannot be read is left out
@@ -136,6 +151,7 @@ def figure_format(out: Path) -> str:
     return fmt
 
 
+@quietly
 def save_figure(fig, out: Path, fmt: str) -> None:
     """A drawn figure written to out whole, or not at all."""
     buffer = io.BytesIO()
@@ -153,6 +169,7 @@ def write_figure(summaries: list, histories: list[list[dict]], out: Path, differ
     return problems
 
 
+@quietly
 def report_png(summary) -> tuple[bytes, int, int] | None:
     """The run's report figure (as `plot` draws it) as PNG bytes with its size; None when it cannot be drawn."""
     try:
@@ -168,6 +185,7 @@ def report_png(summary) -> tuple[bytes, int, int] | None:
 MARKERS = "os^Dv<>P*X"
 
 
+@quietly
 def scatter_figure(points):
     """Final score against one setting (across_runs.Scatter): a point per run with its std over rounds, a colour
     and a marker per group."""
@@ -203,6 +221,7 @@ def write_scatter(points, out: Path) -> None:
     save_figure(scatter_figure(points), out, fmt)
 
 
+@quietly
 def weights_figure(summary, round_index: int = 0, shown: int = 32, change: bool = False):
     """What a round's first layer looks at (networks.first_layer): its units or filters as images on one
     diverging scale per side, red positive, blue negative."""

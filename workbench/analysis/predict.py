@@ -8,6 +8,7 @@ of mass in 28x28, then 2x2 average pooling to 14x14, pixels 0..255 (data.pool).
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,16 +26,23 @@ class DigitImageError(Exception):
 
 
 def digit_from_image(path: Path) -> np.ndarray:
-    """A picture file as a pooled digit (14, 14) float32 in 0..255."""
+    """A picture file as a pooled digit (14, 14) float32 in 0..255; DigitImageError when it cannot be read or
+    holds no digit (blank, one grey, too small, not finite), rather than an answer about nothing."""
     from PIL import Image, UnidentifiedImageError
-
 
     try:
         data = read_input(Path(path), IMAGE_LIMIT)
-        with Image.open(io.BytesIO(data)) as image:
-            if max(image.size) > MAX_SIDE:
-                raise DigitImageError(f"{path}: {image.size[0]}x{image.size[1]} pixels; at most {MAX_SIDE} a side")
-            grey = np.asarray(image.convert("L"), dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below by its size, in our words
+            with Image.open(io.BytesIO(data)) as image:
+                if max(image.size) > MAX_SIDE:
+                    raise DigitImageError(f"{path}: {image.size[0]}x{image.size[1]} pixels; at most {MAX_SIDE} a "
+                                          "side")
+                if image.mode in ("F", "I", "I;16"):  # numbers, not grey levels: NaN or infinity is no ink
+                    values = np.asarray(image, dtype=np.float64)
+                    if not np.isfinite(values).all():
+                        raise DigitImageError(f"{path}: holds no digit (pixels that are not finite numbers)")
+                grey = np.asarray(on_white(image), dtype=np.float32)
     except DigitImageError:
         raise
     except UnidentifiedImageError:
@@ -43,7 +51,34 @@ def digit_from_image(path: Path) -> np.ndarray:
         raise DigitImageError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except (ValueError, Image.DecompressionBombError) as exc:
         raise DigitImageError(f"{path}: cannot be read: {exc}") from None
+    why = no_digit(grey)
+    if why:
+        raise DigitImageError(f"{path}: holds no digit ({why})")
     return pooled(mnist_like(grey))
+
+
+def on_white(image):
+    """Grey levels, what is transparent as white paper (a fully transparent picture is a blank page)."""
+    from PIL import Image
+
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba).convert("L")
+    return image.convert("L")
+
+
+MIN_SIDE = 8  # pixels: an MNIST digit is 28; below 8 a side there is no stroke to read
+MIN_CONTRAST = 32  # grey levels between paper and ink: less is a blank page, or noise
+
+
+def no_digit(grey: np.ndarray) -> str:
+    """Why grey levels hold no digit ('' when they may): too small, or one grey (blank, uniform)."""
+    if min(grey.shape) < MIN_SIDE:
+        return f"{grey.shape[1]}x{grey.shape[0]} pixels; a digit needs at least {MIN_SIDE} a side"
+    if float(grey.max() - grey.min()) < MIN_CONTRAST:
+        return f"every pixel is nearly the same grey ({grey.min():.0f}..{grey.max():.0f}): a blank picture"
+    return ""
 
 
 def mnist_like(grey: np.ndarray) -> np.ndarray:
