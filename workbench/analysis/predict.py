@@ -33,7 +33,7 @@ def digit_from_image(path: Path) -> np.ndarray:
     try:
         data = read_input(Path(path), IMAGE_LIMIT)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below by its size, in our words
+            warnings.simplefilter("ignore")  # a bomb is refused below by its size, a damaged file in our words
             with Image.open(io.BytesIO(data)) as image:
                 if max(image.size) > MAX_SIDE:
                     raise DigitImageError(f"{path}: {image.size[0]}x{image.size[1]} pixels; at most {MAX_SIDE} a "

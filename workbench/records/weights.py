@@ -10,6 +10,7 @@ import io
 import math
 import os
 import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,8 +99,8 @@ def member_header(data, key: str, path: Path, error=WeightsUnreadable) -> tuple[
             if read is None:
                 raise ValueError(f".npy version {version}")
             shape, _, dtype = read(f)
-    except (OSError, ValueError, TypeError, SyntaxError, EOFError, zipfile.BadZipFile) as exc:
-        raise error(f"{path}: {key} has no readable array header ({exc})") from None
+    except Exception as exc:  # numpy parses the header as Python literals: tokenize and ast raise their own kinds
+        raise error(f"{path}: {key} has no readable array header ({type(exc).__name__})") from None
     return tuple(shape), dtype
 
 
@@ -145,7 +146,7 @@ def open_archive(path: Path, limit: int, error=WeightsUnreadable):
         raise
     except MemoryError:
         raise error(f"{path}: holds more than this machine's memory: no record of these networks") from None
-    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise error(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
 
 
