@@ -219,3 +219,22 @@ def test_runs_ls_names_what_a_killed_run_left(runs, capsys):
     code, out, err = cli(capsys, "runs", "ls", "--runs-dir", str(runs))
     assert code == 0 and "2 runs" in out and "digit-workbench resume 20260101-000002-dddddd" in err
     assert killed.exists()  # listing touches nothing
+
+
+async def test_a_run_removed_from_the_command_line_leaves_the_open_apps_table(runs, tmp_path, capsys):
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    app = WorkbenchApp(runs_root=runs, export_path=tmp_path / "e.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(ResultsTable)
+        for _ in range(50):
+            if len(table.summaries) == 2:
+                break
+            await pilot.pause(0.1)
+        assert sorted(table.summaries) == list(IDS)
+        assert main(["runs", "rm", IDS[0], "--runs-dir", str(runs)]) == 0  # another process, as far as the app knows
+        app.rescan_runs()
+        await pilot.pause(0.2)
+        assert sorted(table.summaries) == [IDS[1]] and IDS[0] not in table.rows
+        assert any("left the runs folder" in str(n.message) for n in app._notifications)

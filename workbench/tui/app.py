@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
-from workbench.format import plain, score_line
+from workbench.format import counted, plain, score_line
 from workbench.paper.config import ConfigError
 from workbench.paper.presets import TABLE_II, Preset, load_presets
 from workbench.records.folder import runs_dir, tidy_abandoned
@@ -25,8 +25,8 @@ from workbench.tui.confirm import Choose, Confirm
 from workbench.tui.form import ConfigForm
 from workbench.tui.live import LiveView
 from workbench.tui.loading import Digits, RunsWatcher
-from workbench.tui.messages import (DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunUpdated,
-                                    finished_notices)
+from workbench.tui.messages import (DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunsGone,
+                                    RunUpdated, finished_notices)
 from workbench.tui.notebook import RunsNotebook
 from workbench.tui.results import ResultsTable
 from workbench.tui.run_queue import QueueItem, RunQueue
@@ -38,22 +38,28 @@ from workbench.tui.training import train_queue_group
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
 
 
+VIEWS = Binding.Group("views")
+
+
 class WorkbenchApp(App):
     CSS_PATH = str(Path(__file__).with_name("workbench.tcss"))
     TITLE = "digit-workbench"
     SUB_TITLE = "digits: loading…"
     # The views first: on a narrow terminal the footer keeps what comes first.
     BINDINGS = [
-        Binding("f1", "show_form", "Form", tooltip="The configuration form (a view of its own below 100 columns)"),
-        Binding("f2", "show_tab('live')", "Live"),
-        Binding("f3", "show_tab('results')", "Results"),
-        Binding("f4", "sweeps", "Sweeps"),
+        # one footer item, "f1 f2 f3 f4 views", so the four never fall off a narrow footer (each key's tooltip says)
+        Binding("f1", "show_form", "Form", tooltip="f1: the configuration form (a view of its own below 100 columns)",
+                group=VIEWS),
+        Binding("f2", "show_tab('live')", "Live", tooltip="f2: the live curves", group=VIEWS),
+        Binding("f3", "show_tab('results')", "Results", tooltip="f3: the results table", group=VIEWS),
+        Binding("f4", "sweeps", "Sweeps", tooltip="f4: the paper's grid searches", group=VIEWS),
         Binding("ctrl+r", "run", "Run", priority=True, tooltip="Queue the form's configuration"),
         Binding("ctrl+t", "run_table2", "Table II", priority=True, tooltip="Queue the eight rows of Table II"),
         # not a priority binding: on the sweep screen ctrl+b is that screen's, and cancels the sweep
         Binding("ctrl+b", "cancel", "Cancel", tooltip="Stop the current run (it is kept)"),
         Binding("ctrl+o", "export", "Export", priority=True, tooltip="Write the results table to CSV"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+p", "command_palette", "Palette", tooltip="Every action, by name"),
         Binding("ctrl+l", "clear_queue", "Clear queue", priority=True, show=False),
         Binding("slash", "filter", "Filter runs", show=False),
         Binding("escape", "close_help", "Close keys", show=False),
@@ -99,7 +105,8 @@ class WorkbenchApp(App):
                                 id="results-filter", compact=True)
                     yield ResultsTable(id="results-table")
         yield Static("", id="queue")
-        yield Footer(compact=True)
+        # the palette as a key like the others: Textual's own item sits over the keys of a full footer ('palettet')
+        yield Footer(compact=True, show_command_palette=False)
 
     # Below NARROW columns the form and the views (live, results) take the whole width in turn (f1 / f2 f3).
     NARROW = 100
@@ -109,8 +116,6 @@ class WorkbenchApp(App):
 
     def set_narrow(self, narrow: bool) -> None:
         self.set_class(narrow, "-narrow")
-        # a narrow footer's keys run under the palette item, which then showed through ('^p palettep')
-        self.query_one(Footer).show_command_palette = not narrow
 
     def on_mount(self) -> None:
         self.set_narrow(self.size.width < self.NARROW)
@@ -119,7 +124,7 @@ class WorkbenchApp(App):
             self.notify(markup(self.preset_problem), title="Presets", severity="error", timeout=10)
         for note in tidy_abandoned(self.runs_root):
             self.notify(markup(note), title="A run that did not finish", severity="warning")
-        self.watcher.look(set(), self.on_runs_found)
+        self.watcher.look({}, self.on_runs_found)
         self.set_interval(RESCAN_S, self.rescan_runs)
         self.query_one("#digits", Static).update("digits: loading…")
         self.update_queue_bar()
@@ -130,7 +135,15 @@ class WorkbenchApp(App):
     @work(thread=True, group="rescan", exclusive=True, exit_on_error=False)
     def rescan_runs(self) -> None:
         """Reads the records other processes wrote since the last look (only their new folders)."""
-        self.watcher.look(set(self.query_one(ResultsTable).summaries), self.post_message)
+        self.watcher.look(dict(self.query_one(ResultsTable).summaries), self.post_message)
+
+    def on_runs_gone(self, message: RunsGone) -> None:
+        table = self.query_one(ResultsTable)
+        names = [table.summaries[i].name for i in message.ids if i in table.summaries]
+        table.drop(message.ids)
+        if names:
+            self.notify(markup(f"{counted(len(names), 'run')} left the runs folder (moved or deleted elsewhere): "
+                               + ", ".join(names[:3]) + (" …" if len(names) > 3 else "")), title="Results")
 
     def on_run_updated(self, message: RunUpdated) -> None:
         self.query_one(ResultsTable).put(message.summary)
@@ -184,6 +197,7 @@ class WorkbenchApp(App):
 
     def update_queue_bar(self) -> None:
         self.query_one("#queue", Static).update(self.runs.status_line(sweep=self.running_sweep()))
+        self.refresh_bindings()  # ctrl+b shows while something runs
 
     def running_sweep(self):
         """The sweep screen, while its sweep runs (None otherwise)."""
@@ -196,6 +210,8 @@ class WorkbenchApp(App):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in self.MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
             return False  # neither shown in the footer nor run
+        if action == "cancel" and not self.runs.live():
+            return False  # nothing to cancel: its place in a full footer goes to keys that do something
         return True
 
     @work(thread=True, group="training", exit_on_error=False)

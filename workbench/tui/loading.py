@@ -7,9 +7,10 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from workbench.records.layout import is_run
 from workbench.records.store import load_runs
 from workbench.training.train import most_pairs
-from workbench.tui.messages import DigitsFailed, DigitsReady, RunsFound
+from workbench.tui.messages import DigitsFailed, DigitsReady, RunsFound, RunsGone
 
 
 class Digits:
@@ -50,8 +51,14 @@ class RunsWatcher:
         self.root = root
         self.unreadable: set[str] = set()  # told once, not at every look
 
-    def look(self, known: set[str], post: Callable) -> None:
-        summaries, problems = load_runs(self.root, skip=known | self.unreadable)
+    def look(self, known: dict, post: Callable) -> None:
+        """New records are posted as RunsFound; records of the table that left the folder (`runs rm` from the
+        command line, a move by hand) as RunsGone."""
+        summaries, problems = load_runs(self.root, skip=set(known) | self.unreadable)
         self.unreadable.update(problem.run_id for problem in problems)
         if summaries or problems:
             post(RunsFound(summaries, problems))
+        gone = [run_id for run_id, s in known.items()
+                if s.path is not None and s.path.parent == self.root and not is_run(s.path)]
+        if gone:
+            post(RunsGone(gone))

@@ -54,6 +54,13 @@ class RunUpdated(Message):
 
 
 @dataclass
+class RunsGone(Message):
+    """Run records of the results table no longer in the runs folder (moved or deleted by another process)."""
+
+    ids: list
+
+
+@dataclass
 class RunsFound(Message):
     """Run records that appeared in the runs folder since the last look (written by a CLI run, a sweep), or that
     a sweep's final measurement just wrote."""

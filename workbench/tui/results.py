@@ -80,11 +80,13 @@ class ResultsTable(DataTable):
     compare screen; a filter shows only the runs whose text holds every word of it."""
 
     BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
-                Binding("space", "toggle_mark", "Mark", show=False), Binding("c", "app.runs('compare')", "Compare marked"),
-                Binding("a", "app.runs('scatter')", "Across runs"),
-                Binding("p", "app.runs('playground')", "Playground"), Binding("g", "app.runs('resume')", "Resume"),
-                Binding("delete,backspace", "app.runs('trash_runs')", "To trash"),
-                Binding("u", "app.runs('undo_trash')", "Undo trash", show=False)]
+                Binding("space", "toggle_mark", "Mark", show=False),
+                Binding("c", "app.runs('compare')", "Compare", tooltip="Compare the marked runs (space marks)"),
+                Binding("a", "app.runs('scatter')", "Across", tooltip="Every run's score against one setting"),
+                Binding("p", "app.runs('playground')", "Play", tooltip="Draw digits for the run's network to compare"),
+                Binding("g", "app.runs('resume')", "Resume", tooltip="Continue a cancelled or killed run"),
+                Binding("delete,backspace", "app.runs('trash_runs')", "Trash", tooltip="Move runs to runs/.trash"),
+                Binding("u", "app.runs('undo_trash')", "Undo", tooltip="Bring back what the last delete moved")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
