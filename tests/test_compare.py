@@ -129,6 +129,9 @@ def test_the_figure_holds_the_paired_result_and_the_difference_view_when_asked(r
     (["table2-fcn-ws-aux", "table2-cnn-ws-aux α 0.2"], 9, ["fcn-ws…", "cnn-ws…"]),  # cut where a word ends
     (["abcdefghijkl", "x"], 6, ["abcde…", "x"]),  # one long word: nothing cleaner to do
     (["same", "same"], 6, ["same", "same"]),
+    (["table2-fcn-ws-aux α 0.2", "table2-fcn-ws-aux α 0.8"], 8, ["…α 0.2", "…α 0.8"]),  # cut where they differ
+    (["table2-fcn-ws-aux α 0.2 epochs 3", "table2-fcn-ws-aux α 0.8 epochs 3", "table2-fcn-ws-aux"], 9,
+     ["…α 0.2…", "…α 0.8…", "aux"]),
 ])
 def test_names_in_a_narrow_place_are_cut_where_a_word_ends(names, width, shown):
     from workbench.format import short_names

@@ -4,6 +4,7 @@ cells. Torch-free, rich-free plain text."""
 
 from __future__ import annotations
 
+import os
 import time
 
 
@@ -115,14 +116,35 @@ def short_names(names: list[str], width: int) -> list[str]:
     rest = [n[len(prefix):] for n in names]
     if prefix and all(rest) and len(set(rest)) == len(set(names)):
         names = rest
-    out = []
-    for name in names:
-        if len(name) <= width:
-            out.append(name)
+    out = [_cut(name, width) for name in names]
+    # names that differ but read the same once cut ("aux α…" twice) show where they differ instead ("…α 0.2")
+    same: dict[str, list[int]] = {}
+    for i, short in enumerate(out):
+        same.setdefault(short, []).append(i)
+    for group in same.values():
+        if len({names[i] for i in group}) < 2:
             continue
-        cut = max((i for i, ch in enumerate(name[:width]) if ch in SEPARATORS), default=0)
-        out.append((name[:cut] if cut > 0 else name[:width - 1]).rstrip(SEPARATORS) + "…")
+        differ = len(os.path.commonprefix([names[i] for i in group]))
+        start = _word_start(names[group[0]], differ)
+        if start > 0 and names[group[0]][start - 1] == " ":  # a value keeps its setting: "α 0.2", never "0.2"
+            start = _word_start(names[group[0]], start - 1)
+        if start > 0:
+            for i in group:
+                out[i] = "…" + _cut(names[i][start:], width - 1)
     return out
+
+
+def _cut(name: str, width: int) -> str:
+    """A name cut at a word's end, with "…", to fit `width` (mid-word only for one long word)."""
+    if len(name) <= width:
+        return name
+    cut = max((i for i, ch in enumerate(name[:width]) if ch in SEPARATORS), default=0)
+    return (name[:cut] if cut > 0 else name[:width - 1]).rstrip(SEPARATORS) + "…"
+
+
+def _word_start(name: str, at: int) -> int:
+    """Where the word holding position `at` starts (after the separator before it)."""
+    return max((i + 1 for i, ch in enumerate(name[:at]) if ch in SEPARATORS), default=0)
 
 
 def common_word_prefix(names: list[str]) -> str:

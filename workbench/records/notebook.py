@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from workbench.format import setting
-from workbench.paper.config import FIELDS, short_label
 from workbench.records.layout import is_run, names_run
 from workbench.records.schema import MAX_NAME, MAX_NOTE, MAX_TAG, MAX_TAGS
 from workbench.records.store import RunSummary, write_summary

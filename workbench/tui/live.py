@@ -15,7 +15,7 @@ from textual.widgets import ProgressBar
 from textual_plotext import PlotextPlot
 
 from workbench.analysis.curves import Curves
-from workbench.format import StepRate, pct, plain
+from workbench.format import StepRate, pct
 from workbench.tui.text import markup
 
 TRAIN_COLOR = (230, 140, 20)
@@ -54,13 +54,16 @@ def band_color(color: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple((c + 128) // 2 for c in color)
 
 
-def plot_band(plt, epochs: list[int], means: list[float], stds: list[float], color, label: str, scale: float = 1.0):
-    """A mean line and its ± std band (two dotted lines): the spread over rounds, not only its centre."""
+def plot_band(plt, epochs: list[int], means: list[float], stds: list[float], color, scale: float = 1.0,
+              top: float | None = None):
+    """A mean line and its ± std band (two dotted lines): the spread over rounds, not only its centre. The band
+    stays within what the figure can be (0 and `top`: a fraction's 1), so an axis never reads 106 %."""
     if any(s > 0 for s in stds):
         faint = band_color(color)
-        plt.plot(epochs, [(m + s) * scale for m, s in zip(means, stds)], color=faint, marker="dot")
-        plt.plot(epochs, [(m - s) * scale for m, s in zip(means, stds)], color=faint, marker="dot")
-    plt.plot(epochs, [m * scale for m in means], color=color, marker="braille", label=label)
+        high = [m + s if top is None else min(m + s, top) for m, s in zip(means, stds)]
+        plt.plot(epochs, [h * scale for h in high], color=faint, marker="dot")
+        plt.plot(epochs, [max(m - s, 0.0) * scale for m, s in zip(means, stds)], color=faint, marker="dot")
+    plt.plot(epochs, [m * scale for m in means], color=color, marker="braille")
 
 
 def draw_curves(loss_plot: PlotextPlot, acc_plot: PlotextPlot, curves: Curves, title: str = "") -> None:
@@ -75,10 +78,10 @@ def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[st
               with_train: bool = False) -> None:
     """Several runs overlaid, one colour each (or one run's train and test accuracy, `with_train`)."""
     plot_metric(loss_plot, "train loss", [(label or "mean", c.loss, color) for label, c, color in runs])
-    if with_train:
+    if with_train:  # the key in the title: a legend inside the plot sat over the curves' ends
         series = [(name, getattr(c, attr), color) for _, c, _ in runs
                   for name, attr, color in (("train", "train_acc", TRAIN_COLOR), ("test", "test_acc", TEST_COLOR))]
-        plot_metric(acc_plot, "accuracy %", series, 100.0)
+        plot_metric(acc_plot, "accuracy % (green test, orange train)", series, 100.0)
     else:
         plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0)
 
@@ -121,7 +124,8 @@ class CurveView:
 def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0,
                 view: CurveView | None = None, log_here: bool = False) -> None:
     """One metric, one line per (label, per-round series by epoch, colour): the mean over rounds, and up to
-    BANDS_UP_TO lines ± std over rounds as a dotted band; or, in a view with per_round, every round's line."""
+    BANDS_UP_TO lines ± std over rounds as a dotted band; or, in a view with per_round, every round's line. No
+    legend inside the plot (it sat over the curves' last epochs): the view's legend line names each colour."""
     view = view or CurveView()
     log = view.log and log_here
     spread = len(series) <= BANDS_UP_TO and not log
@@ -145,16 +149,16 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
             for k, (_, by_epoch) in enumerate(sorted(by_round.items())):
                 epochs = sorted(e for e in by_epoch if by_epoch[e] is not None)
                 if epochs:
-                    plt.plot(epochs, drawn([by_epoch[e] for e in epochs]), color=color, marker="braille",
-                             label=plain(label) if k == 0 else None)
+                    plt.plot(epochs, drawn([by_epoch[e] for e in epochs]), color=color, marker="braille")
                     last = max(last, epochs[-1])
             continue
         epochs, means, stds = Curves.mean_std(by_round)
         if epochs and log:
-            plt.plot(epochs, drawn(means), color=color, marker="braille", label=plain(label))
+            plt.plot(epochs, drawn(means), color=color, marker="braille")
         elif epochs:
             drawn(means)
-            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, plain(label), scale)
+            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, scale,
+                      top=1.0 if scale == 100.0 else None)
         last = max([last, *epochs])
     if last:
         plt.xticks(epoch_ticks(list(range(1, last + 1))))

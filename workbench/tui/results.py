@@ -113,7 +113,7 @@ class ResultsTable(DataTable):
         if summary.id in self.rows:
             with self.app.batch_update():
                 for (key, _), value in zip(COLUMNS, self.row_cells(summary)):
-                    self.update_cell(summary.id, key, value)
+                    self.update_cell(summary.id, key, value, update_width=True)
         elif self.shows(summary):
             if self.sort_column:
                 self.apply_sort()
@@ -167,7 +167,7 @@ class ResultsTable(DataTable):
             self.marked.remove(run_id)
         else:
             self.marked.append(run_id)
-        self.update_cell(run_id, "run", self.row_cells(self.summaries[run_id])[0])
+        self.update_cell(run_id, "run", self.row_cells(self.summaries[run_id])[0], update_width=True)  # "● " widens it
         if self.cursor_row < self.row_count - 1:
             self.move_cursor(row=self.cursor_row + 1)
 
