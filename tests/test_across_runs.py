@@ -125,15 +125,20 @@ async def test_the_scatter_view_shows_what_the_results_filter_shows(runs_root, t
         caption = str(screen.query_one("#scatter-caption", Static).render())
         assert "against alpha · 2 of 3 runs (1 without alpha left out) · filter 'fcn'" in caption
         assert sorted(p.name for p in screen.points.points) == ["α 0.2", "α 0.8"]
-        await pilot.press("right_square_bracket")  # alpha → HL
-        assert screen.field == "hl" and len(screen.points.points) == 3
+        assert screen.fields == ["aux_loss", "alpha"]  # what differs among them: HL (16 in all) does not
+        assert "[ ] setting (2 of 2 that differ)" in caption
+        await pilot.press("right_square_bracket")  # alpha → aux loss (round again), past every setting they share
+        assert screen.field == "aux_loss" and len(screen.points.points) == 3
+        await pilot.press("left_square_bracket")
+        assert screen.field == "alpha"
+        await pilot.press("right_square_bracket")
         await pilot.press("o")
         assert screen.colour_by == "subnet" and list(screen.points.groups) == ["fcn"]
         legend = str(screen.query_one("#scatter-legend", Static).render())
         assert "fcn (3)" in legend
         await pilot.press("ctrl+e")
         await pilot.pause()
-        assert (tmp_path / "scatter-hl.png").read_bytes()[:4] == b"\x89PNG"
+        assert (tmp_path / "scatter-aux_loss.png").read_bytes()[:4] == b"\x89PNG"
         await pilot.press("escape")
         assert not isinstance(app.screen, ScatterScreen)
 

@@ -85,6 +85,14 @@ def value_of(config, key: str):
     return weight_count(config) if key == WEIGHTS else getattr(config, key)
 
 
+def varying(summaries: list) -> list[str]:
+    """The settings (and weights) whose value differs among the done runs that use them, in SCATTER_FIELDS' order:
+    a setting the same in every run is one column of dots, nothing to read across."""
+    done = [s for s in summaries if s.status == "done" and s.mean is not None]
+    return [key for key in SCATTER_FIELDS
+            if len({value_of(s.config, key) for s in done if key == WEIGHTS or s.config.uses(key)}) > 1]
+
+
 def scatter(summaries: list, key: str, colour_by: str = "net") -> Scatter:
     """The points of `summaries` against setting `key`; a switch or a choice sits at 0, 1, … with its names as
     ticks, and its groups side by side so that they do not hide one another."""

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
-from workbench.analysis.across_runs import COLOUR_BY, SCATTER_FIELDS, Scatter, scatter
+from workbench.analysis.across_runs import COLOUR_BY, SCATTER_FIELDS, Scatter, scatter, varying
 from workbench.analysis.figures import write_scatter
 from workbench.records.store import RunSummary
 from workbench.tui.live import RUN_COLORS, fit_title
@@ -34,9 +34,11 @@ class ScatterScreen(Screen):
         self.summaries = summaries
         self.filter_text = filter_text
         self.figure_dir = figure_dir or Path(".")
-        self.field = field
+        # [ and ] step through the settings that differ among these runs: one the same for all is one dot column
+        self.fields = varying(summaries) or list(SCATTER_FIELDS)
+        self.field = field if field in self.fields else self.fields[0]
         self.colour_by = "net"
-        self.points: Scatter = scatter(summaries, field)
+        self.points: Scatter = scatter(summaries, self.field)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -50,7 +52,7 @@ class ScatterScreen(Screen):
         self.draw()
 
     def action_step(self, by: int) -> None:
-        self.field = SCATTER_FIELDS[(SCATTER_FIELDS.index(self.field) + by) % len(SCATTER_FIELDS)]
+        self.field = self.fields[(self.fields.index(self.field) + by) % len(self.fields)]
         self.draw()
 
     def action_colour(self) -> None:
@@ -65,7 +67,8 @@ class ScatterScreen(Screen):
         self.query_one("#scatter-caption", Static).update(markup(
             f"test accuracy % against {points.label} · {len(points.points)} of {len(self.summaries)} runs"
             + (f" ({left_out} left out)" if left_out else "") + where
-            + f" · colour: {COLOUR_BY[self.colour_by]} (o) · [ ] setting"))
+            + f" · colour: {COLOUR_BY[self.colour_by]} (o) · [ ] setting "
+            f"({self.fields.index(self.field) + 1} of {len(self.fields)} that differ)"))
         plot = self.query_one("#scatter-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
