@@ -218,3 +218,12 @@ def test_a_parse_error_names_the_program_once_and_the_command(argv, said, capsys
 def test_a_weights_only_flag_without_weights_is_refused_not_ignored(flag, tmp_path, capsys):
     assert main(["plot", "x", *flag, "--runs-dir", str(tmp_path)]) == 2
     assert f"{flag[0]}: only with --weights" in capsys.readouterr().err
+
+
+def test_output_that_is_no_terminal_gets_a_line_per_round(tmp_path, capsys):
+    """A run (or resume) sent to a file: its progress in plain lines as rounds end, not minutes of silence."""
+    assert main(["run", "--hl", "8", "--c-hl", "4", "--rounds", "2", "--epochs", "2", "--pairs", "100",
+                 "--batch-size", "20", "--no-save"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if ": round " in line and " done, test " in line]
+    assert [line.split(": round ")[1].split(" done")[0] for line in lines] == ["1 of 2", "2 of 2"], out

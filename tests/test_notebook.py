@@ -267,3 +267,16 @@ def test_a_name_is_one_line_of_sane_length_naming_the_flag(tmp_path, capsys):
     assert main(["table", "basic", "--name", "n" * 201, *at]) == 2
     assert "--name: a name of at most 200 characters, got 201" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()  # refused before anything trained or was written
+
+
+def test_a_cancelled_run_says_what_its_rounds_reached_not_test_dash():
+    from types import SimpleNamespace
+
+    from workbench.format import score_line
+
+    cancelled = SimpleNamespace(mean=None, std=None, round_acc=[], paper=None, status="cancelled",
+                                config=RunConfig(epochs=30),
+                                rounds=[{"test_acc": 0.88, "epochs": 13}, {"test_acc": 0.90, "epochs": 12}])
+    line = score_line(cancelled)
+    assert line.startswith("test — %") and "cancelled at epoch 13 of 30" in line and "89.0 ± 1.4 %" in line
+    assert "no final score" in line and "over 0 rounds" not in score_line(cancelled, detail=True)

@@ -846,3 +846,31 @@ async def test_every_pair_of_seven_runs_is_reachable_in_the_paired_table(make_ap
         assert {"run 5", "run 6"} == set(str(pairs.get_row_at(20)[0]).split(" − "))  # the last pair
         holm = [str(pairs.get_row_at(r)[4]) for r in range(21)]
         assert all(h != "—" for h in holm)  # 21 tests: every one has its Holm-adjusted p
+
+
+async def test_the_live_bar_never_goes_back_when_one_run_of_a_group_stops_and_a_continued_run_draws_from_epoch_1(
+        tmp_path):
+    from textual.widgets import ProgressBar
+
+    from workbench.engine import EpochRecord
+    from workbench.tui.app import WorkbenchApp
+
+    def records(epochs, rounds=1):
+        return [EpochRecord(0, r, e, 0.5, 0.8, 0.7 + e / 100, None, 1e-3, 0.1) for e in epochs for r in range(rounds)]
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "e.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        live = app.query_one(LiveView)
+        bar = app.query_one("#live-progress", ProgressBar)
+        live.start("a", 10, 1)
+        live.start("b", 10, 2, prior=records(range(1, 5)))  # continues after epoch 4
+        assert len(live.runs[2].curves) == 4 and bar.progress == 4  # drawn from epoch 1, counted as done
+        live.add(records([1, 2]), 1)
+        live.update_text(force=True)
+        before = bar.progress
+        live.finish("cancelled", "", 1)
+        assert bar.progress >= before and bar.progress == 10 + 4  # the stopped run's part is over, not undone
+        live.add(records(range(5, 11)), 2)
+        live.finish("done", "", 2)
+        await pilot.pause()
+        assert bar.percentage == 1  # the group ended with a done run: a full bar

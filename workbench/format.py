@@ -198,7 +198,15 @@ def score_line(summary, detail: bool = False) -> str:
     """A finished run's score beside the paper's: 'test 86.5 ± 1.2 % · paper 85.8 %'; with `detail`, over how many
     rounds and from which table."""
     line = f"test {'accuracy ' if detail else ''}{mean_std_label(summary.mean, summary.std)} %"
-    line += f" over {len(summary.round_acc)} rounds" if detail else ""
+    line += f" over {len(summary.round_acc)} rounds" if detail and summary.round_acc else ""
+    reached = [r for r in getattr(summary, "rounds", []) if r.get("test_acc") is not None] if summary.mean is None else []
+    if reached:  # a cancelled run has no final score, but its rounds' last epochs were measured
+        accs = [float(r["test_acc"]) for r in reached]
+        mean = sum(accs) / len(accs)
+        std = (sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) ** 0.5 if len(accs) > 1 else None
+        epoch = max(int(r.get("epochs") or 0) for r in reached)
+        line += (f" ({summary.status} at epoch {epoch} of {summary.config.epochs}: its last "
+                 f"{mean_std_label(mean, std)} %, no final score)")
     if summary.paper is not None:
         line += f" · paper {summary.paper.label()} %" + (f" (Table {summary.paper.table})" if detail else "")
     return line

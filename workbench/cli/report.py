@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from rich import box
 from rich.console import Console, Group
@@ -62,6 +63,9 @@ class TimeLeftColumn(ProgressColumn):
         return Text(rate.left_text(), style="progress.remaining")
 
 
+PROGRESS_LINE_S = 10.0  # without a terminal: a progress line at least this often, besides each round's end
+
+
 class ProgressDisplay:
     """One bar per run over rounds x epochs. The first Ctrl-C or SIGTERM cancels the runs (their records are
     kept), a second exits at once."""
@@ -74,11 +78,30 @@ class ProgressDisplay:
         self.rates = [StepRate(c.rounds * c.epochs) for c in configs]
         self.tasks = [self.progress.add_task(plain(name), total=c.rounds * c.epochs, acc="", rate=rate)
                       for name, c, rate in zip(names, configs, self.rates)]
+        # output that is no terminal (a file, a pipe, CI's log) sees no bars: a line per round, and every few seconds
+        self.lines = not console.is_terminal
+        self.names, self.configs = [plain(n) for n in names], configs
+        self.said_at = time.monotonic()
 
     def on_epoch(self, rec) -> None:
         task = self.tasks[rec.run]
         self.progress.update(task, advance=1, acc=f"round {rec.round + 1} epoch {rec.epoch}: test {pct(rec.test_acc):>5}%")
         self.rates[rec.run].update(int(self.progress.tasks[task].completed))
+        if self.lines:
+            self.say(rec)
+
+    def say(self, rec) -> None:
+        config, now = self.configs[rec.run], time.monotonic()
+        ended = rec.epoch == config.epochs
+        if not ended and now - self.said_at < PROGRESS_LINE_S:
+            return
+        self.said_at = now
+        done = int(self.progress.tasks[self.tasks[rec.run]].completed)
+        what = "done" if ended else f"epoch {rec.epoch} of {config.epochs}"
+        self.progress.console.print(
+            f"{self.names[rec.run]}: round {rec.round + 1} of {config.rounds} {what}, test {pct(rec.test_acc)}% · "
+            f"{done}/{config.rounds * config.epochs} epochs · {self.rates[rec.run].left_text()}",
+            markup=False, highlight=False, soft_wrap=True)
 
     def _interrupt(self, signum, frame) -> None:
         if self.cancel.is_set():

@@ -191,7 +191,8 @@ class WorkbenchApp(App):
             return
         live = self.query_one(LiveView)
         for item in group:
-            live.start(item.name, item.config.rounds * item.config.epochs, item.id)
+            prior = item.run.resume.history if item.run.resume else ()
+            live.start(item.name, item.config.rounds * item.config.epochs, item.id, prior)
         self.train()
         self.update_queue_bar()
 

@@ -226,18 +226,21 @@ class LiveView(Vertical):
         self.update_text(force=True)
         self.redraw(force=True)
 
-    def start(self, title: str, total: int, run_id: int | None = None) -> None:
-        """A run begins. If every run in view had ended, the view starts afresh."""
+    def start(self, title: str, total: int, run_id: int | None = None, prior: list | tuple = ()) -> None:
+        """A run begins (a continued one with the epochs it recorded before, `prior`: drawn from epoch 1, and
+        counted as done). If every run in view had ended, the view starts afresh."""
         if all(run.ended for run in self.runs.values()) and not self.continuing:
             self.runs.clear()
         self.continuing = False
         run_id = run_id if run_id is not None else max(self.runs, default=0) + 1
         color = RUN_COLORS[len(self.runs) % len(RUN_COLORS)]
         self.runs[run_id] = LiveRun(title, total, color)
+        for rec in prior:
+            self.runs[run_id].curves.add(rec)
         self.rate = StepRate(sum(r.total for r in self.runs.values() if not r.ended))
         bar = self.query_one("#live-progress", ProgressBar)
         bar.display = True
-        bar.update(total=self.rate.total, progress=self.epochs_done())
+        bar.update(total=sum(r.total for r in self.runs.values()), progress=self.bar_progress())
         self.status = "starting…"
         self.text_dirty = self.plots_dirty = True
         self.update_text()
@@ -249,8 +252,13 @@ class LiveView(Vertical):
         return [r for r in self.runs.values() if not r.ended]
 
     def epochs_done(self) -> int:
-        """Epoch records in so far of the runs still training: what the bar and the time left count."""
+        """Epoch records in so far of the runs still training: what the time left counts."""
         return sum(len(r.curves) for r in self.training())
+
+    def bar_progress(self) -> int:
+        """What the bar shows done: every run's records, and the whole of a run that ended (a cancelled run trains
+        no more), so that the bar never goes back when one run of a group stops."""
+        return sum(r.total if r.ended else min(len(r.curves), r.total) for r in self.runs.values())
 
     def add(self, records: list, run_id: int | None = None) -> None:
         """Take records of a run; drawing waits for the next tick."""
@@ -277,13 +285,15 @@ class LiveView(Vertical):
         run = self.runs[run_id] if run_id in self.runs else next(reversed(self.runs.values()))
         run.status = status
         self.status = f"{markup(run.title)}: {status}" + (f" · {line}" if line else "")
-        if not self.training():  # all done: a full bar; a run cancelled or failed shows how far it got
-            bar = self.query_one("#live-progress", ProgressBar)
-            if all(r.status == "done" for r in self.runs.values()):
+        bar = self.query_one("#live-progress", ProgressBar)
+        if not self.training():  # all ended: a full bar, unless none is done: then how far they got
+            if any(r.status == "done" for r in self.runs.values()):
                 bar.update(total=1, progress=1)
             else:
                 bar.update(total=sum(r.total for r in self.runs.values()),
                            progress=sum(len(r.curves) for r in self.runs.values()))
+        else:
+            bar.update(progress=self.bar_progress())
         self.text_dirty = self.plots_dirty = True
         self.update_text()
         self.redraw()
@@ -305,7 +315,7 @@ class LiveView(Vertical):
             self.query_one("#live-title", Legend).text = self.headline_text()
             self.query_one("#live-status", StatusLine).text = self.status
             if self.training():
-                self.query_one("#live-progress", ProgressBar).update(progress=self.epochs_done())
+                self.query_one("#live-progress", ProgressBar).update(progress=self.bar_progress())
 
     def redraw(self, force: bool = False) -> None:
         if self.plots_dirty or force:

@@ -74,9 +74,12 @@ class RunsNotebook:
                         severity="error", timeout=10)
             return
         reached = min((s.epoch for s in run.resume.states.values()), default=0)
+        recorded = max((int(r.get("epochs") or 0) for r in summary.rounds), default=reached)  # as the record says
+        again = (f"; epochs {reached + 1}–{recorded}, recorded after it, train again to the same numbers"
+                 if recorded > reached else "")
         self.app.enqueue(run)
-        self.app.notify(markup(f"queued {run.name}: continues from epoch {reached} of {run.config.epochs}"),
-                    title="Resume")
+        self.app.notify(markup(f"queued {run.name}: continues from its last checkpoint, epoch {reached} of "
+                               f"{run.config.epochs}{again}"), title="Resume")
 
     def trash_runs(self) -> None:
         """The marked runs, else the one under the cursor, into the runs folder's trash (whole, one rename each)."""
