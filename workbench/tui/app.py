@@ -62,6 +62,10 @@ class WorkbenchApp(App):
         Binding("ctrl+p", "command_palette", "Palette", tooltip="Every action, by name"),
         Binding("ctrl+l", "clear_queue", "Clear queue", priority=True, show=False),
         Binding("slash", "filter", "Filter runs", show=False),
+        # Tab moves the focus before the next key reaches a field: typed fast ("tags<Tab>note"), a field's own
+        # Tab would act only after the letters behind it had landed in the field it was leaving (textual#6605)
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
         Binding("escape", "close_help", "Close keys", show=False),
     ]
 
