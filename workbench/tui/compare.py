@@ -30,7 +30,20 @@ from workbench.tui.live import RUN_COLORS, CurveView, fit_title, plot_metric
 from workbench.tui.pictures import grid_text
 from workbench.tui.text import markup
 
-PAIR_COLUMNS_WIDTH = 64  # what the paired table's columns after "a − b" take, with their padding and a margin
+NUMBER_COLUMNS_WIDTH = 49  # mean Δ, 95 % CI, p, Holm p, won: their widest values ("[+10.2, -12.3]") and padding
+
+
+PAIRING_BESIDE = 100  # columns: narrower, a pair's pairing goes under its names instead of a column of its own
+
+
+def pair_widths(width: int) -> tuple[int, int]:
+    """The paired table's two text columns (the runs, the pairing and its reason; 0 where it goes under the
+    runs), sharing what the number columns leave of `width`: both wrap at words, so neither is cut."""
+    if width < PAIRING_BESIDE:
+        return max(16, width - NUMBER_COLUMNS_WIDTH - 6), 0
+    rest = width - NUMBER_COLUMNS_WIDTH - 8  # their own padding, the scrollbar, the screen's edges
+    names = max(16, min(56, rest * 3 // 5))
+    return names, rest - names
 
 
 class CompareScreen(Screen):
@@ -82,7 +95,7 @@ class CompareScreen(Screen):
                 with ScrollableContainer(id="c-heatmaps"):  # side by side; one above the other when narrow
                     yield Static("", id="c-heat-a", classes="picture")
                     yield Static("", id="c-heat-b", classes="picture")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # the palette is a key in the list: its own item sat over them
 
     def legend(self) -> str:
         return "  ".join(f"[rgb({r},{g},{b})]━━[/] [b]{markup(s.name)}[/b] ({markup(s.id[-6:])})"
@@ -103,10 +116,12 @@ class CompareScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = f"comparing {len(self.summaries)} runs · reading their records…"
         table = self.query_one("#c-pairs", DataTable)
-        names, *others = COMPARISON_COLUMNS
-        # long names wrap in what the other columns leave: the last column stays in view at 80 columns
-        table.add_column(names, width=max(16, min(40, self.app.size.width - PAIR_COLUMNS_WIDTH)))
-        table.add_columns(*others)
+        names, *numbers, pairing = COMPARISON_COLUMNS
+        names_width, self.pairing_width = pair_widths(self.app.size.width)
+        table.add_column(names, width=names_width)
+        table.add_columns(*numbers)
+        if self.pairing_width:
+            table.add_column(pairing, width=self.pairing_width)
         self.call_after_refresh(self.load)  # the screen first, then its records: opening waits for neither
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -135,7 +150,12 @@ class CompareScreen(Screen):
         self.draw_curves()
         table = self.query_one("#c-pairs", DataTable)
         for c in self.comparisons:  # Text, not str: a str cell is parsed as markup (a fifth of the opening time)
-            table.add_row(*(Text(plain(cell)) for cell in comparison_cells(c)), height=None)
+            runs, *numbers, pairing = (Text(plain(cell)) for cell in comparison_cells(c))
+            if not self.pairing_width:  # narrow: the pairing under the runs, when it says more than "paired"
+                runs = runs if c.paired else Text.assemble(runs, "\n", Text(plain(pairing), style="dim"))
+                table.add_row(runs, *numbers, height=None)
+            else:
+                table.add_row(runs, *numbers, pairing, height=None)
         n = len(self.comparisons)
         self.query_one("#c-pairs-count", Static).update(
             f"{n} pair{'s' if n != 1 else ''} of runs" + (" · ↑ ↓ PgUp PgDn ctrl+Home ctrl+End reach every one" if n > 5 else ""))

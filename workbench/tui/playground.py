@@ -111,7 +111,7 @@ class PlaygroundScreen(Screen):
             with Horizontal(id="play-answers"):
                 for i, _ in enumerate(self.runs):
                     yield Static("", id=f"play-answer-{i}", classes="play-answer")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # the palette is a key in the list: its own item sat over them
 
     def on_mount(self) -> None:
         self.title = "Playground"

@@ -45,7 +45,7 @@ class ScatterScreen(Screen):
         yield Static(id="scatter-caption")
         yield PlotextPlot(id="scatter-plot")
         yield Static(id="scatter-legend")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # the palette is a key in the list: its own item sat over them
 
     def on_mount(self) -> None:
         self.title = "Across runs"

@@ -108,7 +108,7 @@ class SweepScreen(Screen):
                 yield PlotextPlot(id="sweep-param-b")
                 yield PlotextPlot(id="sweep-best")
             yield DataTable(id="sweep-trials", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # the palette is a key in the list: its own item sat over them
 
     def on_mount(self) -> None:
         self.query_one("#sweep-stages", DataTable).add_columns(*STAGE_COLUMNS)
