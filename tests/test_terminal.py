@@ -331,6 +331,20 @@ def test_a_sweep_cancelled_quit_and_resumed_finishes_every_point_once(terminal, 
     screen = term.text
     assert "Traceback" not in screen and "failed" not in screen and "ended with an error" not in screen, screen
     assert "best validation" in screen or rows < 40  # the plot's title, fitted to it (80x24 leaves no room)
+    def trials_header() -> int | None:
+        return next((i for i, line in enumerate(term.text.splitlines()) if "state" in line and "worker" in line),
+                    None)
+
+    for _ in range(10):  # at 80x24 the trials table is below the plots: Tab reaches it, and it scrolls into view
+        if trials_header() is not None:
+            break
+        term.press("tab", pause=0.3)
+    screen, header = term.text, trials_header()
+    lines = screen.splitlines()
+    assert header is not None, screen
+    assert header < rows - 2 and any("complete" in line for line in lines[header + 1:]), screen  # rows in view
+    status = next(line for line in lines if "searched in" in line)
+    assert not status.rstrip().endswith("…"), status  # the status line whole, under the buttons
     log = tmp_path / "runs" / "sweeps" / "tiny-workers.log"
     assert not log.exists() or "Traceback" not in log.read_text(), log.read_text()
     trials = list(csv.DictReader((tmp_path / "runs" / "sweeps" / "tiny-trials.csv").open()))

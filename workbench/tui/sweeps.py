@@ -9,7 +9,7 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
@@ -85,7 +85,7 @@ class SweepScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Vertical(id="sweep"):
+        with VerticalScroll(id="sweep", can_focus=False):  # below ~30 rows the trials table is reached by the wheel and by Tab
             with Horizontal(classes="sweep-row"):
                 yield Label("Spec", classes="sweep-label")
                 yield Select([(spec_label(p), str(p)) for p in self.specs], prompt="choose a sweep spec…", id="sweep-spec",
@@ -100,7 +100,7 @@ class SweepScreen(Screen):
                 yield Button("Start", id="sweep-start", variant="primary", compact=True)
                 yield Button("Cancel", id="sweep-cancel", variant="error", compact=True)
                 yield Button("Export trials", id="sweep-export", compact=True)
-                yield Static("", id="sweep-status")  # beside the buttons: in view at any terminal size
+            yield Static("", id="sweep-status")  # under the buttons, whole: beside them it was cut at 80 columns
             yield Static("", id="sweep-title")
             yield DataTable(id="sweep-stages", cursor_type="none")
             with Horizontal(id="sweep-plots"):
@@ -109,6 +109,11 @@ class SweepScreen(Screen):
                 yield PlotextPlot(id="sweep-best")
             yield DataTable(id="sweep-trials", zebra_stripes=True, cursor_type="row")
         yield Footer(show_command_palette=False)  # the palette is a key in the list: its own item sat over them
+
+    SHORT = 32  # rows: below, the three plots shrink so that the trials table starts in view
+
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.height < self.SHORT, "-short")
 
     def on_mount(self) -> None:
         self.query_one("#sweep-stages", DataTable).add_columns(*STAGE_COLUMNS)
