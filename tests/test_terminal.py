@@ -6,6 +6,7 @@ processes are real, and keys arrive as escape sequences. These tests see what a 
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -16,6 +17,8 @@ import pyte
 import pytest
 from proctools import alive, children_of
 from sweep_specs import tiny_spec_text
+
+from workbench.cli.entry import main
 
 KEYS = {"enter": "\r", "tab": "\t", "down": "\x1b[B", "up": "\x1b[A", "escape": "\x1b", "f1": "\x1bOP", "f2": "\x1bOQ",
         "f3": "\x1bOR", "f4": "\x1bOS", "ctrl+r": "\x12", "ctrl+t": "\x14", "ctrl+l": "\x0c", "ctrl+b": "\x02",
@@ -577,4 +580,52 @@ def test_inside_the_network_in_a_real_terminal(terminal, tmp_path):
     term.press("c", pause=0.5)  # cleared: the empty pair's answer again
     term.wait_until(lambda: said() == before, "the cleared canvases answer as before", timeout=20)
     term.press("escape", pause=0.5)
+    assert term.quit_idle() == 0
+
+
+@pytest.mark.parametrize("cols, rows", [(120, 40), (80, 24)])
+def test_the_screens_a_new_user_read_hold_at_both_sizes(terminal, tmp_path, cols, rows):
+    """Issue 30's app findings where a user met them: the footer lists every key (f1-f4, u) with nothing over
+    them; a marked row keeps its name whole; names that differ only at their end read apart on the compare
+    screen; the paired table's reason is whole; no legend sits inside a plot and no accuracy axis tops 100 %."""
+    runs = str(tmp_path / "runs")
+    tiny = ["--rounds", "2", "--epochs", "3", "--batch-size", "20", "--runs-dir", runs]
+    for name, extra in (("table2-fcn-ws-aux α 0.2", ["--alpha", "0.2", "--pairs", "200"]),
+                        ("table2-fcn-ws-aux α 0.8", ["--alpha", "0.8", "--pairs", "200"]),
+                        ("table2-fcn-ws-aux fewer pairs", ["--pairs", "150"])):
+        assert main(["run", "--preset", "table2-fcn-ws-aux", "--name", name, *extra, *tiny]) == 0
+    term = terminal(cols, rows)
+    term.press("f3", pause=0.5)
+    term.wait_for("fewer pairs")
+    footer = term.text.splitlines()[-1]
+    assert "u Undo" in footer and "del Trash" in footer and "palettet" not in footer and "palettep" not in footer
+    if cols >= 120:
+        assert "f1 f2 f3 f4 views" in footer, footer
+    term.press(" ", " ", " ", pause=0.4)  # mark the three
+    term.wait_until(lambda: term.text.count("● ") == 3, "three runs marked")
+    marked = [line for line in term.text.splitlines() if "● " in line]
+    assert any("● table2-fcn-ws-aux α 0.2 " in line for line in marked), marked  # whole, not "α 0"
+    assert any("● table2-fcn-ws-aux α 0.8 " in line for line in marked), marked
+    term.press("c", pause=0.5)
+    term.wait_for("Paired (p)")
+    term.wait_for("what differs")
+    term.pump(2.0)
+    screen = term.text
+    assert "0.2" in screen and "0.8" in screen
+    plot_rows = [line for line in screen.splitlines() if "│" in line or "┤" in line]
+    assert not any("table2-fcn" in line.split("│", 1)[-1] for line in plot_rows if line.count("│") >= 2), screen
+    term.press("p", pause=0.5)
+    term.wait_for("a − b")
+    term.pump(1.0)
+    lines = term.text.splitlines()
+    reason = next(i for i, line in enumerate(lines) if "Welch: different" in line)
+    below = lines[reason] + " " + lines[reason + 1]  # whole, wrapped at words where it must be
+    assert "numbers" in below and "of pairs" in below and "…" not in below, term.text
+    term.press("escape", pause=0.5)
+    term.wait_for("Paired (p)", gone=True)
+    term.press("enter", pause=0.5)  # a run's details: its accuracy with a ± std band over its two rounds
+    term.wait_for("Load into form (l)")
+    term.pump(1.0)
+    axis = [float(tick) for line in term.text.splitlines() for tick in re.findall(r"(\d+(?:\.\d+)?)┤", line)]
+    assert axis and max(axis) <= 100.0, term.text
     assert term.quit_idle() == 0
