@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
-from workbench.format import counted, plain, score_line
+from workbench.format import plain, score_line
 from workbench.paper.config import ConfigError
 from workbench.paper.presets import TABLE_II, Preset, load_presets
 from workbench.records.folder import runs_dir, tidy_abandoned
@@ -28,11 +28,11 @@ from workbench.tui.loading import Digits, RunsWatcher
 from workbench.tui.messages import (DigitsFailed, DigitsReady, RunFinished, RunProgress, RunsFound, RunsGone,
                                     RunUpdated, finished_notices)
 from workbench.tui.notebook import RunsNotebook
-from workbench.tui.results import ResultsTable
+from workbench.tui.results import ResultsFilter, ResultsTable
 from workbench.tui.run_queue import QueueItem, RunQueue
 from workbench.tui.sweeps import SweepScreen
 from workbench.tui.text import cell, markup
-from workbench.tui.text_input import TextInput, after_typing
+from workbench.tui.text_input import after_typing
 from workbench.tui.training import train_queue_group
 
 RESCAN_S = 3.0  # how often the runs folder is looked at for runs written by other processes
@@ -47,12 +47,11 @@ class WorkbenchApp(App):
     SUB_TITLE = "digits: loading…"
     # The views first: on a narrow terminal the footer keeps what comes first.
     BINDINGS = [
-        # one footer item, "f1 f2 f3 f4 views", so the four never fall off a narrow footer (each key's tooltip says)
-        Binding("f1", "show_form", "Form", tooltip="f1: the configuration form (a view of its own below 100 columns)",
-                group=VIEWS),
-        Binding("f2", "show_tab('live')", "Live", tooltip="f2: the live curves", group=VIEWS),
-        Binding("f3", "show_tab('results')", "Results", tooltip="f3: the results table", group=VIEWS),
-        Binding("f4", "sweeps", "Sweeps", tooltip="f4: the paper's grid searches", group=VIEWS),
+        # one footer item, "f1 f2 f3 f4 views", so the four never fall off a narrow footer (hovered, each names its view)
+        Binding("f1", "show_form", "Form", group=VIEWS),
+        Binding("f2", "show_tab('live')", "Live", group=VIEWS),
+        Binding("f3", "show_tab('results')", "Results", group=VIEWS),
+        Binding("f4", "sweeps", "Sweeps", group=VIEWS),
         Binding("ctrl+r", "run", "Run", priority=True, tooltip="Queue the form's configuration"),
         Binding("ctrl+t", "run_table2", "Table II", priority=True, tooltip="Queue the eight rows of Table II"),
         # not a priority binding: on the sweep screen ctrl+b is that screen's, and cancels the sweep
@@ -64,8 +63,8 @@ class WorkbenchApp(App):
         Binding("slash", "filter", "Filter runs", show=False),
         # Tab moves the focus before the next key reaches a field: typed fast ("tags<Tab>note"), a field's own
         # Tab would act only after the letters behind it had landed in the field it was leaving (textual#6605)
-        Binding("tab", "focus_next", "Next field", show=False, priority=True),
-        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
+        Binding("tab", "focus_next", "Next field", show=False, priority=True, system=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True, system=True),
         Binding("escape", "close_help", "Close keys", show=False),
     ]
 
@@ -104,9 +103,8 @@ class WorkbenchApp(App):
                 with TabPane("Live", id="live"):
                     yield LiveView(clock=self.clock, id="liveview")
                 with TabPane("Results", id="results"):
-                    yield TextInput(placeholder="filter (/): words of a run's name, tags or settings; alpha>0.3, "
-                                            "status=done, tag=quick, name~fcn",
-                                id="results-filter", compact=True)
+                    yield ResultsFilter(placeholder="filter (/): words of a run's name, tags or settings; alpha>0.3, "
+                                                "status=done, tag=quick, name~fcn", id="results-filter", compact=True)
                     yield ResultsTable(id="results-table")
         yield Static("", id="queue")
         # the palette as a key like the others: Textual's own item sits over the keys of a full footer ('palettet')
@@ -142,12 +140,7 @@ class WorkbenchApp(App):
         self.watcher.look(dict(self.query_one(ResultsTable).summaries), self.post_message)
 
     def on_runs_gone(self, message: RunsGone) -> None:
-        table = self.query_one(ResultsTable)
-        names = [table.summaries[i].name for i in message.ids if i in table.summaries]
-        table.drop(message.ids)
-        if names:
-            self.notify(markup(f"{counted(len(names), 'run')} left the runs folder (moved or deleted elsewhere): "
-                               + ", ".join(names[:3]) + (" …" if len(names) > 3 else "")), title="Results")
+        self.query_one(ResultsTable).gone(message.ids)
 
     def on_run_updated(self, message: RunUpdated) -> None:
         self.query_one(ResultsTable).put(message.summary)
@@ -328,20 +321,6 @@ class WorkbenchApp(App):
     def action_filter(self) -> None:
         self.action_show_tab("results")
         self.query_one("#results-filter", Input).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "results-filter":
-            why = self.query_one(ResultsTable).set_filter(event.value)
-            event.input.set_class(bool(why), "-invalid")  # red while it cannot mean anything; Enter says why
-            event.input.tooltip = markup(why) if why else None
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "results-filter":
-            why = self.query_one(ResultsTable).set_filter(event.value)
-            if why:
-                self.notify(markup(why), title="Filter", severity="error", timeout=8)
-                return
-            self.query_one(ResultsTable).focus()
 
     def action_sweeps(self) -> None:
         if isinstance(self.screen, SweepScreen):

@@ -81,7 +81,7 @@ def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[st
     if with_train:  # the key in the title: a legend inside the plot sat over the curves' ends
         series = [(name, getattr(c, attr), color) for _, c, _ in runs
                   for name, attr, color in (("train", "train_acc", TRAIN_COLOR), ("test", "test_acc", TEST_COLOR))]
-        plot_metric(acc_plot, "accuracy % (green test, orange train)", series, 100.0)
+        plot_metric(acc_plot, "accuracy %", series, 100.0, key="test green, train orange")
     else:
         plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0)
 
@@ -89,21 +89,22 @@ def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[st
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours in what plotext builds
 
 
-def fit_title(plot: PlotextPlot, title: str) -> None:
+def fit_title(plot: PlotextPlot, title: str, extra: str = "") -> None:
     """A plot's title, shortened until it shows at the plot's size: plotext drops a title wider than its canvas
-    (beside the y axis's labels), and with it what the plot shows. Call it once the data is plotted."""
+    (beside the y axis's labels), and with it what the plot shows. `extra` (a colour key) goes first, whole.
+    Call it once the data is plotted."""
     plt = plot.plt
-    plt.title(title)
+    candidates = [f"{title} · {extra}"] if extra else []
+    candidates += [title] + [title[:cut].rstrip() + "…" for cut in range(len(title) - 2, 6, -2)]
+    plt.title(candidates[0])
     width, height = plot.size.width, plot.size.height
     if width <= 0 or height <= 0:
         return
     plt.plotsize(width, height)
-    candidate = title
-    for cut in range(len(title) - 2, 6, -2):
+    for candidate in candidates:
+        plt.title(candidate)
         if candidate in ANSI.sub("", plt.build()):
             return
-        candidate = title[:cut].rstrip() + "…"
-        plt.title(candidate)
 
 
 @dataclass
@@ -122,7 +123,7 @@ class CurveView:
 
 
 def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0,
-                view: CurveView | None = None, log_here: bool = False) -> None:
+                view: CurveView | None = None, log_here: bool = False, key: str = "") -> None:
     """One metric, one line per (label, per-round series by epoch, colour): the mean over rounds, and up to
     BANDS_UP_TO lines ± std over rounds as a dotted band; or, in a view with per_round, every round's line. No
     legend inside the plot (it sat over the curves' last epochs): the view's legend line names each colour."""
@@ -166,7 +167,7 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
         ticks = [min(ys) + (max(ys) - min(ys)) * k / 4 for k in range(5)]
         plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
     what = "every round" if view.per_round else ("mean ± std over rounds" if spread else "mean over rounds")
-    fit_title(plot, f"{title}: {what}{view.suffix(log_here)}")
+    fit_title(plot, f"{title}: {what}{view.suffix(log_here)}", key)
     plot.refresh()
 
 
@@ -302,6 +303,9 @@ class LiveView(Vertical):
         if not self.runs:
             return self.headline
         parts = []
+        if len(self.runs) == 1:  # one run: its accuracy plot's two lines, said where no plot size cuts it
+            (tr, tg, tb), (sr, sg, sb) = TRAIN_COLOR, TEST_COLOR
+            parts.append(f"accuracy: [rgb({sr},{sg},{sb})]━━[/] test [rgb({tr},{tg},{tb})]━━[/] train ·")
         for run in self.runs.values():
             r, g, b = run.color if len(self.runs) > 1 else MEAN_COLOR
             state = {"starting": "…", "training": "…", "done": " ✓", "cancelled": " (cancelled)",

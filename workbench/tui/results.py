@@ -8,13 +8,14 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from workbench.format import STATUS_STYLE, result_cells, setting, weights_label
+from workbench.format import STATUS_STYLE, counted, result_cells, setting, weights_label
 from workbench.paper.architecture import weight_count
 from workbench.paper.config import FIELDS
 from workbench.records.filter import Filter, FilterError, parse_filter
 from workbench.records.notebook import unfinished_last
 from workbench.records.store import RunSummary
-from workbench.tui.text import cell
+from workbench.tui.text import cell, markup
+from workbench.tui.text_input import TextInput
 
 # What a reader needs first comes first (the run column stays put when the table scrolls right).
 COLUMNS = [("run", "run"), ("status", "status"), ("acc", "test acc %"), ("paper", "paper %"), ("diff", "Δ"),
@@ -81,12 +82,10 @@ class ResultsTable(DataTable):
 
     BINDINGS = [Binding("s", "sort_next", "Sort", show=False), Binding("r", "sort_reverse", "Reverse sort", show=False),
                 Binding("space", "toggle_mark", "Mark", show=False),
-                Binding("c", "app.runs('compare')", "Compare", tooltip="Compare the marked runs (space marks)"),
-                Binding("a", "app.runs('scatter')", "Across", tooltip="Every run's score against one setting"),
-                Binding("p", "app.runs('playground')", "Play", tooltip="Draw digits for the run's network to compare"),
-                Binding("g", "app.runs('resume')", "Resume", tooltip="Continue a cancelled or killed run"),
-                Binding("delete,backspace", "app.runs('trash_runs')", "Trash", tooltip="Move runs to runs/.trash"),
-                Binding("u", "app.runs('undo_trash')", "Undo", tooltip="Bring back what the last delete moved")]
+                Binding("c", "app.runs('compare')", "Compare"), Binding("a", "app.runs('scatter')", "Across"),
+                Binding("p", "app.runs('playground')", "Play"), Binding("g", "app.runs('resume')", "Resume"),
+                Binding("delete,backspace", "app.runs('trash_runs')", "Trash"),
+                Binding("u", "app.runs('undo_trash')", "Undo")]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)
@@ -128,6 +127,14 @@ class ResultsTable(DataTable):
                 self.marked.remove(run_id)
             if run_id in self.rows:
                 self.remove_row(run_id)
+
+    def gone(self, ids: list[str]) -> None:
+        """Runs another process moved out of the runs folder (`runs rm`): their rows go, and the user is told."""
+        names = [self.summaries[i].name for i in ids if i in self.summaries]
+        self.drop(ids)
+        if names:
+            self.app.notify(markup(f"{counted(len(names), 'run')} left the runs folder (moved or deleted elsewhere): "
+                                   + ", ".join(names[:3]) + (" …" if len(names) > 3 else "")), title="Results")
 
     def set_filter(self, text: str) -> str:
         """Show the runs `text` finds; while it cannot mean anything (typed half-way, a key that is none), the
@@ -198,3 +205,21 @@ class ResultsTable(DataTable):
     def shown(self) -> list[RunSummary]:
         """The runs in the order the table shows them."""
         return [self.summaries[row.key.value] for row in self.ordered_rows if row.key.value in self.summaries]
+
+
+class ResultsFilter(TextInput):
+    """The results table's filter (records/filter.py's language): applied as it is typed; red while it cannot
+    mean anything (typed half-way, a key that is none), when the table keeps the last filter that could; Enter
+    says why, or hands the keyboard to the table."""
+
+    def on_input_changed(self, event: TextInput.Changed) -> None:
+        why = self.app.query_one(ResultsTable).set_filter(event.value)
+        self.set_class(bool(why), "-invalid")
+        self.tooltip = markup(why) if why else None
+
+    def on_input_submitted(self, event: TextInput.Submitted) -> None:
+        why = self.app.query_one(ResultsTable).set_filter(event.value)
+        if why:
+            self.app.notify(markup(why), title="Filter", severity="error", timeout=8)
+            return
+        self.app.query_one(ResultsTable).focus()
