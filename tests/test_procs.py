@@ -1,8 +1,12 @@
 """Processes started from inside the app, where sys.stderr is a capture without a descriptor."""
 
+import os
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 from proctools import alive, children_of
 
@@ -152,3 +156,21 @@ def test_sigterm_waits_for_a_whole_write_then_ends_the_worker_by_sigterm(tmp_pat
         child.send_signal(signal.SIGTERM)
         assert child.wait(20) == -signal.SIGTERM  # ended by the signal, as an unhandled one ends it
         assert out.exists() == (where == "inside")  # the write it was in finished; nothing else ran after
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_the_sweeps_own_interrupt_waits_for_a_whole_write(signum):
+    """The sweep's parent writes the journal too (a dead worker's trial failed): a Ctrl-C or SIGTERM inside that
+    write comes at its end, so no record is cut short and no lock file stays behind."""
+    import signal
+
+    from workbench.procs import sigterm_as_interrupt, whole_write
+
+    finished = []
+    with sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        with whole_write():
+            os.kill(os.getpid(), getattr(signal, signum))
+            time.sleep(0.05)  # the handler has run by now: it waited
+            finished.append("the write")
+        finished.append("after it")  # never: the interrupt comes as the block ends
+    assert finished == ["the write"]

@@ -490,6 +490,16 @@ def test_a_failing_worker_writes_its_traceback_to_the_sweeps_log_not_to_the_term
     assert note.startswith("2 worker(s) ended with an error") and str(log) in note
 
 
+async def settled(pilot, holds, timeout: float = 5.0) -> None:
+    """Until the layout and scrolling have caught up (a loaded machine takes more than two refreshes)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not holds() and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+    assert holds()
+
+
 async def test_the_sweep_screen_follows_the_newest_trials_unless_the_user_scrolled_up(tiny_spec, tmp_path):
     """The trials in progress are the table's last rows: while the user has not scrolled away, the table keeps
     them in view as rows come in; scrolled up, it stays where the user put it."""
@@ -508,16 +518,12 @@ async def test_the_sweep_screen_follows_the_newest_trials_unless_the_user_scroll
         screen = await open_sweep_screen(pilot, app, tiny_spec)
         table = screen.query_one("#sweep-trials", DataTable)
         screen.show(trials(30), True)
-        await pilot.pause()
-        await pilot.pause()
-        assert table.max_scroll_y > 0 and table.scroll_y == table.max_scroll_y
+        await settled(pilot, lambda: table.max_scroll_y > 0 and table.scroll_y == table.max_scroll_y)
         visible = range(int(table.scroll_y), int(table.scroll_y) + table.size.height - 1)  # the header row aside
         assert [str(c) for c in table.get_row_at(29)][2] == trial_cells(trials(30)[29])[2] == "running 2/3"
         assert 29 in visible
         screen.show(trials(34), True)  # more trials: still at the newest
-        await pilot.pause()
-        await pilot.pause()
-        assert table.scroll_y == table.max_scroll_y
+        await settled(pilot, lambda: table.scroll_y == table.max_scroll_y)
         table.scroll_home(animate=False, immediate=True)  # the user goes back to the first trials
         await pilot.pause()
         screen.show(trials(36), True)

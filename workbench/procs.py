@@ -7,6 +7,7 @@ Inside a Textual app sys.stderr is the app's print capture, whose fileno() is -1
 
 from __future__ import annotations
 
+import _thread
 import multiprocessing
 import os
 import signal
@@ -85,15 +86,21 @@ def handling(signums: tuple[int, ...], handler):
 
 def sigterm_as_interrupt():
     """While active, SIGTERM ends the work as Ctrl-C does (KeyboardInterrupt), so it stops what it started and
-    says so, instead of dying with what it computed unsaved."""
+    says so, instead of dying with what it computed unsaved. Either waits for a `whole_write` block to end: a
+    journal record cut short, or its lock file left behind, would stall the study for every later run."""
     def interrupt(signum, frame):
+        global _interrupt_pending
+        if _writing:
+            _interrupt_pending = True
+            return
         raise KeyboardInterrupt
 
-    return handling((signal.SIGTERM,), interrupt)
+    return handling((signal.SIGTERM, signal.SIGINT), interrupt)
 
 
 _writing = 0  # whole_write blocks open in this process
 _term_pending = False
+_interrupt_pending = False  # a Ctrl-C or SIGTERM that came inside a whole_write block, raised at its end
 
 
 def sigterm_between_writes() -> None:
@@ -116,7 +123,7 @@ def _end_by(signum: int) -> None:
 
 @contextmanager
 def whole_write():
-    global _writing
+    global _writing, _interrupt_pending
     _writing += 1
     try:
         yield
@@ -124,6 +131,11 @@ def whole_write():
         _writing -= 1
         if not _writing and _term_pending:
             _end_by(signal.SIGTERM)
+        if not _writing and _interrupt_pending:
+            _interrupt_pending = False
+            if threading.current_thread() is threading.main_thread():
+                raise KeyboardInterrupt
+            _thread.interrupt_main()  # the block was another thread's: the interrupt is the main thread's
 
 
 def owner_tag() -> str:
