@@ -303,14 +303,14 @@ class LiveView(Vertical):
         if not self.runs:
             return self.headline
         parts = []
-        if len(self.runs) == 1:  # one run: its accuracy plot's two lines, said where no plot size cuts it
-            (tr, tg, tb), (sr, sg, sb) = TRAIN_COLOR, TEST_COLOR
-            parts.append(f"accuracy: [rgb({sr},{sg},{sb})]━━[/] test [rgb({tr},{tg},{tb})]━━[/] train ·")
         for run in self.runs.values():
             r, g, b = run.color if len(self.runs) > 1 else MEAN_COLOR
             state = {"starting": "…", "training": "…", "done": " ✓", "cancelled": " (cancelled)",
                      "failed": " (failed)"}[run.status]
             parts.append(f"[rgb({r},{g},{b})]━━[/] [b]{markup(run.title)}[/b]{state}")
+        if len(self.runs) == 1:  # one run: its accuracy plot's two lines, said where no plot size cuts them
+            (tr, tg, tb), (sr, sg, sb) = TRAIN_COLOR, TEST_COLOR
+            parts.append(f"· accuracy: [rgb({sr},{sg},{sb})]━━[/] test [rgb({tr},{tg},{tb})]━━[/] train")
         return "  ".join(parts)
 
     def update_text(self, force: bool = False) -> None:
