@@ -70,7 +70,7 @@ def test_the_runs_command_lists_prunes_restores_and_empties(records, capsys):
     assert sorted(s.name for s in load_runs(root)[0]) == ["both", "plain"]
     assert main(["runs", "empty-trash", *at]) == 0
     assert "deleted 1 record" in capsys.readouterr().out and trashed(root) == []
-    for argv, fragment in ((["runs"], "ls, rm, restore or empty-trash"), (["runs", "rm", *at], "RUN"),
+    for argv, fragment in ((["runs"], "ls, rm, restore, rename or empty-trash"), (["runs", "rm", *at], "RUN"),
                            (["runs", "rm", "--status", "gone", *at], "--status"),
                            (["runs", "restore", "nothing", *at], "'nothing'")):
         capsys.readouterr()
@@ -280,3 +280,45 @@ def test_a_cancelled_run_says_what_its_rounds_reached_not_test_dash():
     line = score_line(cancelled)
     assert line.startswith("test — %") and "cancelled at epoch 13 of 30" in line and "89.0 ± 1.4 %" in line
     assert "no final score" in line and "over 0 rounds" not in score_line(cancelled, detail=True)
+
+
+def test_runs_rename_gives_a_run_a_new_name_as_plain_text(records, capsys):
+    root, ids = records
+    at = ["--runs-dir", str(root)]
+    assert main(["runs", "rename", ids["both"][-6:], "both, α 0.5 [bold]kept[/]", *at]) == 0
+    assert "renamed" in capsys.readouterr().out
+    record = json.loads((root / ids["both"] / "summary.json").read_text())
+    assert record["name"] == "both, α 0.5 [bold]kept[/]"  # as typed: drawn as text wherever it shows
+    assert record["tags"] == [] and record["id"] == ids["both"]  # the rest of the record as it was
+    for bad, said in (("", "keeps a name"), ("a\x1b[31mb", "without control characters"), ("x" * 500, "at most")):
+        assert main(["runs", "rename", ids["plain"], bad, *at]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "NEW" in err and len(err.strip().splitlines()) == 1
+    assert main(["runs", "rename", "no-such-run", "x", *at]) == 2
+    assert json.loads((root / ids["plain"] / "summary.json").read_text())["name"] == "plain"
+
+
+async def test_n_in_the_results_table_renames_the_run_under_the_cursor(records, tmp_path):
+    from textual.widgets import Input
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    root, ids = records
+    app = WorkbenchApp(runs_root=root, export_path=tmp_path / "export.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        for _ in range(50):
+            if len(table.summaries) == 3:
+                break
+            await pilot.pause(0.1)
+        table.move_cursor(row=[s.name for s in table.shown()].index("plain"))
+        table.focus()
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#notes-name", Input).value = "plain, the baseline"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert table.summaries[ids["plain"]].name == "plain, the baseline"  # the row follows
+        assert json.loads((root / ids["plain"] / "summary.json").read_text())["name"] == "plain, the baseline"

@@ -36,6 +36,9 @@ def add_runs_parser(sub, runs_dir_help: str) -> None:
     rm.add_argument("--status", default=None, help="also every run of these statuses, e.g. failed,cancelled")
     restore = runs_sub.add_parser("restore", help="bring runs back from the trash")
     restore.add_argument("runs", nargs="+", metavar="RUN", help="run ids (or their start), names or presets")
+    rename = runs_sub.add_parser("rename", help="give a run a new name (plain text, one line)")
+    rename.add_argument("runs", nargs=1, metavar="RUN", help="a run id (or its start or end), name or preset")
+    rename.add_argument("new_name", metavar="NEW")
     runs_sub.add_parser("empty-trash", help="delete what the trash holds, for good")
     for parser in runs_sub.choices.values():
         parser.add_argument("--runs-dir", default=None, help=runs_dir_help)
@@ -43,7 +46,7 @@ def add_runs_parser(sub, runs_dir_help: str) -> None:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command is None:
-        raise UsageError("runs: say ls, rm, restore or empty-trash")
+        raise UsageError("runs: say ls, rm, restore, rename or empty-trash")
     root = records_dir(args.runs_dir)
     try:
         return _runs(args, root)
@@ -80,6 +83,8 @@ def _runs(args: argparse.Namespace, root: Path) -> int:
     except notebook.NoSuchRun as exc:
         where = trash.whereabouts(exc.ref, root, in_trash=in_trash)
         raise UsageError(f"RUN: {exc}" + (f"; {where}" if where else "")) from None
+    if args.runs_command == "rename":
+        return rename_run(picked[0], args.new_name)
     if args.runs_command == "restore":
         out = trash.restore([s.id for s in picked], root)
         _say_left(out)
@@ -98,6 +103,22 @@ def _runs(args: argparse.Namespace, root: Path) -> int:
     print(plain(f"moved {counted(len(out.done), 'run')} to {trash.trash_dir(root)}"
                 + (f"; `digit-workbench runs restore {' '.join(out.done)}` brings them back" if out.done else "")))
     return 0 if out.done or not picked else 1
+
+
+def rename_run(summary, new_name: str) -> int:
+    try:
+        name = notebook.check_name(new_name)
+    except ValueError as exc:
+        raise UsageError(f"NEW: {exc}") from None
+    if name is None:
+        raise UsageError("NEW: a run keeps a name: give one")
+    try:
+        notebook.annotate(summary, summary.tags, summary.note, name)
+    except OSError as exc:
+        print(f"digit-workbench: cannot rename {plain(summary.id)}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(plain(f"renamed {summary.id}: {summary.name} → {name}"))
+    return 0
 
 
 def _say_left(out: trash.Outcome) -> None:

@@ -67,12 +67,12 @@ def unfinished_last(summaries: list[RunSummary]) -> list[RunSummary]:
     return sorted(summaries, key=lambda s: s.status in UNFINISHED)
 
 
-def annotate(summary: RunSummary, tags: list[str], note: str) -> RunSummary:
-    """The run's record with new tags and note, rewritten whole; OSError when the record is no longer where it
-    was read (moved to the trash, deleted)."""
+def annotate(summary: RunSummary, tags: list[str], note: str, name: str | None = None) -> RunSummary:
+    """The run's record with new tags and note (and name, when given), rewritten whole; OSError when the record is
+    no longer where it was read (moved to the trash, deleted)."""
     if summary.path is None or not is_run(summary.path):
         raise FileNotFoundError(2, "no record there any more", str(summary.path))
-    updated = dataclasses.replace(summary, tags=list(tags), note=note)
+    updated = dataclasses.replace(summary, tags=list(tags), note=note, name=summary.name if name is None else name)
     write_summary(updated)
     return updated
 

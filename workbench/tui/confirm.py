@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from workbench.records.notebook import check_note, parse_tags
+from workbench.records.notebook import check_name, check_note, parse_tags
 from workbench.tui.text import markup
 from workbench.tui.text_input import TextInput
 
@@ -62,9 +62,9 @@ class Choose(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class NotesDialog(ModalScreen[tuple[list[str], str] | None]):
-    """A run's tags (comma-separated) and note, edited; Save (or enter) hands them back checked, escape drops
-    them."""
+class NotesDialog(ModalScreen[tuple[str, list[str], str] | None]):
+    """A run's name, tags (comma-separated) and note, edited; Save (or enter) hands them back checked, escape
+    drops them. The keyboard starts in the tags, as it always did; the name is one shift+tab away."""
 
     BINDINGS = [Binding("escape", "dismiss_none", "Cancel")]
 
@@ -74,7 +74,8 @@ class NotesDialog(ModalScreen[tuple[list[str], str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
-            yield Label(f"Tags and note of {markup(self.run_name)}")
+            yield Label(f"Name, tags and note of {markup(self.run_name)}")
+            yield TextInput(self.run_name, placeholder="the run's name", id="notes-name")
             yield TextInput(", ".join(self.tags), placeholder="tags, comma-separated", id="notes-tags")
             yield TextInput(self.note, placeholder="a note", id="notes-note")
             yield Label("", id="notes-error")
@@ -93,12 +94,15 @@ class NotesDialog(ModalScreen[tuple[list[str], str] | None]):
 
     def save(self) -> None:
         try:
+            name = check_name(self.query_one("#notes-name", Input).value)
+            if name is None:
+                raise ValueError("a run keeps a name: type one, or escape to leave it as it is")
             tags = parse_tags(self.query_one("#notes-tags", Input).value)
             note = check_note(self.query_one("#notes-note", Input).value)
         except ValueError as exc:
             self.query_one("#notes-error", Label).update(markup(str(exc)))
             return
-        self.dismiss((tags, note))
+        self.dismiss((name, tags, note))
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -46,7 +46,7 @@ class RunDetails(ModalScreen[str | None]):
                 Binding("m", "tab('d-wrong')", "Misclassified"), Binding("d", "tab('d-data')", "Data"),
                 Binding("w", "tab('d-learned')", "What it learned"),
                 Binding("i", "learned_change", "Weights / change", show=False),
-                Binding("t", "notes", "Tags and note"), Binding("p", "playground", "Playground"),
+                Binding("t", "notes", "Name, tags, note"), Binding("p", "playground", "Playground"),
                 Binding("g", "resume", "Resume", show=False),
                 Binding("left_square_bracket", "data_round(-1)", "Previous round", show=False),
                 Binding("right_square_bracket", "data_round(1)", "Next round", show=False)]
@@ -60,24 +60,29 @@ class RunDetails(ModalScreen[str | None]):
     def action_notes(self) -> None:
         self.app.push_screen(NotesDialog(self.summary.name, self.summary.tags, self.summary.note), self.save_notes)
 
-    def save_notes(self, answer: tuple[list[str], str] | None) -> None:
-        """The record rewritten with the new tags and note; the results table's row follows."""
+    def save_notes(self, answer: tuple[str, list[str], str] | None) -> None:
+        """The record rewritten with the new name, tags and note; the results table's row follows."""
         if answer is None:
             return
+        name, tags, note = answer
         try:
-            updated = annotate(self.summary, *answer)
+            updated = annotate(self.summary, tags, note, name)
         except OSError as exc:
-            self.notify(markup(f"cannot save the tags and note: {exc.strerror or exc}"), severity="error")
+            self.notify(markup(f"cannot save the name, tags and note: {exc.strerror or exc}"), severity="error")
             return
         self.summary = updated
         self.query_one("#details-notes", Static).update(notes_text(updated))
+        self.query_one("#details-title", Label).update(self.title_text())
         self.app.post_message(RunUpdated(updated))
+
+    def title_text(self) -> str:
+        s = self.summary
+        return f"[b]{markup(s.name)}[/b] · {markup(s.status)}" + (f": {markup(s.reason)}" if s.reason else "")
 
     def compose(self) -> ComposeResult:
         s = self.summary
         with Vertical(id="details"):
-            yield Label(f"[b]{markup(s.name)}[/b] · {markup(s.status)}" + (f": {markup(s.reason)}" if s.reason else ""),
-                        id="details-title")
+            yield Label(self.title_text(), id="details-title")
             yield Static(
                 score_line(s, detail=True) + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
                 + f"digits: {s.data_source} · run {s.id} · {weights_label(weight_count(s.config))} weights",

@@ -8,12 +8,12 @@ from workbench.format import counted
 from workbench.paper.presets import TABLE_II
 from workbench.records.checkpoint import ResumeUnreadable
 from workbench.records.csv_export import export_csv
-from workbench.records.notebook import latest_row_runs
+from workbench.records.notebook import annotate, latest_row_runs
 from workbench.records.store import RunSummary
 from workbench.records.trash import Outcome, TrashRefused, move_to_trash, restore, trash_dir
 from workbench.training.continuing import continuation_of
 from workbench.tui.compare import CompareScreen
-from workbench.tui.confirm import Confirm
+from workbench.tui.confirm import Confirm, NotesDialog
 from workbench.tui.details import RunDetails
 from workbench.tui.form import ConfigForm
 from workbench.tui.playground import PlaygroundScreen
@@ -80,6 +80,26 @@ class RunsNotebook:
         self.app.enqueue(run)
         self.app.notify(markup(f"queued {run.name}: continues from its last checkpoint, epoch {reached} of "
                                f"{run.config.epochs}{again}"), title="Resume")
+
+    def rename(self) -> None:
+        """The run under the cursor: its name, tags and note, edited in one dialog (the details' `t` too)."""
+        table = self.app.query_one(ResultsTable)
+        summary = table.summaries.get(table.current_id())
+        if summary is None or summary.path is None:
+            self.app.notify("no saved run under the cursor to rename", title="Rename", severity="warning")
+            return
+
+        def save(answer) -> None:
+            if answer is None:
+                return
+            name, tags, note = answer
+            try:
+                table.put(annotate(summary, tags, note, name))
+            except OSError as exc:
+                self.app.notify(markup(f"cannot rename {summary.name}: {exc.strerror or exc}"), title="Rename",
+                                severity="error")
+
+        self.app.push_screen(NotesDialog(summary.name, summary.tags, summary.note), save)
 
     def trash_runs(self) -> None:
         """The marked runs, else the one under the cursor, into the runs folder's trash (whole, one rename each)."""

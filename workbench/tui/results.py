@@ -84,6 +84,7 @@ class ResultsTable(DataTable):
                 Binding("space", "toggle_mark", "Mark", show=False),
                 Binding("c", "app.runs('compare')", "Compare"), Binding("a", "app.runs('scatter')", "Across"),
                 Binding("p", "app.runs('playground')", "Play"), Binding("g", "app.runs('resume')", "Resume"),
+                Binding("n", "app.runs('rename')", "Rename"),
                 Binding("delete,backspace", "app.runs('trash_runs')", "Trash"),
                 Binding("u", "app.runs('undo_trash')", "Undo")]
 
