@@ -2,6 +2,7 @@ import csv
 import json
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,53 @@ def test_a_run_is_named_by_its_id_or_four_characters_of_its_start_or_end(tmp_pat
     for ref in (summary.id[-1], summary.id[-3:]):
         with pytest.raises(LookupError):
             pick_runs([ref], [summary])
+
+
+def test_a_record_says_where_its_numbers_came_from(tmp_path, source, capsys):
+    """Issue 31, item 4: the workbench's version and commit, the CPU kind and instruction set, the libraries, and
+    what the run cost; in the record, the CSV and the run's details line."""
+    import subprocess
+
+    from workbench.cli.entry import main
+    from workbench.format import provenance_text
+    from workbench.training.group import NamedRun
+    from workbench.training.train import train_and_record
+
+    config = RunConfig(hl=16, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
+    (recorded,) = train_and_record([NamedRun("traced", config)], source, runs_root=tmp_path)
+    record = json.loads((recorded.summary.path / "summary.json").read_text())
+    versions, cost = record["versions"], record["cost"]
+    assert versions["workbench"] and versions["cpu"] and versions["isa"] and versions["torch"]
+    top = Path(__file__).resolve().parent.parent
+    if (top / ".git").exists():  # run from a checkout: its commit, and whether it was edited
+        head = subprocess.run(["git", "-C", str(top), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        assert versions["commit"].split("+")[0] == head
+    assert cost["cpu_s"] >= 0 and cost["peak_mib"] > 50  # a process that imported torch holds more than 50 MiB
+    summary = load_runs(tmp_path)[0][0]
+    line = provenance_text(summary)
+    assert f"workbench {versions['workbench']}" in line and versions["cpu"] in line and "peak" in line
+    assert main(["export", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "e.csv")]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "e.csv").open()))
+    assert (row["cpu"], row["isa"], row["workbench"]) == (versions["cpu"], versions["isa"], versions["workbench"])
+    assert float(row["peak_mib"]) == cost["peak_mib"]
+
+
+def test_a_record_with_a_cost_that_is_no_number_is_skipped_naming_the_field(tmp_path, trained):
+    summary = save_run(trained, "costly", root=tmp_path)
+    file = summary.path / "summary.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), "cost": {"cpu_s": "lots"}}))
+    loaded, problems = load_runs(tmp_path)
+    assert loaded == [] and "cost" in problems[0]
+
+
+def test_outside_a_checkout_a_record_names_only_the_version(monkeypatch, tmp_path):
+    import workbench
+    from workbench.records import provenance
+
+    provenance.code_version.cache_clear()
+    monkeypatch.setattr(workbench, "__file__", str(tmp_path / "site-packages" / "workbench" / "__init__.py"))
+    try:
+        assert provenance.code_version() == {"workbench": workbench.__version__}
+    finally:
+        provenance.code_version.cache_clear()

@@ -212,6 +212,24 @@ def score_line(summary, detail: bool = False) -> str:
     return line
 
 
+def provenance_text(summary) -> str:
+    """Where a record's numbers came from: 'workbench 0.1.0 (a1b2c3d4e5f6) · torch 2.14.1 · Intel Xeon (AVX2) ·
+    34.1 CPU s · peak 812 MiB'; what an older record did not keep is left out."""
+    v, cost = summary.versions, getattr(summary, "cost", {})
+    parts = []
+    if v.get("workbench"):
+        parts.append(f"workbench {v['workbench']}" + (f" ({v['commit']})" if v.get("commit") else ""))
+    if v.get("torch"):
+        parts.append(f"torch {v['torch']}")
+    if v.get("cpu"):
+        parts.append(f"{v['cpu']}" + (f" ({v['isa']})" if v.get("isa") else ""))
+    if "cpu_s" in cost:
+        parts.append(f"{cost['cpu_s']:.1f} CPU s")
+    if "peak_mib" in cost:
+        parts.append(f"peak {cost['peak_mib']:.0f} MiB")
+    return plain(" · ".join(parts))
+
+
 def weights_label(n: int) -> str:
     """A network's number of weights, short: 8,641 / 52.3 k / 4.73 M."""
     if n >= 1_000_000:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import platform
 import statistics
@@ -107,6 +108,7 @@ class RunResult:
     reason: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    cost: dict[str, float] = field(default_factory=dict)  # what the process spent while it trained (training/)
 
     def test_accuracies(self) -> list[float]:
         return [r.test_acc for r in self.rounds if r.status == "done" and r.test_acc is not None]
@@ -201,7 +203,23 @@ def device_label(device: torch.device) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    """What a run's numbers depend on beyond its config and seed: the libraries, and the CPU kind and the
+    instruction set torch computes with (another CPU kind rounds differently, so the numbers differ there)."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "cpu": cpu_model(), "isa": str(torch.backends.cpu.get_cpu_capability())}
+
+
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name, as the kernel reports it (platform.processor() says only 'x86_64' on Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return " ".join(line.split(":", 1)[1].split())[:120]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def finite(value: float) -> bool:

@@ -37,7 +37,7 @@ def export_columns(max_rounds: int) -> list[str]:
                                                                             "test_acc_std"]
             + [f"round_{i}_acc" for i in range(max_rounds)]
             + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
-               "engine", "status", "reason"])
+               "engine", "status", "reason", "workbench", "commit", "cpu", "isa", "torch", "cpu_s", "peak_mib"])
 
 
 def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]]:
@@ -51,7 +51,9 @@ def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]
                + [weight_count(s.config), _kept(s)]
                + [_num(s.mean), _num(s.std)] + [_num(a) for a in accs]
                + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
-                  _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason])
+                  _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason]
+               + [s.versions.get(k, "") for k in ("workbench", "commit", "cpu", "isa", "torch")]
+               + [s.cost.get("cpu_s"), s.cost.get("peak_mib")])
         rows.append([neutralise(v) for v in row])
     return columns, rows
 

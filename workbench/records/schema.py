@@ -46,6 +46,10 @@ def check_summary(d: Any) -> None:
     for i, acc in enumerate(accs):
         check(fraction(acc), f"round_acc[{i}]", "a fraction in [0, 1]", acc)
     check(isinstance(d.get("versions", {}), dict), "versions", "an object", d.get("versions"))
+    cost = d.get("cost", {})
+    check(isinstance(cost, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         and math.isfinite(v) for v in cost.values()),
+          "cost", "an object of finite numbers", cost)
     check(d.get("edited") in (None, True, False), "edited", "true, false or null", d.get("edited"))
     tags = d.get("tags", [])
     check(isinstance(tags, list) and len(tags) <= MAX_TAGS, "tags", f"a list of at most {MAX_TAGS}", tags)

@@ -22,6 +22,7 @@ from workbench.paper.presets import PaperScore
 from workbench.records.folder import drop, new_run_dir, release, runs_dir, take_over
 from workbench.records.layout import (HISTORY_FILE, PREDICTIONS_FILE, RECORD_FILES, RESUME_FILE, RUN_FILE, SUMMARY_FILE,
                                       WEIGHTS_FILE, is_run)
+from workbench.records.provenance import code_version
 from workbench.records.schema import check_summary
 from workbench.records.weights import weights_npz
 
@@ -57,6 +58,7 @@ class RunSummary:
     tags: list[str] = field(default_factory=list)  # the user's words for it (notebook.parse_tags)
     note: str = ""
     continues: str | None = None  # the id of the record this run continued (training/continuing.py)
+    cost: dict[str, float] = field(default_factory=dict)  # CPU seconds and peak MiB while it trained (provenance)
 
     @property
     def difference(self) -> float | None:
@@ -73,6 +75,7 @@ class RunSummary:
             "engine": self.engine, "started_at": self.started_at, "versions": self.versions, "rounds": self.rounds,
             "saved_at": self.saved_at, "edited": self.edited, "tags": self.tags, "note": self.note,
             **({"continues": self.continues} if self.continues else {}),
+            **({"cost": self.cost} if self.cost else {}),
         }
 
     @classmethod
@@ -90,7 +93,8 @@ class RunSummary:
             engine=str(d.get("engine", "")), started_at=float(d.get("started_at", 0.0)),
             versions=dict(d.get("versions", {})), rounds=list(d.get("rounds", [])),
             saved_at=float(d.get("saved_at", 0.0)), path=path, edited=d.get("edited"), tags=list(d.get("tags", [])),
-            note=str(d.get("note", "")), continues=d.get("continues"))
+            note=str(d.get("note", "")), continues=d.get("continues"),
+            cost={str(k): float(v) for k, v in d.get("cost", {}).items()})
 
 
 def summarize(result, name: str, preset: str | None = None, paper: PaperScore | None = None,
@@ -103,7 +107,7 @@ def summarize(result, name: str, preset: str | None = None, paper: PaperScore | 
         config=result.config,
         round_acc=result.test_accuracies(), mean=mean, std=std, paper=paper, wall_time=result.wall_time,
         device=result.device, data_source=result.data_source, engine=result.engine, started_at=result.started_at,
-        versions=result.versions,
+        versions={**result.versions, **code_version()}, cost=dict(getattr(result, "cost", {})),
         rounds=[{k: v for k, v in vars(r).items() if k not in BESIDE_THE_SUMMARY} for r in result.rounds])
 
 

@@ -17,8 +17,9 @@ from workbench.export.mlflow_tracking import tracking_uri
 from workbench.paper.config import RunConfig
 from workbench.records.checkpoint import Checkpoints, claim
 from workbench.records.folder import drop_unstarted
-from workbench.records.trash import move_to_trash
+from workbench.records.provenance import cost_since, usage
 from workbench.records.store import RunNotSaved, RunSummary, save_run, summarize
+from workbench.records.trash import move_to_trash
 from workbench.records.weights import resolve_keep
 from workbench.training.continuing import merged
 from workbench.training.group import Group, NamedRun
@@ -99,8 +100,11 @@ def train_and_record(group: Group | list[NamedRun], source, engine: str = "batch
             raise EngineError(why)
         checkpoints.folders = claim_folders(group.runs, runs_root, engine)
         start = {i: run.resume.states for i, run in enumerate(group.runs) if run.resume}
+        began = usage()
         results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine, start=start,
                               on_states=checkpoints.reached if checkpoints.folders else None)
+        for result in results:
+            result.cost = cost_since(began)
     except Exception as exc:  # no digits, no device, too big
         if refuse:
             drop_unstarted(checkpoints.folders.values())

@@ -14,7 +14,7 @@ from workbench.analysis.curves import Curves
 from workbench.analysis.networks import first_layer
 from workbench.analysis.predictions import (PredictionsUnreadable, digit_confusion, error_grid, error_rate,
                                             load_predictions, misclassified, per_digit_accuracy, samples)
-from workbench.format import duration, pct, percent, score_line, setting, weights_label
+from workbench.format import duration, pct, percent, provenance_text, score_line, setting, weights_label
 from workbench.paper.architecture import weight_count
 from workbench.paper.config import FIELDS
 from workbench.records.layout import RESUME_FILE
@@ -85,7 +85,8 @@ class RunDetails(ModalScreen[str | None]):
             yield Label(self.title_text(), id="details-title")
             yield Static(
                 score_line(s, detail=True) + f" · {duration(s.wall_time)} · {s.device} · {s.engine} engine\n"
-                + f"digits: {s.data_source} · run {s.id} · {weights_label(weight_count(s.config))} weights",
+                + f"digits: {s.data_source} · run {s.id} · {weights_label(weight_count(s.config))} weights"
+                + (f"\nmade by {markup(provenance_text(s))}" if provenance_text(s) else ""),
                 id="details-summary")
             yield Static(notes_text(s), id="details-notes")
             with TabbedContent(id="details-tabs", initial="d-curves"):
