@@ -47,6 +47,9 @@ def assert_arrived_whole(client, mlflow_run, summary, tmp_path) -> None:
     assert data.tags["mlflow.runName"] == summary.name
     assert data.tags["mlflow.note.content"] == summary.note
     assert data.tags["tags"] == "probe, try 2" and data.tags["digit_workbench.run_id"] == summary.id
+    assert data.tags["digit_workbench.cpu"] == summary.versions["cpu"]  # where the numbers came from
+    assert data.tags["digit_workbench.workbench"] == summary.versions["workbench"]
+    assert data.metrics["cost/peak_mib"] == pytest.approx(summary.cost["peak_mib"])
     run_id = mlflow_run.info.run_id
     history = readable_history(summary)
     columns = {"test_acc": "test_acc", "train_loss": "train_loss", "train_acc": "train_acc", "digit_acc": "digit_acc"}

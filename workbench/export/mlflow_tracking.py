@@ -137,6 +137,7 @@ def run_metrics(summary: RunSummary) -> list[tuple[str, float, int]]:
     if summary.paper is not None:
         out.append(("paper/score", summary.paper.score, 0))
     out += [("weights", float(weight_count(summary.config)), 0), ("wall_time_s", summary.wall_time, 0)]
+    out += [(f"cost/{key}", float(value), 0) for key, value in sorted(summary.cost.items())]
     return out
 
 
@@ -144,6 +145,9 @@ def run_tags(summary: RunSummary) -> dict[str, str]:
     tags = {"mlflow.runName": summary.name, RECORD_ID_TAG: summary.id, "status": summary.status,
             "engine": summary.engine, "device": summary.device, "data_source": summary.data_source,
             "preset": summary.preset or "", "tags": ", ".join(summary.tags)}
+    for key in ("workbench", "commit", "cpu", "isa", "torch"):  # where the numbers came from (records/provenance)
+        if summary.versions.get(key):
+            tags[f"digit_workbench.{key}"] = str(summary.versions[key])[:5000]
     if summary.note:
         tags["mlflow.note.content"] = summary.note
     if summary.reason:
