@@ -156,3 +156,21 @@ def test_figures_keep_matplotlibs_warnings_from_the_user(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "Warning" not in err and "Glyph" not in err, err
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_a_comparison_names_a_difference_of_machine():
+    """The same config rounds differently on another CPU kind or device: the compare screen's "what differs"
+    line says where runs were computed when that differs, and says nothing of it when it does not."""
+    from types import SimpleNamespace
+
+    from workbench.format import machine_differences
+
+    def run(device, cpu, isa):
+        return SimpleNamespace(device=device, versions={"cpu": cpu, "isa": isa, "torch": "2.14.1"})
+
+    same = [run("cpu (x86_64)", "AMD EPYC", "AVX512")] * 2
+    assert machine_differences(same) == []
+    apart = [run("cpu (x86_64)", "AMD EPYC", "AVX512"), run("cpu (x86_64)", "Intel Xeon", "AVX2")]
+    assert machine_differences(apart) == ["cpu AMD EPYC / Intel Xeon", "isa AVX512 / AVX2"]
+    older = [run("cpu (x86_64)", "AMD EPYC", "AVX512"), SimpleNamespace(device="cpu (x86_64)", versions={})]
+    assert machine_differences(older) == ["cpu AMD EPYC / ?", "isa AVX512 / ?", "torch 2.14.1 / ?"]

@@ -230,6 +230,18 @@ def provenance_text(summary) -> str:
     return plain(" · ".join(parts))
 
 
+def machine_differences(summaries) -> list[str]:
+    """Where runs were computed, when that differs among them ('device cpu (x86_64) / cuda (H100)', 'cpu AMD EPYC /
+    Intel Xeon'): the same config rounds differently on another CPU kind or device, so a comparison says so."""
+    parts = []
+    for label, of in (("device", lambda s: s.device), ("cpu", lambda s: s.versions.get("cpu", "")),
+                      ("isa", lambda s: s.versions.get("isa", "")), ("torch", lambda s: s.versions.get("torch", ""))):
+        values = [str(of(s)) or "?" for s in summaries]
+        if len(set(values)) > 1:
+            parts.append(f"{label} {' / '.join(values)}")
+    return parts
+
+
 def weights_label(n: int) -> str:
     """A network's number of weights, short: 8,641 / 52.3 k / 4.73 M."""
     if n >= 1_000_000:

@@ -22,7 +22,8 @@ from workbench.analysis.curves import Curves, strip_jitter
 from workbench.analysis.figures import write_figure
 from workbench.analysis.paired import all_pairs, round_scores
 from workbench.analysis.predictions import PredictionsUnreadable, error_grid, error_rate, load_predictions
-from workbench.format import COMPARISON_COLUMNS, comparison_cells, percent, plain, setting, short_names, weights_label
+from workbench.format import (COMPARISON_COLUMNS, comparison_cells, machine_differences, percent, plain, setting,
+                              short_names, weights_label)
 from workbench.paper.architecture import weight_count
 from workbench.paper.config import differing_fields, short_label
 from workbench.records.store import RunSummary, readable_history
@@ -111,6 +112,7 @@ class CompareScreen(Screen):
         parts.append(f"weights {weights[0]} (all)" if len(set(weights)) == 1 else f"weights {' / '.join(weights)}")
         if len(parts) == 1:
             parts.insert(0, "no setting")
+        parts += machine_differences(self.summaries)  # a difference of machine is a difference of numbers
         return "[b]what differs:[/b] " + markup(" · ".join(parts))
 
     def on_mount(self) -> None:
