@@ -8,6 +8,7 @@ import pytest
 
 from workbench.cli.entry import main
 from workbench.paper.config import RunConfig
+from workbench.records.store import load_runs
 
 TINY = dict(hl=16, c_hl=8, rounds=3, epochs=2, pairs=100, batch_size=20, device="cpu")
 
@@ -35,6 +36,8 @@ def test_compare_prints_paired_and_unpaired_rows_and_writes_csv(runs_dir, tmp_pa
     assert [(r["run a"], r["run b"], r["paired"]) for r in rows] == [
         ("both", "plain", "yes"), ("both-seed5", "plain", "no (Welch)"), ("both-seed5", "both", "no (Welch)")]
     assert rows[0]["rounds"] == "3" and rows[1]["note"] == "different seeds"
+    ids = {s.name: s.id for s in load_runs(runs_dir)[0]}
+    assert (rows[0]["run a id"], rows[0]["run b id"]) == (ids["both"], ids["plain"])  # two runs of one name apart
     # three tests: each p beside its Holm adjustment, worked here independently (rank i of m: (m - i) p, running max)
     p = [float(r["p"]) for r in rows]
     order = sorted(range(3), key=lambda k: p[k])

@@ -47,6 +47,7 @@ def assert_arrived_whole(client, mlflow_run, summary, tmp_path) -> None:
     assert data.tags["mlflow.runName"] == summary.name
     assert data.tags["mlflow.note.content"] == summary.note
     assert data.tags["tags"] == "probe, try 2" and data.tags["digit_workbench.run_id"] == summary.id
+    assert data.tags["tag/probe"] == data.tags["tag/try 2"] == "true"  # each tag on its own, for MLflow's search
     assert data.tags["digit_workbench.cpu"] == summary.versions["cpu"]  # where the numbers came from
     assert data.tags["digit_workbench.workbench"] == summary.versions["workbench"]
     assert data.metrics["cost/peak_mib"] == pytest.approx(summary.cost["peak_mib"])

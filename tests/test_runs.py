@@ -245,6 +245,8 @@ def test_a_record_says_where_its_numbers_came_from(tmp_path, source, capsys):
     (row,) = list(csv.DictReader((tmp_path / "e.csv").open()))
     assert (row["cpu"], row["isa"], row["workbench"]) == (versions["cpu"], versions["isa"], versions["workbench"])
     assert float(row["peak_mib"]) == cost["peak_mib"]
+    assert row["started_at"].endswith("+00:00") and float(row["train_loss_mean"]) > 0  # issue 31's export gaps
+    assert 0 <= float(row["digit_acc_mean"]) <= 1
 
 
 def test_a_record_with_a_cost_that_is_no_number_is_skipped_naming_the_field(tmp_path, trained):

@@ -261,7 +261,7 @@ def params_text(params: dict) -> str:
 # short headers: with Holm's p beside the raw one, the paired table still fits 80 columns (the notes say the rest)
 COMPARISON_COLUMNS = ("a − b", "mean Δ", "95 % CI", "p", "Holm p", "won", "pairing")
 COMPARISON_CSV_HEADER = ["run a", "run b", "paired", "mean a - b (points)", "95 % CI low", "95 % CI high", "p",
-                         "p (Holm)", "rounds a won", "rounds", "note"]
+                         "p (Holm)", "rounds a won", "rounds", "note", "run a id", "run b id"]
 
 
 def p_value(p: float | None) -> str:
@@ -280,7 +280,7 @@ def comparison_csv_row(c) -> list:
     return [c.a, c.b, "yes" if c.paired else "no (Welch)", "" if c.mean_diff is None else f"{c.mean_diff:.3f}",
             "" if c.ci is None else f"{c.ci[0]:.3f}", "" if c.ci is None else f"{c.ci[1]:.3f}",
             "" if c.p is None else f"{c.p:.4g}", "" if c.p_holm is None else f"{c.p_holm:.4g}",
-            "" if c.wins is None else c.wins, c.n, c.why_unpaired]
+            "" if c.wins is None else c.wins, c.n, c.why_unpaired, c.a_id, c.b_id]
 
 
 # ------------------------------------------------------------------ sweeps (sweep.storage's Trial, StageSummary)

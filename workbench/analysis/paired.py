@@ -25,6 +25,8 @@ class Comparison:
     wins: int | None  # rounds a beat b (paired only)
     ties: int | None
     p_holm: float | None = None  # p adjusted by Holm's method for every pair tested beside it (None: tested alone)
+    a_id: str = ""  # the records' ids: two runs of one name are told apart in an export
+    b_id: str = ""
 
 
 def protocol_difference(a, b) -> str:
@@ -50,7 +52,11 @@ def round_scores(summary) -> dict[int, float]:
 def compare_runs(a, b) -> Comparison:
     """Round r of two runs with the same seed, digits and pair count trains and tests on the same pairs, so the
     per-round differences are paired: their mean, a 95 % t interval, the paired t-test and the rounds won.
-    Otherwise, Welch's unpaired test on the two sets of rounds, saying why."""
+    Otherwise, Welch's unpaired test on the two sets of rounds, saying why. The comparison names both records."""
+    return replace(_compared(a, b), a_id=str(getattr(a, "id", "")), b_id=str(getattr(b, "id", "")))
+
+
+def _compared(a, b) -> Comparison:
     from scipy import stats
 
     sa, sb = round_scores(a), round_scores(b)

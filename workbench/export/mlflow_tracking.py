@@ -145,6 +145,8 @@ def run_tags(summary: RunSummary) -> dict[str, str]:
     tags = {"mlflow.runName": summary.name, RECORD_ID_TAG: summary.id, "status": summary.status,
             "engine": summary.engine, "device": summary.device, "data_source": summary.data_source,
             "preset": summary.preset or "", "tags": ", ".join(summary.tags)}
+    for tag in summary.tags:  # each tag a key of its own too: MLflow's search filters on `tags."tag/NAME"`
+        tags[f"tag/{metric_key(tag)}"] = "true"
     for key in ("workbench", "commit", "cpu", "isa", "torch"):  # where the numbers came from (records/provenance)
         if summary.versions.get(key):
             tags[f"digit_workbench.{key}"] = str(summary.versions[key])[:5000]

@@ -4,6 +4,7 @@ spreadsheet would run as a formula is neutralised. Written whole or not at all."
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
 from pathlib import Path
@@ -37,7 +38,8 @@ def export_columns(max_rounds: int) -> list[str]:
                                                                             "test_acc_std"]
             + [f"round_{i}_acc" for i in range(max_rounds)]
             + ["paper_score", "paper_std", "difference", "wall_time_s", "requested_device", "device", "data_source",
-               "engine", "status", "reason", "workbench", "commit", "cpu", "isa", "torch", "cpu_s", "peak_mib"])
+               "engine", "status", "reason", "workbench", "commit", "cpu", "isa", "torch", "cpu_s", "peak_mib",
+               "started_at", "train_loss_mean", "digit_acc_mean"])
 
 
 def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]]:
@@ -53,9 +55,23 @@ def export_rows(summaries: list[RunSummary]) -> tuple[list[str], list[list[Any]]
                + [_num(s.paper.score) if s.paper else None, _num(s.paper.std) if s.paper else None,
                   _num(s.difference), round(s.wall_time, 3), s.config.device, s.device, s.data_source, s.engine, s.status, s.reason]
                + [s.versions.get(k, "") for k in ("workbench", "commit", "cpu", "isa", "torch")]
-               + [s.cost.get("cpu_s"), s.cost.get("peak_mib")])
+               + [s.cost.get("cpu_s"), s.cost.get("peak_mib"), started(s), _num(round_mean(s, "train_loss")),
+                  _num(round_mean(s, "digit_acc"))])
         rows.append([neutralise(v) for v in row])
     return columns, rows
+
+
+def started(summary: RunSummary) -> str:
+    """When the run started, in UTC (ISO 8601), '' when the record does not say."""
+    if not summary.started_at:
+        return ""
+    return datetime.datetime.fromtimestamp(summary.started_at, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def round_mean(summary: RunSummary, key: str) -> float | None:
+    """A figure of the finished rounds' last epochs, averaged (a round's train loss, its digit accuracy)."""
+    values = [float(r[key]) for r in summary.rounds if r.get("status") == "done" and isinstance(r.get(key), (int, float))]
+    return sum(values) / len(values) if values else None
 
 
 def _kept(summary: RunSummary) -> str:
