@@ -238,3 +238,48 @@ async def test_a_run_removed_from_the_command_line_leaves_the_open_apps_table(ru
         await pilot.pause(0.2)
         assert sorted(table.summaries) == [IDS[1]] and IDS[0] not in table.rows
         assert any("left the runs folder" in str(n.message) for n in app._notifications)
+
+
+async def test_the_trash_is_browsed_in_the_app_and_any_run_comes_back(runs, tmp_path):
+    """Issue 31, item 7: `T` in the results table lists the trash; `r` brings the run under the cursor back (not
+    only the last delete's, as `u` does), and it is in the results table again."""
+    from textual.widgets import DataTable
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+    from workbench.tui.trash import TrashScreen
+
+    assert move_to_trash(list(IDS), runs).done == list(IDS)  # by the command line, before the app opened
+    app = WorkbenchApp(runs_root=runs, export_path=tmp_path / "e.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        table = app.query_one(ResultsTable)
+        table.focus()
+        await pilot.pause()
+        assert table.summaries == {}
+        await pilot.press("T")
+        await pilot.pause()
+        assert isinstance(app.screen, TrashScreen)
+        listed = app.screen.query_one(DataTable)
+        assert listed.row_count == 2 and "2 runs in" in str(app.screen.query_one("#trash-caption").render())
+        await pilot.press("space", "r")  # mark the first, then bring it back (the cursor moved to the second)
+        await pilot.pause()
+        assert listed.row_count == 1 and len(load_runs(runs)[0]) == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        assert len(table.summaries) == 1  # in the results table again
+
+
+async def test_the_apps_trash_view_says_so_when_the_trash_is_a_link(runs, thesis, tmp_path):
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.trash import TrashScreen
+
+    (runs / ".trash").symlink_to(thesis)
+    app = WorkbenchApp(runs_root=runs, export_path=tmp_path / "e.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(TrashScreen(runs))
+        await pilot.pause()
+        assert "is a link" in str(app.screen.query_one("#trash-caption").render())
+        await pilot.press("r")
+        await pilot.pause()
+    assert (thesis / "thesis.tex").exists() and len(load_runs(runs)[0]) == 2

@@ -382,7 +382,8 @@ class WorkbenchApp(App):
                 "runs('compare')"),
                ("Compare the Table II rows", "The latest finished run of each Table II row, side by side",
                 "runs('compare_table2')"),
-               ("Export runs to CSV", "Write the results table to CSV (ctrl+o)", "export")]
+               ("Export runs to CSV", "Write the results table to CSV (ctrl+o)", "export"),
+               ("Browse the trash", "Bring back any run moved there (T in the results)", "runs('browse_trash')")]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -19,6 +19,7 @@ from workbench.tui.form import ConfigForm
 from workbench.tui.playground import PlaygroundScreen
 from workbench.tui.results import ResultsTable
 from workbench.tui.scatter import ScatterScreen
+from workbench.tui.trash import TrashScreen
 from workbench.tui.text import markup
 
 
@@ -121,6 +122,10 @@ class RunsNotebook:
                                + "".join(f"\n{line}" for line in out.left[:3])
                                + (f"\n(and {len(out.left) - 3} more)" if len(out.left) > 3 else "")),
                         title="Trash", severity="error" if out.left else "information", timeout=10 if out.left else 5)
+
+    def browse_trash(self) -> None:
+        """The trash's records, to bring back any of them (not only the last delete's)."""
+        self.app.push_screen(TrashScreen(self.app.runs_root))
 
     def undo_trash(self) -> None:
         if not self.trashed_last:
