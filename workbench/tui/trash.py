@@ -39,7 +39,7 @@ class TrashScreen(Screen):
     def on_mount(self) -> None:
         self.title = "Trash"
         table = self.query_one(DataTable)
-        table.add_columns("", "run", "id", "status", "test acc %", "started")
+        table.add_columns("", "run", "status", "test acc %", "started", "id")  # the id last: the least read
         self.load()
         table.focus()
 
@@ -56,8 +56,8 @@ class TrashScreen(Screen):
         self.summaries = {s.id: s for s in runs}
         self.marked = [i for i in self.marked if i in self.summaries]
         for s in sorted(runs, key=lambda s: s.started_at, reverse=True):
-            table.add_row("●" if s.id in self.marked else "", Text(plain(s.name)), s.id, s.status,
-                          mean_std_label(s.mean, s.std), Text(time_text(s.started_at)), key=s.id)
+            table.add_row("●" if s.id in self.marked else "", Text(plain(s.name)), s.status,
+                          mean_std_label(s.mean, s.std), Text(time_text(s.started_at)), s.id, key=s.id)
         where = markup(trash_dir(self.runs_root))
         self.query_one("#trash-caption", Static).update(
             markup(why) if why else
