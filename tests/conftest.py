@@ -42,3 +42,16 @@ def tiny():
     from workbench.paper.config import RunConfig
 
     return RunConfig(subnet="fcn", hl=32, c_hl=16, rounds=2, epochs=2, pairs=200, batch_size=10, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def command_record(tmp_path_factory, source):
+    """One record as the `run` command writes it (summary, history, predictions, weights, resume state), trained
+    once per session: the valid files the archive and fuzz tests copy and damage (never in place)."""
+    from workbench.cli.entry import main
+
+    root = tmp_path_factory.mktemp("command-record")
+    assert main(["run", "--hl", "16", "--c-hl", "8", "--rounds", "1", "--epochs", "1", "--pairs", "100",
+                 "--batch-size", "20", "--name", "kept", "--runs-dir", str(root)]) == 0
+    (folder,) = [p for p in root.iterdir() if p.is_dir()]
+    return folder

@@ -20,20 +20,11 @@ from workbench.records.weights import WeightsUnreadable, kept_rounds
 TERABYTES = (10**12,)
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory, source):
-    """One record as the `run` command writes it (with resume.npz), trained once for the module."""
-    root = tmp_path_factory.mktemp("template")
-    assert main(["run", "--hl", "16", "--c-hl", "8", "--rounds", "1", "--epochs", "1", "--pairs", "100",
-                 "--batch-size", "20", "--name", "kept", "--runs-dir", str(root)]) == 0
-    (folder,) = [p for p in root.iterdir() if p.is_dir()]
-    return folder
-
-
 @pytest.fixture
-def record(tmp_path, template):
-    folder = tmp_path / "runs" / template.name
-    shutil.copytree(template, folder)
+def record(tmp_path, command_record):
+    """A copy of the session's record, to damage."""
+    folder = tmp_path / "runs" / command_record.name
+    shutil.copytree(command_record, folder)
     return folder
 
 

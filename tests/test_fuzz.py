@@ -22,7 +22,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.cli.entry import main
 
 FUZZ = settings(max_examples=300, derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -50,14 +49,10 @@ def folder():
         yield Path(name)
 
 
-@pytest.fixture(scope="module")
-def record(tmp_path_factory, source):
-    """One real record as `run` writes it: the valid files every fuzzer damages."""
-    root = tmp_path_factory.mktemp("fuzz")
-    assert main(["run", "--hl", "8", "--c-hl", "4", "--rounds", "1", "--epochs", "1", "--pairs", "100",
-                 "--batch-size", "20", "--name", "fuzzed", "--runs-dir", str(root)]) == 0
-    (path,) = [p for p in root.iterdir() if p.is_dir()]
-    return path
+@pytest.fixture
+def record(command_record):
+    """The session's record: the valid files every fuzzer damages (read only, never written)."""
+    return command_record
 
 
 def damaged(data: bytes):
