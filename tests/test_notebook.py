@@ -88,20 +88,27 @@ def test_failed_and_cancelled_runs_come_last_whichever_way_the_rest_is_sorted():
         assert [r.status for r in ordered][:2] == ["done", "done"]
 
 
+async def results_of(pilot, app, count: int):
+    """The results table once the runs on disk are in it (the app reads them off its UI thread at start)."""
+    from workbench.tui.results import ResultsTable
+
+    table = app.query_one(ResultsTable)
+    for _ in range(50):
+        if len(table.summaries) == count:
+            break
+        await pilot.pause(0.1)
+    return table
+
+
 async def test_delete_moves_runs_to_the_trash_and_u_brings_them_back(records, tmp_path):
     from workbench.tui.app import WorkbenchApp
-    from workbench.tui.results import ResultsTable
 
     root, ids = records
     app = WorkbenchApp(runs_root=root, export_path=tmp_path / "export.csv", load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
         await pilot.pause()
-        table = app.query_one(ResultsTable)
-        for _ in range(50):
-            if len(table.summaries) == 3:
-                break
-            await pilot.pause(0.1)
+        table = await results_of(pilot, app, 3)
         for name in ("plain", "both"):
             table.move_cursor(row=[s.name for s in table.shown()].index(name))
             await pilot.press("space")
@@ -176,17 +183,12 @@ async def test_tags_and_a_note_are_edited_from_a_runs_details(records, tmp_path)
 
     from workbench.tui.app import WorkbenchApp
     from workbench.tui.details import RunDetails
-    from workbench.tui.results import ResultsTable
 
     root, ids = records
     app = WorkbenchApp(runs_root=root, export_path=tmp_path / "export.csv", load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
-        table = app.query_one(ResultsTable)
-        for _ in range(50):
-            if len(table.summaries) == 3:
-                break
-            await pilot.pause(0.1)
+        table = await results_of(pilot, app, 3)
         table.move_cursor(row=[s.name for s in table.shown()].index("both"))
         table.focus()
         await pilot.press("enter")
@@ -302,17 +304,12 @@ async def test_n_in_the_results_table_renames_the_run_under_the_cursor(records, 
     from textual.widgets import Input
 
     from workbench.tui.app import WorkbenchApp
-    from workbench.tui.results import ResultsTable
 
     root, ids = records
     app = WorkbenchApp(runs_root=root, export_path=tmp_path / "export.csv", load_digits_at_start=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("f3")
-        table = app.query_one(ResultsTable)
-        for _ in range(50):
-            if len(table.summaries) == 3:
-                break
-            await pilot.pause(0.1)
+        table = await results_of(pilot, app, 3)
         table.move_cursor(row=[s.name for s in table.shown()].index("plain"))
         table.focus()
         await pilot.press("n")

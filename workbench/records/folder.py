@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench.fsutil import atomic_write_text
 from workbench.procs import owner_gone, owner_tag
-from workbench.records.layout import RESUME_FILE, RUN_FILE, WRITER_FILE, is_run, names_run
+from workbench.records.layout import RESUME_FILE, RUN_FILE, WRITER_FILE, is_run, is_temporary, names_run
 
 CLAIM_GRACE_S = 60  # a claim is named in the same step it is made: an empty one this old was cut short
 
@@ -52,8 +52,7 @@ def take_over(path: Path) -> None:
     """A killed run's folder, continued by this process: it names this process as its writer now, and what the
     killed writer left half-written (its temporary files) goes."""
     atomic_write_text(path / WRITER_FILE, owner_tag() + "\n")
-    for tmp in path.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    drop_temporaries(path)
 
 
 def release(path: Path) -> None:
@@ -89,6 +88,13 @@ def let_go(path: Path) -> None:
     fd = _held.pop(os.path.realpath(path), None)
     if fd is not None:
         os.close(fd)
+
+
+def drop_temporaries(path: Path) -> None:
+    """What a dead writer left half-written in a folder (its temporary files) goes."""
+    for tmp in path.glob(".*.tmp"):
+        if is_temporary(tmp.name):
+            tmp.unlink(missing_ok=True)
 
 
 def drop(path: Path) -> None:
@@ -135,8 +141,7 @@ def tidy_abandoned(root: Path | None = None) -> list[str]:
     for path in unfinished_folders(root or runs_dir()):
         if not writer_gone(path):
             continue
-        for tmp in path.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+        drop_temporaries(path)
         note = _left_behind(path)
         if note:
             said.append(note)
@@ -149,7 +154,7 @@ def tidy_abandoned(root: Path | None = None) -> list[str]:
 def _left_behind(path: Path) -> str:
     """What a folder whose writer died holds, in one line ('' when nothing of what it computed)."""
     kept = sorted(p.name for p in path.iterdir() if p.name not in (WRITER_FILE, RUN_FILE)
-                  and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+                  and not is_temporary(p.name))
     if RESUME_FILE in kept:
         return (f"{path}: interrupted before its record was written; `digit-workbench resume {path.name}` "
                 "continues it from its last checkpoint")

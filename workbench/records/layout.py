@@ -14,6 +14,7 @@ run.json          while a run trains: what it is, so that a killed run can be co
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 SUMMARY_FILE = "summary.json"
@@ -25,6 +26,12 @@ RUN_FILE = "run.json"
 WRITER_FILE = ".writer"
 TRASH = ".trash"  # a dot folder, so no reader of the runs directory takes it for a run
 RECORD_FILES = (SUMMARY_FILE, HISTORY_FILE, PREDICTIONS_FILE, WEIGHTS_FILE)  # what a record adds to a claimed folder
+TEMPORARY = re.compile(r"\.[\w.]+\.\w+\.tmp")  # fsutil's write in progress beside its target: .summary.json.k3j2.tmp
+
+
+def is_temporary(name: str) -> bool:
+    """A write cut short (fsutil writes beside the target, then renames): nothing a record holds."""
+    return TEMPORARY.fullmatch(name) is not None
 
 
 def is_run(folder: Path) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -15,11 +14,10 @@ from pathlib import Path
 
 from workbench.records.folder import runs_dir, unfinished, writer_gone
 from workbench.records.layout import (RECORD_FILES, RESUME_FILE, RUN_FILE, SUMMARY_FILE, TRASH, WRITER_FILE,
-                                      is_run, names_run)
+                                      is_run, is_temporary, names_run)
 from workbench.records.store import RunSummary, load_runs
 
-# what a run folder may hold: its record's files, an old record's config.json, a write cut short
-RECORD_ENTRY = re.compile(r"(\.[\w.]+\.[\w]+\.tmp)")
+# what a run folder may hold: its record's files, an old record's config.json (and a write cut short)
 KNOWN_ENTRIES = {*RECORD_FILES, RESUME_FILE, RUN_FILE, WRITER_FILE, "config.json"}
 
 
@@ -93,7 +91,7 @@ def why_not_a_record(folder: Path) -> str | None:
         names = [p.name for p in folder.iterdir()]
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
-    foreign = [n for n in names if n not in KNOWN_ENTRIES and not RECORD_ENTRY.fullmatch(n)]
+    foreign = [n for n in names if n not in KNOWN_ENTRIES and not is_temporary(n)]
     if foreign:
         return f"holds {foreign[0]!r}, which the workbench never writes"
     links = [n for n in names if (folder / n).is_symlink()]

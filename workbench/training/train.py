@@ -103,8 +103,9 @@ def train_and_record(group: Group | list[NamedRun], source, engine: str = "batch
         began = usage()
         results = run_configs(configs, digits, on_epoch=report, cancel=group, engine=engine, start=start,
                               on_states=checkpoints.reached if checkpoints.folders else None)
+        cost = cost_since(began)  # the group's, shared: its runs trained together
         for result in results:
-            result.cost = cost_since(began)
+            result.cost = dict(cost)
     except Exception as exc:  # no digits, no device, too big
         if refuse:
             drop_unstarted(checkpoints.folders.values())
