@@ -142,6 +142,23 @@ def test_several_pairs_carry_holm_p_and_one_pair_does_not():
     assert all_pairs(runs[:2])[0].p_holm is None  # one test: nothing to adjust for
 
 
+def test_the_time_axis_sums_each_rounds_epoch_times_and_reads_as_the_train_time_when_given_it():
+    from workbench.analysis.curves import Curves
+
+    row = lambda r, e, s: {"round": r, "epoch": e, "train_loss": 0.5, "train_acc": 0.5, "test_acc": 0.5,  # noqa: E731
+                           "digit_acc": None, "seconds": s}
+    curves = Curves.of([row(0, 1, 2.0), row(0, 2, 3.0), row(1, 1, 4.0), row(1, 2, 1.0), row(1, 3, 5.0)])
+    # round 0 ends epochs at 2 and 5 s, round 1 at 4, 5 and 10 s: the mean over the rounds that reached each epoch
+    assert curves.time_axis() == pytest.approx({1: 3.0, 2: 5.0, 3: 10.0})
+    # a record's train time (its share of a stack's clock) puts the last epoch there, the rest in proportion
+    assert curves.time_axis(total=20.0) == pytest.approx({1: 6.0, 2: 10.0, 3: 20.0})
+    # an epoch without a clocked time (an older record, or a NaN) has no place on the axis, and is no zero
+    older = Curves.of([{**row(0, 1, 1.0)}, {k: v for k, v in row(0, 2, 0).items() if k != "seconds"},
+                       row(1, 1, math.nan)])
+    assert older.time_axis() == {1: 1.0}
+    assert Curves().time_axis(total=5.0) == {}
+
+
 def test_smoothing_is_an_exponential_moving_average_per_round_as_worked_by_hand():
     from workbench.analysis.curves import Curves
 

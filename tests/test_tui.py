@@ -817,6 +817,26 @@ async def test_the_compare_curves_smooth_go_per_round_and_log_on_keys(make_app, 
         assert title("#c-loss").startswith("train loss: mean ± std over rounds") and "EMA" not in title("#c-loss")
 
 
+async def test_w_draws_the_compare_curves_against_each_runs_train_time(make_app, saved_runs):
+    from workbench.analysis.curves import Curves
+    from workbench.records.store import readable_history
+
+    app = make_app(load_digits_at_start=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("f3")
+        screen = await compare_marked(pilot, app, ("plain", "both"))
+        plot = screen.query_one("#c-test")
+        assert plot.plt.monitor.xlabel[0] == "epoch"
+        await pilot.press("w")
+        assert plot.plt.monitor.xlabel[0] == "seconds trained"
+        means = plot.plt.monitor.x[2::3]  # per run: the band's top and bottom, then its mean
+        for summary, xs in zip([s for s in saved_runs if s.name in ("plain", "both")], means):
+            axis = Curves.of(readable_history(summary)).time_axis(summary.wall_time)
+            assert xs == pytest.approx(list(axis.values())) and xs[-1] == pytest.approx(summary.wall_time)
+        await pilot.press("w")
+        assert plot.plt.monitor.xlabel[0] == "epoch" and plot.plt.monitor.x[2] == [1, 2]
+
+
 async def test_every_pair_of_seven_runs_is_reachable_in_the_paired_table(make_app, saved_runs):
     import dataclasses
 
@@ -874,3 +894,31 @@ async def test_the_live_bar_never_goes_back_when_one_run_of_a_group_stops_and_a_
         live.finish("done", "", 2)
         await pilot.pause()
         assert bar.percentage == 1  # the group ended with a done run: a full bar
+
+
+async def test_w_in_the_live_view_draws_the_runs_against_the_seconds_they_trained(tmp_path):
+    from workbench.engine import EpochRecord
+    from workbench.tui.app import WorkbenchApp
+
+    def records(epochs, seconds):
+        return [EpochRecord(0, r, e, 0.5, 0.8, 0.7 + e / 100, None, 1e-3, seconds) for e in epochs for r in range(2)]
+
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "e.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        live = app.query_one(LiveView)
+        live.start("quick", 6, 1)
+        live.add(records([1, 2, 3], 0.5), 1)
+        live.start("slow", 6, 2)
+        live.add(records([1, 2, 3], 2.0), 2)
+        await pilot.press("f2")
+        assert live.has_focus  # the key is the live view's: f2 puts it in front of its keys
+        await pilot.press("w")
+        await pilot.pause()
+        acc = app.query_one("#acc-plot").plt.monitor
+        assert acc.xlabel[0] == "seconds trained"
+        # the rounds agree, so no band: one line a run, each at the seconds its own epochs ended
+        assert acc.x == [pytest.approx([0.5, 1.0, 1.5]), pytest.approx([2.0, 4.0, 6.0])]
+        await pilot.press("w")
+        await pilot.pause()
+        acc = app.query_one("#acc-plot").plt.monitor  # a redraw starts a new figure
+        assert acc.xlabel[0] == "epoch" and acc.x == [[1, 2, 3], [1, 2, 3]]

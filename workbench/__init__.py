@@ -20,6 +20,7 @@ DEFERRED = {
     "scipy": "about 0.3 s: only the paired tests use its t distribution",
     "optuna": "about 1 s: only a sweep's workers and its screen search with it",
     "mlflow": "several seconds: only --track and export --mlflow send runs with it",
-    "PIL": "only `predict` reads a picture file",
+    "PIL": "only `predict` reads a picture file, and `export --tensorboard` hands its figures over as pixels",
+    "tensorboardX": "about 1.5 s: only `export --tensorboard` writes event files with it",
     "textual": "only the app draws screens; the headless commands never import it",
 }

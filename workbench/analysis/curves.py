@@ -3,6 +3,8 @@ jitter. Numpy only."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -15,6 +17,7 @@ class Curves:
         self.train_acc: dict[int, dict[int, float]] = {}
         self.test_acc: dict[int, dict[int, float]] = {}
         self.digit_acc: dict[int, dict[int, float]] = {}
+        self.seconds: dict[int, dict[int, float]] = {}  # each epoch's wall time, as the engine clocked it
 
     def add(self, rec) -> None:
         get = rec.get if isinstance(rec, dict) else lambda k: getattr(rec, k)
@@ -24,6 +27,9 @@ class Curves:
         self.test_acc.setdefault(r, {})[e] = get("test_acc")
         if get("digit_acc") is not None:
             self.digit_acc.setdefault(r, {})[e] = get("digit_acc")
+        seconds = get("seconds") if not isinstance(rec, dict) or "seconds" in rec else None
+        if seconds is not None and math.isfinite(float(seconds)):
+            self.seconds.setdefault(r, {})[e] = float(seconds)
 
     @staticmethod
     def mean(series: dict[int, dict[int, float]]) -> tuple[list[int], list[float]]:
@@ -40,6 +46,23 @@ class Curves:
             means.append(float(values.mean()) if values.size else float("nan"))
             stds.append(float(values.std()) if values.size > 1 else 0.0)
         return epochs, means, stds
+
+    def time_axis(self, total: float | None = None) -> dict[int, float]:
+        """Per epoch, the seconds trained by its end: each round's epoch times summed up to it, averaged over the
+        rounds that reached it. With `total` (a record's train time, its share of a stack's clock), rescaled so the
+        last epoch lands there: then the axis reads as the train-time column, whichever engine ran it. Epochs
+        without a clocked time (records from before it was kept) have no place on it."""
+        elapsed: dict[int, list[float]] = {}
+        for by_epoch in self.seconds.values():
+            clock = 0.0
+            for e in sorted(by_epoch):
+                clock += by_epoch[e]
+                elapsed.setdefault(e, []).append(clock)
+        axis = {e: float(np.mean(times)) for e, times in sorted(elapsed.items())}
+        end = axis[max(axis)] if axis else 0.0
+        if total and end > 0:
+            axis = {e: t * total / end for e, t in axis.items()}
+        return axis
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.loss.values())

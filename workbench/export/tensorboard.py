@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from workbench.analysis.curves import Curves
 from workbench.analysis.figures import report_png
 from workbench.fsutil import output_target
@@ -52,7 +54,6 @@ def record_text(summary: RunSummary) -> str:
 
 def figure_array(png: bytes):
     """The report figure as the pixel array tensorboardX encodes (it takes pixels, not a PNG)."""
-    import numpy as np
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as picture:

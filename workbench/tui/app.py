@@ -311,8 +311,7 @@ class WorkbenchApp(App):
         if self.focused is not None and tabs in self.focused.ancestors and tab != tabs.active:
             self.set_focus(None)  # focus left inside the hidden pane would bring that pane back
         tabs.active = tab
-        if tab == "results":
-            self.query_one(ResultsTable).focus()
+        self.query_one({"results": ResultsTable, "live": LiveView}[tab]).focus()
 
     def action_show_form(self) -> None:
         self.set_class(True, "-form-view")

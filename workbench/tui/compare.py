@@ -53,7 +53,7 @@ class CompareScreen(Screen):
                 Binding("c", "tab('c-curves')", "Curves", show=False), Binding("p", "tab('c-paired')", "Paired", show=False),
                 Binding("e", "tab('c-errors')", "Errors", show=False),
                 Binding("m", "smooth", "Smooth"), Binding("g", "log_loss", "Log loss"),
-                Binding("r", "per_round", "Per round"),
+                Binding("r", "per_round", "Per round"), Binding("w", "wall_time", "Wall time"),
                 Binding("1", "choose_heatmap(0)", "Heatmap a: next run", show=False),
                 Binding("2", "choose_heatmap(1)", "Heatmap b: next run", show=False)]
 
@@ -171,7 +171,8 @@ class CompareScreen(Screen):
                                             ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
             plot_metric(self.query_one(plot_id, PlotextPlot), title,
                         [(plain(s.name), getattr(curves, attr), color) for s, curves, color in runs], scale,
-                        self.view, log_here=attr == "loss")
+                        self.view, log_here=attr == "loss",
+                        axes=[curves.time_axis(s.wall_time or None) for s, curves, _ in runs])
         plot = self.query_one("#c-strip", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
@@ -240,6 +241,10 @@ class CompareScreen(Screen):
 
     def action_per_round(self) -> None:
         self.view.per_round = not self.view.per_round
+        self.redraw_curves()
+
+    def action_wall_time(self) -> None:
+        self.view.wall = not self.view.wall
         self.redraw_curves()
 
     def redraw_curves(self) -> None:

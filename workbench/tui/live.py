@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.clock import Clock
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -66,24 +67,30 @@ def plot_band(plt, epochs: list[int], means: list[float], stds: list[float], col
     plt.plot(epochs, [m * scale for m in means], color=color, marker="braille")
 
 
-def draw_curves(loss_plot: PlotextPlot, acc_plot: PlotextPlot, curves: Curves, title: str = "") -> None:
+def draw_curves(loss_plot: PlotextPlot, acc_plot: PlotextPlot, curves: Curves, title: str = "",
+                view: CurveView | None = None) -> None:
     """One run: its train loss and its train and test accuracy, each mean over rounds with a ± std band."""
-    draw_runs(loss_plot, acc_plot, [(title, curves, MEAN_COLOR)], with_train=True)
+    draw_runs(loss_plot, acc_plot, [(title, curves, MEAN_COLOR)], with_train=True, view=view)
 
 
 BANDS_UP_TO = 3  # runs; beyond, the bands hide each other and only the means are drawn
 
 
 def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[str, Curves, tuple]],
-              with_train: bool = False) -> None:
-    """Several runs overlaid, one colour each (or one run's train and test accuracy, `with_train`)."""
-    plot_metric(loss_plot, "train loss", [(label or "mean", c.loss, color) for label, c, color in runs])
+              with_train: bool = False, view: CurveView | None = None) -> None:
+    """Several runs overlaid, one colour each (or one run's train and test accuracy, `with_train`); in a `wall`
+    view against the seconds each run has trained (its own clock: runs trained together share one)."""
+    axes = [c.time_axis() for _, c, _ in runs]
+    plot_metric(loss_plot, "train loss", [(label or "mean", c.loss, color) for label, c, color in runs], view=view,
+                axes=axes)
     if with_train:  # the key in the title: a legend inside the plot sat over the curves' ends
         series = [(name, getattr(c, attr), color) for _, c, _ in runs
                   for name, attr, color in (("train", "train_acc", TRAIN_COLOR), ("test", "test_acc", TEST_COLOR))]
-        plot_metric(acc_plot, "accuracy %", series, 100.0, key="test green, train orange")
+        plot_metric(acc_plot, "accuracy %", series, 100.0, view=view, key="test green, train orange",
+                    axes=[axis for axis in axes for _ in range(2)])
     else:
-        plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0)
+        plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0,
+                    view=view, axes=axes)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours in what plotext builds
@@ -109,12 +116,13 @@ def fit_title(plot: PlotextPlot, title: str, extra: str = "") -> None:
 
 @dataclass
 class CurveView:
-    """How the compare screen draws its curves: smoothed (an EMA factor, 0 for none), the loss on a log scale,
-    every round's line instead of the mean and its band."""
+    """How the live view and the compare screen draw curves: smoothed (an EMA factor, 0 for none), the loss on a
+    log scale, every round's line instead of the mean and its band, against wall time instead of epochs."""
 
     smooth: float = 0.0
     log: bool = False
     per_round: bool = False
+    wall: bool = False  # against seconds trained instead of epochs: what a setting costs
 
     def suffix(self, log_here: bool) -> str:
         parts = [f"EMA {self.smooth:g}"] if self.smooth else []
@@ -123,17 +131,21 @@ class CurveView:
 
 
 def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tuple]], scale: float = 1.0,
-                view: CurveView | None = None, log_here: bool = False, key: str = "") -> None:
+                view: CurveView | None = None, log_here: bool = False, key: str = "",
+                axes: list[dict[int, float]] | None = None) -> None:
     """One metric, one line per (label, per-round series by epoch, colour): the mean over rounds, and up to
     BANDS_UP_TO lines ± std over rounds as a dotted band; or, in a view with per_round, every round's line. No
-    legend inside the plot (it sat over the curves' last epochs): the view's legend line names each colour."""
+    legend inside the plot (it sat over the curves' last epochs): the view's legend line names each colour.
+    In a view with `wall`, each line is drawn against its own time axis (`axes`, one per series:
+    Curves.time_axis), and an epoch with no clocked time is left out."""
     view = view or CurveView()
     log = view.log and log_here
     spread = len(series) <= BANDS_UP_TO and not log
     plt = plot.plt
     plt.clear_data()
     plt.clear_figure()
-    plt.xlabel("epoch")
+    wall = view.wall and axes is not None
+    plt.xlabel("seconds trained" if wall else "epoch")
     last, ys = 0, []
 
     def drawn(values: list[float]) -> list[float]:
@@ -144,24 +156,27 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
         ys.extend(v for v in out if math.isfinite(v))
         return out
 
-    for label, by_round, color in series:
+    for index, (label, by_round, color) in enumerate(series):
         by_round = Curves.smoothed(by_round, view.smooth)
+        axis = axes[index] if wall else None
         if view.per_round:
             for k, (_, by_epoch) in enumerate(sorted(by_round.items())):
                 epochs = sorted(e for e in by_epoch if by_epoch[e] is not None)
-                if epochs:
-                    plt.plot(epochs, drawn([by_epoch[e] for e in epochs]), color=color, marker="braille")
+                epochs, xs, (values,) = on_axis(epochs, axis, [by_epoch[e] for e in epochs])
+                if xs:
+                    plt.plot(xs, drawn(values), color=color, marker="braille")
                     last = max(last, epochs[-1])
             continue
         epochs, means, stds = Curves.mean_std(by_round)
+        epochs, xs, (means, stds) = on_axis(epochs, axis, means, stds)
         if epochs and log:
-            plt.plot(epochs, drawn(means), color=color, marker="braille")
+            plt.plot(xs, drawn(means), color=color, marker="braille")
         elif epochs:
             drawn(means)
-            plot_band(plt, epochs, means, stds if spread else [0.0] * len(stds), color, scale,
+            plot_band(plt, xs, means, stds if spread else [0.0] * len(stds), color, scale,
                       top=1.0 if scale == 100.0 else None)
         last = max([last, *epochs])
-    if last:
+    if last and not wall:
         plt.xticks(epoch_ticks(list(range(1, last + 1))))
     if log and ys and max(ys) > min(ys):
         ticks = [min(ys) + (max(ys) - min(ys)) * k / 4 for k in range(5)]
@@ -169,6 +184,14 @@ def plot_metric(plot: PlotextPlot, title: str, series: list[tuple[str, dict, tup
     what = "every round" if view.per_round else ("mean ± std over rounds" if spread else "mean over rounds")
     fit_title(plot, f"{title}: {what}{view.suffix(log_here)}", key)
     plot.refresh()
+
+
+def on_axis(epochs: list[int], axis: dict[int, float] | None, *columns: list[float]) -> tuple[list, list, list]:
+    """Points as drawn: the epochs kept, where each goes (the epoch itself, or the seconds trained by its end on a
+    time axis, which leaves out an epoch it has no time for), and each column's values at them."""
+    kept = [k for k, e in enumerate(epochs) if axis is None or e in axis]
+    epochs = [epochs[k] for k in kept]
+    return epochs, epochs if axis is None else [axis[e] for e in epochs], [[c[k] for k in kept] for c in columns]
 
 
 def epoch_ticks(epochs: list[int]) -> list[int]:
@@ -191,13 +214,16 @@ class LiveRun:
         return self.status in ("done", "cancelled", "failed")
 
 
-class LiveView(Vertical):
+class LiveView(Vertical, can_focus=True):
     """The runs in training, and those that ended since the view was last idle, overlaid in one colour each;
     redraws at most a few times a second, whatever the record rate. A cancelled or finished run stays in view
     while the queue goes on, and the view starts afresh when a run starts after everything had ended."""
 
+    BINDINGS = [Binding("w", "wall_time", "Wall time", tooltip="Draw the curves against seconds trained, or epochs")]
+
     def __init__(self, clock: Clock | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.view = CurveView()
         self.clock = clock or Clock()
         self.runs: dict[int, LiveRun] = {}
         self.plots_dirty = False
@@ -326,6 +352,11 @@ class LiveView(Vertical):
             self.plots_dirty = False
             loss, acc = self.query_one("#loss-plot", PlotextPlot), self.query_one("#acc-plot", PlotextPlot)
             if len(self.runs) <= 1:
-                draw_runs(loss, acc, [(r.title, r.curves, MEAN_COLOR) for r in self.runs.values()], with_train=True)
+                draw_runs(loss, acc, [(r.title, r.curves, MEAN_COLOR) for r in self.runs.values()], with_train=True,
+                          view=self.view)
             else:
-                draw_runs(loss, acc, [(r.title, r.curves, r.color) for r in self.runs.values()])
+                draw_runs(loss, acc, [(r.title, r.curves, r.color) for r in self.runs.values()], view=self.view)
+
+    def action_wall_time(self) -> None:
+        self.view.wall = not self.view.wall
+        self.redraw(force=True)
