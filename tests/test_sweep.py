@@ -573,3 +573,40 @@ async def test_the_sweep_screen_shows_a_pruned_trial_and_counts_it_in_its_stage(
         assert [str(c) for c in rows.get_row_at(1)][2] == "pruned after 3"
         stage = [str(c) for c in screen.query_one("#sweep-stages", DataTable).get_row_at(0)]
         assert stage[1] == "1/4 (+1 pruned)" and "80.0" in stage[2]  # the pruned trial is not the stage's best
+
+
+async def test_i_on_the_sweep_screen_weighs_the_latest_stages_settings(tiny_spec, tmp_path):
+    """Issue 31: importance and parallel coordinates for a sweep's trials, where the user watches it."""
+    from textual_plotext import PlotextPlot
+
+    from workbench.analysis.importance import Row, importances, rows_of
+    from workbench.sweep import Trial
+    from workbench.tui.app import WorkbenchApp
+
+    # the first stage's grid: the score follows HL, C-HL barely moves it
+    scores = {(8, 4): 0.70, (8, 8): 0.71, (16, 4): 0.90, (16, 8): 0.905}
+    trials = [Trial(0, k, "complete", {"hl": hl, "c_hl": c_hl}, score, 0.01, None, None, 1.0, "vm:1")
+              for k, ((hl, c_hl), score) in enumerate(scores.items())]
+    app = WorkbenchApp(runs_root=tmp_path / "runs", load_digits_at_start=False, sweep_specs=tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        screen = await open_sweep_screen(pilot, app, tiny_spec)
+        screen.show(trials, True)
+        await pilot.pause()
+        assert screen.query_one("#sweep-param-a", PlotextPlot).plt.monitor.xlabel[0] == "HL"  # by parameter first
+        screen.set_focus(None)  # not in a text box: a key for the screen
+        await pilot.press("i")
+        for _ in range(200):
+            if screen.weighed is not None:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+        bars = screen.query_one("#sweep-param-a", PlotextPlot).plt.monitor
+        want = importances(rows_of([Row(str(t.number), t.params, t.val_mean * 100) for t in trials]))
+        assert screen.weighed[1].settings == want.settings and want.settings[0][0] == "hl"
+        assert max(zip(bars.yticks[0], bars.ylabels[0]))[1].startswith("HL ")  # the one that matters, on top
+        lines = screen.query_one("#sweep-param-b", PlotextPlot).plt.monitor
+        assert len([x for x in lines.x if len(x) == 3]) == 4  # each trial a line: HL, C-HL, its validation score
+        assert "4 trials, 70.0 to 90.5 %" in lines.title
+        await pilot.press("i")
+        await pilot.pause()
+        assert screen.query_one("#sweep-param-a", PlotextPlot).plt.monitor.xlabel[0] == "HL"

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.analysis.curves import Curves, strip_jitter
+from workbench.analysis.importance import label as setting_label
 from workbench.analysis.networks import first_layer
 from workbench.analysis.paired import all_pairs, round_scores
 from workbench.analysis.predictions import PredictionsUnreadable, error_grid, error_rate, load_predictions
@@ -219,6 +220,67 @@ def write_scatter(points, out: Path) -> None:
     """Writes the scatter to out (png, svg or pdf by its suffix), whole or not at all."""
     fmt = figure_format(out)
     save_figure(scatter_figure(points), out, fmt)
+
+
+@quietly
+def importance_figure(importance, title: str):
+    """Each setting's share of the score's variance (importance.Importance) as horizontal bars, largest on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    shown = list(reversed(importance.settings))
+    fig = Figure(figsize=(7.0, 1.2 + 0.38 * max(len(shown), 1)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.barh([figure_text(setting_label(k)) for k, _ in shown], [v for _, v in shown], color="C0")
+    for y, (_, v) in enumerate(shown):
+        ax.text(v, y, f" {v:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, max([v for _, v in shown] + [0.1]) * 1.15)
+    ax.set_xlabel("importance: share of the score's variance (fANOVA, Optuna)")
+    ax.set_title(figure_text(title), fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+@quietly
+def parallel_figure(lines, title: str):
+    """Parallel coordinates (importance.Parallel): an axis per setting and one for the score, every run a line
+    through its values, coloured by its score."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6.0, 1.5 * len(lines.axes) + 1.5), 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    scale = Normalize(lines.low, lines.high if lines.high > lines.low else lines.low + 1)
+    colours = colormaps["viridis"]
+    xs = list(range(len(lines.axes)))
+    for _, places, score in lines.lines:
+        ax.plot(xs, places, color=colours(scale(score)), alpha=0.75, linewidth=1.2)
+    for x, axis in enumerate(lines.axes):
+        ax.axvline(x, color="0.3", linewidth=0.8)
+        for y, text in axis.ticks:
+            ax.text(x + 0.04, y, figure_text(text), fontsize=8, va="center", color="0.15")
+    ax.set_xticks(xs, [figure_text(a.label + (" (log)" if a.log else "")) for a in lines.axes])
+    ax.set_yticks([])
+    ax.set_xlim(-0.1, len(xs) - 0.6)
+    ax.set_ylim(-0.05, 1.05)
+    fig.colorbar(ScalarMappable(scale, colours), ax=ax, label="score, %")
+    ax.set_title(figure_text(title), fontsize=10)
+    return fig
+
+
+def write_importance(importance, title: str, out: Path) -> None:
+    save_figure(importance_figure(importance, title), out, figure_format(out))
+
+
+def write_parallel(lines, title: str, out: Path) -> None:
+    save_figure(parallel_figure(lines, title), out, figure_format(out))
 
 
 @quietly

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 from workbench.analysis.across_runs import COLOUR_BY, field_named, scatter
-from workbench.analysis.figures import FORMATS, write_figure, write_scatter, write_weights_figure
+from workbench.analysis.figures import (FORMATS, write_figure, write_importance, write_parallel, write_scatter,
+                                       write_weights_figure)
+from workbench.analysis.importance import importances, parallel, rows_of_runs
 from workbench.analysis.paired import all_pairs
-from workbench.cli.report import comparison_table, console
+from workbench.cli.report import comparison_table, console, importance_table
 from workbench.cli.usage import UsageError, records_dir
 from workbench.format import COMPARISON_CSV_HEADER, comparison_csv_row, plain
 from workbench.fsutil import atomic_write_text
@@ -36,6 +38,11 @@ def add_compare_parsers(sub, runs_dir_help: str) -> None:
                                                              "or scatter-FIELD.png)")
     plot.add_argument("--scatter", metavar="FIELD", default=None,
                       help="final test accuracy against FIELD (any setting, or weights), one point per run")
+    plot.add_argument("--importance", action="store_true",
+                      help="which settings matter: each one's share of the final score's variance over the runs the "
+                           "words find (fANOVA, Optuna)")
+    plot.add_argument("--parallel", action="store_true",
+                      help="parallel coordinates: each run the words find a line through its settings to its score")
     plot.add_argument("--colour-by", choices=tuple(COLOUR_BY), default="net",
                       help="net: subnet, weight sharing and aux loss together (default)")
     plot.add_argument("--weights", action="store_true",
@@ -83,8 +90,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
         given = [f for f, on in (("--change", args.change), ("--round", args.round != 0)) if on]
         if given:
             raise UsageError(f"{given[0]}: only with --weights (what one run's network learned)")
+    views = [f for f, on in (("--scatter", args.scatter is not None), ("--importance", args.importance),
+                             ("--parallel", args.parallel), ("--weights", args.weights)) if on]
+    if len(views) > 1:
+        raise UsageError(f"{views[1]}: one figure at a time, and {views[0]} was given too")
     if args.scatter is not None:
         return plot_scatter(args)
+    if args.importance or args.parallel:
+        return plot_settings(args)
     if args.weights:
         return plot_weights(args)
     args.out = figure_out(args.out or Path("comparison.png"))
@@ -133,14 +146,7 @@ def plot_scatter(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--scatter: {exc}") from None
     out = figure_out(args.out or Path(f"scatter-{key}.png"))
-    summaries, problems = load_runs(records_dir(args.runs_dir))
-    for problem in problems:
-        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
-    try:
-        shows = parse_filter(" ".join(args.runs))
-    except FilterError as exc:
-        raise UsageError(f"RUN: {exc}") from None
-    points = scatter([s for s in summaries if shows(s)], key, args.colour_by)
+    points = scatter(filtered_runs(args), key, args.colour_by)
     if not points.points:
         raise UsageError(f"RUN: no done run{' that the words find' if args.runs else ''} has {points.label}"
                          + (f" ({points.left_out()})" if points.left_out() else ""))
@@ -152,3 +158,47 @@ def plot_scatter(args: argparse.Namespace) -> int:
     print(plain(f"wrote {out} ({len(points.points)} runs against {points.label}"
                 + (f"; {left_out} left out)" if left_out else ")")))
     return 0
+
+
+def filtered_runs(args: argparse.Namespace) -> list:
+    """The runs the filter words find (all, without words)."""
+    try:
+        shows = parse_filter(" ".join(args.runs))
+    except FilterError as exc:
+        raise UsageError(f"RUN: {exc}") from None
+    summaries, problems = load_runs(records_dir(args.runs_dir))
+    for problem in problems:
+        print(f"digit-workbench: skipped {plain(problem)}", file=sys.stderr)
+    return [s for s in summaries if shows(s)]
+
+
+def plot_settings(args: argparse.Namespace) -> int:
+    """--importance or --parallel: which settings matter across the runs the words find."""
+    which = "importance" if args.importance else "parallel"
+    out = figure_out(args.out or Path(f"{which}.png"))
+    rows = rows_of_runs(filtered_runs(args))
+    found = " that the words find" if args.runs else ""
+    if len(rows.rows) < 2 or not rows.settings:
+        raise UsageError(f"RUN: {len(rows.rows)} done run{'s' if len(rows.rows) != 1 else ''}{found}"
+                         + ("" if len(rows.rows) < 2 else ", and no setting differs among them")
+                         + ": nothing to weigh" + (f" (left out: {rows.left_out()})" if rows.left_out() else ""))
+    title = settings_title(rows, " ".join(args.runs))
+    try:
+        if args.importance:
+            result = importances(rows)
+            if result.why_none:
+                raise UsageError(f"RUN: {result.why_none}{found}")
+            console().print(importance_table(result, rows))
+            write_importance(result, f"which settings matter · {title}", out)
+        else:
+            write_parallel(parallel(rows), f"every run through its settings to its score · {title}", out)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    print(plain(f"wrote {out} ({len(rows.rows)} runs, {len(rows.settings)} settings that differ)"))
+    return 0
+
+
+def settings_title(rows, words: str) -> str:
+    left_out = rows.left_out()
+    return (f"{len(rows.rows)} runs" + (f" · filter {words!r}" if words else "")
+            + (f" (left out: {left_out})" if left_out else ""))

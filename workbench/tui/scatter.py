@@ -1,12 +1,15 @@
 """Across runs: every run the results table shows (its filter too) as a point, final test accuracy against one
 setting or the weight count, with its std over rounds, coloured by subnet / weight sharing / auxiliary loss.
-`[` and `]` step through the settings, `o` changes the colouring, `ctrl+e` writes the figure (`plot --scatter`)."""
+`[` and `]` step through the settings, `o` changes the colouring, `ctrl+e` writes the figure (`plot --scatter`).
+`i` shows which settings matter (importance, `plot --importance`), `p` every run as a line through its settings
+to its score (parallel coordinates, `plot --parallel`), `s` the scatter again."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -14,9 +17,11 @@ from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
 from workbench.analysis.across_runs import COLOUR_BY, SCATTER_FIELDS, Scatter, scatter, varying
-from workbench.analysis.figures import write_scatter
+from workbench.analysis.figures import write_importance, write_parallel, write_scatter
+from workbench.analysis.importance import Importance, importances, parallel, rows_of_runs
 from workbench.records.store import RunSummary
 from workbench.tui.live import RUN_COLORS, fit_title
+from workbench.tui.settings_views import draw_importance, draw_parallel, score_key
 from workbench.tui.text import markup
 
 MARKERS = ("●", "▲", "■", "◆", "x", "+", "o", "*")  # one character each: plotext draws it as given
@@ -26,7 +31,9 @@ class ScatterScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"),
                 Binding("right_square_bracket", "step(1)", "Next setting"),
                 Binding("left_square_bracket", "step(-1)", "Previous setting"),
-                Binding("o", "colour", "Colour by"), Binding("ctrl+e", "export", "Export figure")]
+                Binding("o", "colour", "Colour by"), Binding("s", "view('scatter')", "Scatter"),
+                Binding("i", "view('importance')", "Importance"), Binding("p", "view('parallel')", "Parallel"),
+                Binding("ctrl+e", "export", "Export figure")]
 
     def __init__(self, summaries: list[RunSummary], filter_text: str = "", figure_dir: Path | None = None,
                  field: str = "alpha") -> None:
@@ -39,6 +46,9 @@ class ScatterScreen(Screen):
         self.field = field if field in self.fields else self.fields[0]
         self.colour_by = "net"
         self.points: Scatter = scatter(summaries, self.field)
+        self.view = "scatter"
+        self.rows = rows_of_runs(summaries)
+        self.importance: Importance | None = None  # worked out in a thread the first time it is asked for
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -53,14 +63,60 @@ class ScatterScreen(Screen):
 
     def action_step(self, by: int) -> None:
         self.field = self.fields[(self.fields.index(self.field) + by) % len(self.fields)]
+        self.view = "scatter"
         self.draw()
 
     def action_colour(self) -> None:
         keys = list(COLOUR_BY)
         self.colour_by = keys[(keys.index(self.colour_by) + 1) % len(keys)]
+        self.view = "scatter"
         self.draw()
 
+    def action_view(self, view: str) -> None:
+        self.view = view
+        if view == "importance" and self.importance is None:
+            self.weigh()
+        self.draw()
+
+    @work(thread=True, exclusive=True, group="importance")
+    def weigh(self) -> None:
+        result = importances(self.rows)  # fANOVA fits a forest: a second or so, never on the screen's thread
+        self.app.call_from_thread(self.weighed, result)
+
+    def weighed(self, result: Importance) -> None:
+        self.importance = result
+        if self.view == "importance":
+            self.draw()
+
     def draw(self) -> None:
+        if self.view == "scatter":
+            self.draw_scatter()
+            return
+        plot, rows = self.query_one("#scatter-plot", PlotextPlot), self.rows
+        where = f" · filter {self.filter_text!r}" if self.filter_text else ""
+        left_out = rows.left_out()
+        enough = len(rows.rows) >= 2 and rows.settings
+        caption = (f"{len(rows.rows)} of {len(self.summaries)} runs"
+                   + (f" (left out: {left_out})" if left_out else "") + where + " · s scatter · i importance · p parallel")
+        legend = ""
+        if not enough:
+            legend = "nothing to weigh: " + ("fewer than two done runs" if len(rows.rows) < 2
+                                             else "no setting differs among these runs")
+            draw_importance(plot, None, "which settings matter")
+        elif self.view == "importance":
+            result = self.importance
+            legend = ("weighing the settings (fANOVA)…" if result is None else result.why_none
+                      or "each setting's share of the variance of the final test accuracy (fANOVA, Optuna)")
+            draw_importance(plot, result, f"which settings matter · {len(rows.rows)} runs")
+        else:
+            lines = parallel(rows)
+            legend = score_key(lines)
+            draw_parallel(plot, lines, "every run through its settings to its test accuracy")
+        self.query_one("#scatter-caption", Static).update(markup(caption))
+        self.query_one("#scatter-legend", Static).update(legend if self.view == "parallel" and enough
+                                                         else markup(legend))
+
+    def draw_scatter(self) -> None:
         self.points = points = scatter(self.summaries, self.field, self.colour_by)
         where = f" · filter {self.filter_text!r}" if self.filter_text else ""
         left_out = points.left_out()
@@ -102,6 +158,9 @@ class ScatterScreen(Screen):
             " · ".join(legend) if legend else markup(f"no done run here has {points.label}: [ ] another setting"))
 
     def action_export(self) -> None:
+        if self.view != "scatter":
+            self.export_settings()
+            return
         if not self.points.points:
             self.notify(markup(f"nothing to draw: no done run has {self.points.label}"), title="Export figure",
                         severity="warning")
@@ -114,3 +173,21 @@ class ScatterScreen(Screen):
             return
         self.notify(markup(f"wrote {out.resolve()}"), title="Export figure")
 
+
+    def export_settings(self) -> None:
+        """ctrl+e in the importance or parallel view: its figure, as `plot --importance` / `--parallel` draws it."""
+        rows, out = self.rows, self.figure_dir / f"{self.view}.png"
+        title = f"{len(rows.rows)} runs" + (f" · filter {self.filter_text!r}" if self.filter_text else "")
+        if len(rows.rows) < 2 or not rows.settings or (self.view == "importance" and (
+                self.importance is None or self.importance.why_none)):
+            self.notify("nothing to draw yet", title="Export figure", severity="warning")
+            return
+        try:
+            if self.view == "importance":
+                write_importance(self.importance, f"which settings matter · {title}", out)
+            else:
+                write_parallel(parallel(rows), f"every run through its settings to its score · {title}", out)
+        except OSError as exc:
+            self.notify(markup(f"cannot write {out}: {exc.strerror or exc}"), title="Export figure", severity="error")
+            return
+        self.notify(markup(f"wrote {out.resolve()}"), title="Export figure")

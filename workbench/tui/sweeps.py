@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 from textual_plotext import PlotextPlot
 
+from workbench.analysis.importance import Importance, Row, importances, parallel, rows_of
 from workbench.format import (STAGE_COLUMNS, TRIAL_COLUMNS, percent, plain, score_line, setting, stage_cells,
                               sweep_progress, trial_cells)
 from workbench.paper.config import FIELDS, ConfigError
@@ -23,6 +24,7 @@ from workbench.sweep.supervisor import SweepNotStarted, check_workers, sweep_ref
 from workbench.tui.live import fit_title
 from workbench.tui.messages import RunsFound, SweepEnded, SweepUpdate
 from workbench.tui.text import cell, markup
+from workbench.tui.settings_views import draw_importance, draw_parallel
 from workbench.tui.text_input import TextInput
 
 POLL_S = 1.0
@@ -70,7 +72,9 @@ class SweepScreen(Screen):
     """One per app: leaving it (escape) and coming back (f4) finds the chosen spec, and a running sweep, as left."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("ctrl+e", "export", "Export trials"),
-                Binding("ctrl+b", "cancel", "Cancel sweep", priority=True)]
+                Binding("ctrl+b", "cancel", "Cancel sweep", priority=True),
+                Binding("i", "settings_matter", "Importance",
+                        tooltip="Which settings matter in the latest stage: importance and parallel coordinates")]
 
     def __init__(self, specs: list[Path]) -> None:
         super().__init__()
@@ -82,6 +86,9 @@ class SweepScreen(Screen):
         self.stop = threading.Event()
         self.busy = False  # from start until the chosen configs are measured
         self.progress = ""  # where the sweep stands, for the main screen's bottom line
+        self.matter = False  # the two parameter plots show importance and parallel coordinates instead
+        self.weighed: tuple[tuple, Importance] | None = None  # the last importance and the trials it weighed
+        self.trials: list[Trial] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -233,11 +240,12 @@ class SweepScreen(Screen):
         if following:  # the trials in progress are the last rows; a user who scrolled up keeps their place
             table.call_after_refresh(table.scroll_end, animate=False, immediate=True)
         self.query_one("#sweep-status", Static).update(markup(note) or ("running" if running else ""))
+        self.trials = trials
         self.draw_plots(trials)
 
     def draw_plots(self, trials: list[Trial]) -> None:
-        """The latest stage with finished trials: validation score against each swept parameter, and the best
-        validation score so far over its trials."""
+        """The latest stage with finished trials: validation score against each swept parameter (or, after `i`,
+        which settings matter), and the best validation score so far over its trials."""
         finished = [t for t in trials if t.state == "complete" and t.val_mean is not None]
         plots = [self.query_one(f"#{i}", PlotextPlot) for i in ("sweep-param-a", "sweep-param-b", "sweep-best")]
         for plot in plots:
@@ -251,8 +259,16 @@ class SweepScreen(Screen):
         stage_index = max(t.stage for t in finished)
         stage = self.spec.stages[stage_index]
         mine = sorted((t for t in finished if t.stage == stage_index), key=lambda t: t.number)
+        if self.matter:
+            self.draw_matter(plots[0], plots[1], stage.name, mine)
+        else:
+            self.draw_params(plots[:2], stage, mine)
+        self.draw_best(plots[2], stage.name, mine)
+
+    def draw_params(self, plots: list[PlotextPlot], stage, mine: list[Trial]) -> None:
+        """Validation score against each of the stage's first two parameters."""
         params = list(stage.grid or stage.ranges)
-        for plot, param in zip(plots[:2], params[:2] + [None] * (2 - len(params[:2]))):
+        for plot, param in zip(plots, params[:2] + [None] * (2 - len(params[:2]))):
             plt = plot.plt
             plot.display = param is not None  # a stage of one parameter: no empty box beside its plot
             if param is None:
@@ -266,16 +282,47 @@ class SweepScreen(Screen):
             if stage.is_grid and len(set(values)) <= 8:
                 plt.xticks(sorted(set(values)), [setting(v) for v in sorted(set(values))])
             plot.refresh()
-        plt = plots[2].plt
+
+    def draw_best(self, plot: PlotextPlot, stage: str, mine: list[Trial]) -> None:
+        plt = plot.plt
         best, so_far = float("-inf"), []
         for t in mine:
             best = max(best, percent(t.val_mean))
             so_far.append(best)
         plt.plot(list(range(1, len(so_far) + 1)), so_far, marker="braille", color=(30, 150, 220))
         hold_flat_scale(plt, so_far)
-        fit_title(plots[2], f"{plain(stage.name)}: best validation % so far")
+        fit_title(plot, f"{plain(stage)}: best validation % so far")
         plt.xlabel("trial")
-        plots[2].refresh()
+        plot.refresh()
+
+    def action_settings_matter(self) -> None:
+        self.matter = not self.matter
+        self.draw_plots(self.trials)
+
+    def draw_matter(self, left: PlotextPlot, right: PlotextPlot, stage: str, trials: list[Trial]) -> None:
+        """The stage's finished trials as rows of their settings and validation score: importance on the left
+        (worked out in a thread, once per set of trials), parallel coordinates on the right."""
+        rows = rows_of([Row(f"trial {t.number}", t.params, percent(t.val_mean)) for t in trials])
+        key = tuple((t.number, t.val_mean) for t in trials)
+        left.display = right.display = True
+        if self.weighed is None or self.weighed[0] != key:
+            draw_importance(left, None, f"{plain(stage)}: weighing the settings…")
+            self.weigh(key, rows)
+        else:
+            result = self.weighed[1]
+            draw_importance(left, result, f"{plain(stage)}: " + (result.why_none or "which settings matter"))
+        lines = parallel(rows, "validation %")
+        draw_parallel(right, lines, f"{plain(stage)}: {len(trials)} trials, {lines.low:.1f} to {lines.high:.1f} %")
+
+    @work(thread=True, exclusive=True, group="importance")
+    def weigh(self, key: tuple, rows) -> None:
+        result = importances(rows)
+        self.app.call_from_thread(self.have_weighed, key, result)
+
+    def have_weighed(self, key: tuple, result: Importance) -> None:
+        self.weighed = (key, result)
+        if self.matter:
+            self.draw_plots(self.trials)
 
     def action_cancel(self) -> None:
         if not self.busy:
