@@ -628,3 +628,30 @@ def test_the_screens_a_new_user_read_hold_at_both_sizes(terminal, tmp_path, cols
     axis = [float(tick) for line in term.text.splitlines() for tick in re.findall(r"(\d+(?:\.\d+)?)┤", line)]
     assert axis and max(axis) <= 100.0, term.text
     assert term.quit_idle() == 0
+
+
+def test_which_settings_matter_and_the_wall_time_axis_in_a_real_terminal(terminal, tmp_path):
+    """Issue 31 where a user meets it: `i` and `p` in the across-runs view over 24 runs, `w` in the live view."""
+    from test_importance import study_runs, write_records
+
+    write_records(tmp_path / "runs", study_runs())
+    term = terminal(120, 40)
+    term.press("f2", "w", pause=0.4)
+    term.wait_for("seconds trained")
+    term.press("w", pause=0.4)
+    term.wait_for("seconds trained", gone=True)
+    term.press("f3", pause=0.5)
+    term.wait_for("run 23")
+    term.press("a", pause=0.5)
+    term.wait_for("Across runs")
+    term.press("i", pause=0.5)
+    term.wait_for("which settings matter · 24 runs")
+    term.wait_for("Weight sharing ")  # the bars are in
+    bars = term.text
+    assert bars.index("Weight sharing ") < bars.index("alpha ") < bars.index("└")  # the one that matters on top
+    term.press("p", pause=0.5)
+    term.wait_for("colour: score")
+    assert "every run through its settings to its test accuracy" in term.text and "Seed" in term.text
+    term.press("ctrl+e", pause=0.5)
+    term.wait_until(lambda: (tmp_path / "parallel.png").exists(), "the parallel figure written")
+    assert term.quit_idle() == 0
