@@ -177,3 +177,23 @@ def test_a_comparison_names_a_difference_of_machine():
     assert machine_differences(apart) == ["cpu AMD EPYC / Intel Xeon", "isa AVX512 / AVX2"]
     older = [run("cpu (x86_64)", "AMD EPYC", "AVX512"), SimpleNamespace(device="cpu (x86_64)", versions={})]
     assert machine_differences(older) == ["cpu AMD EPYC / ?", "isa AVX512 / ?", "torch 2.14.1 / ?"]
+
+
+def test_the_figure_says_where_each_runs_numbers_came_from(runs_dir, tmp_path):
+    """Issue 31, item 4: the report figure names each run's workbench, torch, CPU and cost, and says first when
+    its runs were computed on different machines."""
+    import dataclasses
+
+    from workbench.analysis.figures import write_figure
+    from workbench.records.store import readable_history
+
+    plain, both = sorted((s for s in load_runs(runs_dir)[0] if s.name in ("plain", "both")), key=lambda s: s.name)
+    elsewhere = dataclasses.replace(plain, versions={**plain.versions, "cpu": "Intel Xeon", "isa": "AVX2"},
+                                    cost={"cpu_s": 12.5, "peak_mib": 640.0})
+    assert both.versions["workbench"] and both.versions["cpu"] and both.versions["torch"]  # a new record keeps them
+    out = tmp_path / "where.svg"
+    write_figure([both, elsewhere], [readable_history(s) for s in (both, elsewhere)], out)
+    svg = out.read_text()
+    assert f"computed on different machines: cpu {both.versions['cpu']} / Intel Xeon" in svg
+    assert f"workbench {both.versions['workbench']}" in svg and f"torch {both.versions['torch']}" in svg
+    assert "plain: cpu" in svg and "Intel Xeon (AVX2) · 12.5 CPU s · peak 640 MiB" in svg

@@ -15,12 +15,14 @@ from workbench.analysis.importance import label as setting_label
 from workbench.analysis.networks import first_layer
 from workbench.analysis.paired import all_pairs, round_scores
 from workbench.analysis.predictions import PredictionsUnreadable, error_grid, error_rate, load_predictions
-from workbench.format import COMPARISON_COLUMNS, comparison_cells, percent, plain
+from workbench.format import (COMPARISON_COLUMNS, comparison_cells, machine_differences, percent, plain,
+                              provenance_text)
 from workbench.fsutil import atomic_write_bytes
 from workbench.records.store import readable_history
 
 FORMATS = ("png", "svg", "pdf")
 MAX_HEATMAPS = 4
+MAX_PROVENANCE = 6  # runs whose origin the footnote names one by one
 
 
 def quietly(draw):
@@ -104,7 +106,21 @@ def comparison_figure(summaries: list, histories: list[list[dict]], problems: li
         used = draw_heatmaps(fig, grid, heat, difference and len(heat) == 2)
         if used < columns and len(summaries) > 1:  # a panel left: the paired comparison belongs there
             draw_paired(fig.add_subplot(grid[1, used:]), summaries)
+    fig.supxlabel("\n".join(figure_text(line) for line in where_from(summaries)), fontsize=7, color="0.3",
+                  ha="left", x=0.01)
     return fig
+
+
+def where_from(summaries: list) -> list[str]:
+    """The figure's footnote: where each run's numbers came from (another CPU kind or device rounds differently,
+    so a figure of runs from two machines says so first)."""
+    differ = machine_differences(summaries)
+    lines = [f"computed on different machines: {'; '.join(differ)}"] if differ else []
+    for s in summaries[:MAX_PROVENANCE]:
+        lines.append(f"{s.name}: {' · '.join(p for p in (s.device, provenance_text(s)) if p)}")
+    if len(summaries) > MAX_PROVENANCE:
+        lines.append(f"and {len(summaries) - MAX_PROVENANCE} more runs")
+    return lines
 
 
 def draw_heatmaps(fig, grid, heat: list, difference: bool) -> int:
