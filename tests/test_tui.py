@@ -420,6 +420,11 @@ async def test_quit_during_a_run_confirms_then_stops_the_run_and_ends(make_app, 
         await wait_until(pilot, lambda: not app.is_running, timeout=10)
         assert time.monotonic() - started < 10  # the app ends instead of hanging on the run
     (run,) = list((tmp_path / "runs").iterdir())
+    # a loaded machine may end the app before the training thread has written the record: the process waits for
+    # that thread before it exits (as the pty test sees), so here the test waits for it
+    deadline = time.monotonic() + 60
+    while not (run / "summary.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
     # the cancelled record, and where its training stood (to continue it: test_resume)
     assert sorted(p.name for p in run.iterdir()) == ["history.csv", "resume.npz", "summary.json"]
     assert '"status": "cancelled"' in (run / "summary.json").read_text()

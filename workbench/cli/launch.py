@@ -13,16 +13,20 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _while_starting(signum, frame):
+    """Nothing is done yet, so the command ends here and now. Raising instead could land in the import machinery's
+    own callbacks, where Python prints the exception as "ignored" and the import, and the command, go on."""
+    os.write(2, b"digit-workbench: interrupted while starting: nothing was done\n")
+    os._exit(INTERRUPTED)
+
+
 def main() -> int:
+    signal.signal(signal.SIGINT, _while_starting)
+    signal.signal(signal.SIGTERM, _while_starting)  # as Ctrl-C, from the first moment (the README's promise)
+    from workbench.cli.entry import main as command  # late by design: the handlers above go first
+
     signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C, from the first moment (the README's promise)
-    try:
-        from workbench.cli.entry import main as command  # late by design: the handlers above go first
-    except KeyboardInterrupt:
-        print("digit-workbench: interrupted while starting: nothing was done", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # at once: an import cut short can leave the interpreter set to end by the signal instead of this status
-        os._exit(INTERRUPTED)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = command()
     except KeyboardInterrupt:  # between the command's own handlers
