@@ -114,3 +114,28 @@ def test_a_preset_beyond_the_paper_is_no_edit_of_a_paper_row(source):
     assert paper_label(as_is.summary) == "—" and paper_label(edited.summary) == "edited"
     older = RunSummary.from_dict({**as_is.summary.to_dict(), "id": "old", "edited": None})
     assert paper_label(older) == "edited"  # a record from before keeps the label it had
+
+
+@pytest.mark.parametrize("processes", ["1", ""], ids=["one process", "side by side"])
+def test_a_stack_of_cancelled_runs_stops_at_once_and_frees_its_core(source, monkeypatch, processes):
+    """Cancelling one run of a group whose stack holds nothing else stops that stack (it trained its 1000 epochs
+    unseen before, while the run still wanted waited for a core); the other stack trains to its own numbers."""
+    from workbench.engine import run_configs
+
+    if processes:
+        monkeypatch.setenv("DIGIT_WORKBENCH_PROCESSES", processes)
+    long_run = RunConfig(hl=16, c_hl=8, rounds=2, epochs=1000, pairs=100, batch_size=20, device="cpu")
+    short_run = RunConfig(subnet="cnn", hl=8, c_hl=8, rounds=2, epochs=2, pairs=100, batch_size=20, device="cpu")
+    group = Group([NamedRun("long", long_run), NamedRun("short", short_run)])
+    trained = {0: 0, 1: 0}
+
+    def on_epoch(rec) -> None:
+        trained[rec.run] += 1
+        if rec.run == 0 and rec.epoch == 2:
+            group.cancel(0)
+
+    long, short = run_configs([long_run, short_run], source, on_epoch, group)
+    assert trained[0] < 50  # a few epochs in flight when the cancel came, not 2 x 1000
+    assert long.status == "cancelled" and short.status == "done" and trained[1] == 4
+    (alone,) = run_configs([short_run], source)
+    assert short.test_accuracies() == alone.test_accuracies()

@@ -173,6 +173,34 @@ class NeverCancel:
         return False
 
 
+class StackCancel:
+    """One stack's cancel: the call's own flag, or every run of the stack cancelled by itself, where the caller's
+    flag knows runs (`is_cancelled(index)`, as the app's group does). A stack of cancelled runs then stops at once
+    instead of training to its end unseen, and frees its core for the runs still wanted; a stack that holds one
+    run still wanted trains on (a config's numbers never depend on its stack-mates)."""
+
+    def __init__(self, cancel: CancelFlag, runs) -> None:
+        self.cancel, self.runs = cancel, list(runs)
+        self.of = getattr(cancel, "is_cancelled", None)
+
+    def is_set(self) -> bool:
+        return self.cancel.is_set() or (self.of is not None and all(self.of(i) for i in self.runs))
+
+
+class SharedCancel:
+    """The cancel a worker process sees: the call's stop event and, per run, whether it was cancelled by itself
+    (flags the parent's dispatcher copies from its own flag)."""
+
+    def __init__(self, stop, cancelled) -> None:
+        self.stop, self.cancelled = stop, cancelled
+
+    def is_set(self) -> bool:
+        return self.stop.is_set()
+
+    def is_cancelled(self, index: int) -> bool:
+        return bool(self.cancelled[index])
+
+
 def resolve_device(name: str) -> torch.device:
     """auto: CUDA when available; cuda where there is none is an EngineError with the reason."""
     if name == "cpu":

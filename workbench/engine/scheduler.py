@@ -23,8 +23,8 @@ from typing import Sequence
 
 import torch
 
-from workbench.engine.base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, StopRun, library_versions,
-                                   resolve_device)
+from workbench.engine.base import (CancelFlag, EngineError, EpochRecord, OnEpoch, RunResult, SharedCancel, StackCancel,
+                                   StopRun, library_versions, resolve_device)
 from workbench.engine.batched import run_stack
 from workbench.engine.loop import run_loop
 from workbench.engine.stacked import EVAL_CHUNK
@@ -142,6 +142,7 @@ def train_group(configs: list[RunConfig], group: list[int], source: DigitSource,
                 start: Starts | None = None, on_states: OnStates | None = None,
                 stop_run: StopRun | None = None) -> list[RunResult]:
     """Train one stack (batched) or one run after another (loop); a failure becomes failed results."""
+    cancel = None if cancel is None else StackCancel(cancel, group)
     if cancel is not None and cancel.is_set():
         return [failed_result(configs[i], source.name, engine, "", "cancelled") for i in group]
     try:
@@ -231,10 +232,10 @@ def stack_cost(configs: list[RunConfig], group, rounds: range | None = None) -> 
 _worker: dict = {}
 
 
-def _worker_init(parent: int, records, stop, source) -> None:
+def _worker_init(parent: int, records, stop, cancelled, source) -> None:
     child_of(parent)
     torch.set_num_threads(1)
-    _worker.update(records=records, stop=stop, source=source)
+    _worker.update(records=records, stop=SharedCancel(stop, cancelled), source=source)
 
 
 def _worker_train(configs: list[RunConfig], job: StackJob, validation: int, start: Starts | None,
@@ -267,11 +268,12 @@ class SideBySide:
         """(job, results) pairs in the order they finished."""
         ctx = spawn_context()
         self.records, self.stop = ctx.Queue(), ctx.Event()
+        self.cancelled = ctx.Array("b", len(self.configs), lock=False)  # runs cancelled by themselves
         self.source.share_memory()  # before this thread trains on it: starting a process would move it meanwhile
         job = self._take()  # the longest stack starts here, at once: the processes take a few seconds to start
         others = set(multiprocessing.active_children())  # processes this one had before the pool's
         pool = ProcessPoolExecutor(self.workers - 1, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(os.getpid(), self.records, self.stop, self.source))
+                                   initargs=(os.getpid(), self.records, self.stop, self.cancelled, self.source))
         with starting_children():  # each submit starts a process, here rather than in the dispatcher's thread
             for _ in range(self.workers - 1):
                 pool.submit(os.getpid)
@@ -343,6 +345,14 @@ class SideBySide:
         except queue.Empty:
             pass
 
+    def _forward_run_cancels(self) -> None:
+        """Runs cancelled by themselves, for the processes' stacks (SharedCancel) to see."""
+        of = getattr(self.cancel, "is_cancelled", None)
+        if of is not None:
+            for i in range(len(self.configs)):
+                if not self.cancelled[i] and of(i):
+                    self.cancelled[i] = 1
+
     def _dispatch(self, pool: ProcessPoolExecutor) -> None:
         """Keeps each process busy, passes its records on, and forwards a cancel."""
         pending: dict = {}
@@ -353,6 +363,7 @@ class SideBySide:
             if not pending and not self.todo and self.here_done.is_set():
                 break
             self._drain(timeout=0.05)
+            self._forward_run_cancels()
             if self.cancel is not None and self.cancel.is_set():
                 self.stop.set()
                 for future, job in list(pending.items()):
