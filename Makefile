@@ -5,17 +5,22 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup bench clean cli
 
+# The app needs the workbench alone; the tests add their tools, PostgreSQL's driver and a full MLflow server.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,postgres]'
 	touch $@
 
-setup: $(BIN)/.installed
+setup: $(BIN)/.installed-test
 
-run: setup
+run: $(BIN)/.installed
 	$(BIN)/digit-workbench
 
-cli: setup  # make cli ARGS='run --preset basic': any headless command, through the venv's digit-workbench
+cli: $(BIN)/.installed  # make cli ARGS='run --preset basic': any headless command, through the venv's digit-workbench
 	$(BIN)/digit-workbench $(ARGS)
 
 test: setup  # the tests side by side, one worker per core; the slowest named at the end
