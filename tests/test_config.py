@@ -43,7 +43,7 @@ def test_every_shipped_preset_loads_and_table_ii_is_complete():
                for n, p in presets.items() if n.startswith("beyond-"))
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference is beside the checkout")
+@pytest.mark.skipif(not REFERENCE.exists(), reason="needs ../shared/reference/paper_results.csv, which is not beside this checkout")
 def test_presets_carry_the_papers_numbers():
     presets = load_presets()
     by_row = {(p.paper.table, p.paper.row, p.config.subnet): p for p in presets.values() if p.paper}
@@ -57,7 +57,7 @@ def test_presets_carry_the_papers_numbers():
             assert p.config.aux_loss == (row["aux_loss"] == "yes")
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/reference is beside the checkout")
+@pytest.mark.skipif(not REFERENCE.exists(), reason="needs ../shared/reference/paper_results.csv, which is not beside this checkout")
 def test_sweep_stages_carry_the_papers_numbers():
     from workbench.sweep.spec import find_spec, load_spec
 

@@ -52,7 +52,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"MNIST ready: {source.name}")
         return 0
     if args.data_command == "info":  # from the files' headers: no torch, no tensors
-        with data_flag():
+        with data_flag(args.data_dir):
             print(describe_source(source_kind(args.data, args.data_dir), args.data_dir))
         return 0
     raise UsageError("digit-workbench data: choose 'download' or 'info'")

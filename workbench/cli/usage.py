@@ -22,19 +22,20 @@ def flag(key: str) -> str:
 
 
 @contextmanager
-def data_flag():
-    """Digits that cannot be had become a UsageError naming --data."""
+def data_flag(data_dir: str | None = None):
+    """Digits that cannot be had become a UsageError naming the flag that asked for them: --data-dir when it was
+    given, else --data."""
     try:
         yield
     except DataError as exc:
-        raise UsageError(f"--data: {exc}") from None
+        raise UsageError(f"{'--data-dir' if data_dir else '--data'}: {exc}") from None
 
 
 def load_digits(data: str | None, data_dir: str | None):
     """The digits that --data and --data-dir name."""
     from workbench.paper.data import load_source
 
-    with data_flag():
+    with data_flag(data_dir):
         return load_source(source_kind(data, data_dir), data_dir)
 
 

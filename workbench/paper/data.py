@@ -17,7 +17,7 @@ from workbench.fsutil import atomic_write_bytes, user_cache_dir
 from workbench.paper.randomness import (REPAIR, TEST_PAIRS, TRAIN_PAIRS, augment_draws, embedded_split_generator,
                                         generator)
 from workbench.paper.sources import (EMBEDDED_NAME, EMBEDDED_PER_CLASS, EMBEDDED_SHA256, EMBEDDED_TRAIN_PER_CLASS,
-                                     DataError, check_mnist, embedded_csv, mnist_name, resolve_source)
+                                     DataError, check_mnist, embedded_csv, mnist_name, resolve_source, torchvision_root)
 
 CACHE_VERSION = 1
 
@@ -148,9 +148,9 @@ def load_mnist(root: Path) -> DigitSource:
     splits = {}
     for split, train in (("train", True), ("test", False)):
         try:
-            ds = MNIST(str(root / "mnist"), train=train, download=False)
+            ds = MNIST(str(torchvision_root(root)), train=train, download=False)
         except Exception as exc:  # torchvision asserts on a bad magic number; random bytes fail in other ways
-            raise DataError(f"MNIST at {root / 'mnist'} cannot be read ({split} split): "
+            raise DataError(f"MNIST at {torchvision_root(root)} cannot be read ({split} split): "
                             f"{type(exc).__name__}: {str(exc)[:200] or 'not an idx file'}") from None
         splits[split] = DigitSet(pool(ds.data), ds.targets.long())
     return DigitSource(mnist_name(root, len(splits["train"]), len(splits["test"])), splits["train"], splits["test"])

@@ -39,14 +39,23 @@ def mnist_root(data_dir: str | os.PathLike | None = None) -> Path:
     return user_cache_dir() / "data"
 
 
+def torchvision_root(root: Path) -> Path:
+    """The folder torchvision's MNIST reads (it looks in `MNIST/raw/` below it): the root itself when it is one
+    already (a torchvision root a user has, holding MNIST/raw), else `root/mnist/`, where the download puts it."""
+    return root if holds_mnist(root / "MNIST" / "raw") else root / "mnist"
+
+
 def mnist_raw(root: Path) -> Path:
-    return root / "mnist" / "MNIST" / "raw"  # torchvision reads the unpacked idx files here
+    return torchvision_root(root) / "MNIST" / "raw"  # torchvision reads the unpacked idx files here
+
+
+def holds_mnist(raw: Path) -> bool:
+    return all((raw / f"{prefix}-{kind}-ubyte").exists()
+               for _, prefix in MNIST_SPLITS for kind in ("images-idx3", "labels-idx1"))
 
 
 def mnist_present(root: Path) -> bool:
-    raw = mnist_raw(root)
-    return all((raw / f"{prefix}-{kind}-ubyte").exists()
-               for _, prefix in MNIST_SPLITS for kind in ("images-idx3", "labels-idx1"))
+    return holds_mnist(mnist_raw(root))
 
 
 def idx_header(path: Path, magic: int, dims: int) -> tuple[int, ...]:
@@ -67,7 +76,7 @@ def idx_header(path: Path, magic: int, dims: int) -> tuple[int, ...]:
 def check_mnist(root: Path) -> tuple[int, int]:
     """(train, test) digit counts of the MNIST files under root, read from their headers and labels; a one-line
     DataError naming the place and the split when a file is not what torchvision would load."""
-    place, raw = root / "mnist", mnist_raw(root)
+    place, raw = torchvision_root(root), mnist_raw(root)
     counts = []
     for split, prefix in MNIST_SPLITS:
         try:
@@ -89,7 +98,7 @@ def check_mnist(root: Path) -> tuple[int, int]:
 
 
 def mnist_name(root: Path, train: int, test: int) -> str:
-    return f"MNIST {train}/{test} ({root / 'mnist'})"
+    return f"MNIST {train}/{test} ({torchvision_root(root)})"
 
 
 def embedded_csv() -> Path:
@@ -117,8 +126,8 @@ def resolve_source(kind: str = "auto", data_dir: str | os.PathLike | None = None
     root = mnist_root(data_dir)
     if kind == "mnist" or (kind == "auto" and mnist_present(root)):
         if not mnist_present(root):
-            raise DataError(f"MNIST is not at {root / 'mnist'}; run 'digit-workbench data download' "
-                            "or pass --data-dir")
+            raise DataError(f"MNIST is not at {root / 'mnist'} nor at {root} (as a torchvision root, MNIST/raw "
+                            "in it); 'digit-workbench data download' puts it there, or --data-dir names the folder that holds it")
         return "mnist", root
     return "embedded", embedded_csv()
 
