@@ -60,3 +60,18 @@ def test_the_readme_names_every_benchmark():
     files = [p for p in (ROOT / "benchmarks").glob("*") if p.suffix in (".py", ".sh")]
     missing = sorted(str(p.relative_to(ROOT)) for p in files if p.name not in text)
     assert missing == []
+
+
+def test_one_version_in_the_package_the_changelog_and_the_app():
+    """The version a user reads in --version, the app's title and a record is the one the changelog's newest entry
+    describes."""
+    import re
+    import tomllib
+
+    import workbench
+    from workbench.tui.app import WorkbenchApp
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    newest = re.search(r"^## (\d+\.\d+\.\d+) \(\d{4}-\d{2}-\d{2}\)$", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    assert newest and declared == workbench.__version__ == newest.group(1)
+    assert WorkbenchApp.TITLE == f"digit-workbench {declared}"

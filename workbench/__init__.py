@@ -10,7 +10,7 @@ so that a command or a screen that does not need the library starts without payi
 tests/test_architecture.py holds every module to this.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"  # pyproject.toml and CHANGELOG.md say the same (tests/test_readme.py)
 
 DEFERRED = {
     "torch": "about 1.5 s and 300 MB: the commands that only read records (runs, compare, export, presets) and the "

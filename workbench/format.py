@@ -213,7 +213,7 @@ def score_line(summary, detail: bool = False) -> str:
 
 
 def provenance_text(summary) -> str:
-    """Where a record's numbers came from: 'workbench 0.1.0 (a1b2c3d4e5f6) · torch 2.14.1 · Intel Xeon (AVX2) ·
+    """Where a record's numbers came from: 'workbench 0.4.0 (a1b2c3d4e5f6) · torch 2.14.1 · Intel Xeon (AVX2) ·
     34.1 CPU s · peak 812 MiB'; what an older record did not keep is left out."""
     v, cost = summary.versions, getattr(summary, "cost", {})
     parts = []

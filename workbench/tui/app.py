@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
+from workbench import __version__
 from workbench.format import plain, score_line
 from workbench.paper.config import ConfigError
 from workbench.paper.presets import TABLE_II, Preset, load_presets
@@ -43,7 +44,7 @@ VIEWS = Binding.Group("views")
 
 class WorkbenchApp(App):
     CSS_PATH = str(Path(__file__).with_name("workbench.tcss"))
-    TITLE = "digit-workbench"
+    TITLE = f"digit-workbench {__version__}"
     SUB_TITLE = "digits: loading…"
     # The views first: on a narrow terminal the footer keeps what comes first.
     BINDINGS = [
