@@ -70,10 +70,18 @@ class Terminal:
             self.child.send(KEYS.get(key, key))
             self.pump(pause)
 
-    def wait_for(self, fragment: str, timeout: float = 60.0, gone: bool = False) -> None:
-        """Until `fragment` shows (or, with `gone`, no longer shows) on the screen."""
+    @property
+    def views_text(self) -> str:
+        """The views' side of a wide screen (right of the form's border) as one line, spaces squeezed: a legend
+        that wraps, as one of long names does when the runs in view change, reads whole."""
+        return " ".join(" ".join(line.rsplit("▎", 1)[-1].split()) for line in self.screen.display)
+
+    def wait_for(self, fragment: str, timeout: float = 60.0, gone: bool = False, wrapped: bool = False) -> None:
+        """Until `fragment` shows (or, with `gone`, no longer shows) on the screen; `wrapped`: anywhere in the
+        views' side read as one line."""
         deadline = time.monotonic() + timeout
-        while (fragment in self.text) if gone else (fragment not in self.text):
+        shown = (lambda: fragment in self.views_text) if wrapped else (lambda: fragment in self.text)
+        while shown() if gone else not shown():
             if time.monotonic() > deadline or not self.child.isalive():
                 raise AssertionError(f"{fragment!r} never {'went' if gone else 'appeared'}; the screen:\n{self.text}")
             self.pump(0.2)
@@ -454,12 +462,12 @@ def test_a_lab_notebook_in_a_real_terminal(terminal, tmp_path):
     type_into(1, "200")  # pairs
     type_into(6, "alphas")  # tags: seed, shift, rotate, device, name, tags
     term.press("ctrl+r", pause=0.0)  # at once: the run queued is the form as typed (test_keys_in_order)
-    term.wait_for("━━ table2-fcn-ws-aux α 0.2 epochs 1")  # the live view's legend names each run
+    term.wait_for("━━ table2-fcn-ws-aux α 0.2 epochs 1", wrapped=True)  # the live view's legend names each run
     type_into(17, "0.5", back=True)  # back to alpha
     term.press("ctrl+r", pause=0.0)
-    term.wait_for("━━ table2-fcn-ws-aux epochs 1")
+    term.wait_for("━━ table2-fcn-ws-aux epochs 1", wrapped=True)
     term.press("ctrl+u", *"0.8", "ctrl+r", pause=0.0)  # a paste's speed, as a loaded machine may deliver keys
-    term.wait_for("━━ table2-fcn-ws-aux α 0.8 epochs 1")
+    term.wait_for("━━ table2-fcn-ws-aux α 0.8 epochs 1", wrapped=True)
     term.wait_until(lambda: len(list((tmp_path / "runs").glob("*/summary.json"))) == 3, "three runs recorded",
                     timeout=240)
     term.wait_for("queue empty", timeout=30)

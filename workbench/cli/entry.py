@@ -10,6 +10,7 @@ from typing import Sequence
 from workbench.cli.compare import add_compare_parsers, cmd_compare, cmd_plot
 from workbench.cli.networks import add_networks_parsers, cmd_predict, cmd_resume
 from workbench.cli.paper import add_data_parser, add_presets_parser, cmd_data, cmd_presets
+from workbench.cli.reproduce import add_report_parser, cmd_report
 from workbench.cli.runs import add_export_parser, add_runs_parser, cmd_export, cmd_runs
 from workbench.cli.sweep import add_sweep_parser, cmd_sweep
 from workbench.cli.train import add_train_parsers, cmd_run, cmd_table
@@ -25,6 +26,7 @@ def build_parser() -> Parser:
     add_presets_parser(sub)
     add_export_parser(sub)
     add_compare_parsers(sub, RUNS_DIR_HELP)
+    add_report_parser(sub, RUNS_DIR_HELP)
     add_networks_parsers(sub, RUNS_DIR_HELP)
     add_sweep_parser(sub)
     add_runs_parser(sub, RUNS_DIR_HELP)
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         handler = {"run": cmd_run, "table": cmd_table, "presets": cmd_presets, "export": cmd_export,
                    "data": cmd_data, "sweep": cmd_sweep, "compare": cmd_compare, "plot": cmd_plot, "predict": cmd_predict,
-                   "runs": cmd_runs, "resume": cmd_resume}.get(args.command)
+                   "runs": cmd_runs, "resume": cmd_resume, "report": cmd_report}.get(args.command)
         if handler is None:
             parser.print_help()
             return EXIT_USAGE

@@ -1,9 +1,11 @@
 """What the app does with the runs of its results table: their details, export, compare, across runs, the
-playground, resume, and the trash with undo. Plain state and calls, no widget of its own: the app's bindings route
+reproduction report, the playground, resume, and the trash with undo. Plain state and calls, no widget of its own: the app's bindings route
 here, so the app keeps layout, bindings and routing."""
 
 from __future__ import annotations
 
+from workbench.analysis.reproduction import reproduction
+from workbench.export.reproduction import write_report
 from workbench.format import counted
 from workbench.paper.presets import TABLE_II
 from workbench.records.checkpoint import ResumeUnreadable
@@ -193,6 +195,31 @@ class RunsNotebook:
                         else ""), title="Across runs", severity="warning")
             return
         self.app.push_screen(ScatterScreen(runs, table.filter_text, self.app.export_path.parent))
+
+    def report(self) -> None:
+        """The paper reproduced from the runs the results table shows (`digit-workbench report`), as one HTML page
+        beside the export; drawn in a thread (its figures take seconds), said when written."""
+        table = self.app.query_one(ResultsTable)
+        rep = reproduction(table.shown(), self.app.presets)
+        if not rep.runs:
+            self.app.notify("no finished run in the results table" + (" that the filter shows" if table.filter_text
+                            else "") + " is a row of the paper (ctrl+t trains Table II)", title="Report",
+                            severity="warning")
+            return
+        out = self.app.export_path.parent / "reproduction.html"
+        self.app.notify(f"writing the report from {counted(len(rep.runs), 'run')}…", title="Report")
+
+        def write() -> None:
+            try:
+                write_report(rep, out, "html")
+            except OSError as exc:
+                self.app.call_from_thread(self.app.notify, markup(f"cannot write {out}: {exc.strerror or exc}"),
+                                          title="Report", severity="error")
+                return
+            missing = f"; {len(rep.missing)} of the paper's rows have no run" if rep.missing else ""
+            self.app.call_from_thread(self.app.notify, markup(f"wrote {out.resolve()}{missing}"), title="Report")
+
+        self.app.run_worker(write, thread=True, group="report", exclusive=True, exit_on_error=False)
 
     def playground(self, runs: list[RunSummary] | None = None) -> None:
         """The playground for the marked runs (two at most answer side by side), else the one under the cursor."""

@@ -87,7 +87,8 @@ class ResultsTable(DataTable):
                 Binding("n", "app.runs('rename')", "Rename"),
                 Binding("delete,backspace", "app.runs('trash_runs')", "Trash"),
                 Binding("u", "app.runs('undo_trash')", "Undo"),
-                Binding("T", "app.runs('browse_trash')", "Browse the trash", show=False)]
+                Binding("T", "app.runs('browse_trash')", "Browse the trash", show=False),
+                Binding("R", "app.runs('report')", "Reproduction report", show=False)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, fixed_columns=1, **kwargs)

