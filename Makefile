@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup bench clean cli
+.PHONY: run test setup bench clean cli docs
 
 # The app needs the workbench alone; the tests add their tools, PostgreSQL's driver and a full MLflow server.
 $(BIN)/.installed: pyproject.toml
@@ -25,6 +25,9 @@ cli: $(BIN)/.installed  # make cli ARGS='run --preset basic': any headless comma
 
 test: setup  # the tests side by side, one worker per core; the slowest named at the end
 	$(BIN)/pytest -q -rs -n auto --dist loadgroup --durations=15
+
+docs: $(BIN)/.installed  # the guide's pictures, drawn again by the app itself (docs/make_pictures.py)
+	$(BIN)/python docs/make_pictures.py
 
 bench: setup
 	$(BIN)/python benchmarks/batched_vs_loop.py

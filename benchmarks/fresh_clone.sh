@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A fresh clone as a new user meets it: `make test` (set-up and the whole suite), then every headless command of the
-# README's "Everything is also headless" block, typed as the README says (after `. .venv/bin/activate`).
+# "Everything is also headless" blocks (README.md, docs/command-line.md), typed as written (after activating .venv).
 #   bash benchmarks/fresh_clone.sh [OUT]      (default: benchmarks/results/fresh_clone.txt)
 #   bash benchmarks/fresh_clone.sh --small    (the test suite's run: the clone, the Makefile's targets and every
 #                                              README command's subcommand, against this checkout's venv; nothing
@@ -9,8 +9,10 @@ set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-headless() {  # the README's headless block, a command a line, comments dropped
-  sed -n '/^Everything is also headless:/,/^```$/p' README.md | sed '1,3d;$d' | sed 's/ *#.*$//' | grep -v '^ *$'
+headless() {  # the headless blocks of the README and the guide's command-line page, a command a line, once each
+  for page in README.md docs/command-line.md; do
+    sed -n '/^Everything is also headless:/,/^```$/p' "$page" | sed '1,3d;$d' | sed 's/ *#.*$//' | grep -v '^ *$'
+  done | awk '!seen[$0]++'
 }
 if [ "${1:-}" = "--small" ]; then
   git clone -q "$here" "$work/clone" && cd "$work/clone" || exit 1

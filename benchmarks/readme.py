@@ -1,7 +1,7 @@
-"""The README's measured figures come from benchmarks/results/ and nowhere else.
+"""The measured figures of the README and the guide (docs/*.md) come from benchmarks/results/ and nowhere else.
 
-    python benchmarks/readme.py            # list where the README and the results disagree (exit 1 if anywhere)
-    python benchmarks/readme.py --write    # copy the results files into the README's generated blocks
+    python benchmarks/readme.py            # list where a page and the results disagree (exit 1 if anywhere)
+    python benchmarks/readme.py --write    # copy the results files into the pages' generated blocks
 
 Two rules, both checked by tests/test_readme.py:
 
@@ -22,6 +22,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+
+
+def pages() -> list[Path]:
+    """The README and every page of the guide: each is checked the same way."""
+    return [README, *sorted((ROOT / "docs").glob("*.md"))]
+
 RESULTS = ROOT / "benchmarks" / "results"
 
 BLOCK = re.compile(r"<!-- from results/(?P<file>[\w.-]+) -->\n(?P<body>.*?)<!-- end -->", re.S)
@@ -136,17 +142,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="refill the generated blocks from the results files")
     args = parser.parse_args()
-    text = README.read_text(encoding="utf-8")
-    if args.write:
-        sys.path.insert(0, str(ROOT))
-        from workbench.fsutil import atomic_write_text
+    failed = False
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        if args.write:
+            sys.path.insert(0, str(ROOT))
+            from workbench.fsutil import atomic_write_text
 
-        text = write(text)
-        atomic_write_text(README, text)
-    problems = check(text)
-    for problem in problems:
-        print(problem)
-    return 1 if problems else 0
+            text = write(text)
+            atomic_write_text(page, text)
+        for problem in check(text):
+            print(f"{page.relative_to(ROOT)}: {problem}")
+            failed = True
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

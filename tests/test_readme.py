@@ -20,15 +20,22 @@ def readme():
     return module
 
 
+def every_page() -> str:
+    return "\n\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
+
+
 def test_the_readmes_figures_are_the_results_files(readme):
-    problems = readme.check((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert problems == [], "\n".join(map(str, problems))
+    pages = readme.pages()
+    assert ROOT / "README.md" in pages and ROOT / "docs" / "performance.md" in pages
+    for page in pages:
+        problems = readme.check(page.read_text(encoding="utf-8"))
+        assert problems == [], f"{page.name}: " + "\n".join(map(str, problems))
 
 
 def test_a_figure_that_differs_from_its_results_file_is_caught(readme, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(ROOT / "benchmarks" / "results", results)
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = every_page()
     assert readme.check(text, results) == []
     latency = results / "latency.txt"
     latency.write_text(latency.read_text().replace("1.63", "1.71"))  # the benchmark measured again
@@ -54,9 +61,9 @@ def test_what_the_check_counts_as_a_figure(readme, tmp_path):
     assert readme.check(table.replace("1.63 s |", "1.63 s (`results/a.txt`) |"), tmp_path) == []
 
 
-def test_the_readme_names_every_benchmark():
+def test_the_guide_names_every_benchmark():
     """The modules' map is docs/architecture.md, checked against the tree by tests/test_architecture.py."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = every_page()
     files = [p for p in (ROOT / "benchmarks").glob("*") if p.suffix in (".py", ".sh")]
     missing = sorted(str(p.relative_to(ROOT)) for p in files if p.name not in text)
     assert missing == []
