@@ -164,3 +164,24 @@ async def test_r_in_the_results_table_writes_the_report_of_the_runs_it_shows(tmp
         assert "missing: digit-workbench run --preset table2-fcn-plain" in page  # filtered out, so missing
         assert "table2-fcn-ws-aux ·" in page
         assert any("wrote" in str(n.message) and "reproduction.html" in str(n.message) for n in app._notifications)
+
+
+def test_the_report_holds_the_stage_table_of_every_sweep_run_here(tmp_path, capsys):
+    """Where sweeps were run, each one's stages (as `sweep --show` tables them); a journal that cannot be read is
+    named, and the report is written all the same."""
+    from sweep_specs import tiny_spec_text
+
+    runs = tmp_path / "runs"
+    write_records(runs, table_ii_fcn())
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text(title="a tiny search"))
+    assert main(["sweep", str(spec), "--study", "tiny", "--runs-dir", str(runs)]) == 0
+    (runs / "sweeps" / "broken.journal").write_text("not a journal\n")
+    capsys.readouterr()
+    out = tmp_path / "r.md"
+    assert main(["report", "--runs-dir", str(runs), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## The sweeps' stages" in text and "### tiny: a tiny search" in text
+    assert "| stage | trials | best validation % | test % there | params |" in text
+    assert re.search(r"\| 1\. widths \| 4/4 \| \d+\.\d ± \d+\.\d \| \d+\.\d ± \d+\.\d \| hl=\d+ c\\_hl=\d+ \|", text)
+    assert "### broken" in text and "cannot be read" in text

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from workbench.analysis.reproduction import reproduction
 from workbench.cli.compare import filtered_runs
-from workbench.cli.usage import UsageError
+from workbench.cli.usage import UsageError, records_dir
 from workbench.export.reproduction import FORMATS, write_report
 from workbench.format import plain
 from workbench.paper.config import ConfigError
 from workbench.paper.presets import load_presets
+from workbench.sweep import stage_tables
 
 
 def add_report_parser(sub, runs_dir_help: str) -> None:
@@ -53,10 +54,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(f"RUN: no finished run{found} is a row of the paper; `digit-workbench table` makes "
                          "Table II's")
     try:
-        write_report(rep, out, fmt)
+        write_report(rep, out, fmt, stage_tables(records_dir(args.runs_dir)))
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     answered = len(rep.rows) - len(rep.missing)
     print(plain(f"wrote {out} ({answered} of the paper's {len(rep.rows)} rows"
                 + (f"; missing: {', '.join(r.preset for r in rep.missing)}" if rep.missing else "") + ")"))
     return 0
+

@@ -15,11 +15,20 @@ import workbench
 from workbench.analysis.figures import comparison_figure, quietly, weights_figure
 from workbench.records.weights import WeightsUnreadable
 from workbench.analysis.reproduction import SUBNETS, TABLES, Estimate, Reproduction, TableRow
-from workbench.format import machine_differences, mean_std_label, p_value, plain, provenance_text
+from workbench.format import STAGE_COLUMNS, machine_differences, mean_std_label, p_value, plain, provenance_text
 from workbench.fsutil import atomic_write_bytes, atomic_write_text
 from workbench.records.store import readable_history
 
 FORMATS = ("html", "md")
+
+
+@dataclass
+class StageTable:
+    """One sweep's stages as `sweep --show` tables them (format.STAGE_COLUMNS), or why it cannot be read."""
+
+    title: str
+    rows: list[tuple[str, ...]]
+    problem: str = ""
 
 
 @dataclass
@@ -117,7 +126,7 @@ def html_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: s
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def to_html(rep: Reproduction, figures: list[Figure], notes: list[str]) -> str:
+def to_html(rep: Reproduction, figures: list[Figure], notes: list[str], stages: list[StageTable] = ()) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            "<title>Reproducing Chahed et al.: weight sharing and auxiliary losses</title>",
            f"<style>{STYLE}</style></head><body>",
@@ -136,6 +145,13 @@ def to_html(rep: Reproduction, figures: list[Figure], notes: list[str]) -> str:
         for q in (q for q in rep.questions if q.subnet == subnet):
             out.append(f"<h4>{html.escape(q.asked)}</h4>")
             out.append(html_table(ESTIMATE_COLUMNS, [estimate_cells(e) for e in q.estimates], {1, 2, 3}))
+    if stages:
+        out.append("<h2>The sweeps' stages</h2><p>Each stage's best trial by validation score, and its test score "
+                   "(shown, never used to choose).</p>")
+    for t in stages:
+        out.append(f"<h3>{html.escape(plain(t.title))}</h3>")
+        out.append(f'<p class="missing">{html.escape(t.problem)}</p>' if t.problem
+                   else html_table(STAGE_COLUMNS, t.rows, {2, 3}))
     if figures:
         out.append("<h2>Figures</h2>")
     for f in figures:
@@ -161,7 +177,8 @@ def md_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]
     return lines + [""]
 
 
-def to_markdown(rep: Reproduction, figures: list[Figure], notes: list[str], folder: str) -> str:
+def to_markdown(rep: Reproduction, figures: list[Figure], notes: list[str], folder: str,
+                stages: list[StageTable] = ()) -> str:
     out = ["# Reproducing *Comparing MNIST digits with weight sharing and auxiliary losses*", ""]
     out += [md_cell(line) + "\n" for line in header_lines(rep)]
     for table, title in TABLES.items():
@@ -174,6 +191,12 @@ def to_markdown(rep: Reproduction, figures: list[Figure], notes: list[str], fold
         out += [f"### {name}", ""]
         for q in (q for q in rep.questions if q.subnet == subnet):
             out += [f"**{q.asked}**", ""] + md_table(ESTIMATE_COLUMNS, [estimate_cells(e) for e in q.estimates])
+    if stages:
+        out += ["## The sweeps' stages", "", "Each stage's best trial by validation score, and its test score "
+                "(shown, never used to choose).", ""]
+    for t in stages:
+        out += [f"### {md_cell(t.title)}", ""] + ([md_cell(t.problem), ""] if t.problem
+                                                   else md_table(STAGE_COLUMNS, t.rows))
     if figures:
         out += ["## Figures", ""]
     for f in figures:
@@ -182,17 +205,17 @@ def to_markdown(rep: Reproduction, figures: list[Figure], notes: list[str], fold
     return "\n".join(out)
 
 
-def write_report(rep: Reproduction, out: Path, fmt: str) -> list[Path]:
+def write_report(rep: Reproduction, out: Path, fmt: str, stages: list[StageTable] = ()) -> list[Path]:
     """The report at `out` (its figures beside it in `<stem>-figures/` for Markdown), each file written whole;
     the page last, so it never names a figure that is not there. Returns what was written."""
     figures, notes = report_figures(rep)
     if fmt == "html":
-        atomic_write_text(out, to_html(rep, figures, notes))
+        atomic_write_text(out, to_html(rep, figures, notes, stages))
         return [out]
     folder = out.parent / f"{out.stem}-figures"
     written = []
     for f in figures:
         atomic_write_bytes(folder / f"{f.name}.png", f.png)
         written.append(folder / f"{f.name}.png")
-    atomic_write_text(out, to_markdown(rep, figures, notes, folder.name))
+    atomic_write_text(out, to_markdown(rep, figures, notes, folder.name, stages))
     return written + [out]

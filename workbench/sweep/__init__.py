@@ -18,7 +18,7 @@ from workbench.sweep.batch import open_points, point_key
 from workbench.sweep.spec import SWEEPABLE, Stage, SweepSpec, find_spec, load_spec, parse_spec, spec_paths, sweeps_dir
 from workbench.sweep.storage import (MAX_RETRIES, StageSummary, Trial, all_trials, best_params, default_storage,
                                      export_trials, final_runs, is_database, open_storage, record_spec, recorded_spec,
-                                     stage_base, stage_study_name, stage_summaries, stage_trials, storage_exists,
+                                     stage_base, stage_study_name, stage_summaries, stage_tables, stage_trials, storage_exists,
                                      trials_csv, trials_csv_path)
 from workbench.sweep.supervisor import FinalRun, SweepRun
 from workbench.sweep.worker import reap_dead_trials, run_worker, start_workers
@@ -26,5 +26,5 @@ from workbench.sweep.worker import reap_dead_trials, run_worker, start_workers
 __all__ = ["MAX_RETRIES", "SWEEPABLE", "FinalRun", "Stage", "StageSummary", "SweepRun", "SweepSpec", "Trial",
            "all_trials", "best_params", "default_storage", "export_trials", "final_runs", "find_spec", "is_database",
            "load_spec", "open_points", "open_storage", "parse_spec", "point_key", "reap_dead_trials", "record_spec",
-           "recorded_spec", "run_worker", "stage_base", "stage_study_name", "stage_summaries", "stage_trials",
+           "recorded_spec", "run_worker", "stage_base", "stage_study_name", "stage_summaries", "stage_tables", "stage_trials",
            "start_workers", "storage_exists", "spec_paths", "sweeps_dir", "trials_csv", "trials_csv_path"]

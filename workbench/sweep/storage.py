@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.export.reproduction import StageTable
+from workbench.format import stage_cells
 from workbench.fsutil import atomic_write_text
 from workbench.paper.config import ConfigError, RunConfig
 from workbench.procs import whole_write
@@ -241,3 +243,21 @@ def final_runs(spec: SweepSpec, storage, study: str) -> list[tuple[str, RunConfi
         val = max(t.val_mean for t in trials if t.state == "complete" and t.val_mean is not None)
         out.append((f"{study} after {stage.name}", config.replace(rounds=spec.final_rounds), val))
     return out
+
+
+def stage_tables(runs: Path) -> list[StageTable]:
+    """The stage table of every sweep whose journal lies under runs/sweeps/, as `sweep --show` reads it, for the
+    reproduction report; a journal that cannot be read is named in its place, never fatal to the report."""
+    tables = []
+    folder = Path(runs) / "sweeps"
+    for journal in sorted(folder.glob("*.journal")) if folder.is_dir() else []:
+        study = journal.stem
+        try:
+            storage = open_storage(str(journal))
+            spec = recorded_spec(storage, study)
+            summaries = stage_summaries(spec, all_trials(spec, storage, study))
+        except Exception as exc:  # a damaged journal, another program's file: said, and the report goes on
+            tables.append(StageTable(study, [], f"cannot be read: {type(exc).__name__}: {str(exc)[:120]}"))
+            continue
+        tables.append(StageTable(f"{study}: {spec.title}", [stage_cells(s, with_running=False) for s in summaries]))
+    return tables

@@ -13,6 +13,7 @@ from workbench.records.csv_export import export_csv
 from workbench.records.notebook import annotate, latest_row_runs
 from workbench.records.store import RunSummary
 from workbench.records.trash import Outcome, TrashRefused, move_to_trash, restore, trash_dir
+from workbench.sweep import stage_tables
 from workbench.training.continuing import continuation_of
 from workbench.tui.compare import CompareScreen
 from workbench.tui.confirm import Confirm, NotesDialog
@@ -211,7 +212,7 @@ class RunsNotebook:
 
         def write() -> None:
             try:
-                write_report(rep, out, "html")
+                write_report(rep, out, "html", stage_tables(self.app.runs_root))
             except OSError as exc:
                 self.app.call_from_thread(self.app.notify, markup(f"cannot write {out}: {exc.strerror or exc}"),
                                           title="Report", severity="error")
