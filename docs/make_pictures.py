@@ -24,7 +24,8 @@ from workbench.paper.presets import TABLE_II, load_presets  # noqa: E402
 from workbench.records.store import HISTORY_FIELDS, RunSummary  # noqa: E402
 
 SIZE = (120, 40)
-PICTURES = ("main", "results", "details", "compare", "across", "importance", "sweeps")
+PICTURES = ("main", "results", "details", "compare", "across", "importance", "sweeps", "learned", "playground",
+            "resume")
 # each Table II row: its final accuracy in points (the shape of the paper's table, not a measurement)
 FINAL = {"fcn-plain": 82.2, "fcn-aux": 84.2, "fcn-ws": 83.9, "fcn-ws-aux": 86.5,
          "cnn-plain": 82.2, "cnn-aux": 85.9, "cnn-ws": 84.7, "cnn-ws-aux": 88.3}
@@ -36,8 +37,21 @@ def curve(final: float, r: int, e: int) -> float:
     return (final - 25 * math.exp(-e / 4) + 0.8 * math.sin(3 * r + e / 7)) / 100
 
 
+def train_small(root: Path) -> None:
+    """One small run trained for real, its networks kept: what the learned view and the playground draw (seeded:
+    the same on one kind of CPU)."""
+    from workbench.paper.config import RunConfig
+    from workbench.paper.data import load_embedded
+    from workbench.training.group import NamedRun
+    from workbench.training.train import train_and_record
+
+    config = RunConfig(subnet="cnn", hl=32, c_hl=16, rounds=2, epochs=3, pairs=400, batch_size=10, device="cpu")
+    train_and_record([NamedRun("a small cnn", config)], load_embedded(), runs_root=root)
+
+
 def write_records(root: Path) -> None:
-    """Table II's eight rows as records: summary.json and history.csv, fixed numbers."""
+    """Table II's eight rows as records: summary.json and history.csv, fixed numbers; and one run cancelled
+    part-way, as the results table shows a run that can be continued."""
     presets = load_presets()
     for k, name in enumerate(TABLE_II):
         final = FINAL[name.removeprefix("table2-")]
@@ -59,6 +73,12 @@ def write_records(root: Path) -> None:
         (folder / "summary.json").write_text(json.dumps(summary.to_dict()))
         rows = [",".join(str(h[c]) for c in HISTORY_FIELDS) for h in history]
         (folder / "history.csv").write_text(",".join(HISTORY_FIELDS) + "\n" + "\n".join(rows) + "\n")
+        if name == "table2-fcn-ws-aux":  # the same row, stopped at epoch 12 of 40: `g` continues it
+            cut = RunSummary(**{**vars(summary), "id": "20261208-130000-cccccc", "name": "table2-fcn-ws-aux epochs 40",
+                                "status": "cancelled", "config": summary.config.replace(epochs=40),
+                                "started_at": 1796734800.0, "path": None, "edited": True, "paper": None})
+            (root / cut.id).mkdir()
+            (root / cut.id / "summary.json").write_text(json.dumps(cut.to_dict()))
 
 
 async def draw(out: Path, runs: Path) -> list[Path]:
@@ -120,6 +140,30 @@ async def draw(out: Path, runs: Path) -> list[Path]:
         spec.value = next(str(p) for p in app.screen.specs if p.stem == "table3-fcn")
         await pilot.pause(0.8)
         keep("sweeps")
+        await pilot.press("escape", "f3")
+        await pilot.pause(0.3)
+        table.focus()
+        for run in list(table.marked):  # the compare's marks off: the keys below act on the run under the cursor
+            table.move_cursor(row=table.get_row_index(run))
+            await pilot.press("space")
+        table.move_cursor(row=table.get_row_index("20261208-130000-cccccc"))
+        await pilot.pause(0.5)
+        keep("resume")
+        small = next(i for i, s in table.summaries.items() if s.name == "a small cnn")
+        table.move_cursor(row=table.get_row_index(small))
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        await pilot.press("w")
+        await pilot.pause(1.0)
+        keep("learned")
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        table.move_cursor(row=table.get_row_index(small))
+        await pilot.press("p")
+        await pilot.pause(0.8)
+        await pilot.press("r")  # a test pair drawn into the canvases, and the network's answer
+        await pilot.pause(0.8)
+        keep("playground")
     return written
 
 
@@ -131,6 +175,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="workbench-pictures-") as tmp:
         runs = Path(tmp) / "runs"
         write_records(runs)
+        train_small(runs)
         written = asyncio.run(draw(args.out, runs))
     for path in written:
         print(f"wrote {path}")

@@ -26,6 +26,16 @@ def test_every_relative_link_and_picture_a_page_names_is_there():
     assert named >= {(ROOT / "docs" / "pictures" / f"{p}.svg").resolve() for p in ("main", "results", "compare")}
 
 
+SCREEN_PAGES = ("app", "form-and-presets", "live", "results-and-notebook", "compare", "details-and-errors",
+                "learned-and-playground", "resume", "sweeps")
+
+
+def test_each_screens_page_shows_a_picture_the_app_drew():
+    for name in SCREEN_PAGES:
+        pictures = [t for t in targets(ROOT / "docs" / f"{name}.md") if t.startswith("pictures/")]
+        assert pictures, f"docs/{name}.md shows no picture"
+
+
 def test_the_readme_is_read_in_five_minutes_and_points_into_the_guide():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 200

@@ -185,3 +185,31 @@ def test_the_report_holds_the_stage_table_of_every_sweep_run_here(tmp_path, caps
     assert "| stage | trials | best validation % | test % there | params |" in text
     assert re.search(r"\| 1\. widths \| 4/4 \| \d+\.\d ± \d+\.\d \| \d+\.\d ± \d+\.\d \| hl=\d+ c\\_hl=\d+ \|", text)
     assert "### broken" in text and "cannot be read" in text
+
+
+def test_every_table_ii_number_in_the_report_is_the_csv_exports(tmp_path, capsys):
+    """The issue's check: the report's Table II says what `export` says of the same runs, row by row."""
+    import csv
+
+    runs = tmp_path / "runs"
+    write_records(runs, table_ii_fcn() + [record(f"table2-cnn-{tag}", scores_of(tag) + 1, 200 + k)
+                                          for k, tag in enumerate(SHIFT)])
+    assert main(["export", "--runs-dir", str(runs), "--out", str(tmp_path / "runs.csv")]) == 0
+    assert main(["report", "--runs-dir", str(runs), "--out", str(tmp_path / "r.md")]) == 0
+    exported = {row["id"]: row for row in csv.DictReader((tmp_path / "runs.csv").open())}
+    report = (tmp_path / "r.md").read_text()
+    rows = [line for line in report.splitlines() if re.match(r"\| [1-4] \| table2-", line)]
+    assert len(rows) == 8
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        row = exported[cells[7].rsplit(" · ", 1)[1]]
+        assert cells[1] == row["preset"]
+        assert cells[2] == f"{100 * float(row['paper_score']):.1f} ± {100 * float(row['paper_std']):.1f}"
+        assert cells[3] == f"{100 * float(row['test_acc_mean']):.1f} ± {100 * float(row['test_acc_std']):.1f}"
+        assert cells[4] == f"{100 * float(row['difference']):+.1f}" and cells[5] == row["rounds"]
+    questions = report[report.index("## The paper's questions"):]
+    for subnet in ("fully connected subnet (FCN)", "convolutional subnet (CNN)"):
+        part = questions[questions.index(subnet):]
+        for asked in ("Does weight sharing help?", "Does the auxiliary loss help?", "Do the two add up?"):
+            answer = part[part.index(asked):].splitlines()[4]  # the first estimate's row
+            assert re.match(r"\| .+ \| [+-]\d+\.\d\d \| \\\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \| ", answer), answer
