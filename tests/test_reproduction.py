@@ -213,3 +213,104 @@ def test_every_table_ii_number_in_the_report_is_the_csv_exports(tmp_path, capsys
         for asked in ("Does weight sharing help?", "Does the auxiliary loss help?", "Do the two add up?"):
             answer = part[part.index(asked):].splitlines()[4]  # the first estimate's row
             assert re.match(r"\| .+ \| [+-]\d+\.\d\d \| \\\[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \| ", answer), answer
+
+
+class Tables:
+    """The tables of an HTML page, each under the heading before it: what a reader of the page sees."""
+
+    def __init__(self, page: str) -> None:
+        from html.parser import HTMLParser
+
+        self.by_heading: dict[str, list[list[str]]] = {}
+        tables = self.by_heading
+        state = {"heading": "", "in_heading": False, "row": None, "cell": None}
+
+        class Reader(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                if tag in ("h2", "h3", "h4"):
+                    state.update(in_heading=True, heading="")
+                elif tag == "tr":
+                    state["row"] = []
+                elif tag in ("td", "th"):
+                    state["cell"] = ""
+
+            def handle_endtag(self, tag):
+                if tag in ("h2", "h3", "h4"):
+                    state["in_heading"] = False
+                elif tag in ("td", "th") and state["row"] is not None:
+                    state["row"].append(state["cell"])
+                    state["cell"] = None
+                elif tag == "tr":
+                    tables.setdefault(state["heading"], []).append(state["row"])
+                    state["row"] = None
+
+            def handle_data(self, data):
+                if state["in_heading"]:
+                    state["heading"] += data
+                elif state["cell"] is not None:
+                    state["cell"] += data
+
+        Reader().feed(page)
+
+
+def test_every_number_the_page_shows_is_what_the_records_give(tmp_path):
+    """The HTML read back as a browser would show it: the tables' cells against the records' own numbers."""
+    from workbench.format import mean_std_label, provenance_text
+
+    runs = table_ii_fcn() + [record("table3-fcn-best", scores_of("ws-aux") + 4, 300),
+                             record("beyond-fcn-best", scores_of("ws-aux") + 6, 301)]
+    for run in runs:
+        run.versions = {"workbench": "0.4.0", "cpu": "AMD EPYC", "isa": "AVX512", "torch": "2.14.1"}
+    write_records(tmp_path / "runs", runs)
+    assert main(["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "r.html")]) == 0
+    tables = Tables((tmp_path / "r.html").read_text()).by_heading
+    latest = {s.preset: s for s in sorted(load_runs(tmp_path / "runs")[0], key=lambda s: s.started_at)
+              if PRESETS[s.preset].is_row(s.config)}
+    header, *rows = tables["Table II: weight sharing and the auxiliary loss"]
+    assert header == ["row", "preset", "paper %", "ours %", "Δ points", "rounds", "digits", "run"]
+    for cells in rows:
+        run = latest.get(cells[1])
+        if run is None:
+            assert cells[-1] == f"missing: digit-workbench run --preset {cells[1]}"
+            continue
+        assert cells[3] == mean_std_label(run.mean, run.std) and cells[2] == run.paper.label()
+        assert float(cells[4]) == pytest.approx(round(100 * (run.mean - run.paper.score), 1))
+        assert cells[5] == "10" and cells[7] == f"{run.name} · {run.id}"
+    beyond = {row[0]: row for row in tables["Beyond the paper"][1:]}["beyond-fcn-best"]
+    d = scores_of("ws-aux") + 6 - (scores_of("ws-aux") + 4)
+    assert beyond[3] == f"{100 * (latest['beyond-fcn-best'].mean - 0.9282):+.1f}"
+    assert float(beyond[4]) == pytest.approx(d.mean(), abs=0.005)  # a constant 2 points, every round
+    origin = {row[0]: row for row in tables["Where the numbers came from"][1:]}
+    for run in latest.values():
+        assert origin[f"{run.name} · {run.id}"][3] == provenance_text(run)
+        assert "AMD EPYC (AVX512)" in origin[f"{run.name} · {run.id}"][3]
+
+
+def browser() -> str | None:
+    import shutil
+
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))),
+                None)
+
+
+@pytest.mark.skipif(browser() is None, reason="no headless Chromium here (.ci/run installs one)")
+def test_a_real_browser_renders_the_report(tmp_path):
+    """Headless Chromium opens the page offline and draws it: its tables are in the DOM it built, and the
+    screenshot holds text and pictures, not a blank page."""
+    import subprocess
+
+    from PIL import Image
+
+    write_records(tmp_path / "runs", table_ii_fcn(hostile="<b>bold</b>"))
+    page = tmp_path / "r.html"
+    assert main(["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(page)]) == 0
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'b'}"]
+    dom = subprocess.run([browser(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "Does weight sharing help?" in dom.stdout and "&lt;b&gt;bold&lt;/b&gt;" in dom.stdout
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser(), *flags, "--window-size=1280,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    with Image.open(shot) as picture:
+        grey = np.asarray(picture.convert("L"), dtype=float)
+    assert grey.shape == (1600, 1280)
+    assert (grey < 100).mean() > 0.005 and (grey > 200).mean() > 0.5  # dark text on a light page, not blank

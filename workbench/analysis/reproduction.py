@@ -76,10 +76,27 @@ class Question:
 
 
 @dataclass
+class Beyond:
+    """A preset beyond the paper against the paper's best for its subnet: both our runs and the paper's score."""
+
+    preset: str
+    title: str
+    best: TableRow  # the paper's best row for the subnet (Table III or IV)
+    run: object | None
+    against_ours: Estimate  # beyond − our run of the paper's best
+
+    @property
+    def over_paper(self) -> float | None:
+        """Ours minus the paper's best score, in points."""
+        return None if self.run is None or self.run.mean is None else percent(self.run.mean - self.best.paper.score)
+
+
+@dataclass
 class Reproduction:
     rows: list[TableRow]
     questions: list[Question]
     runs: list  # the runs the report drew on, in the tables' order
+    beyond: list[Beyond] = field(default_factory=list)
 
     def table(self, name: str) -> list[TableRow]:
         return [r for r in self.rows if r.table == name]
@@ -90,7 +107,8 @@ class Reproduction:
 
 
 def latest_by_preset(summaries: list, presets: dict[str, Preset]) -> dict[str, object]:
-    """For each preset, the latest finished run that is still its row of the paper (an edited config is not)."""
+    """For each preset, the latest finished run that is still its row of the paper (an edited config is not); a
+    preset beyond the paper, its latest run of that config."""
     found: dict[str, object] = {}
     for s in sorted(summaries, key=lambda s: (s.started_at, s.id)):
         preset = presets.get(s.preset or "")
@@ -107,7 +125,30 @@ def reproduction(summaries: list, presets: dict[str, Preset]) -> Reproduction:
             for p in presets.values() if p.paper is not None and p.paper.table in TABLES]
     rows.sort(key=lambda r: list(TABLES).index(r.table))  # stable: the paper's order within a table
     questions = [q for subnet in SUBNETS for q in questions_for(subnet, latest)]
-    return Reproduction(rows, questions, [r.run for r in rows if r.run is not None])
+    beyond = beyond_the_paper(rows, presets, latest)
+    drawn = [r.run for r in rows if r.run is not None] + [b.run for b in beyond if b.run is not None]
+    return Reproduction(rows, questions, drawn, beyond)
+
+
+def beyond_the_paper(rows: list[TableRow], presets: dict[str, Preset], latest: dict[str, object]) -> list[Beyond]:
+    """Each beyond-* preset against the paper's best row of its subnet (the last row of Table III or IV)."""
+    best = {r.run.config.subnet if r.run else presets[r.preset].config.subnet: r
+            for r in rows if r.table in ("III", "IV")}
+    out = []
+    for name, preset in presets.items():
+        if not name.startswith("beyond-") or preset.config.subnet not in best:
+            continue
+        row, run = best[preset.config.subnet], latest.get(name)
+        what = f"{name} − {row.preset}"
+        if run is None or row.run is None:
+            estimate = Estimate(what, why="no run of " + " or ".join(n for n, r in ((name, run), (row.preset, row.run))
+                                                                      if r is None))
+        else:
+            c = compare_runs(run, row.run)
+            estimate = (Estimate(what, c.n, c.mean_diff, c.ci, c.p) if c.paired
+                        else Estimate(what, c.n, c.mean_diff, c.ci, c.p, f"unpaired (Welch): {c.why_unpaired}"))
+        out.append(Beyond(name, preset.title, row, run, estimate))
+    return out
 
 
 def questions_for(subnet: str, latest: dict[str, object]) -> list[Question]:

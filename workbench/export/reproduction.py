@@ -76,7 +76,28 @@ def report_figures(rep: Reproduction) -> tuple[list[Figure], list[str]]:
 def estimate_cells(e: Estimate) -> tuple[str, str, str, str, str]:
     if e.mean is None:
         return e.what, "—", "—", "—", e.why
-    return (e.what, f"{e.mean:+.2f}", f"[{e.ci[0]:+.2f}, {e.ci[1]:+.2f}]", p_value(e.p), f"{e.n} rounds, paired")
+    return (e.what, f"{e.mean:+.2f}", "—" if e.ci is None else f"[{e.ci[0]:+.2f}, {e.ci[1]:+.2f}]", p_value(e.p),
+            e.why or f"{e.n} rounds, paired")
+
+
+BEYOND_COLUMNS = ("preset", "ours %", "the paper's best %", "Δ points", "ours − our run of the paper's best",
+                  "95 % interval", "p")
+
+
+def beyond_cells(b) -> tuple[str, ...]:
+    run, e = b.run, b.against_ours
+    ours = mean_std_label(run.mean, run.std) if run is not None else f"missing: digit-workbench run --preset {b.preset}"
+    paper = f"{mean_std_label(b.best.paper.score, b.best.paper.std)} ({b.best.preset})"
+    over = "—" if b.over_paper is None else f"{b.over_paper:+.1f}"
+    cells = estimate_cells(e)
+    return (b.preset, ours, paper, over, cells[1] if e.mean is not None else e.why, cells[2], cells[3])
+
+
+ORIGIN_COLUMNS = ("run", "digits", "device", "made by, and what it cost")
+
+
+def origin_cells(run) -> tuple[str, ...]:
+    return (plain(f"{run.name} · {run.id}"), plain(run.data_source), plain(run.device), provenance_text(run) or "—")
 
 
 def row_cells(r: TableRow) -> tuple[str, ...]:
@@ -111,7 +132,7 @@ def header_lines(rep: Reproduction) -> list[str]:
 
 STYLE = """body{font:15px/1.45 system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;
-text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}.missing{color:#a33}figure{margin:1rem 0}
+text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.missing{color:#a33}figure{margin:1rem 0}
 img{max-width:100%}figcaption{color:#555;font-size:.9em}code{background:#f4f4f4;padding:0 .2em}"""
 
 
@@ -152,6 +173,12 @@ def to_html(rep: Reproduction, figures: list[Figure], notes: list[str], stages: 
         out.append(f"<h3>{html.escape(plain(t.title))}</h3>")
         out.append(f'<p class="missing">{html.escape(t.problem)}</p>' if t.problem
                    else html_table(STAGE_COLUMNS, t.rows, {2, 3}))
+    if rep.beyond:
+        out.append("<h2>Beyond the paper</h2><p>Each preset beyond the paper against the paper's best for its "
+                   "subnet: its score, and the paired difference from our run of that best.</p>")
+        out.append(html_table(BEYOND_COLUMNS, [beyond_cells(b) for b in rep.beyond], {1, 2, 3, 4, 5, 6}))
+    out.append("<h2>Where the numbers came from</h2>")
+    out.append(html_table(ORIGIN_COLUMNS, [origin_cells(r) for r in rep.runs], set()))
     if figures:
         out.append("<h2>Figures</h2>")
     for f in figures:
@@ -197,6 +224,11 @@ def to_markdown(rep: Reproduction, figures: list[Figure], notes: list[str], fold
     for t in stages:
         out += [f"### {md_cell(t.title)}", ""] + ([md_cell(t.problem), ""] if t.problem
                                                    else md_table(STAGE_COLUMNS, t.rows))
+    if rep.beyond:
+        out += ["## Beyond the paper", "", "Each preset beyond the paper against the paper's best for its subnet: "
+                "its score, and the paired difference from our run of that best.", ""]
+        out += md_table(BEYOND_COLUMNS, [beyond_cells(b) for b in rep.beyond])
+    out += ["## Where the numbers came from", ""] + md_table(ORIGIN_COLUMNS, [origin_cells(r) for r in rep.runs])
     if figures:
         out += ["## Figures", ""]
     for f in figures:
