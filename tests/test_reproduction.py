@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
 import pytest
 from scipy import stats
+from test_importance import write_records  # records as summary.json alone, as the importance tests write them
 
 from workbench.analysis.reproduction import reproduction
 from workbench.cli.entry import main
@@ -45,12 +45,6 @@ def table_ii_fcn(hostile: str = "") -> list[RunSummary]:
     if hostile:
         runs[0].name = hostile
     return runs
-
-
-def write_records(root, runs):
-    for s in runs:
-        (root / s.id).mkdir(parents=True)
-        (root / s.id / "summary.json").write_text(json.dumps(s.to_dict()))
 
 
 def test_each_row_takes_its_presets_latest_run_that_is_still_the_row():

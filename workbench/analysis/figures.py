@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.analysis.curves import Curves, strip_jitter
-from workbench.analysis.importance import label as setting_label
+from workbench.analysis.importance import label as setting_label, parallel
 from workbench.analysis.networks import first_layer
 from workbench.analysis.paired import all_pairs, round_scores
 from workbench.analysis.predictions import PredictionsUnreadable, error_grid, error_rate, load_predictions
@@ -291,12 +291,23 @@ def parallel_figure(lines, title: str):
     return fig
 
 
-def write_importance(importance, title: str, out: Path) -> None:
+def settings_title(rows, words: str = "") -> str:
+    """What the importance and parallel figures were drawn from: the runs, the filter, what was left out."""
+    left_out = rows.left_out()
+    return (f"{len(rows.rows)} runs" + (f" · filter {words!r}" if words else "")
+            + (f" (left out: {left_out})" if left_out else ""))
+
+
+def write_importance(importance, rows, words: str, out: Path) -> None:
+    """`plot --importance` and the across-runs view's figure, whole or not at all."""
+    title = f"which settings matter · {settings_title(rows, words)}"
     save_figure(importance_figure(importance, title), out, figure_format(out))
 
 
-def write_parallel(lines, title: str, out: Path) -> None:
-    save_figure(parallel_figure(lines, title), out, figure_format(out))
+def write_parallel(rows, words: str, out: Path) -> None:
+    """`plot --parallel` and the across-runs view's figure, whole or not at all."""
+    title = f"every run through its settings to its score · {settings_title(rows, words)}"
+    save_figure(parallel_figure(parallel(rows), title), out, figure_format(out))
 
 
 @quietly

@@ -33,6 +33,11 @@ class Rows:
     unshared: list[str] = field(default_factory=list)  # differ, but some row has no such setting
     not_done: int = 0
 
+    @property
+    def weighable(self) -> bool:
+        """Two rows or more and a setting that differs: something for the views to show."""
+        return len(self.rows) >= 2 and bool(self.settings)
+
     def left_out(self) -> str:
         """What the views leave out, said in words ('' when nothing): runs not done, settings not every run has."""
         parts = [f"{self.not_done} run{'s' if self.not_done != 1 else ''} not done"] if self.not_done else []

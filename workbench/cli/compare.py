@@ -12,7 +12,7 @@ from pathlib import Path
 from workbench.analysis.across_runs import COLOUR_BY, field_named, scatter
 from workbench.analysis.figures import (FORMATS, write_figure, write_importance, write_parallel, write_scatter,
                                        write_weights_figure)
-from workbench.analysis.importance import importances, parallel, rows_of_runs
+from workbench.analysis.importance import importances, rows_of_runs
 from workbench.analysis.paired import all_pairs
 from workbench.cli.report import comparison_table, console, importance_table
 from workbench.cli.usage import UsageError, records_dir
@@ -178,27 +178,22 @@ def plot_settings(args: argparse.Namespace) -> int:
     out = figure_out(args.out or Path(f"{which}.png"))
     rows = rows_of_runs(filtered_runs(args))
     found = " that the words find" if args.runs else ""
-    if len(rows.rows) < 2 or not rows.settings:
+    if not rows.weighable:
         raise UsageError(f"RUN: {len(rows.rows)} done run{'s' if len(rows.rows) != 1 else ''}{found}"
                          + ("" if len(rows.rows) < 2 else ", and no setting differs among them")
                          + ": nothing to weigh" + (f" (left out: {rows.left_out()})" if rows.left_out() else ""))
-    title = settings_title(rows, " ".join(args.runs))
+    words = " ".join(args.runs)
     try:
         if args.importance:
             result = importances(rows)
             if result.why_none:
                 raise UsageError(f"RUN: {result.why_none}{found}")
             console().print(importance_table(result, rows))
-            write_importance(result, f"which settings matter · {title}", out)
+            write_importance(result, rows, words, out)
         else:
-            write_parallel(parallel(rows), f"every run through its settings to its score · {title}", out)
+            write_parallel(rows, words, out)
     except OSError as exc:
         raise UsageError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     print(plain(f"wrote {out} ({len(rows.rows)} runs, {len(rows.settings)} settings that differ)"))
     return 0
 
-
-def settings_title(rows, words: str) -> str:
-    left_out = rows.left_out()
-    return (f"{len(rows.rows)} runs" + (f" · filter {words!r}" if words else "")
-            + (f" (left out: {left_out})" if left_out else ""))

@@ -61,4 +61,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(plain(f"wrote {out} ({answered} of the paper's {len(rep.rows)} rows"
                 + (f"; missing: {', '.join(r.preset for r in rep.missing)}" if rep.missing else "") + ")"))
     return 0
-

@@ -166,13 +166,14 @@ class CompareScreen(Screen):
 
     def draw_curves(self) -> None:
         runs = list(zip(self.summaries, self.curves, self.run_colors))
+        # each run's time axis at its train time, summed only when drawn
+        axes = [curves.time_axis(s.wall_time or None) for s, curves, _ in runs] if self.view.wall else None
         for plot_id, attr, title, scale in (("#c-test", "test_acc", "test accuracy %", 100.0),
                                             ("#c-loss", "loss", "train loss", 1.0),
                                             ("#c-digits", "digit_acc", "digit accuracy % (auxiliary loss on)", 100.0)):
             plot_metric(self.query_one(plot_id, PlotextPlot), title,
                         [(plain(s.name), getattr(curves, attr), color) for s, curves, color in runs], scale,
-                        self.view, log_here=attr == "loss",
-                        axes=[curves.time_axis(s.wall_time or None) for s, curves, _ in runs])
+                        self.view, log_here=attr == "loss", axes=axes)
         plot = self.query_one("#c-strip", PlotextPlot)
         plt = plot.plt
         plt.clear_data()

@@ -80,14 +80,14 @@ def draw_runs(loss_plot: PlotextPlot, acc_plot: PlotextPlot, runs: list[tuple[st
               with_train: bool = False, view: CurveView | None = None) -> None:
     """Several runs overlaid, one colour each (or one run's train and test accuracy, `with_train`); in a `wall`
     view against the seconds each run has trained (its own clock: runs trained together share one)."""
-    axes = [c.time_axis() for _, c, _ in runs]
+    axes = [c.time_axis() for _, c, _ in runs] if view is not None and view.wall else None  # summed only when drawn
     plot_metric(loss_plot, "train loss", [(label or "mean", c.loss, color) for label, c, color in runs], view=view,
                 axes=axes)
     if with_train:  # the key in the title: a legend inside the plot sat over the curves' ends
         series = [(name, getattr(c, attr), color) for _, c, _ in runs
                   for name, attr, color in (("train", "train_acc", TRAIN_COLOR), ("test", "test_acc", TEST_COLOR))]
         plot_metric(acc_plot, "accuracy %", series, 100.0, view=view, key="test green, train orange",
-                    axes=[axis for axis in axes for _ in range(2)])
+                    axes=None if axes is None else [axis for axis in axes for _ in range(2)])
     else:
         plot_metric(acc_plot, "test accuracy %", [(label, c.test_acc, color) for label, c, color in runs], 100.0,
                     view=view, axes=axes)

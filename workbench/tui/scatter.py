@@ -95,9 +95,9 @@ class ScatterScreen(Screen):
         plot, rows = self.query_one("#scatter-plot", PlotextPlot), self.rows
         where = f" · filter {self.filter_text!r}" if self.filter_text else ""
         left_out = rows.left_out()
-        enough = len(rows.rows) >= 2 and rows.settings
-        caption = (f"{len(rows.rows)} of {len(self.summaries)} runs"
-                   + (f" (left out: {left_out})" if left_out else "") + where + " · s scatter · i importance · p parallel")
+        enough = rows.weighable
+        caption = (f"{len(rows.rows)} of {len(self.summaries)} runs" + (f" (left out: {left_out})" if left_out else "")
+                   + where + " · s scatter · i importance · p parallel")
         legend = ""
         if not enough:
             legend = "nothing to weigh: " + ("fewer than two done runs" if len(rows.rows) < 2
@@ -173,20 +173,17 @@ class ScatterScreen(Screen):
             return
         self.notify(markup(f"wrote {out.resolve()}"), title="Export figure")
 
-
     def export_settings(self) -> None:
         """ctrl+e in the importance or parallel view: its figure, as `plot --importance` / `--parallel` draws it."""
         rows, out = self.rows, self.figure_dir / f"{self.view}.png"
-        title = f"{len(rows.rows)} runs" + (f" · filter {self.filter_text!r}" if self.filter_text else "")
-        if len(rows.rows) < 2 or not rows.settings or (self.view == "importance" and (
-                self.importance is None or self.importance.why_none)):
+        if not rows.weighable or (self.view == "importance" and (self.importance is None or self.importance.why_none)):
             self.notify("nothing to draw yet", title="Export figure", severity="warning")
             return
         try:
             if self.view == "importance":
-                write_importance(self.importance, f"which settings matter · {title}", out)
+                write_importance(self.importance, rows, self.filter_text, out)
             else:
-                write_parallel(parallel(rows), f"every run through its settings to its score · {title}", out)
+                write_parallel(rows, self.filter_text, out)
         except OSError as exc:
             self.notify(markup(f"cannot write {out}: {exc.strerror or exc}"), title="Export figure", severity="error")
             return

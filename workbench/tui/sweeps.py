@@ -23,8 +23,8 @@ from workbench.sweep import (SweepRun, SweepSpec, Trial, all_trials, default_sto
 from workbench.sweep.supervisor import SweepNotStarted, check_workers, sweep_refusal
 from workbench.tui.live import fit_title
 from workbench.tui.messages import RunsFound, SweepEnded, SweepUpdate
-from workbench.tui.text import cell, markup
 from workbench.tui.settings_views import draw_importance, draw_parallel
+from workbench.tui.text import cell, markup
 from workbench.tui.text_input import TextInput
 
 POLL_S = 1.0
